@@ -1,0 +1,384 @@
+//! `facectl eval`: detection and recognition quality on a labelled folder
+//! with the layout of shared/data. The JSON keys are a stable interface
+//! (documented in the README).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use face_core::{
+    Collection, EnrollOutcome, FacePipeline, MatchConfig, StageTimings, embed::Embedding,
+    l2_distance,
+};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::labels::{detection_labels, recognition_labels};
+
+/// False-accept rate at which the TAR is reported.
+const TARGET_FAR: f64 = 1e-3;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub detection: DetectionReport,
+    pub recognition: RecognitionReport,
+    /// Images that could not be processed, with the reason.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectionReport {
+    /// Σ min(detected, labelled) / Σ labelled faces.
+    pub recall: f64,
+    /// Σ min(detected, max_faces) / Σ detected.
+    pub precision: f64,
+    /// Images whose detected count lies in [min_faces, max_faces].
+    pub images_in_range: usize,
+    pub images_total: usize,
+    /// Faces reported on the images labelled with no face at all.
+    pub false_faces: usize,
+    pub face_free_images: usize,
+    pub images: Vec<DetectionRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectionRow {
+    pub path: String,
+    pub detected: usize,
+    pub min_faces: u32,
+    pub max_faces: u32,
+    pub in_range: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecognitionReport {
+    /// Leave-one-out over people with 2+ photos, every other photo of
+    /// those people enrolled: nearest person correct (closed set).
+    pub rank1: f64,
+    /// The same queries, counted correct only when the nearest person is
+    /// right and within the threshold (open set).
+    pub identification_rate: f64,
+    /// Photos of single-photo people (never enrolled) that come out unknown.
+    pub unknown_rejection: f64,
+    /// True-accept rate over all same-person pairs at the distance where
+    /// at most 1e-3 of the different-person pairs are accepted.
+    #[serde(rename = "tar_at_far_1e-3")]
+    pub tar_at_far_1e_3: f64,
+    /// That distance.
+    #[serde(rename = "threshold_at_far_1e-3")]
+    pub threshold_at_far_1e_3: f32,
+    /// The open-set L2 threshold in use.
+    pub threshold: f32,
+    pub queries: usize,
+    pub unknown_queries: usize,
+    pub genuine_pairs: usize,
+    pub impostor_pairs: usize,
+    pub max_genuine_distance: f32,
+    pub min_impostor_distance: f32,
+    /// Photos refused at enrollment, with the reason.
+    pub unindexed: Vec<String>,
+    /// Queries that were answered wrongly, for inspection.
+    pub misses: Vec<String>,
+}
+
+/// One recognition photo, analyzed.
+struct Photo {
+    path: String,
+    identity: String,
+    /// The largest face's embedding (the labelled person's, per SOURCES.md).
+    query: Option<Embedding>,
+    /// The enrollment embedding, or why it was refused.
+    enrolled: std::result::Result<Embedding, String>,
+}
+
+fn read(data: &Path, rel: &str) -> Result<Vec<u8>> {
+    let path: PathBuf = data.join(rel);
+    std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))
+}
+
+/// Runs the whole evaluation on `threads` worker threads.
+pub fn evaluate(pipeline: &FacePipeline, data: &Path, threads: usize) -> Result<EvalReport> {
+    let detection = detection_labels(data)?;
+    let recognition = recognition_labels(data)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("starting the worker pool")?;
+    let mut errors = Vec::new();
+
+    let counts: Vec<Result<usize>> = pool.install(|| {
+        detection
+            .par_iter()
+            .map(|label| {
+                let bytes = read(data, &label.path)?;
+                let image = pipeline
+                    .decode(&bytes)
+                    .with_context(|| label.path.clone())?;
+                Ok(pipeline
+                    .detect(&image)
+                    .with_context(|| label.path.clone())?
+                    .len())
+            })
+            .collect()
+    });
+    let mut rows = Vec::new();
+    for (label, count) in detection.iter().zip(counts) {
+        match count {
+            Ok(detected) => rows.push(DetectionRow {
+                path: label.path.clone(),
+                detected,
+                min_faces: label.min_faces,
+                max_faces: label.max_faces,
+                in_range: (label.min_faces as usize..=label.max_faces as usize).contains(&detected),
+            }),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    let labelled: u64 = detection.iter().map(|l| u64::from(l.face_count)).sum();
+    let detected: u64 = rows.iter().map(|r| r.detected as u64).sum();
+    let found: u64 = detection
+        .iter()
+        .zip(&rows)
+        .map(|(l, r)| (r.detected as u64).min(u64::from(l.face_count)))
+        .sum();
+    let plausible: u64 = rows
+        .iter()
+        .map(|r| (r.detected as u64).min(u64::from(r.max_faces)))
+        .sum();
+    let detection_report = DetectionReport {
+        recall: ratio(found, labelled),
+        precision: if detected == 0 {
+            1.0
+        } else {
+            ratio(plausible, detected)
+        },
+        images_in_range: rows.iter().filter(|r| r.in_range).count(),
+        images_total: detection.len(),
+        false_faces: rows
+            .iter()
+            .filter(|r| r.max_faces == 0)
+            .map(|r| r.detected)
+            .sum(),
+        face_free_images: rows.iter().filter(|r| r.max_faces == 0).count(),
+        images: rows,
+    };
+
+    let photos: Vec<Result<Photo>> = pool.install(|| {
+        recognition
+            .par_iter()
+            .map(|label| analyze_photo(pipeline, data, &label.path, &label.identity))
+            .collect()
+    });
+    let mut analyzed = Vec::new();
+    for photo in photos {
+        match photo {
+            Ok(p) => analyzed.push(p),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    let recognition_report = recognition_metrics(&analyzed, &pipeline.config().matching);
+    Ok(EvalReport {
+        detection: detection_report,
+        recognition: recognition_report,
+        errors,
+    })
+}
+
+fn analyze_photo(
+    pipeline: &FacePipeline,
+    data: &Path,
+    path: &str,
+    identity: &str,
+) -> Result<Photo> {
+    let bytes = read(data, path)?;
+    let image = pipeline.decode(&bytes).with_context(|| path.to_string())?;
+    let mut timings = StageTimings::default();
+    let faces = pipeline
+        .analyze_image(&image, &mut timings)
+        .with_context(|| path.to_string())?;
+    let query = faces
+        .iter()
+        .max_by(|a, b| a.face.bbox.area().total_cmp(&b.face.bbox.area()))
+        .map(|f| f.embedding);
+    let enrolled = match pipeline
+        .enroll_image(&image)
+        .with_context(|| path.to_string())?
+    {
+        EnrollOutcome::Indexed { embedding, .. } => Ok(embedding),
+        EnrollOutcome::Unindexed(reason) => Err(reason.to_string()),
+    };
+    Ok(Photo {
+        path: path.to_string(),
+        identity: identity.to_string(),
+        query,
+        enrolled,
+    })
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+fn gallery(photos: &[&Photo], version: &str) -> Collection {
+    let mut collection = Collection::new(version);
+    for p in photos {
+        if let Ok(embedding) = &p.enrolled {
+            let face = FacePipeline::enrolled_face(&p.path, &p.path, *embedding, 1);
+            // Identities come from our own label file and are valid names.
+            let _ = collection.add_faces(&p.identity, [face]);
+        }
+    }
+    collection
+}
+
+fn recognition_metrics(photos: &[Photo], matching: &MatchConfig) -> RecognitionReport {
+    let mut per_person: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in photos {
+        *per_person.entry(p.identity.as_str()).or_default() += 1;
+    }
+    let enrolled_people: BTreeSet<&str> = per_person
+        .iter()
+        .filter(|(_, n)| **n >= 2)
+        .map(|(name, _)| *name)
+        .collect();
+    let (known, unknown): (Vec<&Photo>, Vec<&Photo>) = photos
+        .iter()
+        .partition(|p| enrolled_people.contains(p.identity.as_str()));
+
+    let mut misses = Vec::new();
+    let (mut rank1, mut identified) = (0usize, 0usize);
+    for (i, query) in known.iter().enumerate() {
+        let others: Vec<&Photo> = known
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| *p)
+            .collect();
+        let collection = gallery(&others, "eval");
+        let Some(embedding) = &query.query else {
+            misses.push(format!("{}: no face found", query.path));
+            continue;
+        };
+        let m = collection.match_embedding(embedding, matching);
+        let nearest = m.candidates.first();
+        if nearest.is_some_and(|c| c.person == query.identity) {
+            rank1 += 1;
+        }
+        if m.identity
+            .as_ref()
+            .is_some_and(|c| c.person == query.identity)
+        {
+            identified += 1;
+        } else {
+            misses.push(format!(
+                "{}: expected {}, got {} (nearest {} at {:.3})",
+                query.path,
+                query.identity,
+                m.identity.as_ref().map_or("unknown", |c| c.person.as_str()),
+                nearest.map_or("-", |c| c.person.as_str()),
+                nearest.map_or(f32::NAN, |c| c.distance),
+            ));
+        }
+    }
+    let full = gallery(&known, "eval");
+    let mut rejected = 0usize;
+    for query in &unknown {
+        match &query.query {
+            None => rejected += 1,
+            Some(embedding) => match full.match_embedding(embedding, matching).identity {
+                None => rejected += 1,
+                Some(c) => misses.push(format!(
+                    "{}: never enrolled, taken for {} at {:.3}",
+                    query.path, c.person, c.distance
+                )),
+            },
+        }
+    }
+
+    let mut genuine = Vec::new();
+    let mut impostor = Vec::new();
+    let with_face: Vec<(&Photo, &Embedding)> = photos
+        .iter()
+        .filter_map(|p| p.query.as_ref().map(|e| (p, e)))
+        .collect();
+    for (i, (a, ea)) in with_face.iter().enumerate() {
+        for (b, eb) in &with_face[i + 1..] {
+            let d = l2_distance(ea, eb);
+            if a.identity == b.identity {
+                genuine.push(d)
+            } else {
+                impostor.push(d)
+            }
+        }
+    }
+    impostor.sort_by(f32::total_cmp);
+    // Accept when d < t: allow floor(FAR * n) impostor pairs below t.
+    let allowed = ((TARGET_FAR * impostor.len() as f64).floor() as usize).min(impostor.len());
+    let threshold_at_far = impostor.get(allowed).copied().unwrap_or(f32::INFINITY);
+    let accepted = genuine.iter().filter(|d| **d < threshold_at_far).count();
+
+    RecognitionReport {
+        rank1: ratio(rank1 as u64, known.len() as u64),
+        identification_rate: ratio(identified as u64, known.len() as u64),
+        unknown_rejection: ratio(rejected as u64, unknown.len() as u64),
+        tar_at_far_1e_3: ratio(accepted as u64, genuine.len() as u64),
+        threshold_at_far_1e_3: threshold_at_far,
+        threshold: matching.threshold_l2,
+        queries: known.len(),
+        unknown_queries: unknown.len(),
+        genuine_pairs: genuine.len(),
+        impostor_pairs: impostor.len(),
+        max_genuine_distance: genuine.iter().copied().fold(0.0, f32::max),
+        min_impostor_distance: impostor.first().copied().unwrap_or(f32::INFINITY),
+        unindexed: photos
+            .iter()
+            .filter_map(|p| {
+                p.enrolled
+                    .as_ref()
+                    .err()
+                    .map(|why| format!("{}: {why}", p.path))
+            })
+            .collect(),
+        misses,
+    }
+}
+
+/// A human-readable summary.
+pub fn render(report: &EvalReport) -> String {
+    let d = &report.detection;
+    let r = &report.recognition;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "detection: {}/{} images in range, recall {:.3}, precision {:.3}, {} false faces on {} face-free images\n",
+        d.images_in_range, d.images_total, d.recall, d.precision, d.false_faces, d.face_free_images
+    ));
+    for row in d.images.iter().filter(|r| !r.in_range) {
+        out.push_str(&format!(
+            "  out of range: {} detected {} (expected {}..={})\n",
+            row.path, row.detected, row.min_faces, row.max_faces
+        ));
+    }
+    out.push_str(&format!(
+        "recognition: rank-1 {:.3} ({} queries), open-set identification {:.3}, unknown rejection {:.3} ({} queries)\n",
+        r.rank1, r.queries, r.identification_rate, r.unknown_rejection, r.unknown_queries
+    ));
+    out.push_str(&format!(
+        "  TAR {:.3} at FAR 1e-3 (distance < {:.3}); threshold {:.2}; genuine max {:.3}, impostor min {:.3} ({} / {} pairs)\n",
+        r.tar_at_far_1e_3, r.threshold_at_far_1e_3, r.threshold, r.max_genuine_distance,
+        r.min_impostor_distance, r.genuine_pairs, r.impostor_pairs
+    ));
+    for u in &r.unindexed {
+        out.push_str(&format!("  not enrolled: {u}\n"));
+    }
+    for m in &r.misses {
+        out.push_str(&format!("  miss: {m}\n"));
+    }
+    for e in &report.errors {
+        out.push_str(&format!("  error: {e}\n"));
+    }
+    out
+}

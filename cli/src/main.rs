@@ -1,0 +1,601 @@
+//! `facectl`: face detection, enrollment, recognition and evaluation on
+//! this machine, with collections in a local directory. See the README.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use face_core::{
+    Collection, DetectedFace, EnrollOutcome, FacePipeline, PipelineConfig, RecognizedFace,
+    StageTimings, UnindexedReason,
+};
+use facectl::{annotate, bench, eval, models, store};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sha2::Digest;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "facectl",
+    version,
+    about = "Face detection and recognition, locally"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Folder with the model files [default: $FACECTL_MODELS, else the checkout's blobs/]
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// YuNet detector file inside the models folder
+    #[arg(long, global = true, default_value = models::DEFAULT_DETECTOR)]
+    detector: String,
+    /// Where collections are kept [default: $FACECTL_STORE, else ~/.local/share/facectl]
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+    /// Open-set L2 distance threshold: farther faces are "unknown"
+    #[arg(long, global = true, default_value_t = 0.6)]
+    threshold: f32,
+    /// Detector score threshold (0..1)
+    #[arg(long, global = true, default_value_t = 0.7)]
+    score_threshold: f32,
+    /// Long side of the detector input, in pixels
+    #[arg(long, global = true, default_value_t = 640)]
+    input_size: u32,
+    /// Worker threads for batches of images
+    #[arg(long, global = true, default_value_t = default_threads())]
+    threads: usize,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Find faces: boxes, landmarks, confidence
+    Detect {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Write a copy of the (single) image with boxes and landmarks drawn
+        #[arg(long, value_name = "OUT.png")]
+        annotate: Option<PathBuf>,
+    },
+    /// Enroll a person from one or more photos
+    Enroll {
+        #[arg(long)]
+        collection: String,
+        #[arg(long)]
+        person: String,
+        /// Free-form attribute stored with the person, KEY=VALUE (repeatable)
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the people of a collection
+    People {
+        #[arg(long)]
+        collection: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person and every stored embedding of theirs
+    Forget {
+        #[arg(long)]
+        collection: String,
+        #[arg(long)]
+        person: String,
+    },
+    /// Say who is in each photo, or "unknown"
+    Recognize {
+        #[arg(long)]
+        collection: String,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Write a copy of the (single) image with boxes drawn
+        #[arg(long, value_name = "OUT.png")]
+        annotate: Option<PathBuf>,
+    },
+    /// Detection and recognition quality on a labelled folder (shared/data layout)
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Timings per stage, throughput and cold start (used by `cargo xtask bench`)
+    Bench {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let process_start = Instant::now();
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli, process_start) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("facectl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn pipeline_config(g: &GlobalArgs) -> PipelineConfig {
+    let mut config = PipelineConfig::default();
+    config.matching.threshold_l2 = g.threshold;
+    config.detector.score_threshold = g.score_threshold;
+    config.detector.input_long_side_px = g.input_size;
+    config
+}
+
+fn load(g: &GlobalArgs) -> Result<FacePipeline> {
+    models::load_pipeline(
+        &models::models_dir(g.models.as_deref()),
+        &g.detector,
+        pipeline_config(g),
+    )
+}
+
+fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
+    let g = &cli.global;
+    let store = store::Store::new(store::store_dir(g.store.as_deref()));
+    match cli.command {
+        Command::Detect {
+            images,
+            json,
+            annotate,
+        } => detect(g, &images, json, annotate.as_deref()),
+        Command::Enroll {
+            collection,
+            person,
+            attributes,
+            images,
+            json,
+        } => enroll(g, &store, &collection, &person, &attributes, &images, json),
+        Command::People { collection, json } => people(&store, &collection, json),
+        Command::Forget { collection, person } => {
+            let mut c = store.load_existing(&collection)?;
+            let removed = c.forget(&person)?;
+            store.save(&collection, &c)?;
+            println!(
+                "forgot {person}: {} embeddings removed",
+                removed.faces.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Recognize {
+            collection,
+            images,
+            json,
+            annotate,
+        } => recognize(g, &store, &collection, &images, json, annotate.as_deref()),
+        Command::Eval { data, json } => {
+            let pipeline = load(g)?;
+            let report = eval::evaluate(&pipeline, &data, g.threads)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", eval::render(&report));
+            }
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench { data, repeat, json } => {
+            let options = bench::BenchOptions {
+                data,
+                models: models::models_dir(g.models.as_deref()),
+                detector: g.detector.clone(),
+                repeat,
+                threads: g.threads,
+                config: pipeline_config(g),
+            };
+            let report = bench::run(process_start, &options)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+fn progress(len: usize) -> ProgressBar {
+    if len < 2 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Reports a per-file failure on one line and keeps going.
+fn report_failure(path: &Path, error: &anyhow::Error) {
+    eprintln!("facectl: {}: {error:#}", path.display());
+}
+
+#[derive(Debug, Serialize)]
+struct ImageFaces<F> {
+    path: String,
+    width: u32,
+    height: u32,
+    faces: Vec<F>,
+}
+
+fn read_and_decode(pipeline: &FacePipeline, path: &Path) -> Result<(Vec<u8>, face_core::RgbImage)> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
+    let image = pipeline.decode(&bytes)?;
+    Ok((bytes, image))
+}
+
+fn write_annotated(
+    path: &Path,
+    mut image: face_core::RgbImage,
+    faces: &[DetectedFace],
+    known: &[bool],
+) -> Result<()> {
+    annotate::draw_faces(&mut image, faces, known);
+    image
+        .save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn detect(
+    g: &GlobalArgs,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+) -> Result<ExitCode> {
+    if annotate_to.is_some() && images.len() != 1 {
+        bail!("--annotate takes exactly one image");
+    }
+    let pipeline = load(g)?;
+    let bar = progress(images.len());
+    let mut failed = false;
+    let mut results = Vec::new();
+    for path in images {
+        bar.set_message(path.display().to_string());
+        let outcome = read_and_decode(&pipeline, path).and_then(|(_, image)| {
+            let faces = pipeline.detect(&image)?;
+            Ok((image, faces))
+        });
+        bar.inc(1);
+        match outcome {
+            Ok((image, faces)) => {
+                if let Some(out) = annotate_to {
+                    write_annotated(out, image.clone(), &faces, &[])?;
+                }
+                if !json {
+                    bar.suspend(|| print_detections(path, &faces));
+                }
+                results.push(ImageFaces {
+                    path: path.display().to_string(),
+                    width: image.width(),
+                    height: image.height(),
+                    faces,
+                });
+            }
+            Err(e) => {
+                failed = true;
+                bar.suspend(|| report_failure(path, &e));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_detections(path: &Path, faces: &[DetectedFace]) {
+    println!("{}: {} face(s)", path.display(), faces.len());
+    for (i, f) in faces.iter().enumerate() {
+        println!(
+            "  #{i} box x={:.0} y={:.0} w={:.0} h={:.0} confidence {:.3}",
+            f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height, f.confidence
+        );
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+enum EnrollResult {
+    Indexed {
+        path: String,
+        face_id: String,
+        confidence: f32,
+    },
+    Unindexed {
+        path: String,
+        #[serde(flatten)]
+        reason: UnindexedReason,
+    },
+    Error {
+        path: String,
+        error: String,
+    },
+}
+
+fn parse_attributes(attributes: &[String]) -> Result<BTreeMap<String, String>> {
+    attributes
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--attr {kv:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn enroll(
+    g: &GlobalArgs,
+    store: &store::Store,
+    collection_name: &str,
+    person: &str,
+    attributes: &[String],
+    images: &[PathBuf],
+    json: bool,
+) -> Result<ExitCode> {
+    store::Store::validate_name(collection_name)?;
+    Collection::validate_name(person)?;
+    let attributes = parse_attributes(attributes)?;
+    let pipeline = load(g)?;
+    let mut collection = store
+        .load(collection_name)?
+        .unwrap_or_else(|| Collection::new(pipeline.face_model_version()));
+    collection.check_compatible(pipeline.face_model_version())?;
+
+    let bar = progress(images.len());
+    let mut results = Vec::new();
+    let mut indexed = Vec::new();
+    for path in images {
+        bar.set_message(path.display().to_string());
+        let name = path.display().to_string();
+        let outcome = read_and_decode(&pipeline, path).and_then(|(bytes, image)| {
+            Ok((
+                hex::encode(&sha2::Sha256::digest(&bytes)[..8]),
+                pipeline.enroll_image(&image)?,
+            ))
+        });
+        bar.inc(1);
+        let result = match outcome {
+            Ok((
+                face_id,
+                EnrollOutcome::Indexed {
+                    face,
+                    embedding,
+                    augmentations,
+                },
+            )) => {
+                indexed.push(FacePipeline::enrolled_face(
+                    &name,
+                    &face_id,
+                    embedding,
+                    augmentations,
+                ));
+                EnrollResult::Indexed {
+                    path: name,
+                    face_id,
+                    confidence: face.confidence,
+                }
+            }
+            Ok((_, EnrollOutcome::Unindexed(reason))) => {
+                EnrollResult::Unindexed { path: name, reason }
+            }
+            Err(e) => {
+                bar.suspend(|| report_failure(path, &e));
+                EnrollResult::Error {
+                    path: name,
+                    error: format!("{e:#}"),
+                }
+            }
+        };
+        results.push(result);
+    }
+    bar.finish_and_clear();
+    let any_indexed = !indexed.is_empty();
+    if any_indexed {
+        collection.add_faces(person, indexed)?;
+        if let Some(p) = collection.people.get_mut(person) {
+            p.attributes.extend(attributes);
+        }
+        store.save(collection_name, &collection)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        for r in &results {
+            match r {
+                EnrollResult::Indexed {
+                    path,
+                    face_id,
+                    confidence,
+                } => {
+                    println!("indexed {path} as face {face_id} (confidence {confidence:.3})")
+                }
+                EnrollResult::Unindexed { path, reason } => {
+                    println!("not indexed {path}: {reason}")
+                }
+                EnrollResult::Error { .. } => {}
+            }
+        }
+        let total = collection.people.get(person).map_or(0, |p| p.faces.len());
+        println!("{person}: {total} face(s) in collection {collection_name}");
+    }
+    let errors = results
+        .iter()
+        .any(|r| matches!(r, EnrollResult::Error { .. }));
+    Ok(if errors || !any_indexed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct PersonSummary<'a> {
+    person: &'a str,
+    faces: usize,
+    attributes: &'a BTreeMap<String, String>,
+}
+
+fn people(store: &store::Store, collection_name: &str, json: bool) -> Result<ExitCode> {
+    let collection = store.load_existing(collection_name)?;
+    let summary: Vec<PersonSummary<'_>> = collection
+        .people
+        .iter()
+        .map(|(name, p)| PersonSummary {
+            person: name,
+            faces: p.faces.len(),
+            attributes: &p.attributes,
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for p in &summary {
+            let attrs: Vec<String> = p
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!("{}\t{} face(s)\t{}", p.person, p.faces, attrs.join(" "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn recognize(
+    g: &GlobalArgs,
+    store: &store::Store,
+    collection_name: &str,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+) -> Result<ExitCode> {
+    if annotate_to.is_some() && images.len() != 1 {
+        bail!("--annotate takes exactly one image");
+    }
+    let collection = store.load_existing(collection_name)?;
+    let pipeline = load(g)?;
+    collection.check_compatible(pipeline.face_model_version())?;
+    let bar = progress(images.len());
+    let mut failed = false;
+    let mut results = Vec::new();
+    for path in images {
+        bar.set_message(path.display().to_string());
+        let outcome = read_and_decode(&pipeline, path).and_then(|(_, image)| {
+            let mut timings = StageTimings::default();
+            let faces = pipeline.analyze_image(&image, &mut timings)?;
+            Ok((
+                image,
+                pipeline.match_faces(faces, &collection, &mut timings),
+            ))
+        });
+        bar.inc(1);
+        match outcome {
+            Ok((image, faces)) => {
+                if let Some(out) = annotate_to {
+                    let detected: Vec<DetectedFace> =
+                        faces.iter().map(|f| f.face.clone()).collect();
+                    let known: Vec<bool> = faces
+                        .iter()
+                        .map(|f| f.face_match.identity.is_some())
+                        .collect();
+                    write_annotated(out, image.clone(), &detected, &known)?;
+                }
+                if !json {
+                    bar.suspend(|| print_recognitions(path, &faces));
+                }
+                results.push(ImageFaces {
+                    path: path.display().to_string(),
+                    width: image.width(),
+                    height: image.height(),
+                    faces,
+                });
+            }
+            Err(e) => {
+                failed = true;
+                bar.suspend(|| report_failure(path, &e));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_recognitions(path: &Path, faces: &[RecognizedFace]) {
+    println!("{}: {} face(s)", path.display(), faces.len());
+    for (i, f) in faces.iter().enumerate() {
+        let b = f.face.bbox;
+        match &f.face_match.identity {
+            Some(c) => println!(
+                "  #{i} {} (similarity {:.1}, distance {:.3}) at x={:.0} y={:.0} w={:.0} h={:.0}",
+                c.person, c.similarity, c.distance, b.x, b.y, b.width, b.height
+            ),
+            None => println!(
+                "  #{i} unknown (nearest {}) at x={:.0} y={:.0} w={:.0} h={:.0}",
+                f.face_match
+                    .candidates
+                    .first()
+                    .map_or("-".to_string(), |c| format!(
+                        "{} at {:.3}",
+                        c.person, c.distance
+                    )),
+                b.x,
+                b.y,
+                b.width,
+                b.height
+            ),
+        }
+    }
+}

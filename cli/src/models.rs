@@ -1,0 +1,61 @@
+//! Finding the model files on disk and loading the pipeline once.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use face_core::{FacePipeline, ModelBytes, PipelineConfig};
+
+/// The detector file used unless `--detector` says otherwise: YuNet-s with
+/// a dynamic input, so the letterbox keeps the photo's aspect ratio.
+pub const DEFAULT_DETECTOR: &str = "yunet_s_dynamic.onnx";
+pub const RECOGNIZER: &str = "dlib_face_recognition_resnet_model_v1.onnx";
+
+/// Where models are looked for, first match wins: the `--models` flag,
+/// `$FACECTL_MODELS`, `blobs/` of this source checkout.
+pub fn models_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os("FACECTL_MODELS") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../blobs")
+}
+
+/// The collection tag for a detector file: embeddings depend on the
+/// landmarks, so the detector is part of the model version.
+pub fn face_model_version(detector_file: &str) -> String {
+    let detector = detector_file.trim_end_matches(".onnx");
+    format!("{detector}+dlib_resnet_v1")
+}
+
+fn read_model(dir: &Path, file: &str) -> Result<Vec<u8>> {
+    let path = dir.join(file);
+    if !path.is_file() {
+        bail!(
+            "model file {} not found: run `cargo xtask fetch-blobs`, or point --models / FACECTL_MODELS at the folder that has it",
+            path.display()
+        );
+    }
+    std::fs::read(&path).with_context(|| format!("reading model {}", path.display()))
+}
+
+/// Reads both models and builds the pipeline.
+pub fn load_pipeline(
+    dir: &Path,
+    detector_file: &str,
+    config: PipelineConfig,
+) -> Result<FacePipeline> {
+    let detector = read_model(dir, detector_file)?;
+    let recognizer = read_model(dir, RECOGNIZER)?;
+    let version = face_model_version(detector_file);
+    FacePipeline::new(
+        ModelBytes {
+            detector_onnx: &detector,
+            recognizer_onnx: &recognizer,
+            face_model_version: &version,
+        },
+        config,
+    )
+    .context("loading the face models")
+}

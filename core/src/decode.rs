@@ -1,0 +1,293 @@
+//! Safe image decoding from bytes: format sniffed from the content (file
+//! extensions lie), size limits checked before any pixel buffer is
+//! allocated, EXIF orientation applied, everything converted to RGB.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::error::DecodeError;
+
+/// Limits enforced before decoding. Defaults: 15 MiB encoded (Rekognition's
+/// S3 object limit) and 40 megapixels (a 7680x5200 photo fits; a
+/// decompression bomb does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_encoded_bytes: u64,
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_encoded_bytes: 15 * 1024 * 1024,
+            max_pixels: 40_000_000,
+        }
+    }
+}
+
+/// Formats the pipeline accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl SourceFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "JPEG",
+            SourceFormat::Png => "PNG",
+            SourceFormat::Webp => "WebP",
+        }
+    }
+    fn image_format(self) -> ImageFormat {
+        match self {
+            SourceFormat::Jpeg => ImageFormat::Jpeg,
+            SourceFormat::Png => ImageFormat::Png,
+            SourceFormat::Webp => ImageFormat::WebP,
+        }
+    }
+}
+
+/// Names the format of `bytes` from its magic numbers, or says what it is
+/// when it is something we refuse (a video, a GIF, ...).
+pub fn sniff_format(bytes: &[u8]) -> Result<SourceFormat, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(SourceFormat::Jpeg);
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Ok(SourceFormat::Png);
+    }
+    if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        return Ok(SourceFormat::Webp);
+    }
+    Err(DecodeError::UnsupportedFormat(describe_unsupported(bytes)))
+}
+
+fn describe_unsupported(bytes: &[u8]) -> String {
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        let brand = String::from_utf8_lossy(&bytes[8..12]).trim().to_string();
+        return if brand.starts_with("hei") || brand.starts_with("avi") || brand == "mif1" {
+            format!("HEIF/AVIF image (brand {brand})")
+        } else {
+            format!("video container (ISO-BMFF/MP4, brand {brand}), not an image")
+        };
+    }
+    if bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        return "video container (Matroska/WebM), not an image".into();
+    }
+    if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"AVI " {
+        return "video container (AVI), not an image".into();
+    }
+    match image::guess_format(bytes) {
+        Ok(format) => format!("{format:?}"),
+        Err(_) => "unrecognized bytes".into(),
+    }
+}
+
+/// A decoded image with where it came from.
+#[derive(Debug, Clone)]
+pub struct DecodedImage {
+    pub rgb: RgbImage,
+    pub format: SourceFormat,
+}
+
+/// Decodes JPEG, PNG or WebP bytes into an upright RGB image.
+pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
+    let size_bytes = bytes.len() as u64;
+    if size_bytes > limits.max_encoded_bytes {
+        return Err(DecodeError::EncodedTooLarge {
+            size_bytes,
+            limit_bytes: limits.max_encoded_bytes,
+        });
+    }
+    let format = sniff_format(bytes)?;
+    let corrupt = |e: image::ImageError| classify_image_error(format, e, limits);
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut image_limits = Limits::default();
+    // Room for the decoded RGBA buffer at the pixel limit plus codec scratch.
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+
+    // Dimensions come from the header: refuse bombs before allocating.
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(DecodeError::ZeroSized { width, height });
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(DecodeError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            limit_pixels: limits.max_pixels,
+        });
+    }
+    // A broken EXIF block is not worth losing the photo over.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    let rgb = match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
+    Ok(DecodedImage { rgb, format })
+}
+
+fn classify_image_error(
+    format: SourceFormat,
+    error: image::ImageError,
+    limits: &DecodeLimits,
+) -> DecodeError {
+    match error {
+        image::ImageError::Limits(_) => DecodeError::TooManyPixels {
+            width: 0,
+            height: 0,
+            pixels: 0,
+            limit_pixels: limits.max_pixels,
+        },
+        image::ImageError::Unsupported(e) => {
+            DecodeError::UnsupportedFormat(format!("{} variant: {e}", format.name()))
+        }
+        other => DecodeError::Corrupt {
+            format: format.name(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).expect("encode test image");
+        out.into_inner()
+    }
+
+    #[test]
+    fn sniffs_by_content_not_name() {
+        let img = DynamicImage::new_rgb8(8, 6);
+        let png = encode(&img, ImageFormat::Png);
+        assert_eq!(sniff_format(&png), Ok(SourceFormat::Png));
+        let decoded = decode_image(&png, &DecodeLimits::default()).expect("decode png");
+        assert_eq!(decoded.rgb.dimensions(), (8, 6));
+    }
+
+    #[test]
+    fn grayscale_and_rgba_become_rgb() {
+        let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(4, 4, image::Luma([77])));
+        let decoded = decode_image(&encode(&gray, ImageFormat::Png), &DecodeLimits::default())
+            .expect("decode gray");
+        assert_eq!(decoded.rgb.get_pixel(1, 1).0, [77, 77, 77]);
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            4,
+            4,
+            image::Rgba([1, 2, 3, 0]),
+        ));
+        let decoded = decode_image(&encode(&rgba, ImageFormat::Png), &DecodeLimits::default())
+            .expect("decode rgba");
+        assert_eq!(decoded.rgb.get_pixel(0, 0).0, [1, 2, 3]);
+    }
+
+    #[test]
+    fn refuses_video_and_empty_and_garbage() {
+        let mut mp4 = vec![0, 0, 0, 0x20];
+        mp4.extend_from_slice(b"ftypisom\0\0\0\0");
+        match sniff_format(&mp4) {
+            Err(DecodeError::UnsupportedFormat(why)) => assert!(why.contains("video"), "{why}"),
+            other => panic!("expected unsupported, got {other:?}"),
+        }
+        assert_eq!(sniff_format(&[]), Err(DecodeError::Empty));
+        assert!(matches!(
+            decode_image(b"hello world, not an image", &DecodeLimits::default()),
+            Err(DecodeError::UnsupportedFormat(_))
+        ));
+    }
+
+    #[test]
+    fn truncated_jpeg_is_corrupt_not_panic() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([x as u8 * 3, y as u8 * 3, 90])
+        }));
+        let jpeg = encode(&img, ImageFormat::Jpeg);
+        for cut in [4, 20, 100, jpeg.len() / 2] {
+            let result = decode_image(&jpeg[..cut], &DecodeLimits::default());
+            assert!(
+                matches!(result, Err(DecodeError::Corrupt { .. })),
+                "cut at {cut}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_before_decoding() {
+        let img = DynamicImage::new_rgb8(100, 100);
+        let png = encode(&img, ImageFormat::Png);
+        let tight = DecodeLimits {
+            max_encoded_bytes: 10,
+            ..DecodeLimits::default()
+        };
+        assert!(matches!(
+            decode_image(&png, &tight),
+            Err(DecodeError::EncodedTooLarge { .. })
+        ));
+        let few_pixels = DecodeLimits {
+            max_pixels: 99 * 100,
+            ..DecodeLimits::default()
+        };
+        assert!(matches!(
+            decode_image(&png, &few_pixels),
+            Err(DecodeError::TooManyPixels {
+                width: 100,
+                height: 100,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn decompression_bomb_header_fails_fast() {
+        // A PNG header claiming 100000x100000 pixels with almost no data.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(b"IHDR");
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        let result = decode_image(&png, &DecodeLimits::default());
+        assert!(
+            matches!(result, Err(DecodeError::TooManyPixels { .. })),
+            "{result:?}"
+        );
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}

@@ -1,0 +1,33 @@
+//! `face-core`: the face pipeline, pure Rust and free of I/O.
+//!
+//! Bytes in, faces out: [`decode`] turns untrusted image bytes into RGB
+//! pixels under explicit limits, [`detect`] finds faces with YuNet,
+//! [`align`] warps each onto dlib's template, [`embed`] computes the 128-d
+//! dlib ResNet descriptor, [`collection`] matches it open-set, and
+//! [`pipeline`] ties them together behind one shareable handle. Model files
+//! come in as bytes: reading files, S3 or the network is the caller's job.
+
+pub mod align;
+pub mod collection;
+pub mod decode;
+pub mod detect;
+pub mod embed;
+pub mod enroll;
+pub mod error;
+pub mod geometry;
+pub mod pipeline;
+mod plans;
+pub mod resample;
+
+pub use collection::{Candidate, Collection, EnrolledFace, FaceMatch, MatchConfig};
+pub use decode::{DecodeLimits, DecodedImage, SourceFormat, decode_image};
+pub use detect::{DetectedFace, Detector, DetectorConfig};
+pub use embed::{EMBEDDING_DIM, Embedder, Embedding, l2_distance};
+pub use enroll::{EnrollPolicy, UnindexedReason};
+pub use error::{ConfigError, DecodeError, FaceError, ModelError};
+pub use geometry::{PixelBox, Point, RelativeBox};
+pub use image::RgbImage;
+pub use pipeline::{
+    AnalyzedFace, EnrollOutcome, FacePipeline, ModelBytes, PipelineConfig, RecognizedFace,
+    StageTimings,
+};

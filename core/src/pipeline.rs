@@ -1,0 +1,273 @@
+//! The whole pipeline behind one handle: decode, detect, align, embed,
+//! match, enroll. Models are loaded once; the handle is `Send + Sync` and
+//! meant to be shared (`Arc`) by every thread and every trigger.
+
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::align::{Jitter, extract_chip};
+use crate::collection::{Collection, EnrolledFace, FaceMatch, MatchConfig};
+use crate::decode::{DecodeLimits, decode_image};
+use crate::detect::{DetectedFace, Detector, DetectorConfig};
+use crate::embed::{CHIP_VALUES, Embedder, Embedding, mean_embedding};
+use crate::enroll::{EnrollPolicy, UnindexedReason};
+use crate::error::{FaceError, ModelError};
+
+/// Everything tunable, with the calibrated defaults.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    pub detector: DetectorConfig,
+    pub matching: MatchConfig,
+    pub enroll: EnrollPolicy,
+    #[serde(skip)]
+    pub decode_limits: DecodeLimitsConfig,
+}
+
+/// [`DecodeLimits`] as a config value.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DecodeLimitsConfig(pub DecodeLimits);
+
+/// The model files, as bytes: `face-core` reads no files itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelBytes<'a> {
+    /// A YuNet ONNX file (fixed or dynamic input).
+    pub detector_onnx: &'a [u8],
+    /// The dlib ResNet recognizer ONNX file.
+    pub recognizer_onnx: &'a [u8],
+    /// Names the model pair; stored with collections so that embeddings
+    /// from different models are never compared.
+    pub face_model_version: &'a str,
+}
+
+/// Milliseconds spent per stage for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StageTimings {
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    pub align_ms: f64,
+    pub embed_ms: f64,
+    pub match_ms: f64,
+}
+
+/// A detected face with its descriptor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalyzedFace {
+    #[serde(flatten)]
+    pub face: DetectedFace,
+    #[serde(skip)]
+    pub embedding: Embedding,
+}
+
+/// A detected face with its open-set match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecognizedFace {
+    #[serde(flatten)]
+    pub face: DetectedFace,
+    #[serde(rename = "match")]
+    pub face_match: FaceMatch,
+}
+
+/// The outcome of enrolling one photo.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnrollOutcome {
+    Indexed {
+        face: DetectedFace,
+        embedding: Embedding,
+        augmentations: u32,
+    },
+    Unindexed(UnindexedReason),
+}
+
+#[derive(Debug)]
+pub struct FacePipeline {
+    detector: Detector,
+    embedder: Embedder,
+    config: PipelineConfig,
+    face_model_version: String,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl FacePipeline {
+    pub fn new(models: ModelBytes<'_>, config: PipelineConfig) -> Result<Self, FaceError> {
+        config.detector.validate()?;
+        let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector)?;
+        let embedder = Embedder::from_onnx_bytes(models.recognizer_onnx)?;
+        Ok(Self {
+            detector,
+            embedder,
+            config,
+            face_model_version: models.face_model_version.to_string(),
+        })
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    pub fn face_model_version(&self) -> &str {
+        &self.face_model_version
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Optimizes the plans a typical first request needs (a landscape
+    /// photo of `width` x `height` and one chip), so it does not pay for
+    /// them.
+    pub fn warm_up(&self, width: u32, height: u32) -> Result<(), ModelError> {
+        self.detector.prepare_for(width, height)?;
+        self.embedder.prepare(1)
+    }
+
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, FaceError> {
+        Ok(decode_image(bytes, &self.config.decode_limits.0)?.rgb)
+    }
+
+    pub fn detect(&self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {
+        Ok(self.detector.detect(image)?)
+    }
+
+    /// Aligns each face with each jitter into one batch of chips.
+    pub fn chips(&self, image: &RgbImage, faces: &[DetectedFace], jitters: &[Jitter]) -> Vec<f32> {
+        let mut chips = vec![0.0f32; faces.len() * jitters.len() * CHIP_VALUES];
+        let mut slots = chips.chunks_exact_mut(CHIP_VALUES);
+        for face in faces {
+            for jitter in jitters {
+                if let Some(slot) = slots.next() {
+                    // Degenerate landmarks leave a black chip: its
+                    // embedding matches no one rather than failing the batch.
+                    extract_chip(image, &face.landmarks, jitter, slot);
+                }
+            }
+        }
+        chips
+    }
+
+    /// Detects and embeds every face of a decoded image.
+    pub fn analyze_image(
+        &self,
+        image: &RgbImage,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<AnalyzedFace>, FaceError> {
+        let start = Instant::now();
+        let faces = self.detect(image)?;
+        let detected = Instant::now();
+        let chips = self.chips(image, &faces, &[Jitter::NONE]);
+        let aligned = Instant::now();
+        let embeddings = self.embed(&chips)?;
+        timings.detect_ms += ms(detected - start);
+        timings.align_ms += ms(aligned - detected);
+        timings.embed_ms += ms(aligned.elapsed());
+        Ok(faces
+            .into_iter()
+            .zip(embeddings)
+            .map(|(face, embedding)| AnalyzedFace { face, embedding })
+            .collect())
+    }
+
+    /// Embeds chips one model run per chip: measured faster in tract than
+    /// batched runs for this network (see `cargo xtask bench`).
+    pub fn embed(&self, chips: &[f32]) -> Result<Vec<Embedding>, FaceError> {
+        let mut out = Vec::with_capacity(chips.len() / CHIP_VALUES);
+        for chip in chips.chunks_exact(CHIP_VALUES) {
+            out.extend(self.embedder.embed_chips(chip)?);
+        }
+        Ok(out)
+    }
+
+    /// Decodes, detects and embeds.
+    pub fn analyze(
+        &self,
+        bytes: &[u8],
+        timings: &mut StageTimings,
+    ) -> Result<(RgbImage, Vec<AnalyzedFace>), FaceError> {
+        let start = Instant::now();
+        let image = self.decode(bytes)?;
+        timings.decode_ms += ms(start.elapsed());
+        let faces = self.analyze_image(&image, timings)?;
+        Ok((image, faces))
+    }
+
+    /// Matches analyzed faces against a collection.
+    pub fn match_faces(
+        &self,
+        faces: Vec<AnalyzedFace>,
+        collection: &Collection,
+        timings: &mut StageTimings,
+    ) -> Vec<RecognizedFace> {
+        let start = Instant::now();
+        let out = faces
+            .into_iter()
+            .map(|f| RecognizedFace {
+                face_match: collection.match_embedding(&f.embedding, &self.config.matching),
+                face: f.face,
+            })
+            .collect();
+        timings.match_ms += ms(start.elapsed());
+        out
+    }
+
+    /// Every face of the image with who it is, or unknown.
+    pub fn recognize(
+        &self,
+        bytes: &[u8],
+        collection: &Collection,
+        timings: &mut StageTimings,
+    ) -> Result<(RgbImage, Vec<RecognizedFace>), FaceError> {
+        collection.check_compatible(&self.face_model_version)?;
+        let (image, faces) = self.analyze(bytes, timings)?;
+        Ok((image, self.match_faces(faces, collection, timings)))
+    }
+
+    /// The enrollment embedding of a photo's main face: the mean over the
+    /// policy's augmentations, or the reason the photo is refused.
+    pub fn enroll_image(&self, image: &RgbImage) -> Result<EnrollOutcome, FaceError> {
+        let faces = self.detect(image)?;
+        let face = match self.config.enroll.select(&faces) {
+            Ok(face) => face.clone(),
+            Err(reason) => return Ok(EnrollOutcome::Unindexed(reason)),
+        };
+        let jitters = if self.config.enroll.augmentations.is_empty() {
+            vec![Jitter::NONE]
+        } else {
+            self.config.enroll.augmentations.clone()
+        };
+        let chips = self.chips(image, std::slice::from_ref(&face), &jitters);
+        let embeddings = self.embed(&chips)?;
+        let embedding = mean_embedding(&embeddings).ok_or_else(|| ModelError::Output {
+            model: "dlib ResNet recognizer",
+            reason: "no embedding".into(),
+        })?;
+        Ok(EnrollOutcome::Indexed {
+            face,
+            embedding,
+            augmentations: jitters.len() as u32,
+        })
+    }
+
+    /// Builds the stored record for an indexed face.
+    pub fn enrolled_face(
+        source: &str,
+        content_id: &str,
+        embedding: Embedding,
+        augmentations: u32,
+    ) -> EnrolledFace {
+        EnrolledFace {
+            face_id: content_id.to_string(),
+            source: source.to_string(),
+            augmentations,
+            embedding,
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! `cargo xtask bench`: our pipeline (`facectl bench`, tract) against the
+//! same pipeline in Python onnxruntime (`bench/reference_onnxruntime.py`),
+//! on the same images, at 1 and 2 threads, plus cold start.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use xshell::{Shell, cmd};
+
+/// Thread counts measured on both sides.
+const THREADS: [u32; 2] = [1, 2];
+/// External cold-start runs of `facectl detect` (median taken).
+const COLD_START_RUNS: usize = 5;
+/// A one-face photo of the shared data set, for the cold-start runs.
+const COLD_START_IMAGE: &str = "recognition/george_clooney/deepface_img38.jpg";
+/// The old CSE546 system (PyTorch on Lambda): measured cold start.
+const PYTORCH_COLD_START_MS: f64 = 19_900.0;
+const PYTORCH_COLD_START_LABEL: &str = "  19.9 s PyTorch cold start (old CSE546)";
+/// A file every models folder must hold.
+const RECOGNIZER_FILE: &str = "dlib_face_recognition_resnet_model_v1.onnx";
+const VENV: &str = "target/bench-venv";
+const REQUIREMENTS: &str = "bench/requirements.txt";
+const REFERENCE_SCRIPT: &str = "bench/reference_onnxruntime.py";
+const STAMP: &str = ".requirements-stamp";
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Data folder with labels_recognition.csv and labels_detection.csv
+    /// [default: <repo>/../shared/data]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Folder with the .onnx models [default: <repo>/blobs, else
+    /// <repo>/../shared/blobs]
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Timed passes over all images (after one warm-up pass)
+    #[arg(long, default_value_t = 3)]
+    pub repeat: u32,
+    /// Do not run the Python onnxruntime reference
+    #[arg(long)]
+    pub skip_reference: bool,
+    /// Do not build or run facectl (reference only)
+    #[arg(long)]
+    pub skip_ours: bool,
+    /// Also write every figure as JSON to this file
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+}
+
+/// What `facectl bench --json` and the Python reference both print.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub runtime: String,
+    pub threads: u32,
+    pub images: u64,
+    pub faces: u64,
+    pub stages_median_ms: StageMedians,
+    pub end_to_end_median_ms: f64,
+    pub images_per_s: f64,
+    /// Loading the models (both sides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_load_ms: Option<f64>,
+    /// Process start to first result (ours only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_ms: Option<f64>,
+}
+
+/// Per-image medians, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageMedians {
+    pub decode: f64,
+    pub detect: f64,
+    pub align: f64,
+    pub embed: f64,
+    #[serde(rename = "match")]
+    pub match_: f64,
+}
+
+/// Everything one `cargo xtask bench` measured.
+#[derive(Debug, Serialize)]
+struct Summary {
+    data: PathBuf,
+    models: PathBuf,
+    repeat: u32,
+    ours: Vec<BenchReport>,
+    reference: Vec<BenchReport>,
+    ours_external_cold_start_ms: Option<f64>,
+    pytorch_cold_start_ms: f64,
+}
+
+pub fn run(sh: &Shell, root: &Path, args: BenchArgs) -> Result<()> {
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => root.join("../shared/data"),
+    };
+    check_file(&data.join("labels_recognition.csv"), "data folder (--data)")?;
+    let models = match &args.models {
+        Some(m) => m.clone(),
+        None => default_models(root)?,
+    };
+    check_file(&models.join(RECOGNIZER_FILE), "models folder (--models)")?;
+    let (data, models) = (absolute(&data)?, absolute(&models)?);
+    let repeat = args.repeat.to_string();
+
+    let mut summary = Summary {
+        data: data.clone(),
+        models: models.clone(),
+        repeat: args.repeat,
+        ours: Vec::new(),
+        reference: Vec::new(),
+        ours_external_cold_start_ms: None,
+        pytorch_cold_start_ms: PYTORCH_COLD_START_MS,
+    };
+
+    if !args.skip_ours {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let _dir = sh.push_dir(root);
+        cmd!(sh, "{cargo} build --release -p facectl")
+            .run()
+            .context("building facectl (release)")?;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let facectl = absolute(&target.join("release/facectl"))?;
+        for threads in THREADS {
+            let t = threads.to_string();
+            eprintln!("== ours, {threads} thread(s)");
+            let out = cmd!(
+                sh,
+                "{facectl} bench --data {data} --models {models} --repeat {repeat} --threads {t} --json"
+            )
+            .read()
+            .with_context(|| format!("running facectl bench at {threads} thread(s)"))?;
+            summary
+                .ours
+                .push(parse_report(&out).context("parsing the JSON of facectl bench")?);
+        }
+        let image = data.join(COLD_START_IMAGE);
+        check_file(&image, "cold-start image")?;
+        summary.ours_external_cold_start_ms = Some(external_cold_start(&facectl, &image, &models)?);
+    }
+
+    if !args.skip_reference {
+        let python = ensure_venv(sh, root)?;
+        let script = root.join(REFERENCE_SCRIPT);
+        for threads in THREADS {
+            let t = threads.to_string();
+            eprintln!("== onnxruntime reference, {threads} thread(s)");
+            let out = cmd!(
+                sh,
+                "{python} {script} --models {models} --data {data} --repeat {repeat} --threads {t} --json"
+            )
+            .read()
+            .with_context(|| format!("running {REFERENCE_SCRIPT} at {threads} thread(s)"))?;
+            summary
+                .reference
+                .push(parse_report(&out).context("parsing the JSON of the Python reference")?);
+        }
+    }
+
+    print!("{}", render_table(&summary));
+    if let Some(path) = &args.json_out {
+        let json = serde_json::to_string_pretty(&summary).context("serializing the summary")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn check_file(path: &Path, what: &str) -> Result<()> {
+    if !path.is_file() {
+        bail!("{what}: {} not found", path.display());
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+/// `<repo>/blobs` when it holds the models, else the read-only shared copy.
+fn default_models(root: &Path) -> Result<PathBuf> {
+    let candidates = [root.join("blobs"), root.join("../shared/blobs")];
+    candidates
+        .iter()
+        .find(|dir| dir.join(RECOGNIZER_FILE).is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no {RECOGNIZER_FILE} in {} or {}; pass --models DIR",
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+}
+
+/// The JSON object of a report: all of stdout, or else its last line that
+/// looks like one (tolerates log lines before it).
+fn parse_report(stdout: &str) -> Result<BenchReport> {
+    if let Ok(report) = serde_json::from_str(stdout.trim()) {
+        return Ok(report);
+    }
+    let line = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no JSON object in output: {:?}", truncate(stdout, 300)))?;
+    serde_json::from_str(line).with_context(|| format!("bad report: {}", truncate(line, 300)))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Median wall time of `facectl detect IMAGE --json --models DIR`, spawn to
+/// exit.
+fn external_cold_start(facectl: &Path, image: &Path, models: &Path) -> Result<f64> {
+    eprintln!("== ours, external cold start ({COLD_START_RUNS} runs of facectl detect)");
+    let mut times = Vec::with_capacity(COLD_START_RUNS);
+    for _ in 0..COLD_START_RUNS {
+        let start = Instant::now();
+        let out = Command::new(facectl)
+            .arg("detect")
+            .arg(image)
+            .args(["--json", "--models"])
+            .arg(models)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("spawning {}", facectl.display()))?;
+        let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            bail!(
+                "facectl detect failed ({}): {}",
+                out.status,
+                truncate(String::from_utf8_lossy(&out.stderr).trim(), 500)
+            );
+        }
+        times.push(elapsed);
+    }
+    median(&mut times).context("no cold-start runs")
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
+/// Makes `target/bench-venv` and installs bench/requirements.txt unless the
+/// stamp says that exact file is already installed. Returns its python.
+fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
+    let venv = root.join(VENV);
+    let python = venv.join("bin/python");
+    let requirements = root.join(REQUIREMENTS);
+    let wanted = std::fs::read(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let wanted = format!("fnv1a64:{:016x}\n", fnv1a64(&wanted));
+    let stamp = venv.join(STAMP);
+    if !python.is_file() {
+        eprintln!("== creating {}", venv.display());
+        cmd!(sh, "python3 -m venv {venv}")
+            .run()
+            .context("creating the Python venv (python3 -m venv)")?;
+    }
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        cmd!(
+            sh,
+            "{python} -m pip install --disable-pip-version-check -q -r {requirements}"
+        )
+        .run()
+        .context("installing bench/requirements.txt into the venv")?;
+        std::fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
+    }
+    Ok(python)
+}
+
+/// FNV-1a, 64-bit: a stable content hash for the requirements stamp.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn render_table(s: &Summary) -> String {
+    let ours = |t: u32| s.ours.iter().find(|r| r.threads == t);
+    let refr = |t: u32| s.reference.iter().find(|r| r.threads == t);
+    let (o1, r1) = (ours(1), refr(1));
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".to_string(),
+    };
+    let name = |r: Option<&BenchReport>| r.map_or("-", |r| r.runtime.as_str()).to_string();
+
+    let mut out = String::new();
+    let mut row = |cells: [&str; 4]| {
+        out.push_str(&format!(
+            "{:<44} {:>14} {:>14} {:>10}\n",
+            cells[0], cells[1], cells[2], cells[3]
+        ));
+    };
+    row(["", "ours", "onnxruntime", "ours/ort"]);
+    row(["runtime", &name(o1), &name(r1), ""]);
+    let count =
+        |r: Option<&BenchReport>| r.map_or("-".into(), |r| format!("{}/{}", r.images, r.faces));
+    row(["images/faces found", &count(o1), &count(r1), ""]);
+    row(["", "", "", ""]);
+    row(["median ms per image, 1 thread", "", "", ""]);
+    type Stage = fn(&BenchReport) -> f64;
+    let stages: [(&str, Stage); 6] = [
+        ("  decode", |r| r.stages_median_ms.decode),
+        ("  detect", |r| r.stages_median_ms.detect),
+        ("  align", |r| r.stages_median_ms.align),
+        ("  embed", |r| r.stages_median_ms.embed),
+        ("  match", |r| r.stages_median_ms.match_),
+        ("  end-to-end", |r| r.end_to_end_median_ms),
+    ];
+    for (label, get) in stages {
+        let (a, b) = (o1.map(get), r1.map(get));
+        row([label, &ms(a), &ms(b), &ratio(a, b)]);
+    }
+    row(["", "", "", ""]);
+    row(["images/s (higher is better)", "", "", ""]);
+    for t in THREADS {
+        let (a, b) = (
+            ours(t).map(|r| r.images_per_s),
+            refr(t).map(|r| r.images_per_s),
+        );
+        row([&format!("  {t} thread(s)"), &ms(a), &ms(b), &ratio(a, b)]);
+    }
+    row(["", "", "", ""]);
+    row(["cold start", "ms", "", "PyTorch/x"]);
+    let vs_pytorch = |v: Option<f64>| ratio(Some(s.pytorch_cold_start_ms), v);
+    let cold: [(&str, Option<f64>); 4] = [
+        (
+            "  ours, in-process (start -> first result)",
+            o1.and_then(|r| r.cold_start_ms),
+        ),
+        (
+            "  ours, external process (spawn -> exit)",
+            s.ours_external_cold_start_ms,
+        ),
+        (
+            "  onnxruntime model load (1 thread)",
+            r1.and_then(|r| r.model_load_ms),
+        ),
+        (PYTORCH_COLD_START_LABEL, Some(s.pytorch_cold_start_ms)),
+    ];
+    for (label, value) in cold {
+        row([label, &ms(value), "", &vs_pytorch(value)]);
+    }
+    row([
+        "  ours model load (1 thread)",
+        &ms(o1.and_then(|r| r.model_load_ms)),
+        "",
+        &vs_pytorch(o1.and_then(|r| r.model_load_ms)),
+    ]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PYTHON_JSON: &str = r#"{"runtime": "onnxruntime 1.32.0", "threads": 1, "images": 73, "faces": 101, "stages_median_ms": {"decode": 4.2, "detect": 5.5, "align": 0.38, "embed": 3.4, "match": 0.08}, "end_to_end_median_ms": 14.7, "images_per_s": 47.9, "model_load_ms": 66.4, "repeat": 3, "skipped": []}"#;
+
+    #[test]
+    fn parses_both_report_shapes() {
+        let r = parse_report(PYTHON_JSON).expect("python report");
+        assert_eq!((r.threads, r.images, r.faces), (1, 73, 101));
+        assert_eq!(r.stages_median_ms.match_, 0.08);
+        assert_eq!((r.model_load_ms, r.cold_start_ms), (Some(66.4), None));
+        let ours = format!(
+            "log line\n{}\n",
+            PYTHON_JSON.replace(
+                "\"model_load_ms\"",
+                "\"cold_start_ms\": 120.5, \"model_load_ms\""
+            )
+        );
+        let r = parse_report(&ours).expect("our report after a log line");
+        assert_eq!(r.cold_start_ms, Some(120.5));
+        assert!(parse_report("not json").is_err());
+    }
+
+    #[test]
+    fn table_renders_missing_sides_as_dashes() {
+        let report = parse_report(PYTHON_JSON).expect("report");
+        let summary = Summary {
+            data: PathBuf::from("d"),
+            models: PathBuf::from("m"),
+            repeat: 3,
+            ours: vec![BenchReport {
+                runtime: "tract".into(),
+                ..report.clone()
+            }],
+            reference: vec![report],
+            ours_external_cold_start_ms: None,
+            pytorch_cold_start_ms: PYTORCH_COLD_START_MS,
+        };
+        let table = render_table(&summary);
+        assert!(table.contains("1.00x"), "{table}");
+        assert!(
+            table.contains("19900.00") && table.contains("19.9 s PyTorch"),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("2 thread(s)") && l.contains('-'))
+        );
+    }
+
+    #[test]
+    fn median_and_hash_are_stable() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
