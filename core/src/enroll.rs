@@ -31,8 +31,9 @@ pub struct EnrollPolicy {
     /// Faces the detector is less sure of are refused.
     pub min_confidence: f32,
     /// With several faces, the largest is enrolled only when its area is at
-    /// least this many times the next one's (a portrait with people in the
-    /// background); otherwise the photo is ambiguous and refused.
+    /// least this many times that of the next confident face (a portrait
+    /// with people in the background); otherwise the photo is ambiguous and
+    /// refused.
     pub dominance_ratio: f32,
     /// Chips embedded per face and averaged (dlib's "jitter").
     pub augmentations: Vec<Jitter>,
@@ -87,8 +88,13 @@ impl EnrollPolicy {
         let Some(largest) = by_area.first().copied() else {
             return Err(UnindexedReason::NoFace);
         };
-        if let Some(second) = by_area.get(1) {
-            if largest.bbox.area() < self.dominance_ratio * second.bbox.area() {
+        // Only confident faces compete: a blurred passer-by the detector
+        // barely believes in does not make a portrait ambiguous.
+        let rival = by_area[1..]
+            .iter()
+            .find(|f| f.confidence >= self.min_confidence);
+        if let Some(rival) = rival {
+            if largest.bbox.area() < self.dominance_ratio * rival.bbox.area() {
                 return Err(UnindexedReason::ExceedsMaxFaces { count: faces.len() });
             }
         }

@@ -28,6 +28,10 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The stream does not start like a dlib network with a loss layer.
+    #[error("not a dlib DNN file with a loss layer: {0}")]
+    NotDnn(#[source] Box<Error>),
+
     /// The stream holds more bytes after the complete network.
     #[error("{count} unexpected byte(s) after the network, starting at byte {offset}")]
     TrailingBytes { offset: usize, count: usize },

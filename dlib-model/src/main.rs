@@ -36,7 +36,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let dat_path = args.dat.ok_or("missing DAT")?;
+    let dat_path = args.dat.ok_or("missing DAT (see --help)")?;
     if args.nnef.is_none() && args.onnx.is_none() {
         return Err("nothing to write: give --nnef and/or --onnx".into());
     }
@@ -60,13 +60,20 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
+    let args = match parse_args() {
+        Ok(args) => args,
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("error: {e}");
             }
             eprintln!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

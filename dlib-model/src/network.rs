@@ -177,14 +177,15 @@ pub(crate) fn parse_with_spec(dat: &[u8], spec: &[Spec]) -> Result<DlibNet> {
     }
     let mut r = Reader::new(dat);
 
-    let loss_version = r.read_i32("add_loss_layer version")?;
+    let not_dnn = |e: Error| Error::NotDnn(Box::new(e));
+    let loss_version = r.read_i32("add_loss_layer version").map_err(not_dnn)?;
     if loss_version != 1 {
         return Err(r.malformed(
             "add_loss_layer version",
             format!("{loss_version}, expected 1 (is this a dlib DNN file?)"),
         ));
     }
-    let loss = layers::read_loss_metric(&mut r)?;
+    let loss = layers::read_loss_metric(&mut r).map_err(not_dnn)?;
 
     // Versions of the wrappers, outermost first.
     let mut versions = vec![0; spec.len()];

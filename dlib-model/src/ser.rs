@@ -246,7 +246,7 @@ impl<'a> Reader<'a> {
         // Both encodings take at least 4 bytes per value (version 1: two
         // integers of at least 2 bytes each): refuse sizes the remaining bytes
         // cannot hold before allocating.
-        let min_bytes = size.checked_mul(4).unwrap_or(usize::MAX);
+        let min_bytes = size.saturating_mul(4);
         if min_bytes > self.remaining() {
             return Err(Error::Truncated {
                 offset: self.pos,

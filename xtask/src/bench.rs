@@ -311,10 +311,12 @@ fn render_table(s: &Summary) -> String {
 
     let mut out = String::new();
     let mut row = |cells: [&str; 4]| {
-        out.push_str(&format!(
-            "{:<44} {:>14} {:>14} {:>10}\n",
+        let line = format!(
+            "{:<44} {:>20} {:>20} {:>10}",
             cells[0], cells[1], cells[2], cells[3]
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     };
     row(["", "ours", "onnxruntime", "ours/ort"]);
     row(["runtime", &name(o1), &name(r1), ""]);

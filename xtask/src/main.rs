@@ -1,16 +1,50 @@
+//! `cargo xtask <command>`: the project's automation, in typed Rust.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
 mod bench;
-use clap::Parser;
+mod blobs;
+mod demo;
+mod test;
+
 #[derive(Debug, Parser)]
-enum Cli {
-    Bench(bench::BenchArgs),
+#[command(name = "cargo xtask", about = "Project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
-fn main() -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch and verify the model files listed in blobs/manifest.toml
+    FetchBlobs(blobs::FetchArgs),
+    /// Time the pipeline per stage against Python onnxruntime on the same images
+    Bench(bench::BenchArgs),
+    /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
+    Test,
+    /// Enroll the labelled people locally and recognize the held-out and group photos
+    Demo(demo::DemoArgs),
+}
+
+/// The workspace root, from where this crate lives.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("root")
-        .to_path_buf();
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
     let sh = xshell::Shell::new()?;
-    match Cli::parse() {
-        Cli::Bench(a) => bench::run(&sh, &root, a),
+    sh.change_dir(&root);
+    match cli.command {
+        Command::FetchBlobs(args) => blobs::fetch(&root, &args),
+        Command::Bench(args) => bench::run(&sh, &root, args),
+        Command::Test => test::run(&sh, &root),
+        Command::Demo(args) => demo::run(&sh, &root, args),
     }
 }

@@ -1,0 +1,66 @@
+//! `cargo xtask demo`: the main job on the embedded local default. Enrolls
+//! the people of the labelled data set who have two or more photos (all but
+//! their last photo), then recognizes the held-out photos and the group
+//! photos, printing who was found where.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use xshell::{Shell, cmd};
+
+use crate::blobs;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Labelled data folder [default: ../shared/data beside the checkout]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Only the first columns are used and they hold no quoted commas.
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect())
+}
+
+pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
+    let data = args.data.unwrap_or_else(|| root.join("../shared/data"));
+    blobs::fetch(root, &blobs::FetchArgs { mirror: None, dest: None })?;
+    cmd!(sh, "cargo build --release -p facectl").run()?;
+    let facectl = root.join("target/release/facectl");
+    let store = root.join("target/demo-store");
+    let _ = std::fs::remove_dir_all(&store);
+
+    let mut photos: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for row in read_rows(&data.join("labels_recognition.csv"))? {
+        if let [path, identity, ..] = row.as_slice() {
+            photos.entry(identity.clone()).or_default().push(data.join(path));
+        }
+    }
+    let mut held_out = Vec::new();
+    for (person, mut paths) in photos {
+        if paths.len() < 2 {
+            held_out.extend(paths);
+            continue;
+        }
+        held_out.extend(paths.pop());
+        println!("== enroll {person} from {} photo(s)", paths.len());
+        cmd!(sh, "{facectl} --store {store} enroll --collection demo --person {person} {paths...}")
+            .run()?;
+    }
+    let groups: Vec<PathBuf> = read_rows(&data.join("labels_detection.csv"))?
+        .into_iter()
+        .filter_map(|row| row.first().map(|p| data.join(p)))
+        .collect();
+    println!("== recognize held-out photos (people with one photo were never enrolled: unknown)");
+    cmd!(sh, "{facectl} --store {store} recognize --collection demo {held_out...}").run()?;
+    println!("== recognize group and face-free photos");
+    cmd!(sh, "{facectl} --store {store} recognize --collection demo {groups...}").run()?;
+    Ok(())
+}
