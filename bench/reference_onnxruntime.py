@@ -23,6 +23,13 @@ post-processing follow blobs/MODELS.md and the Rust code:
 * match: L2 distances to a gallery made of every face of the first 20
   images (only there to time the matching step).
 
+onnxruntime: intra_op_num_threads = --threads, inter_op 1, sequential
+execution, all graph optimizations, intra-op spinning off (see session());
+OpenCV runs on one thread. Timings: one warm-up pass (which also counts the
+faces and builds the gallery), then --repeat timed passes; stage medians are
+over every (image, pass) sample; end-to-end is the per-image sum of stages;
+images/s = images processed / wall time of the timed passes.
+
 Differences from the Rust resampler, all sub-pixel / sub-grey-level:
 the bilinear resampling uses cv2.warpAffine (1/32 px weight quantization;
 the detector input goes through uint8), the box filter uses cv2 INTER_AREA
@@ -419,12 +426,17 @@ class Pipeline:
         return ImageResult(faces, embeddings, t)
 
 
-def session(path: Path, threads: int) -> ort.InferenceSession:
+def session(path: Path, threads: int, spinning: bool) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        # With spinning (ORT's default) the intra-op workers busy-wait after
+        # every run and take the CPU from decode/resize between runs: on a
+        # 2-core machine 2 threads were then slower than 1.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
@@ -475,7 +487,12 @@ def main(argv=None) -> int:
     p.add_argument("--detector", default="yunet_s_dynamic.onnx")
     p.add_argument("--recognizer", default="dlib_face_recognition_resnet_model_v1.onnx")
     p.add_argument("--repeat", type=int, default=3, help="timed passes after one warm-up pass")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (also OpenCV's)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument(
+        "--ort-spinning",
+        action="store_true",
+        help="keep onnxruntime's default busy-waiting intra-op threads (off by default)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
     p.add_argument("--dump-embeddings", metavar="OUT.json", help="write every face of the warm-up pass")
     args = p.parse_args(argv)
@@ -485,11 +502,13 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
 
-    cv2.setNumThreads(args.threads)
+    # Pre-processing stays on one thread, as in the Rust pipeline (OpenCV's
+    # own thread pool made the small resizes slower here, not faster).
+    cv2.setNumThreads(1)
     models = Path(args.models)
     t0 = time.perf_counter()
-    det_session = session(models / args.detector, args.threads)
-    rec_session = session(models / args.recognizer, args.threads)
+    det_session = session(models / args.detector, args.threads, args.ort_spinning)
+    rec_session = session(models / args.recognizer, args.threads, args.ort_spinning)
     model_load_ms = (time.perf_counter() - t0) * 1000.0
     pipeline = Pipeline(Detector(det_session, DetectorConfig()), rec_session)
 
@@ -548,6 +567,7 @@ def main(argv=None) -> int:
         "model_load_ms": round(model_load_ms, 3),
         "repeat": args.repeat,
         "detector": args.detector,
+        "ort_spinning": args.ort_spinning,
         "face_counts": counts,
         "skipped": skipped,
     }

@@ -28,7 +28,8 @@ pub fn models_dir() -> PathBuf {
         PathBuf::from,
     );
     assert!(
-        dir.join("dlib_face_recognition_resnet_model_v1.onnx").is_file(),
+        dir.join("dlib_face_recognition_resnet_model_v1.onnx")
+            .is_file(),
         "models not found in {}: run `cargo xtask fetch-blobs`",
         dir.display()
     );
@@ -61,6 +62,10 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            stdout(o),
+            stderr(o)
+        )
     })
 }

@@ -35,7 +35,10 @@ fn main() -> TractResult<()> {
     for _ in 0..runs {
         plan.run(tvec!(input.clone()))?;
     }
-    println!("plain run: {:.2} ms", t.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    println!(
+        "plain run: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1000.0 / runs as f64
+    );
     for _ in 0..runs {
         let mut state = plan.spawn()?;
         state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
@@ -50,7 +53,11 @@ fn main() -> TractResult<()> {
     let mut rows: Vec<_> = per_op.into_iter().collect();
     rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
     for (name, (ms, count)) in rows.iter().take(15) {
-        println!("{:>8.3} ms/run  {:>4} nodes  {name}", ms / runs as f64, count / runs);
+        println!(
+            "{:>8.3} ms/run  {:>4} nodes  {name}",
+            ms / runs as f64,
+            count / runs
+        );
     }
     Ok(())
 }

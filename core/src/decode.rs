@@ -11,7 +11,8 @@ use crate::error::DecodeError;
 /// Limits enforced before decoding. Defaults: 15 MiB encoded (Rekognition's
 /// S3 object limit) and 40 megapixels (a 7680x5200 photo fits; a
 /// decompression bomb does not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DecodeLimits {
     pub max_encoded_bytes: u64,
     pub max_pixels: u64,
@@ -108,6 +109,14 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage,
         });
     }
     let format = sniff_format(bytes)?;
+    if format == SourceFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder pads a cut-off scan with grey instead of failing;
+        // a half-grey photo would silently lose faces.
+        return Err(DecodeError::Corrupt {
+            format: format.name(),
+            reason: "truncated: no end-of-image marker after the last scan".into(),
+        });
+    }
     let corrupt = |e: image::ImageError| classify_image_error(format, e, limits);
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
@@ -142,6 +151,22 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage,
         other => other.to_rgb8(),
     };
     Ok(DecodedImage { rgb, format })
+}
+
+/// A complete JPEG has an end-of-image marker (FF D9) after its last
+/// start-of-scan (FF DA). Entropy-coded data stuffs every FF as FF 00, so
+/// neither pair occurs inside a scan; an EXIF thumbnail's own markers come
+/// before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| {
+        bytes
+            .windows(2)
+            .rposition(|w| w[0] == 0xFF && w[1] == marker)
+    };
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
 }
 
 fn classify_image_error(
@@ -269,6 +294,10 @@ mod tests {
         png.extend_from_slice(&13u32.to_be_bytes());
         png.extend_from_slice(&ihdr);
         png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // An empty IDAT: the decoder reads up to the first data chunk.
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(b"IDAT");
+        png.extend_from_slice(&crc32(b"IDAT").to_be_bytes());
         let result = decode_image(&png, &DecodeLimits::default());
         assert!(
             matches!(result, Err(DecodeError::TooManyPixels { .. })),

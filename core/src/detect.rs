@@ -65,7 +65,7 @@ impl DetectorConfig {
                 "must be within 32..=4096",
             );
         }
-        if self.shape_step_px == 0 || self.shape_step_px % 32 != 0 {
+        if self.shape_step_px == 0 || !self.shape_step_px.is_multiple_of(32) {
             return bad(
                 "shape_step_px",
                 self.shape_step_px.to_string(),
@@ -261,7 +261,7 @@ fn decode_outputs(
         let s = stride as f32;
         for idx in 0..cells {
             let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
-            if !(score >= score_threshold) {
+            if score.is_nan() || score < score_threshold {
                 continue;
             }
             let (r, c) = ((idx / cols) as f32, (idx % cols) as f32);

@@ -44,7 +44,7 @@ impl Embedder {
         if chips.is_empty() {
             return Ok(Vec::new());
         }
-        if chips.len() % CHIP_VALUES != 0 {
+        if !chips.len().is_multiple_of(CHIP_VALUES) {
             return Err(ModelError::Run {
                 model: self.plans.name(),
                 reason: format!("{} values is not a whole number of chips", chips.len()),

@@ -93,10 +93,10 @@ impl EnrollPolicy {
         let rival = by_area[1..]
             .iter()
             .find(|f| f.confidence >= self.min_confidence);
-        if let Some(rival) = rival {
-            if largest.bbox.area() < self.dominance_ratio * rival.bbox.area() {
-                return Err(UnindexedReason::ExceedsMaxFaces { count: faces.len() });
-            }
+        if let Some(rival) = rival
+            && largest.bbox.area() < self.dominance_ratio * rival.bbox.area()
+        {
+            return Err(UnindexedReason::ExceedsMaxFaces { count: faces.len() });
         }
         if largest.bbox.width < self.min_face_px {
             return Err(UnindexedReason::SmallBoundingBox {

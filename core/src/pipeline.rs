@@ -22,13 +22,8 @@ pub struct PipelineConfig {
     pub detector: DetectorConfig,
     pub matching: MatchConfig,
     pub enroll: EnrollPolicy,
-    #[serde(skip)]
-    pub decode_limits: DecodeLimitsConfig,
+    pub decode_limits: DecodeLimits,
 }
-
-/// [`DecodeLimits`] as a config value.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DecodeLimitsConfig(pub DecodeLimits);
 
 /// The model files, as bytes: `face-core` reads no files itself.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +67,7 @@ pub struct RecognizedFace {
 
 /// The outcome of enrolling one photo.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, never stored in bulk
 pub enum EnrollOutcome {
     Indexed {
         face: DetectedFace,
@@ -131,7 +127,7 @@ impl FacePipeline {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, FaceError> {
-        Ok(decode_image(bytes, &self.config.decode_limits.0)?.rgb)
+        Ok(decode_image(bytes, &self.config.decode_limits)?.rgb)
     }
 
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {
@@ -176,8 +172,11 @@ impl FacePipeline {
             .collect())
     }
 
-    /// Embeds chips one model run per chip: measured faster in tract than
-    /// batched runs for this network (see `cargo xtask bench`).
+    /// Embeds chips one model run per chip. In tract 0.23 a batch of N
+    /// switches the convolutions from the fused lazy im2col to an explicit
+    /// Im2col copy: measured 13 ms for one chip but 83 ms for a batch of 4
+    /// (`cargo run -p face-core --example profile_model`), so per-chip runs
+    /// are the fast path. [`Embedder::embed_chips`] still takes batches.
     pub fn embed(&self, chips: &[f32]) -> Result<Vec<Embedding>, FaceError> {
         let mut out = Vec::with_capacity(chips.len() / CHIP_VALUES);
         for chip in chips.chunks_exact(CHIP_VALUES) {

@@ -19,7 +19,8 @@ pub struct DemoArgs {
 }
 
 fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // Only the first columns are used and they hold no quoted commas.
     Ok(text
         .lines()
@@ -31,7 +32,13 @@ fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
 
 pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     let data = args.data.unwrap_or_else(|| root.join("../shared/data"));
-    blobs::fetch(root, &blobs::FetchArgs { mirror: None, dest: None })?;
+    blobs::fetch(
+        root,
+        &blobs::FetchArgs {
+            mirror: None,
+            dest: None,
+        },
+    )?;
     cmd!(sh, "cargo build --release -p facectl").run()?;
     let facectl = root.join("target/release/facectl");
     let store = root.join("target/demo-store");
@@ -40,7 +47,10 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     let mut photos: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for row in read_rows(&data.join("labels_recognition.csv"))? {
         if let [path, identity, ..] = row.as_slice() {
-            photos.entry(identity.clone()).or_default().push(data.join(path));
+            photos
+                .entry(identity.clone())
+                .or_default()
+                .push(data.join(path));
         }
     }
     let mut held_out = Vec::new();
@@ -51,16 +61,27 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
         }
         held_out.extend(paths.pop());
         println!("== enroll {person} from {} photo(s)", paths.len());
-        cmd!(sh, "{facectl} --store {store} enroll --collection demo --person {person} {paths...}")
-            .run()?;
+        cmd!(
+            sh,
+            "{facectl} --store {store} enroll --collection demo --person {person} {paths...}"
+        )
+        .run()?;
     }
     let groups: Vec<PathBuf> = read_rows(&data.join("labels_detection.csv"))?
         .into_iter()
         .filter_map(|row| row.first().map(|p| data.join(p)))
         .collect();
     println!("== recognize held-out photos (people with one photo were never enrolled: unknown)");
-    cmd!(sh, "{facectl} --store {store} recognize --collection demo {held_out...}").run()?;
+    cmd!(
+        sh,
+        "{facectl} --store {store} recognize --collection demo {held_out...}"
+    )
+    .run()?;
     println!("== recognize group and face-free photos");
-    cmd!(sh, "{facectl} --store {store} recognize --collection demo {groups...}").run()?;
+    cmd!(
+        sh,
+        "{facectl} --store {store} recognize --collection demo {groups...}"
+    )
+    .run()?;
     Ok(())
 }
