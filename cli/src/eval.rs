@@ -200,8 +200,9 @@ fn analyze_photo(
         .iter()
         .max_by(|a, b| a.face.bbox.area().total_cmp(&b.face.bbox.area()))
         .map(|f| f.embedding);
+    let detected: Vec<_> = faces.iter().map(|f| f.face.clone()).collect();
     let enrolled = match pipeline
-        .enroll_image(&image)
+        .enroll_detected(&image, &detected)
         .with_context(|| path.to_string())?
     {
         EnrollOutcome::Indexed { embedding, .. } => Ok(embedding),

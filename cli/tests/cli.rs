@@ -214,32 +214,26 @@ fn enroll_recognize_forget_round_trip() {
         assert_eq!(identified(&group[0]), vec!["jennifer_aniston"], "{group:#}");
     }
 
-    let out = facectl(
-        dir,
-        &[
-            "forget",
-            "--collection",
-            "friends",
-            "--person",
-            "matt_damon",
-        ],
-    );
+    let forget_matt = || {
+        facectl(
+            dir,
+            &[
+                "forget",
+                "--collection",
+                "friends",
+                "--person",
+                "matt_damon",
+            ],
+        )
+    };
+    let out = forget_matt();
     assert!(out.status.success(), "{}", stderr(&out));
     let after = recognize("recognition/matt_damon/deepface_img31.jpg");
     assert!(
         after[0]["faces"][0]["match"]["identity"].is_null(),
         "{after:#}"
     );
-    let out = facectl(
-        dir,
-        &[
-            "forget",
-            "--collection",
-            "friends",
-            "--person",
-            "matt_damon",
-        ],
-    );
+    let out = forget_matt();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no person named"), "{}", stderr(&out));
 }

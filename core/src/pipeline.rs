@@ -233,7 +233,17 @@ impl FacePipeline {
     /// policy's augmentations, or the reason the photo is refused.
     pub fn enroll_image(&self, image: &RgbImage) -> Result<EnrollOutcome, FaceError> {
         let faces = self.detect(image)?;
-        let face = match self.config.enroll.select(&faces) {
+        self.enroll_detected(image, &faces)
+    }
+
+    /// [`Self::enroll_image`] for a caller that already has the image's
+    /// detections, so the detector does not run twice.
+    pub fn enroll_detected(
+        &self,
+        image: &RgbImage,
+        faces: &[DetectedFace],
+    ) -> Result<EnrollOutcome, FaceError> {
+        let face = match self.config.enroll.select(faces) {
             Ok(face) => face.clone(),
             Err(reason) => return Ok(EnrollOutcome::Unindexed(reason)),
         };

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct FetchArgs {
     /// Folder holding copies of the blobs, tried before any URL
     /// [default: $FACE_BLOBS_MIRROR, else ../shared/blobs beside the checkout]

@@ -32,13 +32,7 @@ fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
 
 pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     let data = args.data.unwrap_or_else(|| root.join("../shared/data"));
-    blobs::fetch(
-        root,
-        &blobs::FetchArgs {
-            mirror: None,
-            dest: None,
-        },
-    )?;
+    blobs::fetch(root, &blobs::FetchArgs::default())?;
     cmd!(sh, "cargo build --release -p facectl").run()?;
     let facectl = root.join("target/release/facectl");
     let store = root.join("target/demo-store");

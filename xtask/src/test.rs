@@ -9,13 +9,7 @@ use xshell::{Shell, cmd};
 use crate::blobs;
 
 pub fn run(sh: &Shell, root: &Path) -> Result<()> {
-    blobs::fetch(
-        root,
-        &blobs::FetchArgs {
-            mirror: None,
-            dest: None,
-        },
-    )?;
+    blobs::fetch(root, &blobs::FetchArgs::default())?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     cmd!(sh, "cargo test --workspace").run()?;
