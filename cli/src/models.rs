@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use face_core::{FacePipeline, ModelBytes, PipelineConfig};
 
-/// The detector file used unless `--detector` says otherwise: YuNet-s with
-/// a dynamic input, so the letterbox keeps the photo's aspect ratio.
-pub const DEFAULT_DETECTOR: &str = "yunet_s_dynamic.onnx";
-pub const RECOGNIZER: &str = "dlib_face_recognition_resnet_model_v1.onnx";
+pub use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
 
 /// Where models are looked for, first match wins: the `--models` flag,
 /// `$FACECTL_MODELS`, `blobs/` of this source checkout.
@@ -20,13 +17,6 @@ pub fn models_dir(flag: Option<&Path>) -> PathBuf {
         return PathBuf::from(dir);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../blobs")
-}
-
-/// The collection tag for a detector file: embeddings depend on the
-/// landmarks, so the detector is part of the model version.
-pub fn face_model_version(detector_file: &str) -> String {
-    let detector = detector_file.trim_end_matches(".onnx");
-    format!("{detector}+dlib_resnet_v1")
 }
 
 fn read_model(dir: &Path, file: &str) -> Result<Vec<u8>> {

@@ -15,6 +15,7 @@ pub mod embed;
 pub mod enroll;
 pub mod error;
 pub mod geometry;
+pub mod model_files;
 pub mod pipeline;
 mod plans;
 pub mod resample;

@@ -1,0 +1,482 @@
+//! The storage traits on S3, DynamoDB and SQS. Endpoint, region and
+//! credentials come from the standard chain (`AWS_ENDPOINT_URL` for local
+//! runs); nothing is hard-coded.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::error::StorageError;
+use crate::storage::{
+    ListedObject, ObjectStore, PeopleTable, PersonRecord, ResultRecord, ResultStatus, ResultsQueue,
+    ResultsTable, StoredObject,
+};
+
+/// The shared SDK configuration from the standard chain.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// An S3 client; path-style addressing when an endpoint is set, because
+/// local endpoints (moto) have no per-bucket DNS names.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint =
+        config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(custom_endpoint)
+            .build(),
+    )
+}
+
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "InternalError",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+];
+
+/// Sorts an SDK failure into not found / transient / permanent.
+fn classify<E>(operation: &str, what: &str, err: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let message = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            if matches!(code, "NoSuchKey" | "NotFound" | "ResourceNotFoundException")
+                || (status == 404 && code != "NoSuchBucket")
+            {
+                StorageError::NotFound { what: what.into() }
+            } else if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
+                StorageError::Transient {
+                    operation: operation.into(),
+                    message,
+                }
+            } else {
+                StorageError::Permanent {
+                    operation: operation.into(),
+                    message,
+                }
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StorageError::Transient {
+                operation: operation.into(),
+                message,
+            }
+        }
+        _ => StorageError::Permanent {
+            operation: operation.into(),
+            message,
+        },
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: aws_sdk_s3::Client,
+}
+
+impl S3Objects {
+    pub fn new(client: aws_sdk_s3::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Objects {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<StoredObject, StorageError> {
+        let what = format!("s3://{bucket}/{key}");
+        let output = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetObject", &what, e))?;
+        let too_large = |size_bytes: u64| StorageError::TooLarge {
+            what: what.clone(),
+            size_bytes,
+            limit_bytes: max_bytes,
+        };
+        if let Some(len) = output.content_length()
+            && len as u64 > max_bytes
+        {
+            return Err(too_large(len as u64));
+        }
+        let etag = output.e_tag().map(|e| e.trim_matches('"').to_string());
+        let version_id = output.version_id().map(str::to_owned);
+        let mut body = output.body;
+        let mut bytes = Vec::new();
+        // The length header is checked above; this bounds a body that lies.
+        while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::Transient {
+            operation: "s3:GetObject".into(),
+            message: format!("reading {what}: {e}"),
+        })? {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large((bytes.len() + chunk.len()) as u64));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(StoredObject {
+            bytes,
+            etag,
+            version_id,
+        })
+    }
+
+    async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let what = format!("s3://{bucket}/{key}");
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| classify("s3:PutObject", &what, e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        let what = format!("s3://{bucket}/{key}");
+        match self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("s3:DeleteObject", &what, e) {
+                StorageError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let what = format!("s3://{bucket}/{prefix}");
+        let mut listed = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify("s3:ListBucket", &what, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    listed.push(ListedObject {
+                        key: key.to_string(),
+                        etag: object.e_tag().unwrap_or_default().trim_matches('"').into(),
+                    });
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.into()),
+                _ => return Ok(listed),
+            }
+        }
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoPeople {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoPeople {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn record(item: &HashMap<String, AttributeValue>) -> PersonRecord {
+        let attributes = item
+            .get("attributes")
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        PersonRecord {
+            collection: get_s(item, "collection"),
+            person: get_s(item, "person"),
+            attributes,
+            face_count: item
+                .get("face_count")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            updated_at: get_s(item, "updated_at"),
+        }
+    }
+
+    fn what(&self, collection: &str, person: &str) -> String {
+        format!("{}[{collection}/{person}]", self.table)
+    }
+}
+
+#[async_trait]
+impl PeopleTable for DynamoPeople {
+    async fn put(&self, record: &PersonRecord) -> Result<(), StorageError> {
+        let attributes: HashMap<String, AttributeValue> = record
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v)))
+            .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("collection", s(&record.collection))
+            .item("person", s(&record.person))
+            .item("attributes", AttributeValue::M(attributes))
+            .item(
+                "face_count",
+                AttributeValue::N(record.face_count.to_string()),
+            )
+            .item("updated_at", s(&record.updated_at))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "dynamodb:PutItem",
+                    &self.what(&record.collection, &record.person),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        collection: &str,
+        person: &str,
+    ) -> Result<Option<PersonRecord>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("collection", s(collection))
+            .key("person", s(person))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", &self.what(collection, person), e))?;
+        Ok(output.item().map(Self::record))
+    }
+
+    async fn delete(&self, collection: &str, person: &str) -> Result<bool, StorageError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("collection", s(collection))
+            .key("person", s(person))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:DeleteItem", &self.what(collection, person), e))?;
+        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn list(&self, collection: &str) -> Result<Vec<PersonRecord>, StorageError> {
+        let mut records = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#c = :c")
+                .expression_attribute_names("#c", "collection")
+                .expression_attribute_values(":c", s(collection))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", &self.what(collection, "*"), e))?;
+            records.extend(page.items().iter().map(Self::record));
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(records),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoResults {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoResults {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ResultsTable for DynamoResults {
+    async fn get(&self, result_id: &str) -> Result<Option<ResultRecord>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("result_id", s(result_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", result_id, e))?;
+        Ok(output.item().map(|item| ResultRecord {
+            result_id: get_s(item, "result_id"),
+            bucket: get_s(item, "bucket"),
+            key: get_s(item, "key"),
+            collection: get_s(item, "collection"),
+            status: ResultStatus::parse(&get_s(item, "status")).unwrap_or(ResultStatus::Ok),
+            message: get_s(item, "message"),
+            delivered: item
+                .get("delivered")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            created_at: get_s(item, "created_at"),
+        }))
+    }
+
+    async fn put_if_absent(&self, record: &ResultRecord) -> Result<bool, StorageError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("result_id", s(&record.result_id))
+            .item("bucket", s(&record.bucket))
+            .item("key", s(&record.key))
+            .item("collection", s(&record.collection))
+            .item("status", s(record.status.as_str()))
+            .item("message", s(&record.message))
+            .item("delivered", AttributeValue::Bool(record.delivered))
+            .item("created_at", s(&record.created_at))
+            .condition_expression("attribute_not_exists(result_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(classify("dynamodb:PutItem", &record.result_id, e)),
+        }
+    }
+
+    async fn mark_delivered(&self, result_id: &str) -> Result<(), StorageError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("result_id", s(result_id))
+            .update_expression("SET delivered = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem", result_id, e))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqsResults {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsResults {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ResultsQueue for SqsResults {
+    async fn send(
+        &self,
+        group_id: &str,
+        deduplication_id: &str,
+        body: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_group_id(group_id)
+            .message_deduplication_id(deduplication_id)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:SendMessage", &self.queue_url, e))?;
+        Ok(())
+    }
+}
+
+/// Stores for the recognize function, from the config.
+pub fn recognizer_stores(
+    sdk: &SdkConfig,
+    config: &crate::ServiceConfig,
+) -> Result<
+    crate::recognize::RecognizerStores<S3Objects, DynamoPeople, DynamoResults, SqsResults>,
+    crate::ServiceError,
+> {
+    let (results_table, queue_url) = config.results()?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    Ok(crate::recognize::RecognizerStores {
+        objects: S3Objects::new(s3_client(sdk)),
+        people: DynamoPeople::new(dynamo.clone(), &config.people_table),
+        results: DynamoResults::new(dynamo, results_table),
+        queue: SqsResults::new(aws_sdk_sqs::Client::new(sdk), queue_url),
+    })
+}

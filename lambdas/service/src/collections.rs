@@ -1,0 +1,201 @@
+//! Collections in S3: one object per person under
+//! `collections/<collection>/people/<person>.json`, so concurrent
+//! enrollments of different people never overwrite each other, and a warm
+//! container's cache that re-reads only the objects whose ETag changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use face_core::{Collection, EnrolledFace, collection::Person};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::error::ServiceError;
+use crate::storage::ObjectStore;
+
+/// Bumped when the person object's layout changes.
+pub const PERSON_FORMAT_VERSION: u32 = 1;
+/// A person object is small (a few KiB per face); anything larger is not ours.
+const MAX_PERSON_OBJECT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// 1-64 of `A-Z a-z 0-9 _ . -`: safe in S3 keys, DynamoDB keys and URLs.
+pub fn validate_collection_name(name: &str) -> Result<(), ServiceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::BadRequest(format!(
+            "invalid collection name {name:?}: use 1-64 of A-Z a-z 0-9 _ . -"
+        )))
+    }
+}
+
+pub fn validate_person_name(name: &str) -> Result<(), ServiceError> {
+    Collection::validate_name(name).map_err(|e| ServiceError::BadRequest(e.to_string()))
+}
+
+pub fn people_prefix(collection: &str) -> String {
+    format!("collections/{collection}/people/")
+}
+
+pub fn person_key(collection: &str, person: &str) -> String {
+    format!("{}{person}.json", people_prefix(collection))
+}
+
+/// The stored form of one person's enrolled faces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPerson {
+    pub format_version: u32,
+    pub face_model_version: String,
+    pub person: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    pub faces: Vec<EnrolledFace>,
+}
+
+impl StoredPerson {
+    pub fn parse(location: &str, bytes: &[u8]) -> Result<Self, ServiceError> {
+        let stored: StoredPerson =
+            serde_json::from_slice(bytes).map_err(|e| ServiceError::CorruptStore {
+                location: location.into(),
+                message: e.to_string(),
+            })?;
+        if stored.format_version != PERSON_FORMAT_VERSION {
+            return Err(ServiceError::CorruptStore {
+                location: location.into(),
+                message: format!(
+                    "format version {} (expected {PERSON_FORMAT_VERSION})",
+                    stored.format_version
+                ),
+            });
+        }
+        Ok(stored)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Reads one person (None when not enrolled).
+pub async fn load_person<O: ObjectStore>(
+    objects: &O,
+    bucket: &str,
+    collection: &str,
+    person: &str,
+) -> Result<Option<StoredPerson>, ServiceError> {
+    let key = person_key(collection, person);
+    match objects.get(bucket, &key, MAX_PERSON_OBJECT_BYTES).await {
+        Ok(object) => Ok(Some(StoredPerson::parse(&key, &object.bytes)?)),
+        Err(crate::StorageError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default)]
+struct CachedCollection {
+    /// person object key → (etag, person name, person)
+    people: HashMap<String, (String, String, Person)>,
+    collection: Option<Arc<Collection>>,
+}
+
+/// Per-container cache of collections. Each call lists the collection's
+/// prefix (one request) and fetches only new or changed people.
+#[derive(Debug, Default)]
+pub struct CollectionCache {
+    collections: Mutex<HashMap<String, CachedCollection>>,
+}
+
+impl CollectionCache {
+    /// The current collection. People enrolled with another model version
+    /// are left out (their distances would mean nothing) and logged.
+    pub async fn current<O: ObjectStore>(
+        &self,
+        objects: &O,
+        bucket: &str,
+        collection: &str,
+        face_model_version: &str,
+    ) -> Result<Arc<Collection>, ServiceError> {
+        let listing = objects.list(bucket, &people_prefix(collection)).await?;
+        let mut cache = self.collections.lock().await;
+        let cached = cache.entry(collection.to_string()).or_default();
+        let mut changed = cached.collection.is_none();
+
+        let listed: HashMap<&str, &str> = listing
+            .iter()
+            .filter(|o| o.key.ends_with(".json"))
+            .map(|o| (o.key.as_str(), o.etag.as_str()))
+            .collect();
+        let before = cached.people.len();
+        cached
+            .people
+            .retain(|key, _| listed.contains_key(key.as_str()));
+        changed |= cached.people.len() != before;
+
+        for (key, etag) in listed {
+            if cached.people.get(key).is_some_and(|(e, _, _)| e == etag) {
+                continue;
+            }
+            changed = true;
+            let object = match objects.get(bucket, key, MAX_PERSON_OBJECT_BYTES).await {
+                Ok(o) => o,
+                // Deleted between the listing and the read.
+                Err(crate::StorageError::NotFound { .. }) => {
+                    cached.people.remove(key);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match StoredPerson::parse(key, &object.bytes) {
+                Ok(stored) if stored.face_model_version != face_model_version => {
+                    tracing::warn!(
+                        key,
+                        found = %stored.face_model_version,
+                        expected = face_model_version,
+                        "person enrolled with another face model is ignored: re-enroll"
+                    );
+                    cached.people.remove(key);
+                }
+                Ok(stored) => {
+                    let person = Person {
+                        attributes: stored.attributes,
+                        faces: stored.faces,
+                    };
+                    cached
+                        .people
+                        .insert(key.to_string(), (etag.to_string(), stored.person, person));
+                }
+                Err(e) => {
+                    // One unreadable object must not stop recognition of everyone else.
+                    tracing::error!(key, error = %e, "unreadable person object is ignored");
+                    cached.people.remove(key);
+                }
+            }
+        }
+
+        if changed || cached.collection.is_none() {
+            let mut collection = Collection::new(face_model_version);
+            for (_, name, person) in cached.people.values() {
+                collection.people.insert(name.clone(), person.clone());
+            }
+            tracing::info!(
+                people = collection.people.len(),
+                faces = collection.face_count(),
+                "collection refreshed"
+            );
+            cached.collection = Some(Arc::new(collection));
+        }
+        cached
+            .collection
+            .clone()
+            .ok_or_else(|| ServiceError::Internal("collection cache is empty".into()))
+    }
+}

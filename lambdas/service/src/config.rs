@@ -1,0 +1,116 @@
+//! The function's settings, read once from the environment the stack sets
+//! (see lambdas/README.md for the table).
+
+use std::path::PathBuf;
+
+use crate::error::ServiceError;
+
+pub const DEFAULT_UPLOAD_PREFIX: &str = "uploads/";
+pub const DEFAULT_COLLECTION: &str = "default";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// `FACE_BUCKET`: collections, uploads, frames.
+    pub bucket: String,
+    /// `FACE_PEOPLE_TABLE`.
+    pub people_table: String,
+    /// `FACE_RESULTS_TABLE`: only the recognize function writes results.
+    pub results_table: Option<String>,
+    /// `FACE_RESULTS_QUEUE_URL`.
+    pub results_queue_url: Option<String>,
+    /// `FACE_UPLOAD_PREFIX`, default `uploads/`.
+    pub upload_prefix: String,
+    /// `FACE_DEFAULT_COLLECTION`, default `default`.
+    pub default_collection: String,
+    /// `FACE_MODELS_DIR`, default `models/` beside the executable.
+    pub models_dir: PathBuf,
+}
+
+impl ServiceConfig {
+    pub fn from_env() -> Result<Self, ServiceError> {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::from_lookup(|name| std::env::var(name).ok(), exe_dir)
+    }
+
+    /// Builds the config from any variable lookup (tests pass a map).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        exe_dir: PathBuf,
+    ) -> Result<Self, ServiceError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &str| {
+            get(name).ok_or_else(|| {
+                ServiceError::Config(format!("environment variable {name} is not set"))
+            })
+        };
+        let mut upload_prefix = get("FACE_UPLOAD_PREFIX").unwrap_or(DEFAULT_UPLOAD_PREFIX.into());
+        if !upload_prefix.ends_with('/') {
+            upload_prefix.push('/');
+        }
+        let default_collection =
+            get("FACE_DEFAULT_COLLECTION").unwrap_or(DEFAULT_COLLECTION.into());
+        crate::collections::validate_collection_name(&default_collection)?;
+        Ok(Self {
+            bucket: required("FACE_BUCKET")?,
+            people_table: required("FACE_PEOPLE_TABLE")?,
+            results_table: get("FACE_RESULTS_TABLE"),
+            results_queue_url: get("FACE_RESULTS_QUEUE_URL"),
+            upload_prefix,
+            default_collection,
+            models_dir: get("FACE_MODELS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| exe_dir.join("models")),
+        })
+    }
+
+    /// The results table and queue, which the recognize function needs.
+    pub fn results(&self) -> Result<(&str, &str), ServiceError> {
+        match (&self.results_table, &self.results_queue_url) {
+            (Some(table), Some(queue)) => Ok((table, queue)),
+            _ => Err(ServiceError::Config(
+                "FACE_RESULTS_TABLE and FACE_RESULTS_QUEUE_URL must be set".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<ServiceConfig, ServiceError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServiceConfig::from_lookup(|k| map.get(k).cloned(), PathBuf::from("/var/task"))
+    }
+
+    #[test]
+    fn defaults_and_required_variables() {
+        let c = config(&[("FACE_BUCKET", "b"), ("FACE_PEOPLE_TABLE", "p")]).unwrap();
+        assert_eq!(c.upload_prefix, "uploads/");
+        assert_eq!(c.default_collection, "default");
+        assert_eq!(c.models_dir, PathBuf::from("/var/task/models"));
+        assert!(c.results().is_err());
+
+        let err = config(&[("FACE_PEOPLE_TABLE", "p")]).unwrap_err();
+        assert!(err.to_string().contains("FACE_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn prefix_gets_a_trailing_slash() {
+        let c = config(&[
+            ("FACE_BUCKET", "b"),
+            ("FACE_PEOPLE_TABLE", "p"),
+            ("FACE_UPLOAD_PREFIX", "in"),
+        ])
+        .unwrap();
+        assert_eq!(c.upload_prefix, "in/");
+    }
+}

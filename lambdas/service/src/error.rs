@@ -1,0 +1,109 @@
+//! Errors, classified by what the caller should do about them.
+
+use face_core::FaceError;
+use thiserror::Error;
+
+/// A storage call that failed.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum StorageError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} is {size_bytes} bytes, over the limit of {limit_bytes}")]
+    TooLarge {
+        what: String,
+        size_bytes: u64,
+        limit_bytes: u64,
+    },
+    /// Throttling, 5xx, timeouts, connection failures: worth retrying.
+    #[error("{operation} failed (retryable): {message}")]
+    Transient { operation: String, message: String },
+    /// Access denied, missing table, malformed request: retrying will not help.
+    #[error("{operation} failed: {message}")]
+    Permanent { operation: String, message: String },
+}
+
+/// What the caller should do with a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request or the image is wrong: do not retry.
+    BadInput,
+    /// A transient AWS failure: retry.
+    Retryable,
+    /// The deployment is broken (permissions, missing resources, models):
+    /// retrying will not help, an operator must look.
+    Fatal,
+}
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Face(#[from] FaceError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("stored data at {location} is unreadable: {message}")]
+    CorruptStore { location: String, message: String },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::BadRequest(_) => ErrorKind::BadInput,
+            ServiceError::Face(e) if e.is_bad_input() => ErrorKind::BadInput,
+            ServiceError::Face(_) => ErrorKind::Fatal,
+            ServiceError::Storage(StorageError::NotFound { .. })
+            | ServiceError::Storage(StorageError::TooLarge { .. }) => ErrorKind::BadInput,
+            ServiceError::Storage(StorageError::Transient { .. }) => ErrorKind::Retryable,
+            ServiceError::Storage(StorageError::Permanent { .. })
+            | ServiceError::CorruptStore { .. }
+            | ServiceError::Config(_)
+            | ServiceError::Internal(_) => ErrorKind::Fatal,
+        }
+    }
+
+    /// The `errorType` a Lambda caller sees: stable, machine-readable.
+    pub fn error_type(&self) -> &'static str {
+        match self.kind() {
+            ErrorKind::BadInput => "FaceService.BadInput",
+            ErrorKind::Retryable => "FaceService.Retryable",
+            ErrorKind::Fatal => "FaceService.Fatal",
+        }
+    }
+}
+
+impl From<ServiceError> for lambda_runtime::Diagnostic {
+    fn from(error: ServiceError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use face_core::DecodeError;
+
+    #[test]
+    fn kinds_follow_the_cause() {
+        let bad_image = ServiceError::Face(FaceError::Decode(DecodeError::Empty));
+        assert_eq!(bad_image.kind(), ErrorKind::BadInput);
+        let throttled = ServiceError::Storage(StorageError::Transient {
+            operation: "s3:GetObject".into(),
+            message: "SlowDown".into(),
+        });
+        assert_eq!(throttled.kind(), ErrorKind::Retryable);
+        assert_eq!(throttled.error_type(), "FaceService.Retryable");
+        let denied = ServiceError::Storage(StorageError::Permanent {
+            operation: "dynamodb:PutItem".into(),
+            message: "AccessDenied".into(),
+        });
+        assert_eq!(denied.kind(), ErrorKind::Fatal);
+    }
+}

@@ -1,0 +1,25 @@
+//! `face-service`: the handler core every Lambda function shares.
+//!
+//! Each function binary is a thin adapter: it builds a [`config::ServiceConfig`]
+//! from the environment, loads the pipeline once ([`models`]), builds the AWS
+//! storage ([`aws`]) and hands every invocation to [`enroll::Enroller`] or
+//! [`recognize::Recognizer`]. Those are generic over the small traits of
+//! [`storage`], so the same code runs against S3/DynamoDB/SQS in Lambda and
+//! against [`memory`] in unit tests.
+
+pub mod aws;
+pub mod collections;
+pub mod config;
+pub mod enroll;
+pub mod error;
+pub mod events;
+pub mod image_input;
+pub mod memory;
+pub mod models;
+pub mod recognize;
+pub mod response;
+pub mod storage;
+pub mod telemetry;
+
+pub use config::ServiceConfig;
+pub use error::{ErrorKind, ServiceError, StorageError};

@@ -1,0 +1,231 @@
+//! In-memory storage for unit tests: the same traits, no AWS. Like SDK
+//! clients, each store is a cheap handle (clones share the data), and can
+//! be told to fail its next calls, to test retry paths.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::error::StorageError;
+use crate::storage::{
+    ListedObject, ObjectStore, PeopleTable, PersonRecord, ResultRecord, ResultsQueue, ResultsTable,
+    StoredObject,
+};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A test that panicked while holding the lock already failed.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes the next `n` calls fail with a transient error.
+#[derive(Debug, Default, Clone)]
+pub struct FailNext(Arc<AtomicUsize>);
+
+impl FailNext {
+    pub fn set(&self, n: usize) {
+        self.0.store(n, Ordering::SeqCst);
+    }
+
+    fn check(&self, operation: &str) -> Result<(), StorageError> {
+        let left = self.0.load(Ordering::SeqCst);
+        if left > 0 {
+            self.0.store(left - 1, Ordering::SeqCst);
+            return Err(StorageError::Transient {
+                operation: operation.into(),
+                message: "injected failure".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// (bucket, key) → bytes.
+type Objects = BTreeMap<(String, String), Vec<u8>>;
+
+#[derive(Debug, Default, Clone)]
+pub struct MemoryObjects {
+    objects: Arc<Mutex<Objects>>,
+    pub fail_next: FailNext,
+}
+
+impl MemoryObjects {
+    pub fn insert(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        lock(&self.objects).insert((bucket.into(), key.into()), bytes);
+    }
+
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        lock(&self.objects)
+            .keys()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+}
+
+fn etag(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..16])
+}
+
+#[async_trait]
+impl ObjectStore for MemoryObjects {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<StoredObject, StorageError> {
+        self.fail_next.check("get")?;
+        let objects = lock(&self.objects);
+        let bytes =
+            objects
+                .get(&(bucket.into(), key.into()))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("s3://{bucket}/{key}"),
+                })?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(StorageError::TooLarge {
+                what: format!("s3://{bucket}/{key}"),
+                size_bytes: bytes.len() as u64,
+                limit_bytes: max_bytes,
+            });
+        }
+        Ok(StoredObject {
+            etag: Some(etag(bytes)),
+            version_id: None,
+            bytes: bytes.clone(),
+        })
+    }
+
+    async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.fail_next.check("put")?;
+        self.insert(bucket, key, bytes);
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.fail_next.check("delete")?;
+        lock(&self.objects).remove(&(bucket.into(), key.into()));
+        Ok(())
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        self.fail_next.check("list")?;
+        Ok(lock(&self.objects)
+            .iter()
+            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .map(|((_, k), v)| ListedObject {
+                key: k.clone(),
+                etag: etag(v),
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPeople {
+    records: Arc<Mutex<BTreeMap<(String, String), PersonRecord>>>,
+}
+
+#[async_trait]
+impl PeopleTable for MemoryPeople {
+    async fn put(&self, record: &PersonRecord) -> Result<(), StorageError> {
+        lock(&self.records).insert(
+            (record.collection.clone(), record.person.clone()),
+            record.clone(),
+        );
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        collection: &str,
+        person: &str,
+    ) -> Result<Option<PersonRecord>, StorageError> {
+        Ok(lock(&self.records)
+            .get(&(collection.into(), person.into()))
+            .cloned())
+    }
+
+    async fn delete(&self, collection: &str, person: &str) -> Result<bool, StorageError> {
+        Ok(lock(&self.records)
+            .remove(&(collection.into(), person.into()))
+            .is_some())
+    }
+
+    async fn list(&self, collection: &str) -> Result<Vec<PersonRecord>, StorageError> {
+        Ok(lock(&self.records)
+            .values()
+            .filter(|r| r.collection == collection)
+            .cloned()
+            .collect())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MemoryResults {
+    records: Arc<Mutex<BTreeMap<String, ResultRecord>>>,
+}
+
+impl MemoryResults {
+    pub fn all(&self) -> Vec<ResultRecord> {
+        lock(&self.records).values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl ResultsTable for MemoryResults {
+    async fn get(&self, result_id: &str) -> Result<Option<ResultRecord>, StorageError> {
+        Ok(lock(&self.records).get(result_id).cloned())
+    }
+
+    async fn put_if_absent(&self, record: &ResultRecord) -> Result<bool, StorageError> {
+        let mut records = lock(&self.records);
+        if records.contains_key(&record.result_id) {
+            return Ok(false);
+        }
+        records.insert(record.result_id.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn mark_delivered(&self, result_id: &str) -> Result<(), StorageError> {
+        if let Some(r) = lock(&self.records).get_mut(result_id) {
+            r.delivered = true;
+        }
+        Ok(())
+    }
+}
+
+/// A FIFO queue that, like SQS, drops a message whose deduplication id it
+/// has already seen.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryQueue {
+    messages: Arc<Mutex<Vec<(String, String)>>>,
+    seen: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    pub fail_next: FailNext,
+}
+
+impl MemoryQueue {
+    /// (group id, body) of every accepted message, in order.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        lock(&self.messages).clone()
+    }
+}
+
+#[async_trait]
+impl ResultsQueue for MemoryQueue {
+    async fn send(
+        &self,
+        group_id: &str,
+        deduplication_id: &str,
+        body: &str,
+    ) -> Result<(), StorageError> {
+        self.fail_next.check("send")?;
+        if lock(&self.seen).insert(deduplication_id.into()) {
+            lock(&self.messages).push((group_id.into(), body.into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,450 @@
+//! The recognize function's handler: one core reached three ways (a direct
+//! request, an S3 upload event, an SQS batch of upload events).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use face_core::{FacePipeline, StageTimings};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::collections::{CollectionCache, validate_collection_name};
+use crate::error::{ErrorKind, ServiceError};
+use crate::events::{
+    BatchItemFailure, Invocation, QueueBody, S3Event, S3EventRecord, SqsBatchResponse, SqsEvent,
+};
+use crate::image_input::ImageInput;
+use crate::response::{FaceResult, PersonDetails, RecognitionResult};
+use crate::storage::{
+    ObjectStore, PeopleTable, ResultRecord, ResultStatus, ResultsQueue, ResultsTable, now_rfc3339,
+};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognizeRequest {
+    /// Default: the function's `FACE_DEFAULT_COLLECTION`.
+    #[serde(default)]
+    pub collection: Option<String>,
+    pub image: ImageInput,
+}
+
+/// What the results queue receives, and the results table keeps, for one
+/// uploaded object version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultMessage {
+    pub result_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub collection: String,
+    pub status: ResultStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<RecognitionResult>,
+}
+
+/// What happened to one upload of an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadOutcome {
+    pub bucket: String,
+    pub key: String,
+    #[serde(flatten)]
+    pub status: UploadStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum UploadStatus {
+    Recognized {
+        result_id: String,
+        people: Vec<String>,
+        faces: usize,
+    },
+    /// Not an image we can read; recorded, never retried successfully.
+    BadInput {
+        result_id: Option<String>,
+        error: String,
+    },
+    /// This object version was already processed (a repeated event).
+    Duplicate {
+        result_id: String,
+        original: ResultStatus,
+    },
+    /// Outside the upload prefix, or S3's test event.
+    Skipped { reason: String },
+}
+
+impl UploadStatus {
+    fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            UploadStatus::BadInput { .. }
+                | UploadStatus::Duplicate {
+                    original: ResultStatus::BadInput,
+                    ..
+                }
+        )
+    }
+}
+
+/// The reply to a direct S3 event invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadsReport {
+    pub uploads: Vec<UploadOutcome>,
+}
+
+/// `s3://<bucket>/<key>#<version id or etag>`.
+pub fn result_id(bucket: &str, key: &str, version_tag: &str) -> String {
+    format!("s3://{bucket}/{key}#{}", version_tag.trim_matches('"'))
+}
+
+#[derive(Debug)]
+pub struct Recognizer<O, P, R, Q> {
+    pipeline: Arc<FacePipeline>,
+    objects: O,
+    people: P,
+    results: R,
+    queue: Q,
+    cache: CollectionCache,
+    bucket: String,
+    upload_prefix: String,
+    default_collection: String,
+}
+
+#[derive(Debug)]
+pub struct RecognizerStores<O, P, R, Q> {
+    pub objects: O,
+    pub people: P,
+    pub results: R,
+    pub queue: Q,
+}
+
+impl<O, P, R, Q> Recognizer<O, P, R, Q>
+where
+    O: ObjectStore,
+    P: PeopleTable,
+    R: ResultsTable,
+    Q: ResultsQueue,
+{
+    pub fn new(
+        pipeline: Arc<FacePipeline>,
+        stores: RecognizerStores<O, P, R, Q>,
+        config: &crate::ServiceConfig,
+    ) -> Self {
+        Self {
+            pipeline,
+            objects: stores.objects,
+            people: stores.people,
+            results: stores.results,
+            queue: stores.queue,
+            cache: CollectionCache::default(),
+            bucket: config.bucket.clone(),
+            upload_prefix: config.upload_prefix.clone(),
+            default_collection: config.default_collection.clone(),
+        }
+    }
+
+    pub fn stores(&self) -> RecognizerStores<&O, &P, &R, &Q> {
+        RecognizerStores {
+            objects: &self.objects,
+            people: &self.people,
+            results: &self.results,
+            queue: &self.queue,
+        }
+    }
+
+    /// Every trigger enters here. A direct request answers with the
+    /// recognition; an SQS batch with the failed message ids; an S3 event
+    /// with what happened to each upload, or an error when one must be
+    /// retried.
+    pub async fn handle(&self, payload: Value) -> Result<Value, ServiceError> {
+        let reply = match Invocation::classify(payload)? {
+            Invocation::Direct(request) => serde_json::to_value(self.direct(request).await?),
+            Invocation::Sqs(event) => serde_json::to_value(self.sqs_batch(event).await),
+            Invocation::S3(event) => {
+                let mut uploads = Vec::new();
+                for record in &event.records {
+                    // Async invokes are retried by Lambda: only transient
+                    // failures should be, bad images are recorded instead.
+                    uploads.push(self.upload(record).await?);
+                }
+                serde_json::to_value(UploadsReport { uploads })
+            }
+        };
+        reply.map_err(|e| ServiceError::Internal(format!("serializing the reply: {e}")))
+    }
+
+    async fn direct(&self, request: Value) -> Result<RecognitionResult, ServiceError> {
+        let request: RecognizeRequest = serde_json::from_value(request)
+            .map_err(|e| ServiceError::BadRequest(format!("invalid recognize request: {e}")))?;
+        let collection = request
+            .collection
+            .unwrap_or_else(|| self.default_collection.clone());
+        validate_collection_name(&collection)?;
+        let max_bytes = self.pipeline.config().decode_limits.max_encoded_bytes;
+        let image = request
+            .image
+            .fetch(&self.objects, &self.bucket, 0, max_bytes)
+            .await?;
+        self.recognize_bytes(&collection, image.bytes).await
+    }
+
+    /// Recognizes one image against the current state of a collection.
+    pub async fn recognize_bytes(
+        &self,
+        collection: &str,
+        bytes: Vec<u8>,
+    ) -> Result<RecognitionResult, ServiceError> {
+        let current = self
+            .cache
+            .current(
+                &self.objects,
+                &self.bucket,
+                collection,
+                self.pipeline.face_model_version(),
+            )
+            .await?;
+        let pipeline = Arc::clone(&self.pipeline);
+        let people = current.people.len();
+        let (width, height, faces, timings) = tokio::task::spawn_blocking(move || {
+            let mut timings = StageTimings::default();
+            let (image, faces) = pipeline.recognize(&bytes, &current, &mut timings)?;
+            Ok::<_, ServiceError>((image.width(), image.height(), faces, timings))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("recognition task: {e}")))??;
+        Ok(RecognitionResult {
+            collection: collection.to_string(),
+            face_model_version: self.pipeline.face_model_version().to_string(),
+            collection_people: people,
+            image_width: width,
+            image_height: height,
+            faces: faces
+                .iter()
+                .map(|f| FaceResult::new(f, width, height))
+                .collect(),
+            timings_ms: timings,
+        })
+    }
+
+    /// Processes each message on its own: one bad image never fails or
+    /// repeats the others. Messages run one after another: an environment
+    /// has one or two vCPUs and inference is CPU-bound.
+    async fn sqs_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut failures = Vec::new();
+        for message in &event.records {
+            let span = tracing::info_span!("message", message_id = %message.message_id);
+            let _enter = span.enter();
+            let failed = match QueueBody::parse(&message.body) {
+                Ok(QueueBody::TestEvent) => false,
+                Ok(QueueBody::S3(S3Event { records })) => {
+                    let mut failed = false;
+                    for record in &records {
+                        match self.upload(record).await {
+                            Ok(outcome) => failed |= outcome.status.is_failure(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, kind = ?e.kind(), "upload failed");
+                                failed = true;
+                            }
+                        }
+                    }
+                    failed
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable message");
+                    true
+                }
+            };
+            if failed {
+                failures.push(BatchItemFailure {
+                    item_identifier: message.message_id.clone(),
+                });
+            }
+        }
+        SqsBatchResponse {
+            batch_item_failures: failures,
+        }
+    }
+
+    /// The collection an upload is matched against:
+    /// `<prefix><collection>/<name>`, or the default for `<prefix><name>`.
+    fn collection_for_key(&self, key: &str) -> Result<Option<String>, ServiceError> {
+        let Some(rest) = key.strip_prefix(&self.upload_prefix) else {
+            return Ok(None);
+        };
+        match rest.split_once('/') {
+            Some((collection, _)) => {
+                validate_collection_name(collection)?;
+                Ok(Some(collection.to_string()))
+            }
+            None => Ok(Some(self.default_collection.clone())),
+        }
+    }
+
+    /// One uploaded object version, processed at most once: the results
+    /// table is the record of what was done, the queue hears of it once.
+    async fn upload(&self, record: &S3EventRecord) -> Result<UploadOutcome, ServiceError> {
+        let bucket = record.s3.bucket.name.clone();
+        let key = record.s3.object.decoded_key()?;
+        let outcome = |status| UploadOutcome {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            status,
+        };
+        let collection = match self.collection_for_key(&key) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Ok(outcome(UploadStatus::Skipped {
+                    reason: format!("outside the upload prefix {}", self.upload_prefix),
+                }));
+            }
+            Err(e) => {
+                return Ok(outcome(UploadStatus::BadInput {
+                    result_id: None,
+                    error: e.to_string(),
+                }));
+            }
+        };
+        let event_tag = record.s3.object.version_tag().map(str::to_owned);
+        if let Some(tag) = &event_tag
+            && let Some(done) = self.already_done(&result_id(&bucket, &key, tag)).await?
+        {
+            return Ok(outcome(done));
+        }
+
+        let max_bytes = self.pipeline.config().decode_limits.max_encoded_bytes;
+        let fetched = self.objects.get(&bucket, &key, max_bytes).await;
+        let object_tag = fetched
+            .as_ref()
+            .ok()
+            .and_then(|o| o.version_id.clone().or_else(|| o.etag.clone()));
+        let Some(tag) = event_tag.clone().or(object_tag) else {
+            // Neither the event nor the store identifies the version, so no
+            // result can be keyed: report without recording.
+            let error = match fetched {
+                Err(e) => ServiceError::from(e),
+                Ok(_) => ServiceError::BadRequest("object has neither version id nor ETag".into()),
+            };
+            if error.kind() != ErrorKind::BadInput {
+                return Err(error);
+            }
+            return Ok(outcome(UploadStatus::BadInput {
+                result_id: None,
+                error: error.to_string(),
+            }));
+        };
+        let id = result_id(&bucket, &key, &tag);
+        if event_tag.is_none()
+            && let Some(done) = self.already_done(&id).await?
+        {
+            return Ok(outcome(done));
+        }
+
+        let recognized = match fetched {
+            Ok(object) => self.recognize_bytes(&collection, object.bytes).await,
+            Err(e) => Err(e.into()),
+        };
+        let mut message = ResultMessage {
+            result_id: id.clone(),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            collection: collection.clone(),
+            status: ResultStatus::Ok,
+            error: None,
+            result: None,
+        };
+        let status = match recognized {
+            Ok(mut result) => {
+                self.attach_person_details(&collection, &mut result).await?;
+                let status = UploadStatus::Recognized {
+                    result_id: id.clone(),
+                    people: result.people(),
+                    faces: result.faces.len(),
+                };
+                message.result = Some(result);
+                status
+            }
+            Err(e) if e.kind() == ErrorKind::BadInput => {
+                tracing::warn!(%key, error = %e, "upload is not a usable image");
+                message.status = ResultStatus::BadInput;
+                message.error = Some(e.to_string());
+                UploadStatus::BadInput {
+                    result_id: Some(id.clone()),
+                    error: e.to_string(),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+
+        let body = serde_json::to_string(&message)
+            .map_err(|e| ServiceError::Internal(format!("serializing the result: {e}")))?;
+        let record = ResultRecord {
+            result_id: id.clone(),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            collection,
+            status: message.status,
+            message: body,
+            delivered: false,
+            created_at: now_rfc3339(),
+        };
+        if !self.results.put_if_absent(&record).await? {
+            // Another invocation got there first: it delivers, or we finish its delivery.
+            if let Some(done) = self.already_done(&id).await? {
+                return Ok(outcome(done));
+            }
+        }
+        self.deliver(&record).await?;
+        tracing::info!(%id, status = ?status, "upload processed");
+        Ok(outcome(status))
+    }
+
+    /// The outcome of an earlier processing of this version, finishing its
+    /// delivery to the queue if that was interrupted.
+    async fn already_done(&self, id: &str) -> Result<Option<UploadStatus>, ServiceError> {
+        let Some(existing) = self.results.get(id).await? else {
+            return Ok(None);
+        };
+        if !existing.delivered {
+            self.deliver(&existing).await?;
+        }
+        tracing::info!(%id, "repeated event: already processed");
+        Ok(Some(UploadStatus::Duplicate {
+            result_id: id.to_string(),
+            original: existing.status,
+        }))
+    }
+
+    async fn deliver(&self, record: &ResultRecord) -> Result<(), ServiceError> {
+        let dedup = hex::encode(Sha256::digest(record.result_id.as_bytes()));
+        self.queue
+            .send(&record.collection, &dedup, &record.message)
+            .await?;
+        self.results.mark_delivered(&record.result_id).await?;
+        Ok(())
+    }
+
+    async fn attach_person_details(
+        &self,
+        collection: &str,
+        result: &mut RecognitionResult,
+    ) -> Result<(), ServiceError> {
+        let mut records = BTreeMap::new();
+        for person in result.people() {
+            let record = self.people.get(collection, &person).await?;
+            records.insert(person, record);
+        }
+        for face in &mut result.faces {
+            if let Some(m) = &face.r#match
+                && let Some(Some(record)) = records.get(&m.person)
+            {
+                face.person_details = Some(PersonDetails {
+                    attributes: record.attributes.clone(),
+                    face_count: record.face_count,
+                });
+            }
+        }
+        Ok(())
+    }
+}

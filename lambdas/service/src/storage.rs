@@ -1,0 +1,131 @@
+//! The small storage traits the handlers are generic over. The AWS
+//! implementations are in [`crate::aws`], in-memory ones in
+//! [`crate::memory`].
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StorageError;
+
+/// An object's bytes and the identifiers of this version of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedObject {
+    pub key: String,
+    pub etag: String,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Reads a whole object, refusing (without reading it) one over
+    /// `max_bytes`.
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<StoredObject, StorageError>;
+    async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+    /// Deleting a missing object succeeds.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// Every object under `prefix`, all pages.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
+}
+
+/// A person's record in the people table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonRecord {
+    pub collection: String,
+    pub person: String,
+    /// Free-form (e.g. major, year), kept as given.
+    pub attributes: BTreeMap<String, String>,
+    pub face_count: u32,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+#[async_trait]
+pub trait PeopleTable: Send + Sync {
+    async fn put(&self, record: &PersonRecord) -> Result<(), StorageError>;
+    async fn get(
+        &self,
+        collection: &str,
+        person: &str,
+    ) -> Result<Option<PersonRecord>, StorageError>;
+    /// Returns whether a record was there.
+    async fn delete(&self, collection: &str, person: &str) -> Result<bool, StorageError>;
+    async fn list(&self, collection: &str) -> Result<Vec<PersonRecord>, StorageError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    Ok,
+    BadInput,
+}
+
+impl ResultStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Ok => "ok",
+            ResultStatus::BadInput => "bad_input",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(ResultStatus::Ok),
+            "bad_input" => Some(ResultStatus::BadInput),
+            _ => None,
+        }
+    }
+}
+
+/// One processed upload in the results table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRecord {
+    /// `s3://<bucket>/<key>#<version id or etag>`: one record per object version.
+    pub result_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub collection: String,
+    pub status: ResultStatus,
+    /// The message body sent to the results queue (JSON).
+    pub message: String,
+    /// Whether the message reached the results queue.
+    pub delivered: bool,
+    pub created_at: String,
+}
+
+#[async_trait]
+pub trait ResultsTable: Send + Sync {
+    async fn get(&self, result_id: &str) -> Result<Option<ResultRecord>, StorageError>;
+    /// Writes the record unless one with its id exists; returns whether it
+    /// wrote.
+    async fn put_if_absent(&self, record: &ResultRecord) -> Result<bool, StorageError>;
+    async fn mark_delivered(&self, result_id: &str) -> Result<(), StorageError>;
+}
+
+#[async_trait]
+pub trait ResultsQueue: Send + Sync {
+    async fn send(
+        &self,
+        group_id: &str,
+        deduplication_id: &str,
+        body: &str,
+    ) -> Result<(), StorageError>;
+}
+
+/// Now, RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,425 @@
+//! The handlers on real photos with in-memory storage: every trigger, the
+//! side effects, idempotency and partial batch failures, without AWS.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
+use face_core::FacePipeline;
+use face_service::ServiceConfig;
+use face_service::enroll::{EnrollResponse, Enroller};
+use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
+use face_service::recognize::{Recognizer, RecognizerStores, ResultMessage};
+use face_service::storage::ResultStatus;
+use serde_json::{Value, json};
+
+const BUCKET: &str = "data";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn data(rel: &str) -> Vec<u8> {
+    let dir = std::env::var_os("FACE_DATA_DIR")
+        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from);
+    let path = dir.join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set FACE_DATA_DIR)", path.display()))
+}
+
+fn pipeline() -> Arc<FacePipeline> {
+    static PIPELINE: OnceLock<Arc<FacePipeline>> = OnceLock::new();
+    PIPELINE
+        .get_or_init(|| {
+            let dir = std::env::var_os("FACECTL_MODELS")
+                .map_or_else(|| workspace().join("blobs"), PathBuf::from);
+            Arc::new(
+                face_service::models::load_pipeline(&dir)
+                    .expect("models load (run `cargo xtask fetch-blobs`, or set FACECTL_MODELS)"),
+            )
+        })
+        .clone()
+}
+
+fn config() -> ServiceConfig {
+    let vars = [
+        ("FACE_BUCKET", BUCKET),
+        ("FACE_PEOPLE_TABLE", "people"),
+        ("FACE_RESULTS_TABLE", "results"),
+        ("FACE_RESULTS_QUEUE_URL", "queue"),
+    ];
+    ServiceConfig::from_lookup(
+        |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        },
+        PathBuf::from("."),
+    )
+    .unwrap()
+}
+
+type TestRecognizer = Recognizer<MemoryObjects, MemoryPeople, MemoryResults, MemoryQueue>;
+
+struct World {
+    objects: MemoryObjects,
+    people: MemoryPeople,
+    enroller: Enroller<MemoryObjects, MemoryPeople>,
+    recognizer: TestRecognizer,
+}
+
+fn world() -> World {
+    let objects = MemoryObjects::default();
+    let people = MemoryPeople::default();
+    let enroller = Enroller::new(pipeline(), objects.clone(), people.clone(), BUCKET.into());
+    let recognizer = Recognizer::new(
+        pipeline(),
+        RecognizerStores {
+            objects: objects.clone(),
+            people: people.clone(),
+            results: MemoryResults::default(),
+            queue: MemoryQueue::default(),
+        },
+        &config(),
+    );
+    World {
+        objects,
+        people,
+        enroller,
+        recognizer,
+    }
+}
+
+fn b64(rel: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data(rel))
+}
+
+impl World {
+    async fn enroll(&self, person: &str, photos: &[&str]) -> EnrollResponse {
+        let images: Vec<Value> = photos.iter().map(|p| json!({"base64": b64(p)})).collect();
+        self.enroller
+            .handle(json!({
+                "action": "enroll", "collection": "got", "person": person,
+                "attributes": {"show": "Game of Thrones"}, "images": images
+            }))
+            .await
+            .unwrap()
+    }
+
+    async fn enroll_two(&self) {
+        self.enroll(
+            "kit_harington",
+            &[
+                "recognition/kit_harington/face_recognition_john1.jpeg",
+                "recognition/kit_harington/face_recognition_john2.jpeg",
+            ],
+        )
+        .await;
+        self.enroll(
+            "rose_leslie",
+            &[
+                "recognition/rose_leslie/face_recognition_img1.jpg",
+                "recognition/rose_leslie/face_recognition_img2.jpg",
+            ],
+        )
+        .await;
+    }
+
+    fn upload(&self, key: &str, rel: &str) -> Value {
+        self.objects.insert(BUCKET, key, data(rel));
+        s3_event(key)
+    }
+
+    fn messages(&self) -> Vec<ResultMessage> {
+        self.recognizer
+            .stores()
+            .queue
+            .messages()
+            .iter()
+            .map(|(_, body)| serde_json::from_str(body).unwrap())
+            .collect()
+    }
+}
+
+fn s3_event(key: &str) -> Value {
+    // Shaped like moto's events: no versionId, no eTag.
+    json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": BUCKET}, "object": {"key": key}}}]})
+}
+
+fn people_of(reply: &Value) -> Vec<String> {
+    let mut people: Vec<String> = reply["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["Match"]["Person"].as_str().map(String::from))
+        .collect();
+    people.sort();
+    people
+}
+
+#[tokio::test]
+async fn enroll_reports_indexed_and_refused_photos_and_stores_both_sides() {
+    let w = world();
+    let reply = w
+        .enroller
+        .handle(json!({
+            "action": "enroll", "collection": "got", "person": "kit_harington",
+            "attributes": {"major": "drama", "year": "2011"},
+            "images": [
+                {"base64": b64("recognition/kit_harington/face_recognition_john1.jpeg")},
+                {"base64": b64("detection/skimage_brick.png")},
+                {"base64": base64::engine::general_purpose::STANDARD.encode(b"not an image")},
+                "uploads/missing.jpg"
+            ]
+        }))
+        .await
+        .unwrap();
+    let EnrollResponse::Enroll {
+        indexed,
+        unindexed,
+        face_count,
+        ..
+    } = reply
+    else {
+        panic!("not an enroll reply")
+    };
+    assert_eq!(indexed.len(), 1);
+    assert!(indexed[0].confidence > 80.0);
+    let reasons: Vec<&str> = unindexed.iter().map(|u| u.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        ["NO_FACE", "BAD_IMAGE", "BAD_IMAGE"],
+        "{unindexed:?}"
+    );
+    assert!(unindexed[2].message.contains("not found"), "{unindexed:?}");
+    assert_eq!(face_count, 1);
+    assert_eq!(
+        w.objects.keys(BUCKET),
+        ["collections/got/people/kit_harington.json"]
+    );
+
+    // Re-enrolling the same photo replaces its face.
+    let again = w
+        .enroll(
+            "kit_harington",
+            &["recognition/kit_harington/face_recognition_john1.jpeg"],
+        )
+        .await;
+    let EnrollResponse::Enroll { face_count, .. } = again else {
+        panic!()
+    };
+    assert_eq!(face_count, 1);
+
+    let listed = w
+        .enroller
+        .handle(json!({"action": "list", "collection": "got"}))
+        .await
+        .unwrap();
+    let EnrollResponse::List { people, .. } = listed else {
+        panic!()
+    };
+    assert_eq!(people.len(), 1);
+    // Attributes merge: the second call's key is added, the first call's kept.
+    assert_eq!(people[0].attributes["major"], "drama");
+    assert_eq!(people[0].attributes["show"], "Game of Thrones");
+}
+
+#[tokio::test]
+async fn bad_requests_are_typed_and_non_retryable() {
+    let w = world();
+    for request in [
+        json!({"action": "enroll", "collection": "bad/name", "person": "p", "images": ["k"]}),
+        json!({"action": "enroll", "collection": "c", "person": "p", "images": []}),
+        json!({"action": "dance", "collection": "c"}),
+        json!({"action": "list", "collection": "c", "extra": 1}),
+        json!({"action": "forget", "collection": "c", "person": "nobody"}),
+    ] {
+        let err = w.enroller.handle(request.clone()).await.unwrap_err();
+        assert_eq!(err.error_type(), "FaceService.BadInput", "{request}: {err}");
+    }
+    let err = w
+        .recognizer
+        .handle(json!({"collection": "got", "image": {"base64": "AAAA"}}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "FaceService.BadInput", "{err}");
+}
+
+#[tokio::test]
+async fn direct_invoke_recognizes_a_group_photo_and_unknowns() {
+    let w = world();
+    w.enroll_two().await;
+    let reply = w
+        .recognizer
+        .handle(json!({"collection": "got",
+            "image": {"base64": b64("detection/face_recognition_kit_with_rose.jpg")}}))
+        .await
+        .unwrap();
+    assert_eq!(
+        people_of(&reply),
+        ["kit_harington", "rose_leslie"],
+        "{reply:#}"
+    );
+    assert_eq!(
+        reply["face_model_version"],
+        "yunet_s_dynamic+dlib_resnet_v1"
+    );
+    let face = &reply["faces"][0];
+    for field in ["BoundingBox", "Landmarks", "Confidence", "Match"] {
+        assert!(face.get(field).is_some(), "{field} missing: {face:#}");
+    }
+    assert_eq!(face["Landmarks"].as_array().unwrap().len(), 5);
+
+    // Strangers are unknown, not the nearest enrolled person.
+    let strangers = w
+        .recognizer
+        .handle(json!({"collection": "got",
+            "image": {"base64": b64("detection/insightface_t1.jpg")}}))
+        .await
+        .unwrap();
+    assert!(strangers["faces"].as_array().unwrap().len() >= 5);
+    assert!(people_of(&strangers).is_empty(), "{strangers:#}");
+}
+
+#[tokio::test]
+async fn a_repeated_s3_event_makes_one_result_and_one_message() {
+    let w = world();
+    w.enroll_two().await;
+    let event = w.upload(
+        "uploads/got/party.jpg",
+        "detection/face_recognition_kit_with_rose.jpg",
+    );
+    let first = w.recognizer.handle(event.clone()).await.unwrap();
+    assert_eq!(first["uploads"][0]["status"], "recognized", "{first:#}");
+    let second = w.recognizer.handle(event).await.unwrap();
+    assert_eq!(second["uploads"][0]["status"], "duplicate", "{second:#}");
+
+    let results = w.recognizer.stores().results.all();
+    assert_eq!(results.len(), 1);
+    assert!(results[0].delivered);
+    let messages = w.messages();
+    assert_eq!(messages.len(), 1);
+    let result = messages[0].result.as_ref().unwrap();
+    assert_eq!(result.people(), ["kit_harington", "rose_leslie"]);
+    // The queue's consumers get each person's record with the match.
+    let details = result
+        .faces
+        .iter()
+        .find_map(|f| f.person_details.as_ref())
+        .expect("person details attached");
+    assert_eq!(details.attributes["show"], "Game of Thrones");
+}
+
+#[tokio::test]
+async fn an_interrupted_delivery_is_finished_by_the_retry() {
+    let w = world();
+    w.enroll_two().await;
+    let event = w.upload(
+        "uploads/got/kit.jpg",
+        "recognition/kit_harington/face_recognition_johnsnow_test1.jpg",
+    );
+    w.recognizer.stores().queue.fail_next.set(1);
+    let err = w.recognizer.handle(event.clone()).await.unwrap_err();
+    assert_eq!(err.error_type(), "FaceService.Retryable", "{err}");
+    assert!(w.messages().is_empty());
+
+    let retry = w.recognizer.handle(event).await.unwrap();
+    assert_eq!(retry["uploads"][0]["status"], "duplicate", "{retry:#}");
+    let messages = w.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].result.as_ref().unwrap().people(),
+        ["kit_harington"]
+    );
+    assert_eq!(messages[0].collection, "got");
+}
+
+#[tokio::test]
+async fn an_sqs_batch_reports_exactly_the_corrupt_image() {
+    let w = world();
+    w.enroll_two().await;
+    let good = w.upload(
+        "uploads/got/a.jpg",
+        "recognition/rose_leslie/face_recognition_img2.jpg",
+    );
+    w.objects.insert(
+        BUCKET,
+        "uploads/got/broken.jpg",
+        b"\xff\xd8\xff\xe0 truncated".to_vec(),
+    );
+    let bad = s3_event("uploads/got/broken.jpg");
+    let outside = w.upload(
+        "elsewhere/b.jpg",
+        "recognition/rose_leslie/face_recognition_img1.jpg",
+    );
+    let batch = json!({"Records": [
+        {"messageId": "m-good", "eventSource": "aws:sqs", "body": good.to_string()},
+        {"messageId": "m-bad", "eventSource": "aws:sqs", "body": bad.to_string()},
+        {"messageId": "m-test", "eventSource": "aws:sqs",
+         "body": r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#},
+        {"messageId": "m-outside", "eventSource": "aws:sqs", "body": outside.to_string()},
+        {"messageId": "m-garbage", "eventSource": "aws:sqs", "body": "{"},
+    ]});
+    let reply = w.recognizer.handle(batch).await.unwrap();
+    assert_eq!(
+        reply,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-garbage"}]})
+    );
+    let statuses: Vec<(String, ResultStatus)> = w
+        .messages()
+        .into_iter()
+        .map(|m| (m.key, m.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("uploads/got/a.jpg".to_string(), ResultStatus::Ok),
+            ("uploads/got/broken.jpg".to_string(), ResultStatus::BadInput)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_warm_cache_follows_enrollments_and_forgetting() {
+    let w = world();
+    let photo = json!({"collection": "got",
+        "image": {"base64": b64("recognition/kit_harington/face_recognition_johnsnow_test1.jpg")}});
+    let before = w.recognizer.handle(photo.clone()).await.unwrap();
+    assert!(people_of(&before).is_empty());
+    assert_eq!(before["collection_people"], 0);
+
+    w.enroll_two().await;
+    let after = w.recognizer.handle(photo.clone()).await.unwrap();
+    assert_eq!(people_of(&after), ["kit_harington"]);
+
+    let forgotten = w
+        .enroller
+        .handle(json!({"action": "forget", "collection": "got", "person": "kit_harington"}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        forgotten,
+        EnrollResponse::Forget {
+            removed_faces: 2,
+            ..
+        }
+    ));
+    let gone = w.recognizer.handle(photo).await.unwrap();
+    assert!(people_of(&gone).is_empty(), "{gone:#}");
+    assert_eq!(gone["collection_people"], 1);
+    assert!(
+        people_in(&w.people, "got").await == ["rose_leslie"],
+        "people table keeps only rose_leslie"
+    );
+}
+
+async fn people_in(people: &MemoryPeople, collection: &str) -> Vec<String> {
+    use face_service::storage::PeopleTable;
+    people
+        .list(collection)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.person)
+        .collect()
+}

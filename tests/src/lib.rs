@@ -1,0 +1,45 @@
+//! Helpers of the end-to-end tests: the built function artifacts, unpacked
+//! as Lambda would, and the labelled data beside the checkout.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The labelled development set: `$FACE_DATA_DIR`, else `../shared/data`
+/// beside the checkout. Missing data is a failure, never a skip.
+pub fn data(rel: &str) -> Vec<u8> {
+    let dir = std::env::var_os("FACE_DATA_DIR")
+        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from);
+    let path = dir.join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set FACE_DATA_DIR)", path.display()))
+}
+
+/// The x86_64 zip `cargo xtask build` made for `function`.
+pub fn artifact(function: &str) -> PathBuf {
+    workspace()
+        .join("target/lambda-dist/x86_64")
+        .join(format!("{function}.zip"))
+}
+
+/// Unpacks a function's zip into `dest` as Lambda unpacks it into
+/// `/var/task`, and returns the path of its `bootstrap`.
+pub fn unpack(function: &str, dest: &Path) -> Result<PathBuf> {
+    let zip_path = artifact(function);
+    let file = std::fs::File::open(&zip_path).with_context(|| {
+        format!(
+            "{} is missing: run `cargo xtask build` first",
+            zip_path.display()
+        )
+    })?;
+    let mut archive =
+        zip::ZipArchive::new(file).with_context(|| format!("reading {}", zip_path.display()))?;
+    archive
+        .extract(dest)
+        .with_context(|| format!("unpacking {}", zip_path.display()))?;
+    Ok(dest.join("bootstrap"))
+}

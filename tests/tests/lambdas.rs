@@ -1,0 +1,413 @@
+//! The real musl bootstraps of `enroll` and `recognize` under AWS's Runtime
+//! Interface Emulator, against moto: every trigger, and the side effects in
+//! S3, DynamoDB and SQS.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use e2e::{data, unpack};
+use local_aws::{MotoServer, Rie, RieOptions, Tools};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "faces-data";
+const PEOPLE: &str = "faces-people";
+const RESULTS: &str = "faces-results";
+
+struct Aws {
+    s3: aws_sdk_s3::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    results_queue: String,
+    work_queue: String,
+}
+
+async fn table(dynamo: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&str, KeyType)]) {
+    let mut create = dynamo
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (key, kind) in keys {
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(kind.clone())
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create.send().await.unwrap();
+}
+
+/// The resources lambdas/README.md names, made directly with the SDK (the
+/// stacks' own deployment is tested by `cargo xtask deploy --stack local`).
+async fn provision(moto: &MotoServer) -> Aws {
+    let config = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    table(
+        &dynamo,
+        PEOPLE,
+        &[("collection", KeyType::Hash), ("person", KeyType::Range)],
+    )
+    .await;
+    table(&dynamo, RESULTS, &[("result_id", KeyType::Hash)]).await;
+    let results_queue = sqs
+        .create_queue()
+        .queue_name("faces-results.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let work_queue = sqs
+        .create_queue()
+        .queue_name("faces-uploads")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let work_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&work_queue)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    // Uploads notify the work queue, so the S3 events the functions get are
+    // the ones moto really sends, not hand-made ones.
+    s3.put_bucket_notification_configuration()
+        .bucket(BUCKET)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(work_arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    Aws {
+        s3,
+        dynamo,
+        sqs,
+        results_queue,
+        work_queue,
+    }
+}
+
+impl Aws {
+    async fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Every message on a queue now (moto delivers synchronously), deleted.
+    async fn drain(&self, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            for m in &batch {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// The S3 event moto queued for each upload, skipping its test event.
+    async fn upload_events(&self) -> Vec<(String, String)> {
+        self.drain(&self.work_queue)
+            .await
+            .into_iter()
+            .map(|m| (m.message_id.unwrap(), m.body.unwrap()))
+            .filter(|(_, body)| !body.contains("s3:TestEvent"))
+            .collect()
+    }
+
+    async fn result_count(&self) -> usize {
+        self.dynamo
+            .scan()
+            .table_name(RESULTS)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+            .len()
+    }
+}
+
+fn function_env(moto: &MotoServer, aws: &Aws) -> Vec<(String, String)> {
+    let mut env = moto.client_env();
+    env.extend(
+        [
+            ("FACE_BUCKET", BUCKET),
+            ("FACE_PEOPLE_TABLE", PEOPLE),
+            ("FACE_RESULTS_TABLE", RESULTS),
+            ("FACE_RESULTS_QUEUE_URL", aws.results_queue.as_str()),
+            ("FACE_DEFAULT_COLLECTION", "got"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
+}
+
+fn start(function: &str, dir: &std::path::Path, env: &[(String, String)]) -> Rie {
+    let bootstrap = unpack(function, &dir.join(function)).unwrap();
+    let options = RieOptions {
+        function_name: function.into(),
+        memory_mib: 2048,
+        timeout_s: 60,
+        log_dir: None,
+    };
+    Rie::start_with(Tools::ensure_default().unwrap(), &options, &bootstrap, env).unwrap()
+}
+
+fn invoke(rie: &Rie, event: &Value) -> Value {
+    let invocation = rie.invoke(event).unwrap();
+    match invocation.result {
+        Ok(v) => v,
+        Err(e) => panic!("function error {e:?}\n{}", rie.log_tail(40)),
+    }
+}
+
+fn people_of(reply: &Value) -> BTreeSet<String> {
+    reply["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["Match"]["Person"].as_str().map(String::from))
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_under_the_emulator_against_moto() {
+    let moto = MotoServer::start().unwrap();
+    let aws = provision(&moto).await;
+    let env = function_env(&moto, &aws);
+    let dir = tempfile::tempdir().unwrap();
+    let enroll = start("enroll", dir.path(), &env);
+    let recognize = start("recognize", dir.path(), &env);
+
+    // Enroll two people from photos in the bucket (enrollment photos do
+    // not go under uploads/, so they trigger nothing).
+    for (person, photos) in [
+        (
+            "kit_harington",
+            [
+                "recognition/kit_harington/face_recognition_john1.jpeg",
+                "recognition/kit_harington/face_recognition_john2.jpeg",
+            ],
+        ),
+        (
+            "rose_leslie",
+            [
+                "recognition/rose_leslie/face_recognition_img1.jpg",
+                "recognition/rose_leslie/face_recognition_img2.jpg",
+            ],
+        ),
+    ] {
+        let mut keys = Vec::new();
+        for photo in photos {
+            let key = format!("enroll/{person}/{}", photo.rsplit('/').next().unwrap());
+            aws.put(&key, data(photo)).await;
+            keys.push(key);
+        }
+        let reply = invoke(
+            &enroll,
+            &json!({"action": "enroll", "collection": "got", "person": person,
+                    "attributes": {"major": "drama"}, "images": keys}),
+        );
+        assert_eq!(reply["indexed"].as_array().unwrap().len(), 2, "{reply:#}");
+    }
+    let listed = invoke(&enroll, &json!({"action": "list", "collection": "got"}));
+    let names: Vec<&str> = listed["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["person"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kit_harington", "rose_leslie"]);
+    let embeddings = aws
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("collections/got/people/")
+        .send()
+        .await
+        .unwrap()
+        .key_count;
+    assert_eq!(embeddings, Some(2));
+
+    // Synchronous invoke with a group photo.
+    let group = data("detection/face_recognition_kit_with_rose.jpg");
+    aws.put("inbox/group.jpg", group.clone()).await;
+    let reply = invoke(
+        &recognize,
+        &json!({"collection": "got", "image": {"bucket": BUCKET, "key": "inbox/group.jpg"}}),
+    );
+    assert_eq!(
+        people_of(&reply),
+        set(&["kit_harington", "rose_leslie"]),
+        "{reply:#}"
+    );
+    assert_eq!(
+        reply["face_model_version"],
+        "yunet_s_dynamic+dlib_resnet_v1"
+    );
+
+    // A bad image is a typed, non-retryable function error.
+    let bad = recognize
+        .invoke(&json!({"image": {"base64": "bm90IGFuIGltYWdl"}}))
+        .unwrap();
+    let err = bad.result.expect_err("a text file is not an image");
+    assert_eq!(err.error_type, "FaceService.BadInput", "{err:?}");
+
+    // The same S3 event twice: one result, one message.
+    aws.drain(&aws.work_queue).await;
+    aws.put("uploads/got/party.jpg", group).await;
+    let events = aws.upload_events().await;
+    assert_eq!(events.len(), 1, "moto queued one event per upload");
+    let s3_event: Value = serde_json::from_str(&events[0].1).unwrap();
+    let first = invoke(&recognize, &s3_event);
+    assert_eq!(first["uploads"][0]["status"], "recognized", "{first:#}");
+    let second = invoke(&recognize, &s3_event);
+    assert_eq!(second["uploads"][0]["status"], "duplicate", "{second:#}");
+    assert_eq!(aws.result_count().await, 1);
+    let delivered = aws.drain(&aws.results_queue).await;
+    assert_eq!(delivered.len(), 1);
+    let message: Value = serde_json::from_str(delivered[0].body().unwrap()).unwrap();
+    assert_eq!(message["status"], "ok");
+    assert_eq!(
+        people_of(&message["result"]),
+        set(&["kit_harington", "rose_leslie"])
+    );
+    let details = &message["result"]["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| !f["PersonDetails"].is_null())
+        .expect("the people table's record rides along")["PersonDetails"];
+    assert_eq!(details["Attributes"]["major"], "drama");
+
+    // An SQS batch with one corrupt image: exactly that message fails.
+    let photo = data("recognition/kit_harington/face_recognition_johnsnow_test1.jpg");
+    aws.put("uploads/got/snow.jpg", photo.clone()).await;
+    aws.put("uploads/got/broken.jpg", photo[..photo.len() / 2].to_vec())
+        .await;
+    aws.put(
+        "uploads/got/rose.jpg",
+        data("recognition/rose_leslie/face_recognition_img2.jpg"),
+    )
+    .await;
+    let events = aws.upload_events().await;
+    assert_eq!(events.len(), 3);
+    let broken_id = events
+        .iter()
+        .find(|(_, body)| body.contains("broken.jpg"))
+        .unwrap()
+        .0
+        .clone();
+    let records: Vec<Value> = events
+        .iter()
+        .map(|(id, body)| json!({"messageId": id, "eventSource": "aws:sqs", "body": body}))
+        .collect();
+    let batch = json!({ "Records": records });
+    let reply = invoke(&recognize, &batch);
+    assert_eq!(
+        reply,
+        json!({"batchItemFailures": [{"itemIdentifier": broken_id}]})
+    );
+    assert_eq!(aws.result_count().await, 4);
+    let messages = aws.drain(&aws.results_queue).await;
+    let statuses: BTreeSet<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            (
+                v["key"].as_str().unwrap().to_string(),
+                v["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("uploads/got/broken.jpg", "bad_input"),
+            ("uploads/got/rose.jpg", "ok"),
+            ("uploads/got/snow.jpg", "ok"),
+        ]
+        .iter()
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+        .collect()
+    );
+
+    // Forget removes the embeddings and the record.
+    let forgot = invoke(
+        &enroll,
+        &json!({"action": "forget", "collection": "got", "person": "rose_leslie"}),
+    );
+    assert_eq!(forgot["removed_faces"], 2);
+    let reply = invoke(
+        &recognize,
+        &json!({"collection": "got", "image": "inbox/group.jpg"}),
+    );
+    assert_eq!(people_of(&reply), set(&["kit_harington"]), "{reply:#}");
+}
