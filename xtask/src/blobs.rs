@@ -741,6 +741,89 @@ mod tests {
         );
     }
 
+    /// Serves `body` once per connection on loopback, like a download
+    /// server, and returns the URL and how many requests it answered.
+    fn serve(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/model.dat.bz2",
+            listener.local_addr().expect("addr")
+        );
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut stream = &stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        (url, served)
+    }
+
+    #[test]
+    fn an_upstream_bz2_url_is_used_when_the_mirror_lacks_the_file() {
+        let weights = b"dlib weights, many of them".repeat(100);
+        let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, &weights).expect("compress");
+        let (url, served) = serve(encoder.finish().expect("compress"));
+        let mirror = tempfile::tempdir().expect("tempdir");
+        let dest = tempfile::tempdir().expect("tempdir");
+        let places = places(dest.path(), mirror.path());
+        let blob = blob_for(
+            "model.dat",
+            &weights,
+            vec![
+                Source::Mirror {},
+                Source::Url {
+                    url: url.clone(),
+                    compression: Some(Compression::Bz2),
+                },
+            ],
+        );
+        let how = fetch_one(&[], &blob, &places).expect("fetch");
+        assert_eq!(how, format!("downloaded from {url}"));
+        assert_eq!(
+            std::fs::read(dest.path().join("model.dat")).expect("read"),
+            weights
+        );
+        // Verified in place: a second run downloads nothing.
+        assert!(
+            fetch_one(&[], &blob, &places)
+                .expect("again")
+                .contains("already")
+        );
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The same download against the wrong pin names both hashes and
+        // leaves no file behind.
+        let wrong = Blob {
+            name: "other.dat".into(),
+            sha256: "0".repeat(64),
+            ..blob
+        };
+        let err = format!(
+            "{:#}",
+            fetch_one(&[], &wrong, &places).expect_err("mismatch")
+        );
+        assert!(
+            err.contains("other.dat") && err.contains(&"0".repeat(64)),
+            "{err}"
+        );
+        assert_eq!(listing(dest.path()), vec!["model.dat".to_string()]);
+    }
+
     #[test]
     fn a_corrupted_file_is_fetched_again() {
         let mirror = tempfile::tempdir().expect("tempdir");
