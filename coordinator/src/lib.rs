@@ -1,0 +1,26 @@
+//! The scan coordinator's scheduling core: run many independent jobs (scan
+//! chunks) on the workers of several regions.
+//!
+//! - Capacity: each region runs at most `max_in_flight` jobs at once (its
+//!   Lambda concurrency, from the stacks and the account's quota). Every
+//!   free slot pulls the next job from one shared queue, so each region's
+//!   share of the work follows its capacity, and a slow region never holds
+//!   jobs a fast one could run.
+//! - Retries: a retryable failure puts the job back with exponential
+//!   backoff, up to `max_attempts`.
+//! - Regions fail: after `region_failure_threshold` consecutive failures (or
+//!   one [`WorkerError::RegionDown`]) a region takes no more jobs, and its
+//!   failed jobs go back to the queue for the others.
+//! - Exactly once: a job's result is kept once, by job id; a job is only
+//!   re-queued after its attempt failed, so no result is counted twice, and
+//!   the run fails loudly if any job is left without a result.
+//!
+//! Workers are behind [`Worker`], so the same core drives Lambda invokes,
+//! emulated functions and in-process fakes (the tests).
+
+mod schedule;
+
+pub use schedule::{
+    FanOutError, FanOutReport, JobResult, Progress, Region, RegionReport, RetryPolicy, Worker,
+    WorkerError, fan_out,
+};

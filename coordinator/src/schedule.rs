@@ -1,0 +1,327 @@
+//! The shared-queue scheduler (see the crate docs).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{Mutex, Notify};
+
+/// One region's workers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Region {
+    pub name: String,
+    /// Jobs in flight at most (≥ 1).
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WorkerError {
+    /// Throttling, a timeout, a crashed environment: try again.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The region cannot take work (endpoint unreachable, function
+    /// missing): move its jobs elsewhere.
+    #[error("region down: {0}")]
+    RegionDown(String),
+    /// The job itself is bad; retrying cannot help.
+    #[error("job failed: {0}")]
+    Fatal(String),
+}
+
+#[async_trait]
+pub trait Worker<J, R>: Send + Sync {
+    async fn run(&self, region: &str, job: &J) -> Result<R, WorkerError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    /// Attempts per job, the first included.
+    pub max_attempts: u32,
+    /// Backoff before attempt n (n ≥ 2) is `base * 2^(n-2)`, capped.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Consecutive failures after which a region takes no more jobs.
+    pub region_failure_threshold: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            region_failure_threshold: 3,
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(2));
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max)
+    }
+}
+
+/// Progress after each finished job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub retries: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobResult<R> {
+    pub region: String,
+    pub attempts: u32,
+    pub result: R,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct RegionReport {
+    pub jobs_done: usize,
+    pub failures: usize,
+    /// Whether the region was taken out of the run.
+    pub lost: bool,
+    pub peak_in_flight: usize,
+}
+
+#[derive(Debug)]
+pub struct FanOutReport<R> {
+    /// By job id, one result each.
+    pub results: BTreeMap<u64, JobResult<R>>,
+    pub regions: BTreeMap<String, RegionReport>,
+    pub retries: usize,
+    pub wall_time: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum FanOutError {
+    #[error("no region to run on")]
+    NoRegions,
+    #[error("job {job} failed: {error}")]
+    JobFailed { job: u64, error: String },
+    #[error("job {job} failed {attempts} times, last: {error}")]
+    RetriesExhausted {
+        job: u64,
+        attempts: u32,
+        error: String,
+    },
+    #[error("every region is down; {left} jobs left without a result")]
+    AllRegionsDown { left: usize },
+}
+
+struct Queued<J> {
+    id: u64,
+    job: J,
+    attempts: u32,
+}
+
+struct RegionState {
+    name: String,
+    down: AtomicBool,
+    consecutive_failures: AtomicUsize,
+    in_flight: AtomicUsize,
+    report: std::sync::Mutex<RegionReport>,
+}
+
+struct Shared<J, R> {
+    queue: Mutex<VecDeque<Queued<J>>>,
+    results: Mutex<BTreeMap<u64, JobResult<R>>>,
+    /// Jobs without a result yet.
+    open: AtomicUsize,
+    retries: AtomicUsize,
+    fatal: std::sync::Mutex<Option<FanOutError>>,
+    wake: Notify,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs every job once, on the regions' workers (see the crate docs).
+pub async fn fan_out<J, R>(
+    jobs: Vec<(u64, J)>,
+    regions: &[Region],
+    worker: Arc<dyn Worker<J, R>>,
+    policy: RetryPolicy,
+    on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<FanOutReport<R>, FanOutError>
+where
+    J: Send + Sync + 'static,
+    R: Send + 'static,
+{
+    if regions.is_empty() || regions.iter().all(|r| r.max_in_flight == 0) {
+        return Err(FanOutError::NoRegions);
+    }
+    let start = Instant::now();
+    let total = jobs.len();
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(
+            jobs.into_iter()
+                .map(|(id, job)| Queued {
+                    id,
+                    job,
+                    attempts: 0,
+                })
+                .collect(),
+        ),
+        results: Mutex::new(BTreeMap::new()),
+        open: AtomicUsize::new(total),
+        retries: AtomicUsize::new(0),
+        fatal: std::sync::Mutex::new(None),
+        wake: Notify::new(),
+    });
+    let states: Vec<Arc<RegionState>> = regions
+        .iter()
+        .map(|r| {
+            Arc::new(RegionState {
+                name: r.name.clone(),
+                down: AtomicBool::new(false),
+                consecutive_failures: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                report: std::sync::Mutex::new(RegionReport::default()),
+            })
+        })
+        .collect();
+
+    let mut slots = tokio::task::JoinSet::new();
+    for (region, state) in regions.iter().zip(&states) {
+        for _ in 0..region.max_in_flight {
+            slots.spawn(slot_loop(
+                shared.clone(),
+                state.clone(),
+                states.clone(),
+                worker.clone(),
+                policy,
+                on_progress.clone(),
+                total,
+            ));
+        }
+    }
+    while slots.join_next().await.is_some() {}
+
+    if let Some(error) = lock(&shared.fatal).take() {
+        return Err(error);
+    }
+    let left = shared.open.load(Ordering::SeqCst);
+    if left > 0 {
+        return Err(FanOutError::AllRegionsDown { left });
+    }
+    let results = std::mem::take(&mut *shared.results.lock().await);
+    Ok(FanOutReport {
+        results,
+        regions: states
+            .iter()
+            .map(|s| (s.name.clone(), lock(&s.report).clone()))
+            .collect(),
+        retries: shared.retries.load(Ordering::SeqCst),
+        wall_time: start.elapsed(),
+    })
+}
+
+/// One slot of one region: pull, run, record, until no job is left, the
+/// region is down, or the run failed.
+async fn slot_loop<J, R>(
+    shared: Arc<Shared<J, R>>,
+    region: Arc<RegionState>,
+    all_regions: Vec<Arc<RegionState>>,
+    worker: Arc<dyn Worker<J, R>>,
+    policy: RetryPolicy,
+    on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    total: usize,
+) where
+    J: Send + Sync + 'static,
+    R: Send + 'static,
+{
+    loop {
+        let finished = shared.open.load(Ordering::SeqCst) == 0 || lock(&shared.fatal).is_some();
+        let everyone_down = all_regions.iter().all(|r| r.down.load(Ordering::SeqCst));
+        if finished || region.down.load(Ordering::SeqCst) || everyone_down {
+            shared.wake.notify_waiters();
+            return;
+        }
+        let next = shared.queue.lock().await.pop_front();
+        let Some(mut queued) = next else {
+            // Jobs are in flight elsewhere and may come back: wait for news.
+            let _ = tokio::time::timeout(Duration::from_millis(50), shared.wake.notified()).await;
+            continue;
+        };
+        queued.attempts += 1;
+        if queued.attempts > 1 {
+            tokio::time::sleep(policy.backoff(queued.attempts)).await;
+        }
+        let in_flight = region.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        {
+            let mut report = lock(&region.report);
+            report.peak_in_flight = report.peak_in_flight.max(in_flight);
+        }
+        let outcome = worker.run(&region.name, &queued.job).await;
+        region.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match outcome {
+            Ok(result) => {
+                region.consecutive_failures.store(0, Ordering::SeqCst);
+                lock(&region.report).jobs_done += 1;
+                let mut results = shared.results.lock().await;
+                if results.contains_key(&queued.id) {
+                    // Unreachable by construction (a job runs again only
+                    // after its attempt failed); kept as the invariant's guard.
+                    tracing::error!(job = queued.id, "second result for a job ignored");
+                } else {
+                    results.insert(
+                        queued.id,
+                        JobResult {
+                            region: region.name.clone(),
+                            attempts: queued.attempts,
+                            result,
+                        },
+                    );
+                    let open = shared.open.fetch_sub(1, Ordering::SeqCst) - 1;
+                    on_progress(Progress {
+                        done: total - open,
+                        total,
+                        retries: shared.retries.load(Ordering::SeqCst),
+                    });
+                }
+                drop(results);
+                shared.wake.notify_waiters();
+            }
+            Err(WorkerError::Fatal(error)) => {
+                lock(&region.report).failures += 1;
+                *lock(&shared.fatal) = Some(FanOutError::JobFailed {
+                    job: queued.id,
+                    error,
+                });
+                shared.wake.notify_waiters();
+            }
+            Err(error) => {
+                lock(&region.report).failures += 1;
+                let failures = region.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
+                let lost = matches!(error, WorkerError::RegionDown(_))
+                    || failures >= policy.region_failure_threshold as usize;
+                if lost && !region.down.swap(true, Ordering::SeqCst) {
+                    lock(&region.report).lost = true;
+                    tracing::warn!(region = %region.name, %error, "region taken out of the run; its jobs move to the others");
+                }
+                if queued.attempts >= policy.max_attempts {
+                    *lock(&shared.fatal) = Some(FanOutError::RetriesExhausted {
+                        job: queued.id,
+                        attempts: queued.attempts,
+                        error: error.to_string(),
+                    });
+                } else {
+                    shared.retries.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(job = queued.id, region = %region.name, attempt = queued.attempts, %error, "job re-queued");
+                    shared.queue.lock().await.push_back(queued);
+                }
+                shared.wake.notify_waiters();
+            }
+        }
+    }
+}
