@@ -8,4 +8,5 @@ pub mod bench;
 pub mod eval;
 pub mod labels;
 pub mod models;
+pub mod scan;
 pub mod store;

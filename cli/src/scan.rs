@@ -1,0 +1,674 @@
+//! `facectl scan-video`, local mode: plan keyframe-aligned chunks, scan
+//! them on this machine's cores (rayon, one decoder per chunk), fold the
+//! per-frame matches into a timeline, and estimate what the same scan
+//! would cost on Lambda. Optionally also runs the naive every-frame
+//! baseline on the same chunks, for the throughput/recall trade-off.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use face_core::{Collection, FacePipeline, RgbImage};
+use face_video::{
+    Appearance, Chunk, FrameMatches, ScanConfig, ScanMode, ScanStats, Timeline, TimelineConfig,
+    VideoIndex, VideoInfo, VideoLimits, plan_chunks, scan_chunk,
+};
+use image::Rgb;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Lambda x86 on-demand prices (us-east-1, 2026): per GB-second and per
+/// request.
+pub const LAMBDA_USD_PER_GB_S: f64 = 0.000_016_666_7;
+pub const LAMBDA_USD_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+
+/// Width of the contact-sheet thumbnails, in pixels.
+const THUMB_WIDTH_PX: u32 = 320;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub video: PathBuf,
+    pub config: ScanConfig,
+    pub timeline: TimelineConfig,
+    /// Frames per local chunk; default: enough chunks to keep every
+    /// thread busy (4 per thread), at least 30 frames each.
+    pub frames_per_chunk: Option<u64>,
+    pub threads: usize,
+    /// Also run the every-frame baseline and compare.
+    pub compare_naive: bool,
+    pub lambda: LambdaAssumptions,
+}
+
+/// What the Lambda estimate assumes; every figure is printed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LambdaAssumptions {
+    pub memory_mib: u32,
+    /// Frames per worker invocation.
+    pub frames_per_chunk: u64,
+    /// Per invocation: ranged S3 GET of the chunk and header parse.
+    pub invoke_overhead_ms: f64,
+    /// Per new environment: process start and model load, billed (Lambda
+    /// bills the INIT phase since August 2025).
+    pub init_ms: f64,
+    /// Concurrent environments available (one region's default quota).
+    pub concurrency: u64,
+    /// One Lambda vCPU-second does the work of one second of one core of
+    /// this machine (the scan is single-threaded per chunk).
+    pub lambda_core_speed_vs_local: f64,
+}
+
+impl Default for LambdaAssumptions {
+    fn default() -> Self {
+        Self {
+            memory_mib: 2048,
+            frames_per_chunk: 300,
+            invoke_overhead_ms: 150.0,
+            init_ms: 1_000.0,
+            concurrency: 1_000,
+            lambda_core_speed_vs_local: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LambdaEstimate {
+    pub assumptions: LambdaAssumptions,
+    pub requests: u64,
+    pub environments: u64,
+    pub billed_s: f64,
+    pub gb_s: f64,
+    pub usd: f64,
+}
+
+impl LambdaAssumptions {
+    /// Cost of scanning `frames` frames at `per_frame_ms` of one core each.
+    pub fn estimate(&self, frames: u64, per_frame_ms: f64) -> LambdaEstimate {
+        let requests = frames.div_ceil(self.frames_per_chunk.max(1));
+        let environments = requests.min(self.concurrency.max(1));
+        let compute_ms = frames as f64 * per_frame_ms / self.lambda_core_speed_vs_local;
+        let billed_ms = compute_ms
+            + requests as f64 * self.invoke_overhead_ms
+            + environments as f64 * self.init_ms;
+        let billed_s = billed_ms / 1000.0;
+        let gb_s = billed_s * f64::from(self.memory_mib) / 1024.0;
+        LambdaEstimate {
+            assumptions: *self,
+            requests,
+            environments,
+            billed_s,
+            gb_s,
+            usd: gb_s * LAMBDA_USD_PER_GB_S + requests as f64 * LAMBDA_USD_PER_REQUEST,
+        }
+    }
+}
+
+/// One scan mode's run over the whole video.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeRun {
+    pub mode: ScanMode,
+    pub wall_s: f64,
+    pub frames_per_s: f64,
+    /// Frames per second of one core's busy time (sum of chunk times).
+    pub frames_per_s_per_core: f64,
+    pub per_frame_ms: f64,
+    pub stats: ScanStats,
+}
+
+/// The naive baseline beside the tracked scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub naive: ModeRun,
+    /// Tracked per-core throughput over the baseline's.
+    pub speedup_per_core: f64,
+    /// Of the (frame, person) sightings of the baseline, the share the
+    /// tracked scan reports too.
+    pub sighting_recall: f64,
+    /// Of the baseline's appearances, the share the tracked timeline
+    /// overlaps with the same person.
+    pub appearance_recall: f64,
+    /// (frame, person) sightings the tracked scan reports and the baseline
+    /// does not.
+    pub extra_sightings: u64,
+    pub naive_timeline: Vec<Appearance>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanReport {
+    pub video: String,
+    pub info: VideoInfo,
+    pub collection: String,
+    pub people_enrolled: usize,
+    pub config: ScanConfig,
+    pub threads: usize,
+    pub chunks: usize,
+    pub tracked: ModeRun,
+    pub timeline: Vec<Appearance>,
+    pub lambda_estimate: LambdaEstimate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// Frames with at least one face.
+    pub frames: Vec<FrameMatches>,
+}
+
+/// The best view of each person (lowest distance) kept as a JPEG.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    pub frame: u64,
+    pub pts_s: f64,
+    pub distance: f32,
+    pub jpeg: Vec<u8>,
+}
+
+type Thumbnails = BTreeMap<String, Vec<Thumbnail>>;
+
+/// Scans the video and builds the report (and the thumbnails).
+pub fn scan_video(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    collection_name: &str,
+    options: &ScanOptions,
+) -> Result<(ScanReport, Thumbnails)> {
+    let path = &options.video;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let size = file.metadata()?.len();
+    let index = VideoIndex::from_reader(BufReader::new(file), size, &VideoLimits::default())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let info = index.info();
+    let threads = options.threads.max(1);
+    let per_chunk = options
+        .frames_per_chunk
+        .unwrap_or_else(|| info.frames.div_ceil(4 * threads as u64).max(30));
+    let chunks = plan_chunks(&index, per_chunk)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+
+    let thumbs = Mutex::new(Thumbnails::new());
+    let tracked_config = ScanConfig {
+        mode: ScanMode::Tracked,
+        ..options.config
+    };
+    let (tracked, frames) = pool.install(|| {
+        run_mode(
+            pipeline,
+            collection,
+            &index,
+            path,
+            &chunks,
+            &tracked_config,
+            Some(&thumbs),
+        )
+    })?;
+    let interval = if info.fps > 0.0 { 1.0 / info.fps } else { 0.0 };
+    let timeline = Timeline::build(&frames, interval, &options.timeline);
+
+    let comparison = if options.compare_naive {
+        let naive_config = ScanConfig {
+            mode: ScanMode::EveryFrame,
+            ..options.config
+        };
+        let (naive, naive_frames) = pool.install(|| {
+            run_mode(
+                pipeline,
+                collection,
+                &index,
+                path,
+                &chunks,
+                &naive_config,
+                None,
+            )
+        })?;
+        let naive_timeline = Timeline::build(&naive_frames, interval, &options.timeline);
+        Some(compare(
+            &tracked,
+            &frames,
+            &timeline,
+            naive,
+            &naive_frames,
+            naive_timeline,
+        ))
+    } else {
+        None
+    };
+
+    let lambda_estimate = options.lambda.estimate(info.frames, tracked.per_frame_ms);
+    let report = ScanReport {
+        video: path.display().to_string(),
+        info,
+        collection: collection_name.to_string(),
+        people_enrolled: collection.people.len(),
+        config: tracked_config,
+        threads,
+        chunks: chunks.len(),
+        tracked,
+        timeline: timeline.appearances,
+        lambda_estimate,
+        comparison,
+        frames: frames.into_iter().filter(|f| !f.faces.is_empty()).collect(),
+    };
+    let mut thumbs = thumbs.into_inner().unwrap_or_else(|e| e.into_inner());
+    for list in thumbs.values_mut() {
+        list.sort_by_key(|t| t.frame);
+    }
+    Ok((report, thumbs))
+}
+
+/// Reads one chunk's bytes: what a worker would fetch with a ranged GET.
+fn read_span(path: &Path, chunk: &Chunk) -> Result<Vec<u8>> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    file.seek(SeekFrom::Start(chunk.span.bytes_start))?;
+    let len = chunk.span.bytes_end - chunk.span.bytes_start;
+    let mut bytes = Vec::new();
+    file.take(len)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading chunk {} of {}", chunk.chunk, path.display()))?;
+    Ok(bytes)
+}
+
+fn run_mode(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    index: &VideoIndex,
+    path: &Path,
+    chunks: &[Chunk],
+    config: &ScanConfig,
+    thumbs: Option<&Mutex<Thumbnails>>,
+) -> Result<(ModeRun, Vec<FrameMatches>)> {
+    let start = Instant::now();
+    let results: Vec<_> = chunks
+        .par_iter()
+        .map(|chunk| -> Result<_> {
+            let bytes = read_span(path, chunk)?;
+            let mut local: Thumbnails = Thumbnails::new();
+            let mut keep = |image: &RgbImage, m: &FrameMatches| {
+                if thumbs.is_some() {
+                    keep_thumbnail(&mut local, image, m);
+                }
+            };
+            let scan = scan_chunk(
+                pipeline,
+                collection,
+                index,
+                &bytes,
+                chunk.span.bytes_start,
+                chunk.frames,
+                config,
+                &mut keep,
+            )
+            .with_context(|| {
+                format!("scanning chunk {} (frames {:?})", chunk.chunk, chunk.frames)
+            })?;
+            if let Some(all) = thumbs {
+                let mut all = all.lock().unwrap_or_else(|e| e.into_inner());
+                for (person, list) in local {
+                    all.entry(person).or_default().extend(list);
+                }
+            }
+            Ok(scan)
+        })
+        .collect();
+    let wall_s = start.elapsed().as_secs_f64();
+    let mut stats = ScanStats::default();
+    let mut frames = Vec::new();
+    for r in results {
+        let scan = r?;
+        stats.add(&scan.stats);
+        frames.extend(scan.matches);
+    }
+    frames.sort_by_key(|f| f.frame);
+    let n = stats.frames as f64;
+    let per_frame_ms = if n > 0.0 { stats.total_ms / n } else { 0.0 };
+    Ok((
+        ModeRun {
+            mode: config.mode,
+            wall_s,
+            frames_per_s: if wall_s > 0.0 { n / wall_s } else { 0.0 },
+            frames_per_s_per_core: if per_frame_ms > 0.0 {
+                1000.0 / per_frame_ms
+            } else {
+                0.0
+            },
+            per_frame_ms,
+            stats,
+        },
+        frames,
+    ))
+}
+
+/// Keeps, per person and chunk, the frame with the closest recognition
+/// (one JPEG per person per chunk bounds the memory).
+fn keep_thumbnail(local: &mut Thumbnails, image: &RgbImage, m: &FrameMatches) {
+    for face in m.faces.iter().filter(|f| f.recognized) {
+        let (Some(person), Some(distance)) = (&face.person, face.distance) else {
+            continue;
+        };
+        let list = local.entry(person.clone()).or_default();
+        if list.first().is_some_and(|t| t.distance <= distance) {
+            continue;
+        }
+        if let Some(jpeg) = thumbnail_jpeg(image, m) {
+            list.clear();
+            list.push(Thumbnail {
+                frame: m.frame,
+                pts_s: m.pts_s,
+                distance,
+                jpeg,
+            });
+        }
+    }
+}
+
+fn thumbnail_jpeg(image: &RgbImage, m: &FrameMatches) -> Option<Vec<u8>> {
+    let scale = THUMB_WIDTH_PX as f32 / image.width().max(1) as f32;
+    let height = ((image.height() as f32 * scale).round() as u32).max(1);
+    let mut thumb = image::imageops::resize(
+        image,
+        THUMB_WIDTH_PX,
+        height,
+        image::imageops::FilterType::Triangle,
+    );
+    for f in &m.faces {
+        let color = if f.person.is_some() {
+            Rgb([0, 230, 64])
+        } else {
+            Rgb([255, 160, 0])
+        };
+        let b = f.bbox;
+        draw_box(
+            &mut thumb,
+            (b.x * scale) as i64,
+            (b.y * scale) as i64,
+            ((b.x + b.width) * scale) as i64,
+            ((b.y + b.height) * scale) as i64,
+            color,
+        );
+    }
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&thumb)
+        .ok()?;
+    Some(out)
+}
+
+fn draw_box(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, color: Rgb<u8>) {
+    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
+    let mut put = |x: i64, y: i64| {
+        if (0..w).contains(&x) && (0..h).contains(&y) {
+            img.put_pixel(x as u32, y as u32, color);
+        }
+    };
+    for t in 0..2 {
+        for x in x0..=x1 {
+            put(x, y0 + t);
+            put(x, y1 - t);
+        }
+        for y in y0..=y1 {
+            put(x0 + t, y);
+            put(x1 - t, y);
+        }
+    }
+}
+
+fn sightings(frames: &[FrameMatches]) -> BTreeSet<(u64, &str)> {
+    frames
+        .iter()
+        .flat_map(|f| {
+            f.faces
+                .iter()
+                .filter_map(move |face| face.person.as_deref().map(|p| (f.frame, p)))
+        })
+        .collect()
+}
+
+fn compare(
+    tracked: &ModeRun,
+    tracked_frames: &[FrameMatches],
+    tracked_timeline: &Timeline,
+    naive: ModeRun,
+    naive_frames: &[FrameMatches],
+    naive_timeline: Timeline,
+) -> Comparison {
+    let t = sightings(tracked_frames);
+    let n = sightings(naive_frames);
+    let found = n.intersection(&t).count();
+    let overlaps = |a: &Appearance| {
+        tracked_timeline.appearances.iter().any(|b| {
+            b.person == a.person && b.first_frame <= a.last_frame && a.first_frame <= b.last_frame
+        })
+    };
+    let covered = naive_timeline
+        .appearances
+        .iter()
+        .filter(|a| overlaps(a))
+        .count();
+    let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    Comparison {
+        speedup_per_core: if tracked.per_frame_ms > 0.0 {
+            naive.per_frame_ms / tracked.per_frame_ms
+        } else {
+            0.0
+        },
+        naive,
+        sighting_recall: ratio(found, n.len()),
+        appearance_recall: ratio(covered, naive_timeline.appearances.len()),
+        extra_sightings: t.difference(&n).count() as u64,
+        naive_timeline: naive_timeline.appearances,
+    }
+}
+
+/// The human summary printed without `--json`.
+pub fn render_text(r: &ScanReport) -> String {
+    let mut s = format!(
+        "{}: {}x{}, {} frames, {:.1} s at {:.2} fps; {} chunk(s) on {} thread(s)\n",
+        r.video,
+        r.info.width,
+        r.info.height,
+        r.info.frames,
+        r.info.duration_s,
+        r.info.fps,
+        r.chunks,
+        r.threads
+    );
+    if r.timeline.is_empty() {
+        s.push_str("no enrolled person found\n");
+    }
+    for a in &r.timeline {
+        s.push_str(&format!(
+            "  {:>8.2}-{:<8.2} s  {}  (frames {}-{}, seen in {}, best distance {:.3})\n",
+            a.start_s,
+            a.end_s,
+            a.person,
+            a.first_frame,
+            a.last_frame,
+            a.frames_seen,
+            a.best_distance
+        ));
+    }
+    let t = &r.tracked;
+    s.push_str(&format!(
+        "tracked scan: {:.2} s wall, {:.1} frames/s, {:.1} frames/s per core; detector on {} of {} frames, recognizer on {} of {} faces\n",
+        t.wall_s,
+        t.frames_per_s,
+        t.frames_per_s_per_core,
+        t.stats.frames_detected,
+        t.stats.frames,
+        t.stats.faces_recognized,
+        t.stats.faces_detected
+    ));
+    if let Some(c) = &r.comparison {
+        s.push_str(&format!(
+            "every-frame baseline: {:.2} s wall, {:.1} frames/s per core; tracked is {:.2}x per core, sighting recall {:.3}, appearance recall {:.3}\n",
+            c.naive.wall_s,
+            c.naive.frames_per_s_per_core,
+            c.speedup_per_core,
+            c.sighting_recall,
+            c.appearance_recall
+        ));
+    }
+    let e = &r.lambda_estimate;
+    s.push_str(&format!(
+        "Lambda estimate: {} request(s), {:.1} GB-s, ${:.6} ({} MiB, {} frames per invoke, {:.0} ms init per environment, {:.0} ms per invoke)\n",
+        e.requests,
+        e.gb_s,
+        e.usd,
+        e.assumptions.memory_mib,
+        e.assumptions.frames_per_chunk,
+        e.assumptions.init_ms,
+        e.assumptions.invoke_overhead_ms
+    ));
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained HTML page: the timeline as bars per person, a contact
+/// sheet of matched frames (inline JPEG), wall time and the Lambda cost.
+pub fn render_html(r: &ScanReport, thumbs: &Thumbnails) -> String {
+    let duration = r.info.duration_s.max(1e-6);
+    let people: BTreeSet<&str> = r.timeline.iter().map(|a| a.person.as_str()).collect();
+    let mut rows = String::new();
+    for p in &people {
+        let mut bars = String::new();
+        for a in r.timeline.iter().filter(|a| a.person == *p) {
+            let left = 100.0 * a.start_s / duration;
+            let width = (100.0 * (a.end_s - a.start_s) / duration).max(0.3);
+            bars.push_str(&format!(
+                r#"<div class="bar" style="left:{left:.3}%;width:{width:.3}%" title="{:.2}-{:.2} s, frames {}-{}"></div>"#,
+                a.start_s, a.end_s, a.first_frame, a.last_frame
+            ));
+        }
+        rows.push_str(&format!(
+            r#"<div class="row"><div class="name">{}</div><div class="track">{bars}</div></div>"#,
+            escape(p)
+        ));
+    }
+    let mut sheet = String::new();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (person, list) in thumbs {
+        for t in list {
+            sheet.push_str(&format!(
+                r#"<figure><img src="data:image/jpeg;base64,{}" alt="{}"><figcaption>{} at {:.2} s (frame {}, distance {:.3})</figcaption></figure>"#,
+                b64.encode(&t.jpeg),
+                escape(person),
+                escape(person),
+                t.pts_s,
+                t.frame,
+                t.distance
+            ));
+        }
+    }
+    let e = &r.lambda_estimate;
+    let a = &e.assumptions;
+    let comparison = r.comparison.as_ref().map_or(String::new(), |c| {
+        format!(
+            "<li>Every-frame baseline: {:.2} s wall, {:.1} frames/s per core; the tracked scan is {:.2}x faster per core with sighting recall {:.3} and appearance recall {:.3} against it.</li>",
+            c.naive.wall_s,
+            c.naive.frames_per_s_per_core,
+            c.speedup_per_core,
+            c.sighting_recall,
+            c.appearance_recall
+        )
+    });
+    format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Scan of {video}</title>
+<style>
+body{{font-family:sans-serif;margin:2em;color:#222}}
+.row{{display:flex;align-items:center;margin:4px 0}}
+.name{{width:12em;font-weight:bold}}
+.track{{position:relative;flex:1;height:18px;background:#eee;border-radius:3px}}
+.bar{{position:absolute;top:0;height:18px;background:#2a8f4a;border-radius:3px}}
+.axis{{display:flex;justify-content:space-between;margin-left:12em;color:#666;font-size:80%}}
+figure{{display:inline-block;margin:6px;vertical-align:top}}
+figcaption{{font-size:80%;max-width:{thumb}px}}
+</style></head><body>
+<h1>Where they appear: {video}</h1>
+<p>{w}x{h}, {frames} frames, {dur:.1} s at {fps:.2} fps. Collection <b>{collection}</b> ({enrolled} people).</p>
+<h2>Timeline</h2>
+{rows}
+<div class="axis"><span>0 s</span><span>{dur:.1} s</span></div>
+{none}
+<h2>Contact sheet</h2>
+<p>The closest match of each person per chunk; green boxes are recognized faces, orange unknown.</p>
+{sheet}
+<h2>Cost and time</h2>
+<ul>
+<li>Wall time on this machine: {wall:.2} s on {threads} thread(s), {chunks} chunk(s); {fps_core:.1} frames/s per core ({per_frame:.1} ms per frame).</li>
+<li>Detector on {detected} of {frames} frames; recognizer on {recognized} of {faces} detected faces.</li>
+{comparison}
+<li>Estimated on Lambda: {requests} request(s), {gbs:.1} GB-s, <b>${usd:.6}</b>
+ at ${gb_price} per GB-s and $0.20 per million requests (x86).
+ Assumes {mem} MiB functions, {fpc} frames per invocation, {init:.0} ms billed init per environment ({envs} environments),
+ {overhead:.0} ms per invocation for the ranged S3 read, and one Lambda vCPU as fast as one core here.</li>
+</ul>
+</body></html>
+"#,
+        video = escape(&r.video),
+        thumb = THUMB_WIDTH_PX,
+        w = r.info.width,
+        h = r.info.height,
+        frames = r.info.frames,
+        dur = r.info.duration_s,
+        fps = r.info.fps,
+        collection = escape(&r.collection),
+        enrolled = r.people_enrolled,
+        none = if people.is_empty() {
+            "<p>No enrolled person was found.</p>"
+        } else {
+            ""
+        },
+        wall = r.tracked.wall_s,
+        threads = r.threads,
+        chunks = r.chunks,
+        fps_core = r.tracked.frames_per_s_per_core,
+        per_frame = r.tracked.per_frame_ms,
+        detected = r.tracked.stats.frames_detected,
+        recognized = r.tracked.stats.faces_recognized,
+        faces = r.tracked.stats.faces_detected,
+        requests = e.requests,
+        gbs = e.gb_s,
+        usd = e.usd,
+        gb_price = LAMBDA_USD_PER_GB_S,
+        mem = a.memory_mib,
+        fpc = a.frames_per_chunk,
+        init = a.init_ms,
+        envs = e.environments,
+        overhead = a.invoke_overhead_ms,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_estimate_arithmetic() {
+        let a = LambdaAssumptions {
+            memory_mib: 2048,
+            frames_per_chunk: 100,
+            invoke_overhead_ms: 100.0,
+            init_ms: 1000.0,
+            concurrency: 5,
+            lambda_core_speed_vs_local: 1.0,
+        };
+        // 1,000 frames at 10 ms: 10 s compute, 10 requests (1 s overhead),
+        // 5 environments (5 s init) = 16 s billed at 2 GB = 32 GB-s.
+        let e = a.estimate(1000, 10.0);
+        assert_eq!((e.requests, e.environments), (10, 5));
+        assert!((e.billed_s - 16.0).abs() < 1e-9);
+        assert!((e.gb_s - 32.0).abs() < 1e-9);
+        let usd = 32.0 * LAMBDA_USD_PER_GB_S + 10.0 * 0.2e-6;
+        assert!((e.usd - usd).abs() < 1e-12);
+    }
+}

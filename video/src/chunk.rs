@@ -1,0 +1,51 @@
+//! Splitting a video into chunks of frames that workers scan
+//! independently: cut at keyframes so no worker decodes frames it does
+//! not report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{DecodeSpan, FrameRange};
+use crate::error::VideoError;
+use crate::index::VideoIndex;
+
+/// One unit of work: a frame range, and what decoding it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub chunk: u32,
+    pub frames: FrameRange,
+    pub span: DecodeSpan,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// Chunks of about `target_frames` frames. A chunk ends at the first
+/// keyframe at or after `target_frames`, unless that is more than twice the
+/// target away (long GOPs): then it ends at the target and the next chunk
+/// decodes from the previous keyframe.
+pub fn plan_chunks(index: &VideoIndex, target_frames: u64) -> Result<Vec<Chunk>, VideoError> {
+    let total = index.frames();
+    let target = target_frames.max(1);
+    let mut chunks = Vec::new();
+    let mut start = 0u64;
+    while start < total {
+        let min_end = (start + target).min(total);
+        let max_end = (start + 2 * target).min(total);
+        let end = (min_end..max_end)
+            .find(|&f| index.is_keyframe_start(f))
+            .unwrap_or(min_end);
+        let frames = FrameRange { start, end };
+        chunks.push(Chunk {
+            chunk: chunks.len() as u32,
+            frames,
+            span: index.decode_span(frames)?,
+            start_s: index.pts_s(start),
+            end_s: if end < total {
+                index.pts_s(end)
+            } else {
+                index.info().duration_s
+            },
+        });
+        start = end;
+    }
+    Ok(chunks)
+}

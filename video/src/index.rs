@@ -1,0 +1,359 @@
+//! The MP4 header turned into a sample table: where each H.264 sample
+//! lies in the file, its presentation time, and whether it is a keyframe.
+//! Built once from the header (the `moov` box), it lets any worker decode
+//! any frame range from just the bytes of that range.
+
+use std::io::{Cursor, Read, Seek};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::VideoError;
+
+/// Bounds checked before anything proportional to them is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoLimits {
+    /// Largest frame accepted, width x height (default 4096x2304, 4K UHD
+    /// fits).
+    pub max_pixels: u64,
+    /// Most frames in one video (default 4,000,000: 37 h at 30 fps).
+    pub max_frames: u64,
+    /// Largest compressed sample (default 16 MiB).
+    pub max_sample_bytes: u64,
+}
+
+impl Default for VideoLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 4096 * 2304,
+            max_frames: 4_000_000,
+            max_sample_bytes: 16 << 20,
+        }
+    }
+}
+
+/// One compressed H.264 access unit, in decode order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Byte offset in the file.
+    pub offset: u64,
+    pub size: u32,
+    /// Presentation time in track ticks, edit list applied.
+    pub pts_ticks: i64,
+    pub keyframe: bool,
+}
+
+/// What a video is, for people and planners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+    pub duration_s: f64,
+    pub fps: f64,
+    pub keyframes: u64,
+}
+
+/// The H.264 track's sample table and decoder configuration.
+#[derive(Debug, Clone)]
+pub struct VideoIndex {
+    pub width: u32,
+    pub height: u32,
+    pub timescale: u32,
+    /// AVCC NAL length prefix size (1, 2 or 4).
+    pub nal_length_size: u8,
+    pub sps: Vec<Vec<u8>>,
+    pub pps: Vec<Vec<u8>>,
+    /// In decode order.
+    pub samples: Vec<Sample>,
+    /// Presentation rank of each sample: its frame index.
+    frame_of_sample: Vec<u32>,
+    /// The sample shown as frame i.
+    sample_of_frame: Vec<u32>,
+}
+
+impl VideoIndex {
+    /// Reads the header of a whole MP4 file held in memory.
+    pub fn from_bytes(bytes: &[u8], limits: &VideoLimits) -> Result<Self, VideoError> {
+        Self::from_reader(Cursor::new(bytes), bytes.len() as u64, limits)
+    }
+
+    /// Reads the header from any seekable source of `size` bytes; the
+    /// media data (`mdat`) is skipped, not read.
+    pub fn from_reader<R: Read + Seek>(
+        reader: R,
+        size: u64,
+        limits: &VideoLimits,
+    ) -> Result<Self, VideoError> {
+        // The mp4 crate bounds its allocations by box sizes, but a parser of
+        // untrusted input may still panic: that must become an error.
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            mp4::Mp4Reader::read_header(reader, size)
+        }))
+        .map_err(|_| VideoError::NotMp4("the MP4 parser gave up on this file".into()))?
+        .map_err(|e| VideoError::NotMp4(e.to_string()))?;
+        if !parsed.moofs.is_empty() {
+            return Err(VideoError::Fragmented);
+        }
+        // The lowest-numbered video track, so the choice is deterministic.
+        let video = parsed
+            .tracks()
+            .values()
+            .filter(|t| t.trak.mdia.hdlr.handler_type.value == *b"vide")
+            .min_by_key(|t| t.track_id())
+            .ok_or(VideoError::NoVideoTrack)?;
+        Self::from_track(video, limits)
+    }
+
+    fn from_track(track: &mp4::Mp4Track, limits: &VideoLimits) -> Result<Self, VideoError> {
+        let trak = &track.trak;
+        let stbl = &trak.mdia.minf.stbl;
+        let Some(avc1) = &stbl.stsd.avc1 else {
+            let codec = if stbl.stsd.hev1.is_some() {
+                "H.265/HEVC"
+            } else if stbl.stsd.vp09.is_some() {
+                "VP9"
+            } else {
+                "unknown"
+            };
+            return Err(VideoError::UnsupportedCodec(codec.into()));
+        };
+        let (width, height) = (u32::from(avc1.width), u32::from(avc1.height));
+        if width == 0 || height == 0 || u64::from(width) * u64::from(height) > limits.max_pixels {
+            return Err(VideoError::TooManyPixels {
+                width,
+                height,
+                max_pixels: limits.max_pixels,
+            });
+        }
+        let nal_length_size = avc1.avcc.length_size_minus_one.wrapping_add(1) & 0x7;
+        if !matches!(nal_length_size, 1 | 2 | 4) {
+            return Err(VideoError::SampleTable(format!(
+                "NAL length size {nal_length_size}"
+            )));
+        }
+        let count = u64::from(stbl.stsz.sample_count);
+        if count > limits.max_frames {
+            return Err(VideoError::TooManyFrames {
+                frames: count,
+                max_frames: limits.max_frames,
+            });
+        }
+        let timescale = trak.mdia.mdhd.timescale;
+        if timescale == 0 {
+            return Err(VideoError::SampleTable("timescale 0".into()));
+        }
+        let samples = sample_table(track, limits)?;
+        let mut order: Vec<u32> = (0..samples.len() as u32).collect();
+        order.sort_by_key(|&i| (samples[i as usize].pts_ticks, i));
+        let mut frame_of_sample = vec![0u32; samples.len()];
+        for (frame, &sample) in order.iter().enumerate() {
+            frame_of_sample[sample as usize] = frame as u32;
+        }
+        Ok(Self {
+            width,
+            height,
+            timescale,
+            nal_length_size,
+            sps: avc1
+                .avcc
+                .sequence_parameter_sets
+                .iter()
+                .map(|n| n.bytes.clone())
+                .collect(),
+            pps: avc1
+                .avcc
+                .picture_parameter_sets
+                .iter()
+                .map(|n| n.bytes.clone())
+                .collect(),
+            samples,
+            frame_of_sample,
+            sample_of_frame: order,
+        })
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.samples.len() as u64
+    }
+
+    /// Presentation time of frame `frame`, in seconds.
+    pub fn pts_s(&self, frame: u64) -> f64 {
+        self.sample_of_frame.get(frame as usize).map_or(0.0, |&s| {
+            self.ticks_to_s(self.samples[s as usize].pts_ticks)
+        })
+    }
+
+    fn ticks_to_s(&self, ticks: i64) -> f64 {
+        ticks as f64 / f64::from(self.timescale)
+    }
+
+    pub fn frame_of_sample(&self, sample: u32) -> u64 {
+        u64::from(self.frame_of_sample[sample as usize])
+    }
+
+    pub fn sample_of_frame(&self, frame: u64) -> u32 {
+        self.sample_of_frame[frame as usize]
+    }
+
+    pub fn is_keyframe_start(&self, frame: u64) -> bool {
+        let s = self.sample_of_frame(frame) as usize;
+        self.samples[s].keyframe
+    }
+
+    pub fn info(&self) -> VideoInfo {
+        let frames = self.frames();
+        let duration_s = match (self.samples.first(), frames) {
+            (Some(_), n) if n > 1 => {
+                let first = self.pts_s(0);
+                let last = self.pts_s(n - 1);
+                // One more frame interval past the last frame's start.
+                (last - first) * n as f64 / (n - 1) as f64
+            }
+            _ => 0.0,
+        };
+        Self::info_from(self, duration_s)
+    }
+
+    fn info_from(&self, duration_s: f64) -> VideoInfo {
+        let frames = self.frames();
+        VideoInfo {
+            width: self.width,
+            height: self.height,
+            frames,
+            duration_s,
+            fps: if duration_s > 0.0 {
+                frames as f64 / duration_s
+            } else {
+                0.0
+            },
+            keyframes: self.samples.iter().filter(|s| s.keyframe).count() as u64,
+        }
+    }
+}
+
+/// Expands the compact MP4 tables (stsz, stco/co64, stsc, stts, ctts, stss,
+/// elst) into one entry per sample.
+fn sample_table(track: &mp4::Mp4Track, limits: &VideoLimits) -> Result<Vec<Sample>, VideoError> {
+    let trak = &track.trak;
+    let stbl = &trak.mdia.minf.stbl;
+    let bad = |s: &str| VideoError::SampleTable(s.to_string());
+    let count = stbl.stsz.sample_count as usize;
+    let size_of = |i: usize| -> Result<u32, VideoError> {
+        if stbl.stsz.sample_size != 0 {
+            Ok(stbl.stsz.sample_size)
+        } else {
+            stbl.stsz
+                .sample_sizes
+                .get(i)
+                .copied()
+                .ok_or_else(|| bad("stsz has fewer sizes than samples"))
+        }
+    };
+    let chunk_offsets: Vec<u64> = match (&stbl.stco, &stbl.co64) {
+        (Some(stco), _) => stco.entries.iter().map(|&o| u64::from(o)).collect(),
+        (None, Some(co64)) => co64.entries.clone(),
+        (None, None) => return Err(bad("no chunk offsets (stco/co64)")),
+    };
+
+    // Offsets: walk chunks, each holding samples_per_chunk samples per stsc.
+    let mut samples = Vec::with_capacity(count);
+    let stsc = &stbl.stsc.entries;
+    for (e, entry) in stsc.iter().enumerate() {
+        let first = entry.first_chunk as usize;
+        let last = stsc
+            .get(e + 1)
+            .map_or(chunk_offsets.len() + 1, |n| n.first_chunk as usize);
+        if first == 0 || last < first {
+            return Err(bad("stsc chunk numbers out of order"));
+        }
+        for chunk in first..last {
+            let mut offset = *chunk_offsets
+                .get(chunk - 1)
+                .ok_or_else(|| bad("stsc refers to a missing chunk"))?;
+            for _ in 0..entry.samples_per_chunk {
+                if samples.len() == count {
+                    break;
+                }
+                let size = size_of(samples.len())?;
+                if u64::from(size) > limits.max_sample_bytes {
+                    return Err(VideoError::SampleTooLarge {
+                        sample: samples.len() as u32,
+                        bytes: u64::from(size),
+                        max_bytes: limits.max_sample_bytes,
+                    });
+                }
+                samples.push(Sample {
+                    offset,
+                    size,
+                    pts_ticks: 0,
+                    keyframe: stbl.stss.is_none(),
+                });
+                offset = offset
+                    .checked_add(u64::from(size))
+                    .ok_or_else(|| bad("sample offset overflows"))?;
+            }
+        }
+    }
+    if samples.len() != count {
+        return Err(bad("stsc describes fewer samples than stsz"));
+    }
+
+    // Decode times (stts) plus composition offsets (ctts).
+    let mut dts: i64 = 0;
+    let mut i = 0usize;
+    for entry in &stbl.stts.entries {
+        for _ in 0..entry.sample_count {
+            if i == count {
+                break;
+            }
+            samples[i].pts_ticks = dts;
+            dts = dts.saturating_add(i64::from(entry.sample_delta));
+            i += 1;
+        }
+    }
+    if i != count {
+        return Err(bad("stts describes fewer samples than stsz"));
+    }
+    if let Some(ctts) = &stbl.ctts {
+        let mut i = 0usize;
+        'outer: for entry in &ctts.entries {
+            for _ in 0..entry.sample_count {
+                if i == count {
+                    break 'outer;
+                }
+                samples[i].pts_ticks = samples[i]
+                    .pts_ticks
+                    .saturating_add(i64::from(entry.sample_offset));
+                i += 1;
+            }
+        }
+    }
+    // The edit list's media_time is where presentation starts (encoders
+    // with B-frames delay it by the reorder depth): frame 0 is at 0 s.
+    let shift = trak
+        .edts
+        .as_ref()
+        .and_then(|e| e.elst.as_ref())
+        .and_then(|l| {
+            l.entries
+                .iter()
+                .find(|e| e.media_time != u64::MAX && e.media_time != u64::from(u32::MAX))
+        })
+        .map_or(0, |e| e.media_time as i64);
+    for s in &mut samples {
+        s.pts_ticks = s.pts_ticks.saturating_sub(shift);
+    }
+    if let Some(stss) = &stbl.stss {
+        for &n in &stss.entries {
+            if let Some(s) = (n as usize).checked_sub(1).and_then(|i| samples.get_mut(i)) {
+                s.keyframe = true;
+            }
+        }
+    }
+    if samples.first().is_some_and(|s| !s.keyframe) {
+        return Err(bad("the first sample is not a keyframe"));
+    }
+    Ok(samples)
+}

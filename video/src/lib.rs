@@ -1,0 +1,28 @@
+//! MP4/H.264 frame extraction and face tracking for video scans.
+//!
+//! - [`VideoIndex`]: the MP4 header as a sample table (demux, bounded).
+//! - [`FrameReader`]: decodes a frame range in presentation order.
+//! - [`plan_chunks`]: splits a video into keyframe-aligned chunks.
+//! - [`scan_chunk`]: detect, track, recognize one chunk (per-frame matches).
+//! - [`Timeline`]: where each person appears.
+//!
+//! Everything here is bytes in, values out (no files, no network), so the
+//! CLI and the Lambda functions call the same code.
+
+mod chunk;
+mod decode;
+mod error;
+mod index;
+mod scan;
+mod timeline;
+mod track;
+
+pub use chunk::{Chunk, plan_chunks};
+pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
+pub use error::VideoError;
+pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
+pub use scan::{
+    ChunkScan, FaceInFrame, FrameMatches, ScanConfig, ScanError, ScanMode, ScanStats, scan_chunk,
+};
+pub use timeline::{Appearance, Timeline, TimelineConfig};
+pub use track::{Association, Track, Tracker, iou};

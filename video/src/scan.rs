@@ -1,0 +1,368 @@
+//! Scanning one chunk of video for known people. In tracked mode the
+//! detector runs on sampled frames, detections are tied into tracks by IoU,
+//! and the recognizer runs only on new tracks and on a periodic re-check;
+//! identities ride along the track. Every-frame mode is the naive
+//! baseline: detect and recognize every face of every frame.
+
+use std::time::Instant;
+
+use face_core::align::Jitter;
+use face_core::{
+    Collection, DetectedFace, FaceError, FacePipeline, PixelBox, RgbImage,
+    collection::CollectionError,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::decode::{FrameRange, FrameReader, Sampling};
+use crate::error::VideoError;
+use crate::index::VideoIndex;
+use crate::track::Tracker;
+
+#[derive(Debug, Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Video(#[from] VideoError),
+    #[error(transparent)]
+    Face(#[from] FaceError),
+    #[error(transparent)]
+    Collection(#[from] CollectionError),
+    #[error("invalid scan setting {field}: {reason}")]
+    Config {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScanMode {
+    /// Detect on sampled frames, track, recognize new tracks only.
+    Tracked,
+    /// Detect and recognize every face of every frame (the baseline).
+    EveryFrame,
+}
+
+/// Scan settings; the defaults were measured on the shared videos (see
+/// the README's video section).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    pub mode: ScanMode,
+    /// Tracked mode: run the detector on every n-th frame of a chunk
+    /// (default 3); frames in between carry the tracks' last boxes.
+    pub detect_every_n_frames: u32,
+    /// Tracked mode: re-run the recognizer on a track after this many
+    /// analyzed frames (default 10), in case the first view was poor.
+    pub recheck_every_n_detections: u32,
+    /// A detection continues a track when their boxes overlap this much
+    /// (IoU, default 0.3).
+    pub iou_threshold: f32,
+    /// A track survives this many analyzed frames without a detection
+    /// (default 1).
+    pub max_missed_detections: u32,
+    /// Tracked mode: a frame whose luma histogram differs from the last
+    /// analyzed one's by more than this (0..1, see [`Sampling`]) is
+    /// analyzed at once and starts new tracks (default 0.08: the shared
+    /// slideshow's cuts measure 0.1-0.9, the handheld street clip stays
+    /// under 0.05 for half a second).
+    pub scene_change_threshold: f32,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            mode: ScanMode::Tracked,
+            detect_every_n_frames: 3,
+            recheck_every_n_detections: 10,
+            iou_threshold: 0.3,
+            max_missed_detections: 1,
+            scene_change_threshold: 0.08,
+        }
+    }
+}
+
+impl ScanConfig {
+    pub fn validate(&self) -> Result<(), ScanError> {
+        let bad = |field, reason| Err(ScanError::Config { field, reason });
+        if self.detect_every_n_frames == 0 {
+            return bad("detect_every_n_frames", "must be at least 1");
+        }
+        if self.recheck_every_n_detections == 0 {
+            return bad("recheck_every_n_detections", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.iou_threshold) {
+            return bad("iou_threshold", "must be within 0..=1");
+        }
+        if !(0.0..=1.0).contains(&self.scene_change_threshold) {
+            return bad("scene_change_threshold", "must be within 0..=1");
+        }
+        Ok(())
+    }
+}
+
+/// One face in one frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaceInFrame {
+    /// Unique within the chunk (tracked mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<u32>,
+    pub bbox: PixelBox,
+    pub confidence: f32,
+    /// The person, or `None` for unknown.
+    pub person: Option<String>,
+    /// L2 distance of the recognition that named the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f32>,
+    /// Whether the recognizer ran on this face in this frame (otherwise
+    /// the identity was carried along the track).
+    pub recognized: bool,
+    /// Whether the detector ran on this frame (otherwise the box is the
+    /// track's last one).
+    pub detected: bool,
+}
+
+/// The faces of one frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameMatches {
+    pub frame: u64,
+    pub pts_s: f64,
+    pub faces: Vec<FaceInFrame>,
+}
+
+/// Work done and time spent on a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScanStats {
+    pub frames: u64,
+    /// Frames decoded for the chunk, including those before its start
+    /// (from the preceding keyframe).
+    pub frames_decoded: u64,
+    pub frames_detected: u64,
+    pub faces_detected: u64,
+    pub faces_recognized: u64,
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    pub recognize_ms: f64,
+    pub total_ms: f64,
+}
+
+impl ScanStats {
+    pub fn add(&mut self, o: &ScanStats) {
+        self.frames += o.frames;
+        self.frames_decoded += o.frames_decoded;
+        self.frames_detected += o.frames_detected;
+        self.faces_detected += o.faces_detected;
+        self.faces_recognized += o.faces_recognized;
+        self.decode_ms += o.decode_ms;
+        self.detect_ms += o.detect_ms;
+        self.recognize_ms += o.recognize_ms;
+        self.total_ms += o.total_ms;
+    }
+}
+
+/// The result of scanning one chunk: a worker's response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkScan {
+    pub frames: FrameRange,
+    /// Every frame of the range, in order, faces or not.
+    pub matches: Vec<FrameMatches>,
+    pub stats: ScanStats,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Scans `frames` of the video whose file bytes from offset `data_offset`
+/// are `data` (the whole file, or just the chunk's `DecodeSpan` bytes).
+/// `on_analyzed` sees each frame the detector ran on, with its matches
+/// (for thumbnails); it may ignore them.
+#[allow(clippy::too_many_arguments)] // the worker's inputs, each needed
+pub fn scan_chunk(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    index: &VideoIndex,
+    data: &[u8],
+    data_offset: u64,
+    frames: FrameRange,
+    config: &ScanConfig,
+    on_analyzed: &mut dyn FnMut(&RgbImage, &FrameMatches),
+) -> Result<ChunkScan, ScanError> {
+    config.validate()?;
+    collection.check_compatible(pipeline.face_model_version())?;
+    let start = Instant::now();
+    let span = index.decode_span(frames)?;
+    let sampling = match config.mode {
+        ScanMode::Tracked => Sampling {
+            every_n_frames: u64::from(config.detect_every_n_frames),
+            change_threshold: Some(config.scene_change_threshold),
+        },
+        ScanMode::EveryFrame => Sampling::default(),
+    };
+    let mut reader = FrameReader::new(index, data, data_offset, frames, sampling)?;
+    let mut stats = ScanStats {
+        frames_decoded: u64::from(span.samples_end - span.samples_start),
+        ..ScanStats::default()
+    };
+    let mut tracker = Tracker::new(config.iou_threshold, config.max_missed_detections);
+    let mut matches = Vec::with_capacity(frames.len() as usize);
+    loop {
+        let t = Instant::now();
+        let frame = reader.next_frame()?;
+        stats.decode_ms += ms_since(t);
+        let Some(frame) = frame else { break };
+        stats.frames += 1;
+        if frame.changed {
+            tracker = Tracker::new(config.iou_threshold, config.max_missed_detections);
+        }
+        let faces = match &frame.image {
+            Some(image) => {
+                stats.frames_detected += 1;
+                let t = Instant::now();
+                let detections = pipeline.detect(image)?;
+                stats.detect_ms += ms_since(t);
+                stats.faces_detected += detections.len() as u64;
+                let t = Instant::now();
+                let faces = match config.mode {
+                    ScanMode::EveryFrame => {
+                        recognize_all(pipeline, collection, image, &detections, &mut stats)?
+                    }
+                    ScanMode::Tracked => recognize_tracked(
+                        pipeline,
+                        collection,
+                        image,
+                        frame.index,
+                        &detections,
+                        &mut tracker,
+                        config,
+                        &mut stats,
+                    )?,
+                };
+                stats.recognize_ms += ms_since(t);
+                faces
+            }
+            None => carried(&tracker),
+        };
+        let m = FrameMatches {
+            frame: frame.index,
+            pts_s: frame.pts_s,
+            faces,
+        };
+        if let Some(image) = &frame.image {
+            on_analyzed(image, &m);
+        }
+        matches.push(m);
+    }
+    stats.total_ms = ms_since(start);
+    Ok(ChunkScan {
+        frames,
+        matches,
+        stats,
+    })
+}
+
+/// Embeds the given faces and matches them against the collection.
+fn recognize(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    image: &RgbImage,
+    faces: &[DetectedFace],
+    stats: &mut ScanStats,
+) -> Result<Vec<face_core::FaceMatch>, ScanError> {
+    if faces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let chips = pipeline.chips(image, faces, &[Jitter::NONE]);
+    let embeddings = pipeline.embed(&chips)?;
+    stats.faces_recognized += embeddings.len() as u64;
+    let matching = &pipeline.config().matching;
+    Ok(embeddings
+        .iter()
+        .map(|e| collection.match_embedding(e, matching))
+        .collect())
+}
+
+fn recognize_all(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    image: &RgbImage,
+    detections: &[DetectedFace],
+    stats: &mut ScanStats,
+) -> Result<Vec<FaceInFrame>, ScanError> {
+    let found = recognize(pipeline, collection, image, detections, stats)?;
+    Ok(detections
+        .iter()
+        .zip(found)
+        .map(|(d, m)| FaceInFrame {
+            track: None,
+            bbox: d.bbox,
+            confidence: d.confidence,
+            distance: m.identity.as_ref().map(|c| c.distance),
+            person: m.identity.map(|c| c.person),
+            recognized: true,
+            detected: true,
+        })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn recognize_tracked(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    image: &RgbImage,
+    frame: u64,
+    detections: &[DetectedFace],
+    tracker: &mut Tracker,
+    config: &ScanConfig,
+    stats: &mut ScanStats,
+) -> Result<Vec<FaceInFrame>, ScanError> {
+    let associations = tracker.update(frame, detections);
+    let recheck = config.recheck_every_n_detections;
+    let due: Vec<usize> = associations
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.is_new || tracker.tracks[a.track].since_recognition >= recheck)
+        .map(|(d, _)| d)
+        .collect();
+    let due_faces: Vec<DetectedFace> = due.iter().map(|&d| detections[d].clone()).collect();
+    let found = recognize(pipeline, collection, image, &due_faces, stats)?;
+    for (&d, m) in due.iter().zip(&found) {
+        tracker.tracks[associations[d].track].record(m);
+    }
+    Ok(detections
+        .iter()
+        .zip(&associations)
+        .enumerate()
+        .map(|(d, (det, a))| {
+            let track = &tracker.tracks[a.track];
+            FaceInFrame {
+                track: Some(track.id),
+                bbox: det.bbox,
+                confidence: det.confidence,
+                person: track.identity.as_ref().map(|(p, _)| p.clone()),
+                distance: track.identity.as_ref().map(|(_, dist)| *dist),
+                recognized: due.contains(&d),
+                detected: true,
+            }
+        })
+        .collect())
+}
+
+/// Frames between detections: the tracks seen at the last detection, with
+/// their last boxes and identities.
+fn carried(tracker: &Tracker) -> Vec<FaceInFrame> {
+    tracker
+        .tracks
+        .iter()
+        .filter(|t| t.missed == 0)
+        .map(|t| FaceInFrame {
+            track: Some(t.id),
+            bbox: t.face.bbox,
+            confidence: t.face.confidence,
+            person: t.identity.as_ref().map(|(p, _)| p.clone()),
+            distance: t.identity.as_ref().map(|(_, d)| *d),
+            recognized: false,
+            detected: false,
+        })
+        .collect()
+}
