@@ -269,25 +269,25 @@ async fn slot_loop<J, R>(
                 region.consecutive_failures.store(0, Ordering::SeqCst);
                 lock(&region.report).jobs_done += 1;
                 let mut results = shared.results.lock().await;
-                if results.contains_key(&queued.id) {
+                match results.entry(queued.id) {
                     // Unreachable by construction (a job runs again only
                     // after its attempt failed); kept as the invariant's guard.
-                    tracing::error!(job = queued.id, "second result for a job ignored");
-                } else {
-                    results.insert(
-                        queued.id,
-                        JobResult {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        tracing::error!(job = queued.id, "second result for a job ignored");
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(JobResult {
                             region: region.name.clone(),
                             attempts: queued.attempts,
                             result,
-                        },
-                    );
-                    let open = shared.open.fetch_sub(1, Ordering::SeqCst) - 1;
-                    on_progress(Progress {
-                        done: total - open,
-                        total,
-                        retries: shared.retries.load(Ordering::SeqCst),
-                    });
+                        });
+                        let open = shared.open.fetch_sub(1, Ordering::SeqCst) - 1;
+                        on_progress(Progress {
+                            done: total - open,
+                            total,
+                            retries: shared.retries.load(Ordering::SeqCst),
+                        });
+                    }
                 }
                 drop(results);
                 shared.wake.notify_waiters();
