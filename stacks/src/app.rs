@@ -1,0 +1,343 @@
+//! The face recognition stack of one region, assembled from constructs.
+//!
+//! Adding a function: a [`FunctionName`] variant, an entry in
+//! [`FaceStack::function_props`] (environment, grants), and if it is fed by
+//! a queue, a queue construct and a [`QueueEventSource`] in
+//! [`FaceStack::synth`].
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::cfn::{self, Statement, Template};
+use crate::config::FunctionName;
+use crate::constructs::function::CodeLocation;
+use crate::constructs::{
+    Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource, Scope, Table,
+    WorkQueue,
+};
+use crate::error::StackError;
+use crate::plan::{Architecture, Deployment, RegionPlan};
+
+/// Output keys that deploy, smoke-test and teardown read back.
+pub mod outputs {
+    pub const DATA_BUCKET_NAME: &str = "DataBucketName";
+    pub const PEOPLE_TABLE_NAME: &str = "PeopleTableName";
+    pub const RESULTS_TABLE_NAME: &str = "ResultsTableName";
+    pub const RESULTS_QUEUE_URL: &str = "ResultsQueueUrl";
+    pub const WORK_QUEUE_URL: &str = "WorkQueueUrl";
+    pub const WORK_QUEUE_ARN: &str = "WorkQueueArn";
+    pub const DEAD_LETTER_QUEUE_URL: &str = "DeadLetterQueueUrl";
+    pub const UPLOAD_PREFIX: &str = "UploadPrefix";
+    pub const DEFAULT_COLLECTION: &str = "DefaultCollection";
+    pub const WORK_SHARE: &str = "WorkShare";
+
+    /// `EnrollFunctionName`, `RecognizeFunctionName`, ...
+    pub fn function_name(function: crate::FunctionName) -> String {
+        format!("{}FunctionName", function.camel())
+    }
+
+    /// `EnrollFunctionArn`, ...
+    pub fn function_arn(function: crate::FunctionName) -> String {
+        format!("{}FunctionArn", function.camel())
+    }
+}
+
+/// The per-region bucket the caller uploads function zips to before
+/// deploying: `<stack>-assets-<account>-<region>`. It lives outside the
+/// stack (the stack's functions need their code at creation).
+pub fn asset_bucket_name(stack_name: &str, account: &str, region: &str) -> String {
+    format!("{stack_name}-assets-{account}-{region}")
+}
+
+/// The artifact keys in the asset bucket, by function and architecture
+/// (content-hash keys, so new code is a new key and so a stack change).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assets {
+    pub keys: BTreeMap<(FunctionName, Architecture), String>,
+}
+
+impl Assets {
+    /// `<function>/<arch>/<sha256>.zip`.
+    pub fn key_for(function: FunctionName, architecture: Architecture, sha256_hex: &str) -> String {
+        format!("{function}/{}/{sha256_hex}.zip", architecture.as_str())
+    }
+
+    /// What each function of `region` needs, for the caller to build.
+    pub fn needed(region: &RegionPlan) -> Vec<(FunctionName, Architecture)> {
+        region
+            .functions
+            .iter()
+            .map(|(f, c)| (*f, c.architecture))
+            .collect()
+    }
+}
+
+/// An S3 notification CloudFormation cannot hold well (a bucket that
+/// notifies a queue whose policy names the bucket is a dependency cycle).
+/// Deploy applies it with the S3 API once the stack is up, reading the
+/// names from the stack outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketNotification {
+    /// Notification configuration id.
+    pub id: &'static str,
+    /// Output holding the bucket name.
+    pub bucket_output: &'static str,
+    /// Output holding the target queue ARN.
+    pub queue_arn_output: &'static str,
+    pub events: Vec<&'static str>,
+    pub key_prefix: String,
+}
+
+/// One region's stack: its template and what deploy applies after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    pub stack_name: String,
+    pub region: String,
+    pub template: Template,
+    pub notifications: Vec<BucketNotification>,
+}
+
+/// The stack of one region of a deployment.
+#[derive(Debug, Clone)]
+pub struct FaceStack<'a> {
+    deployment: &'a Deployment,
+    region: &'a RegionPlan,
+    scope: Scope,
+    bucket: DataBucket,
+    people: Table,
+    results: Table,
+    results_queue: FifoQueue,
+    work_queue: WorkQueue,
+}
+
+impl<'a> FaceStack<'a> {
+    pub fn new(deployment: &'a Deployment, region: &'a RegionPlan) -> Self {
+        let mut tags = deployment.tags.clone();
+        tags.insert("face:region".into(), region.region.clone());
+        let scope = Scope {
+            stack_name: deployment.name.clone(),
+            tags,
+        };
+        let bucket = DataBucket {
+            logical_id: "DataBucket",
+            noncurrent_version_expiration_days: region.noncurrent_version_expiration_days,
+        };
+        FaceStack {
+            deployment,
+            region,
+            scope,
+            people: Table {
+                logical_id: "PeopleTable",
+                suffix: "people",
+                partition_key: "collection",
+                sort_key: Some("person"),
+                point_in_time_recovery: region.point_in_time_recovery,
+            },
+            results: Table {
+                logical_id: "ResultsTable",
+                suffix: "results",
+                partition_key: "result_id",
+                sort_key: None,
+                point_in_time_recovery: region.point_in_time_recovery,
+            },
+            results_queue: FifoQueue {
+                logical_id: "ResultsQueue",
+                suffix: "results",
+            },
+            work_queue: WorkQueue {
+                logical_id: "WorkQueue",
+                suffix: "work",
+                visibility_timeout_s: region.work_queue.visibility_timeout_s,
+                max_receive_count: region.work_queue.max_receive_count,
+                source_bucket: bucket.clone(),
+            },
+            bucket,
+        }
+    }
+
+    /// Environment and least-privilege grants of each function, exactly as
+    /// lambdas/README.md lists them.
+    fn function_props(
+        &self,
+        function: FunctionName,
+        assets: &Assets,
+    ) -> Result<FunctionProps, StackError> {
+        let config = self.region.functions[&function];
+        let key =
+            assets
+                .keys
+                .get(&(function, config.architecture))
+                .ok_or(StackError::MissingAsset {
+                    function,
+                    architecture: config.architecture.as_str(),
+                })?;
+        let code = CodeLocation {
+            bucket: cfn::join([
+                cfn::text(self.scope.physical_name("assets-")),
+                cfn::account_id(),
+                cfn::text("-"),
+                cfn::region(),
+            ]),
+            key: key.clone(),
+        };
+        let b = &self.bucket;
+        let mut environment = BTreeMap::from([
+            ("FACE_BUCKET", b.name()),
+            ("FACE_PEOPLE_TABLE", self.people.name()),
+        ]);
+        let grants = match function {
+            FunctionName::Enroll => vec![
+                Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
+                Statement::allow(
+                    &["s3:PutObject", "s3:DeleteObject"],
+                    [b.objects_arn("collections/*")],
+                ),
+                Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                Statement::allow(
+                    &[
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:Query",
+                    ],
+                    [self.people.arn()],
+                ),
+            ],
+            FunctionName::Recognize => {
+                environment.insert("FACE_RESULTS_TABLE", self.results.name());
+                environment.insert("FACE_RESULTS_QUEUE_URL", self.results_queue.url());
+                environment.insert(
+                    "FACE_UPLOAD_PREFIX",
+                    Value::String(self.deployment.upload_prefix.clone()),
+                );
+                environment.insert(
+                    "FACE_DEFAULT_COLLECTION",
+                    Value::String(self.deployment.default_collection.clone()),
+                );
+                vec![
+                    Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
+                    Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                    Statement::allow(
+                        &["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+                        [self.people.arn()],
+                    ),
+                    Statement::allow(
+                        &["dynamodb:PutItem", "dynamodb:GetItem"],
+                        [self.results.arn()],
+                    ),
+                    Statement::allow(&["sqs:SendMessage"], [self.results_queue.arn()]),
+                    Statement::allow(
+                        &[
+                            "sqs:ReceiveMessage",
+                            "sqs:DeleteMessage",
+                            "sqs:GetQueueAttributes",
+                            "sqs:ChangeMessageVisibility",
+                        ],
+                        [self.work_queue.arn()],
+                    ),
+                ]
+            }
+        };
+        Ok(FunctionProps {
+            function,
+            config,
+            code,
+            environment,
+            grants,
+            log_retention_days: self.region.log_retention_days,
+        })
+    }
+
+    /// The template and the post-stack notifications.
+    pub fn synth(&self, assets: &Assets) -> Result<Stack, StackError> {
+        let scope = &self.scope;
+        let mut t = Template::new(format!(
+            "Face recognition stack {} in {} (face-stacks)",
+            self.deployment.name, self.region.region
+        ));
+        self.bucket.synth(scope, &mut t);
+        self.people.synth(scope, &mut t);
+        self.results.synth(scope, &mut t);
+        self.results_queue.synth(scope, &mut t);
+        self.work_queue.synth(scope, &mut t);
+
+        let mut functions = BTreeMap::new();
+        for function in FunctionName::ALL {
+            let f = Function {
+                props: self.function_props(function, assets)?,
+            };
+            f.synth(scope, &mut t);
+            functions.insert(function, f);
+        }
+
+        let recognize = &functions[&FunctionName::Recognize];
+        QueueEventSource {
+            logical_id: "WorkQueueToRecognize".into(),
+            queue_arn: self.work_queue.arn(),
+            function_name: recognize.name(),
+            batch_size: self.region.work_queue.batch_size,
+            max_concurrency: recognize.props.config.max_concurrency,
+        }
+        .synth(scope, &mut t);
+
+        use outputs::*;
+        t.add_output(DATA_BUCKET_NAME, "data bucket", self.bucket.name());
+        t.add_output(PEOPLE_TABLE_NAME, "people table", self.people.name());
+        t.add_output(RESULTS_TABLE_NAME, "results table", self.results.name());
+        t.add_output(
+            RESULTS_QUEUE_URL,
+            "results FIFO queue",
+            self.results_queue.url(),
+        );
+        t.add_output(WORK_QUEUE_URL, "uploads work queue", self.work_queue.url());
+        t.add_output(
+            WORK_QUEUE_ARN,
+            "uploads work queue ARN",
+            self.work_queue.arn(),
+        );
+        t.add_output(
+            DEAD_LETTER_QUEUE_URL,
+            "uploads that failed max_receive_count times",
+            self.work_queue.dlq_url(),
+        );
+        t.add_output(
+            UPLOAD_PREFIX,
+            "uploads under this prefix are recognized",
+            cfn::text(&self.deployment.upload_prefix),
+        );
+        t.add_output(
+            DEFAULT_COLLECTION,
+            "collection of uploads whose key names none",
+            cfn::text(&self.deployment.default_collection),
+        );
+        t.add_output(
+            WORK_SHARE,
+            "share of uploads clients route to this region",
+            cfn::text(self.region.work_share.to_string()),
+        );
+
+        Ok(Stack {
+            stack_name: self.deployment.name.clone(),
+            region: self.region.region.clone(),
+            template: t,
+            notifications: vec![BucketNotification {
+                id: "uploads-to-work-queue",
+                bucket_output: DATA_BUCKET_NAME,
+                queue_arn_output: WORK_QUEUE_ARN,
+                events: vec!["s3:ObjectCreated:*"],
+                key_prefix: self.deployment.upload_prefix.clone(),
+            }],
+        })
+    }
+}
+
+impl Deployment {
+    /// One stack per region, in region order.
+    pub fn synth(&self, assets: &Assets) -> Result<Vec<Stack>, StackError> {
+        self.regions
+            .iter()
+            .map(|r| FaceStack::new(self, r).synth(assets))
+            .collect()
+    }
+}

@@ -1,0 +1,140 @@
+//! CloudFormation building blocks: intrinsic functions and the template.
+//!
+//! Expressions are plain `serde_json::Value`s; the helpers keep their
+//! shapes right. Joins are used rather than `Fn::Sub` so that a reference
+//! is visible to every tool as a `Ref`/`Fn::GetAtt` node.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+/// `{"Ref": id}`: a resource's primary id (name, URL) or a pseudo parameter.
+pub fn reference(logical_id: &str) -> Value {
+    json!({ "Ref": logical_id })
+}
+
+/// `{"Fn::GetAtt": [id, attribute]}`.
+pub fn get_att(logical_id: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [logical_id, attribute] })
+}
+
+/// `{"Fn::Join": ["", parts]}`.
+pub fn join(parts: impl IntoIterator<Item = Value>) -> Value {
+    json!({ "Fn::Join": ["", parts.into_iter().collect::<Vec<_>>()] })
+}
+
+/// Literal text inside [`join`].
+pub fn text(s: impl Into<String>) -> Value {
+    Value::String(s.into())
+}
+
+/// `AWS::AccountId`.
+pub fn account_id() -> Value {
+    reference("AWS::AccountId")
+}
+
+/// `AWS::Region`.
+pub fn region() -> Value {
+    reference("AWS::Region")
+}
+
+/// `AWS::Partition` (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition() -> Value {
+    reference("AWS::Partition")
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<rest>` in this stack's
+/// own region and account.
+pub fn arn_here(service: &str, rest: Value) -> Value {
+    join([
+        text("arn:"),
+        partition(),
+        text(format!(":{service}:")),
+        region(),
+        text(":"),
+        account_id(),
+        text(":"),
+        rest,
+    ])
+}
+
+/// Tags as every taggable type used here wants them: `[{Key, Value}]`.
+pub fn tag_list(tags: &BTreeMap<String, String>) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| json!({ "Key": k, "Value": v }))
+            .collect(),
+    )
+}
+
+/// One IAM policy statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub actions: Vec<&'static str>,
+    pub resources: Vec<Value>,
+}
+
+impl Statement {
+    pub fn allow(actions: &[&'static str], resources: impl IntoIterator<Item = Value>) -> Self {
+        Statement {
+            actions: actions.to_vec(),
+            resources: resources.into_iter().collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "Effect": "Allow",
+            "Action": self.actions,
+            "Resource": self.resources,
+        })
+    }
+}
+
+/// A policy document.
+pub fn policy_document(statements: impl IntoIterator<Item = Value>) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": statements.into_iter().collect::<Vec<_>>(),
+    })
+}
+
+/// A whole template. Keys serialize sorted, so output is deterministic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Template {
+    pub description: String,
+    pub resources: Map<String, Value>,
+    pub outputs: Map<String, Value>,
+}
+
+impl Template {
+    pub fn new(description: impl Into<String>) -> Self {
+        Template {
+            description: description.into(),
+            ..Template::default()
+        }
+    }
+
+    /// Adds a resource. A logical id used twice is a bug in a construct.
+    pub fn add_resource(&mut self, logical_id: &str, resource: Value) {
+        let previous = self.resources.insert(logical_id.into(), resource);
+        debug_assert!(previous.is_none(), "duplicate logical id {logical_id}");
+    }
+
+    /// Adds an output, described for people reading the console.
+    pub fn add_output(&mut self, key: &str, description: &str, value: Value) {
+        self.outputs.insert(
+            key.into(),
+            json!({ "Description": description, "Value": value }),
+        );
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Description": self.description,
+            "Resources": self.resources,
+            "Outputs": self.outputs,
+        })
+    }
+}

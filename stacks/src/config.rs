@@ -1,0 +1,150 @@
+//! The deployment description as written in `stacks/<name>.yaml`.
+//!
+//! Every field is optional except `name` and `regions`; what an absent
+//! field means is written on the field and applied by [`crate::plan`].
+//!
+//! Settings are layered, most specific last: the built-in defaults, then
+//! `defaults`, then `defaults.functions.<function>`, then the region's own
+//! settings, then the region's `functions.<function>`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::StackError;
+
+/// The functions a stack can hold. Adding a function starts here (a
+/// variant) and in [`crate::app`] (its construct); the YAML then accepts
+/// per-function overrides under its kebab-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FunctionName {
+    /// Sync invoke: enroll, forget, list people.
+    Enroll,
+    /// Sync invoke, S3 upload event, SQS batch of S3 events.
+    Recognize,
+}
+
+impl FunctionName {
+    /// Every function, in template order.
+    pub const ALL: [FunctionName; 2] = [FunctionName::Enroll, FunctionName::Recognize];
+
+    /// The name used in artifact paths, physical names and the YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionName::Enroll => "enroll",
+            FunctionName::Recognize => "recognize",
+        }
+    }
+
+    /// CamelCase, for CloudFormation logical ids and output keys.
+    pub fn camel(self) -> &'static str {
+        match self {
+            FunctionName::Enroll => "Enroll",
+            FunctionName::Recognize => "Recognize",
+        }
+    }
+}
+
+impl std::fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `stacks/<name>.yaml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    /// Stack name in every region, and the prefix of every physical name.
+    /// Lowercase letters, digits and `-`, starting with a letter, at most
+    /// 24 characters (bucket names embed it beside the account and region).
+    pub name: String,
+    /// Extra tags on every taggable resource, beside the built-in
+    /// `face:stack` and `face:region`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Prefix of the uploads that trigger recognition. Default `uploads/`.
+    pub upload_prefix: Option<String>,
+    /// Collection of uploads whose key names none. Default `default`.
+    pub default_collection: Option<String>,
+    /// Settings shared by every region.
+    #[serde(default)]
+    pub defaults: RegionSettings,
+    /// The regions to deploy to, by region name, each with its overrides.
+    pub regions: BTreeMap<String, RegionSettings>,
+}
+
+/// Settings of one region (or the shared defaults). All optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSettings {
+    /// Share of the uploads a client should route to this region, in
+    /// [0, 1]. Regions without one split what the others leave equally;
+    /// all shares must sum to 1. Only meaningful per region.
+    pub work_share: Option<f64>,
+    /// Function memory. Default 2048 MiB (128..=10240).
+    pub memory_mib: Option<u32>,
+    /// Function timeout. Default 60 s (1..=900).
+    pub timeout_s: Option<u32>,
+    /// `x86_64` or `arm64`. Default `arm64`.
+    pub architecture: Option<String>,
+    /// Reserved concurrent executions. Default none (the account pool).
+    pub reserved_concurrency: Option<u32>,
+    /// Maximum concurrent invocations by a queue's event source mapping
+    /// (2..=1000), for functions fed by a queue. Default none (unbounded).
+    pub max_concurrency: Option<u32>,
+    /// Per-function overrides of the five function settings above.
+    #[serde(default)]
+    pub functions: BTreeMap<FunctionName, FunctionSettings>,
+    /// Retention of the functions' log groups. Default 14 days; one of the
+    /// values CloudWatch Logs accepts.
+    pub log_retention_days: Option<u32>,
+    /// Messages per invocation from the work queue. Default 4 (1..=10).
+    pub batch_size: Option<u32>,
+    /// Deliveries of a work message before it moves to the dead-letter
+    /// queue. Default 3 (1..=1000).
+    pub max_receive_count: Option<u32>,
+    /// Work queue visibility timeout. Default 6x the consumer's timeout;
+    /// less than that is an error (AWS's guidance for event sources).
+    pub visibility_timeout_s: Option<u32>,
+    /// Days a replaced or deleted object version is kept. Default 30.
+    pub noncurrent_version_expiration_days: Option<u32>,
+    /// DynamoDB point-in-time recovery on both tables. Default false.
+    pub point_in_time_recovery: Option<bool>,
+}
+
+/// The settings one function may override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSettings {
+    /// See [`RegionSettings::memory_mib`].
+    pub memory_mib: Option<u32>,
+    /// See [`RegionSettings::timeout_s`].
+    pub timeout_s: Option<u32>,
+    /// See [`RegionSettings::architecture`].
+    pub architecture: Option<String>,
+    /// See [`RegionSettings::reserved_concurrency`].
+    pub reserved_concurrency: Option<u32>,
+    /// See [`RegionSettings::max_concurrency`].
+    pub max_concurrency: Option<u32>,
+}
+
+impl DeploymentFile {
+    /// Parses one YAML document.
+    pub fn from_yaml(text: &str) -> Result<Self, StackError> {
+        serde_norway::from_str(text).map_err(|e| StackError::Yaml(e.to_string()))
+    }
+}
+
+/// The deployments shipped in `stacks/`, by file stem.
+pub const EMBEDDED: [(&str, &str); 3] = [
+    ("local", include_str!("../local.yaml")),
+    ("dev", include_str!("../dev.yaml")),
+    ("prod", include_str!("../prod.yaml")),
+];
+
+/// The YAML of an embedded deployment (`local`, `dev`, `prod`).
+pub fn embedded(name: &str) -> Option<&'static str> {
+    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, y)| *y)
+}

@@ -1,0 +1,113 @@
+//! The private data bucket: collections, uploads, frames.
+
+use serde_json::{Value, json};
+
+use super::{Construct, Scope};
+use crate::cfn::{self, Template};
+
+/// Private, encrypted (SSE-S3), public access blocked, owner-enforced,
+/// versioned, TLS only. Old versions expire; the bucket is deleted with
+/// the stack (teardown empties it first).
+#[derive(Debug, Clone)]
+pub struct DataBucket {
+    pub logical_id: &'static str,
+    pub noncurrent_version_expiration_days: u32,
+}
+
+impl DataBucket {
+    /// `<stack>-data-<account>-<region>`: bucket names are global.
+    pub fn name_expr(scope: &Scope) -> Value {
+        cfn::join([
+            cfn::text(scope.physical_name("data-")),
+            cfn::account_id(),
+            cfn::text("-"),
+            cfn::region(),
+        ])
+    }
+
+    /// The bucket's concrete name, for callers that know the account.
+    pub fn name_in(stack_name: &str, account: &str, region: &str) -> String {
+        format!("{stack_name}-data-{account}-{region}")
+    }
+
+    pub fn name(&self) -> Value {
+        cfn::reference(self.logical_id)
+    }
+
+    /// The bucket ARN (for `s3:ListBucket`).
+    pub fn arn(&self) -> Value {
+        cfn::get_att(self.logical_id, "Arn")
+    }
+
+    /// ARN of the objects under `pattern`, e.g. `*` or `collections/*`.
+    pub fn objects_arn(&self, pattern: &str) -> Value {
+        cfn::join([self.arn(), cfn::text(format!("/{pattern}"))])
+    }
+}
+
+impl Construct for DataBucket {
+    fn synth(&self, scope: &Scope, t: &mut Template) {
+        t.add_resource(
+            self.logical_id,
+            json!({
+                "Type": "AWS::S3::Bucket",
+                "DeletionPolicy": "Delete",
+                "UpdateReplacePolicy": "Delete",
+                "Properties": {
+                    "BucketName": Self::name_expr(scope),
+                    "BucketEncryption": {
+                        "ServerSideEncryptionConfiguration": [{
+                            "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" },
+                        }],
+                    },
+                    "PublicAccessBlockConfiguration": {
+                        "BlockPublicAcls": true,
+                        "BlockPublicPolicy": true,
+                        "IgnorePublicAcls": true,
+                        "RestrictPublicBuckets": true,
+                    },
+                    "OwnershipControls": {
+                        "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }],
+                    },
+                    "VersioningConfiguration": { "Status": "Enabled" },
+                    "LifecycleConfiguration": {
+                        "Rules": [
+                            {
+                                "Id": "expire-noncurrent-versions",
+                                "Status": "Enabled",
+                                "NoncurrentVersionExpiration": {
+                                    "NoncurrentDays": self.noncurrent_version_expiration_days,
+                                },
+                            },
+                            {
+                                "Id": "abort-incomplete-uploads",
+                                "Status": "Enabled",
+                                "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 },
+                            },
+                        ],
+                    },
+                    "Tags": scope.tags(),
+                },
+            }),
+        );
+        // Deny plain HTTP. Principal "*" is the point here: it is a Deny
+        // for everyone, on this bucket's ARNs only.
+        t.add_resource(
+            &format!("{}Policy", self.logical_id),
+            json!({
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {
+                    "Bucket": self.name(),
+                    "PolicyDocument": cfn::policy_document([json!({
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": { "AWS": "*" },
+                        "Action": "s3:*",
+                        "Resource": [self.arn(), self.objects_arn("*")],
+                        "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+                    })]),
+                },
+            }),
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Deployment descriptions (YAML) and the typed stack model, synthesized to
+//! CloudFormation.
+//!
+//! - [`config`]: the `stacks/<name>.yaml` format (serde, every default
+//!   documented).
+//! - [`plan`]: defaults applied and rules checked, typed errors
+//!   ([`StackError`]).
+//! - [`constructs`]: CDK-style building blocks (bucket, tables, queues,
+//!   function + role + log group, event source mapping).
+//! - [`app`]: the face recognition stack of one region, assembled from
+//!   them, synthesized to a [`cfn::Template`] plus the S3 notifications
+//!   deploy applies after the stack.
+//!
+//! Pure: no AWS calls, no files, no environment.
+
+pub mod app;
+pub mod cfn;
+pub mod config;
+pub mod constructs;
+pub mod error;
+pub mod plan;
+
+pub use app::{Assets, BucketNotification, FaceStack, Stack, asset_bucket_name, outputs};
+pub use config::{DeploymentFile, FunctionName};
+pub use error::StackError;
+pub use plan::{Architecture, Deployment, FunctionConfig, RegionPlan};

@@ -1,0 +1,441 @@
+//! The synthesized templates: pinned by snapshots, and checked against the
+//! rules the stack promises (least privilege, tags, queue timing).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use face_stacks::{Architecture, Assets, Deployment, FunctionName, Stack, StackError};
+use serde_json::Value;
+
+/// Fixed artifact keys, as deploy would compute from the zips' hashes.
+fn assets() -> Assets {
+    let mut keys = BTreeMap::new();
+    for f in FunctionName::ALL {
+        for arch in [Architecture::X86_64, Architecture::Arm64] {
+            let hash = format!("{:0>64}", format!("{f}{}", arch.as_str()).len());
+            keys.insert((f, arch), Assets::key_for(f, arch, &hash));
+        }
+    }
+    Assets { keys }
+}
+
+fn stacks(name: &str) -> Vec<Stack> {
+    let deployment = Deployment::embedded(name)
+        .expect("embedded deployment")
+        .unwrap_or_else(|e| panic!("stacks/{name}.yaml: {e}"));
+    deployment.synth(&assets()).expect("synth")
+}
+
+fn all_stacks() -> Vec<Stack> {
+    ["local", "dev", "prod"]
+        .into_iter()
+        .flat_map(stacks)
+        .collect()
+}
+
+fn resources(stack: &Stack) -> &serde_json::Map<String, Value> {
+    &stack.template.resources
+}
+
+#[test]
+fn local_template_snapshot() {
+    for s in stacks("local") {
+        insta::assert_json_snapshot!(format!("local-{}", s.region), s.template.to_json());
+    }
+}
+
+#[test]
+fn dev_template_snapshot() {
+    for s in stacks("dev") {
+        insta::assert_json_snapshot!(format!("dev-{}", s.region), s.template.to_json());
+    }
+}
+
+#[test]
+fn prod_template_snapshot() {
+    let stacks = stacks("prod");
+    assert_eq!(
+        stacks.iter().map(|s| s.region.as_str()).collect::<Vec<_>>(),
+        ["eu-west-1", "us-east-1"]
+    );
+    for s in stacks {
+        insta::assert_json_snapshot!(format!("prod-{}", s.region), s.template.to_json());
+    }
+}
+
+/// Every `Resource` of every IAM statement, wherever policies appear.
+fn policy_resources(v: &Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Object(m) => {
+            if let (Some(_), Some(r)) = (m.get("Effect"), m.get("Resource")) {
+                match r {
+                    Value::Array(items) => out.extend(items.iter().cloned()),
+                    other => out.push(other.clone()),
+                }
+            }
+            m.values().for_each(|x| policy_resources(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| policy_resources(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_policy_grants_on_every_resource() {
+    for s in all_stacks() {
+        let mut found = Vec::new();
+        policy_resources(&s.template.to_json(), &mut found);
+        assert!(found.len() > 10, "too few statements found: {found:?}");
+        assert!(
+            !found.iter().any(|r| r == "*"),
+            "{} {}: a statement on Resource \"*\"",
+            s.stack_name,
+            s.region
+        );
+    }
+}
+
+/// Types that take no tags in CloudFormation.
+const UNTAGGABLE: [&str; 2] = ["AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"];
+
+#[test]
+fn every_taggable_resource_is_tagged() {
+    for s in all_stacks() {
+        for (id, r) in resources(&s) {
+            let ty = r["Type"].as_str().unwrap();
+            if UNTAGGABLE.contains(&ty) {
+                assert!(r["Properties"].get("Tags").is_none(), "{id}");
+                continue;
+            }
+            let tags: BTreeMap<&str, &str> = r["Properties"]["Tags"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{id} ({ty}) has no Tags"))
+                .iter()
+                .map(|t| (t["Key"].as_str().unwrap(), t["Value"].as_str().unwrap()))
+                .collect();
+            assert_eq!(tags.get("face:stack"), Some(&s.stack_name.as_str()), "{id}");
+            assert_eq!(tags.get("face:region"), Some(&s.region.as_str()), "{id}");
+        }
+    }
+}
+
+/// The actions of one role's inline policy, by resource expression.
+fn role_actions(stack: &Stack, role: &str) -> BTreeSet<(String, String)> {
+    let doc = &resources(stack)[role]["Properties"]["Policies"][0]["PolicyDocument"];
+    let mut out = BTreeSet::new();
+    for st in doc["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        for a in st["Action"].as_array().unwrap() {
+            for r in st["Resource"].as_array().unwrap() {
+                out.insert((a.as_str().unwrap().to_string(), describe(r)));
+            }
+        }
+    }
+    out
+}
+
+/// A compact rendering of a resource expression: `DataBucket.Arn/collections/*`.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(m) if m.contains_key("Ref") => m["Ref"].as_str().unwrap().to_string(),
+        Value::Object(m) if m.contains_key("Fn::GetAtt") => {
+            let a = &m["Fn::GetAtt"];
+            format!("{}.{}", a[0].as_str().unwrap(), a[1].as_str().unwrap())
+        }
+        Value::Object(m) if m.contains_key("Fn::Join") => m["Fn::Join"][1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(describe)
+            .collect(),
+        other => panic!("unexpected expression {other}"),
+    }
+}
+
+fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+        .collect()
+}
+
+#[test]
+fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
+    let s = &stacks("dev")[0];
+    let logs = |f: &str| {
+        format!(
+            "arn:AWS::Partition:logs:AWS::Region:AWS::AccountId:log-group:/aws/lambda/face-dev-{f}:*"
+        )
+    };
+    let enroll_logs = logs("enroll");
+    let recognize_logs = logs("recognize");
+    assert_eq!(
+        role_actions(s, "EnrollRole"),
+        set(&[
+            ("s3:GetObject", "DataBucket.Arn/*"),
+            ("s3:PutObject", "DataBucket.Arn/collections/*"),
+            ("s3:DeleteObject", "DataBucket.Arn/collections/*"),
+            ("s3:ListBucket", "DataBucket.Arn"),
+            ("dynamodb:GetItem", "PeopleTable.Arn"),
+            ("dynamodb:PutItem", "PeopleTable.Arn"),
+            ("dynamodb:DeleteItem", "PeopleTable.Arn"),
+            ("dynamodb:Query", "PeopleTable.Arn"),
+            ("logs:CreateLogStream", &enroll_logs),
+            ("logs:PutLogEvents", &enroll_logs),
+        ])
+    );
+    assert_eq!(
+        role_actions(s, "RecognizeRole"),
+        set(&[
+            ("s3:GetObject", "DataBucket.Arn/*"),
+            ("s3:ListBucket", "DataBucket.Arn"),
+            ("dynamodb:GetItem", "PeopleTable.Arn"),
+            ("dynamodb:BatchGetItem", "PeopleTable.Arn"),
+            ("dynamodb:PutItem", "ResultsTable.Arn"),
+            ("dynamodb:GetItem", "ResultsTable.Arn"),
+            ("sqs:SendMessage", "ResultsQueue.Arn"),
+            ("sqs:ReceiveMessage", "WorkQueue.Arn"),
+            ("sqs:DeleteMessage", "WorkQueue.Arn"),
+            ("sqs:GetQueueAttributes", "WorkQueue.Arn"),
+            ("sqs:ChangeMessageVisibility", "WorkQueue.Arn"),
+            ("logs:CreateLogStream", &recognize_logs),
+            ("logs:PutLogEvents", &recognize_logs),
+        ])
+    );
+}
+
+#[test]
+fn functions_get_the_environment_of_the_contract() {
+    let s = &stacks("local")[0];
+    let env = |id: &str| -> BTreeSet<String> {
+        resources(s)[id]["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        env("EnrollFunction"),
+        BTreeSet::from(["FACE_BUCKET".into(), "FACE_PEOPLE_TABLE".into()])
+    );
+    assert_eq!(
+        env("RecognizeFunction"),
+        [
+            "FACE_BUCKET",
+            "FACE_PEOPLE_TABLE",
+            "FACE_RESULTS_TABLE",
+            "FACE_RESULTS_QUEUE_URL",
+            "FACE_UPLOAD_PREFIX",
+            "FACE_DEFAULT_COLLECTION"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    );
+}
+
+#[test]
+fn work_queue_hides_messages_for_six_function_timeouts_and_reports_partial_failures() {
+    for s in all_stacks() {
+        let r = resources(&s);
+        let timeout = r["RecognizeFunction"]["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap();
+        let visibility = r["WorkQueue"]["Properties"]["VisibilityTimeout"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            visibility >= 6 * timeout,
+            "{}: {visibility} < 6 x {timeout}",
+            s.region
+        );
+        let esm = &r["WorkQueueToRecognize"]["Properties"];
+        assert_eq!(esm["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+        assert_eq!(describe(&esm["EventSourceArn"]), "WorkQueue.Arn");
+        assert_eq!(
+            describe(&r["WorkQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]),
+            "WorkQueueDeadLetter.Arn"
+        );
+    }
+}
+
+#[test]
+fn bucket_is_private_encrypted_and_versioned() {
+    for s in all_stacks() {
+        let b = &resources(&s)["DataBucket"]["Properties"];
+        let block = &b["PublicAccessBlockConfiguration"];
+        for k in [
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        ] {
+            assert_eq!(block[k], true, "{k}");
+        }
+        assert_eq!(b["VersioningConfiguration"]["Status"], "Enabled");
+        assert!(b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0].is_object());
+    }
+}
+
+#[test]
+fn notifications_point_uploads_at_the_work_queue() {
+    for s in all_stacks() {
+        assert_eq!(s.notifications.len(), 1);
+        let n = &s.notifications[0];
+        assert_eq!(n.key_prefix, "uploads/");
+        for output in [n.bucket_output, n.queue_arn_output] {
+            assert!(s.template.outputs.contains_key(output), "{output}");
+        }
+    }
+}
+
+#[test]
+fn prod_layers_region_function_and_shared_settings() {
+    let d = Deployment::embedded("prod").unwrap().unwrap();
+    let eu = d.region("eu-west-1").unwrap();
+    let us = d.region("us-east-1").unwrap();
+    assert_eq!(eu.work_share, 0.7);
+    assert_eq!(us.work_share, 0.3);
+    let enroll = eu.functions[&FunctionName::Enroll];
+    assert_eq!((enroll.memory_mib, enroll.timeout_s), (2048, 60));
+    let recognize = eu.functions[&FunctionName::Recognize];
+    assert_eq!((recognize.memory_mib, recognize.timeout_s), (3008, 120));
+    assert_eq!(recognize.reserved_concurrency, Some(50));
+    assert_eq!(
+        us.functions[&FunctionName::Recognize].reserved_concurrency,
+        Some(20)
+    );
+    assert_eq!(eu.work_queue.visibility_timeout_s, 720);
+}
+
+fn parse(yaml: &str) -> Result<Deployment, StackError> {
+    Deployment::from_yaml(yaml)
+}
+
+#[test]
+fn visibility_under_six_timeouts_is_refused() {
+    let err = parse(
+        "name: t\ndefaults: {timeout_s: 100, visibility_timeout_s: 599}\nregions: {eu-west-1: {}}",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        StackError::VisibilityTooShort {
+            region: "eu-west-1".into(),
+            function: FunctionName::Recognize,
+            visibility_s: 599,
+            timeout_s: 100,
+        }
+    );
+    assert!(parse("name: t\ndefaults: {timeout_s: 100, visibility_timeout_s: 600}\nregions: {eu-west-1: {}}").is_ok());
+}
+
+#[test]
+fn work_shares_must_sum_to_one() {
+    let err =
+        parse("name: t\nregions: {eu-west-1: {work_share: 0.5}, us-east-1: {work_share: 0.6}}")
+            .unwrap_err();
+    assert!(
+        matches!(err, StackError::WorkSharesDoNotSum { sum } if (sum - 1.1).abs() < 1e-9),
+        "{err}"
+    );
+    let err =
+        parse("name: t\nregions: {eu-west-1: {work_share: 0.5}, us-east-1: {work_share: 0.4}}")
+            .unwrap_err();
+    assert!(
+        matches!(err, StackError::WorkSharesDoNotSum { .. }),
+        "{err}"
+    );
+    let err = parse("name: t\nregions: {eu-west-1: {work_share: -0.5}}").unwrap_err();
+    assert!(
+        matches!(err, StackError::WorkShareOutOfRange { .. }),
+        "{err}"
+    );
+    let err = parse("name: t\ndefaults: {work_share: 1}\nregions: {eu-west-1: {}}").unwrap_err();
+    assert_eq!(err, StackError::WorkShareInDefaults);
+    // Regions without a share split the rest equally.
+    let d = parse("name: t\nregions: {eu-west-1: {work_share: 0.5}, us-east-1: {}, us-west-2: {}}")
+        .unwrap();
+    let shares: Vec<f64> = d.regions.iter().map(|r| r.work_share).collect();
+    assert_eq!(shares, [0.5, 0.25, 0.25]);
+}
+
+#[test]
+fn unknown_architecture_is_a_typed_error() {
+    let err = parse("name: t\nregions: {eu-west-1: {functions: {enroll: {architecture: x86}}}}")
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StackError::UnknownArchitecture {
+            region: "eu-west-1".into(),
+            function: FunctionName::Enroll,
+            value: "x86".into(),
+        }
+    );
+}
+
+#[test]
+fn bad_values_are_refused_with_their_reason() {
+    let cases = [
+        (
+            "name: t\nregions: {eu-west-1: {memory_mib: 64}}",
+            "memory_mib = 64 is outside 128..=10240",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {timeout_s: 901}}",
+            "timeout_s = 901",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {max_concurrency: 1}}",
+            "max_concurrency = 1",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {max_concurrency: 10, reserved_concurrency: 5}}",
+            "exceeds reserved_concurrency",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {log_retention_days: 2}}",
+            "log_retention_days = 2",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {batch_size: 11}}",
+            "batch_size = 11",
+        ),
+        ("name: T_1\nregions: {eu-west-1: {}}", "stack name"),
+        ("name: t\nregions: {Europe: {}}", "not an AWS region"),
+        ("name: t\nregions: {}", "no region"),
+        (
+            "name: t\nupload_prefix: uploads\nregions: {eu-west-1: {}}",
+            "ending in '/'",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {memroy_mib: 1024}}",
+            "unknown field `memroy_mib`",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {functions: {resize: {}}}}",
+            "unknown variant `resize`",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = parse(yaml).expect_err(yaml).to_string();
+        assert!(err.contains(expected), "{yaml}: {err}");
+    }
+}
+
+#[test]
+fn a_missing_artifact_is_a_typed_error() {
+    let d = Deployment::embedded("dev").unwrap().unwrap();
+    let err = d.synth(&Assets::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StackError::MissingAsset {
+                architecture: "arm64",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
