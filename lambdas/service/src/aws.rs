@@ -12,8 +12,8 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::StorageError;
 use crate::storage::{
-    ListedObject, ObjectStore, PeopleTable, PersonRecord, ResultRecord, ResultStatus, ResultsQueue,
-    ResultsTable, StoredObject,
+    ListedObject, ObjectStore, PeopleTable, PersonRecord, RangeRead, ResultRecord, ResultStatus,
+    ResultsQueue, ResultsTable, StoredObject,
 };
 
 /// The shared SDK configuration from the standard chain.
@@ -141,6 +141,63 @@ impl ObjectStore for S3Objects {
             bytes,
             etag,
             version_id,
+        })
+    }
+
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<RangeRead, StorageError> {
+        let what = format!("s3://{bucket}/{key}");
+        if end <= start {
+            return Err(StorageError::Permanent {
+                operation: "s3:GetObject".into(),
+                message: format!("empty range {start}..{end} of {what}"),
+            });
+        }
+        let output = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", end - 1))
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetObject", &what, e))?;
+        // "bytes a-b/total"; a server that ignores ranges sends it all.
+        let object_size = output
+            .content_range()
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|total| total.parse().ok())
+            .or(output.content_length().map(|l| l as u64))
+            .unwrap_or(0);
+        let etag = output.e_tag().map(|e| e.trim_matches('"').to_string());
+        // A server that ignores ranges sends the whole object: read only up
+        // to `end` of it, then cut.
+        let whole = output.content_range().is_none();
+        let cap = if whole { end } else { end - start };
+        let mut body = output.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::Transient {
+            operation: "s3:GetObject".into(),
+            message: format!("reading {what}: {e}"),
+        })? {
+            let room = (cap as usize).saturating_sub(bytes.len());
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if bytes.len() as u64 >= cap {
+                break;
+            }
+        }
+        if whole {
+            bytes.drain(..(start as usize).min(bytes.len()));
+        }
+        Ok(RangeRead {
+            bytes,
+            object_size,
+            etag,
         })
     }
 

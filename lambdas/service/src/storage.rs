@@ -17,6 +17,14 @@ pub struct StoredObject {
     pub version_id: Option<String>,
 }
 
+/// Part of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeRead {
+    pub bytes: Vec<u8>,
+    pub object_size: u64,
+    pub etag: Option<String>,
+}
+
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedObject {
@@ -34,6 +42,15 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         max_bytes: u64,
     ) -> Result<StoredObject, StorageError>;
+    /// Bytes `[start, end)` of an object (fewer at its end) and the
+    /// object's total size: how a scan worker reads one chunk of a video.
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<RangeRead, StorageError>;
     async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
     /// Deleting a missing object succeeds.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
