@@ -18,7 +18,10 @@
 //! Workers are behind [`Worker`], so the same core drives Lambda invokes,
 //! emulated functions and in-process fakes (the tests).
 
+mod lambda;
 mod schedule;
+
+pub use lambda::{LambdaTarget, LambdaWorker, classify_function_error};
 
 pub use schedule::{
     FanOutError, FanOutReport, JobResult, Progress, Region, RegionReport, RetryPolicy, Worker,

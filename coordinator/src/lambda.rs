@@ -1,0 +1,154 @@
+//! [`Worker`] on AWS Lambda's Invoke API: one client per region, built
+//! explicitly (never through process-wide region state). The Runtime
+//! Interface Emulator serves the same API path, so a target whose endpoint
+//! is an emulator runs the real bootstrap locally.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::primitives::Blob;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::schedule::{Worker, WorkerError};
+
+/// Where one region's function is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaTarget {
+    pub region: String,
+    pub function_name: String,
+    /// Set for local runs (moto, the emulator); `None` uses AWS's.
+    pub endpoint_url: Option<String>,
+}
+
+/// Invokes each region's function synchronously with the job as payload.
+#[derive(Debug)]
+pub struct LambdaWorker<J, R> {
+    targets: BTreeMap<String, (aws_sdk_lambda::Client, String)>,
+    _types: PhantomData<fn(&J) -> R>,
+}
+
+impl<J, R> LambdaWorker<J, R> {
+    /// One client per target, from the shared credentials chain but each
+    /// with its own region (and endpoint).
+    pub fn new(base: &aws_config::SdkConfig, targets: &[LambdaTarget]) -> Self {
+        let targets = targets
+            .iter()
+            .map(|t| {
+                let mut config = aws_sdk_lambda::config::Builder::from(base)
+                    .region(aws_sdk_lambda::config::Region::new(t.region.clone()));
+                if let Some(endpoint) = &t.endpoint_url {
+                    config = config.endpoint_url(endpoint);
+                }
+                (
+                    t.region.clone(),
+                    (
+                        aws_sdk_lambda::Client::from_conf(config.build()),
+                        t.function_name.clone(),
+                    ),
+                )
+            })
+            .collect();
+        Self {
+            targets,
+            _types: PhantomData,
+        }
+    }
+}
+
+/// A function's error reply: a bad job is fatal, anything else (a crash, a
+/// timeout, a transient AWS error inside) is worth another attempt.
+pub fn classify_function_error(body: &Value) -> WorkerError {
+    let kind = body["errorType"].as_str().unwrap_or("Unhandled");
+    let message = format!("{kind}: {}", body["errorMessage"].as_str().unwrap_or(""));
+    if kind.ends_with("BadInput") {
+        WorkerError::Fatal(message)
+    } else {
+        WorkerError::Retryable(message)
+    }
+}
+
+fn invoke_error<E>(
+    region: &str,
+    err: SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+) -> WorkerError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let message = format!("{region}: {}", DisplayErrorContext(&err));
+    match &err {
+        SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
+            "TooManyRequestsException"
+            | "EC2ThrottledException"
+            | "ServiceException"
+            | "ResourceNotReadyException" => WorkerError::Retryable(message),
+            // The function is missing or we may not call it: this region
+            // cannot help, others may.
+            _ => WorkerError::RegionDown(message),
+        },
+        // Unreachable endpoint or timeout: retried, and after a few in a
+        // row the scheduler takes the region out.
+        _ => WorkerError::Retryable(message),
+    }
+}
+
+#[async_trait]
+impl<J, R> Worker<J, R> for LambdaWorker<J, R>
+where
+    J: Serialize + Send + Sync,
+    R: DeserializeOwned + Send,
+{
+    async fn run(&self, region: &str, job: &J) -> Result<R, WorkerError> {
+        let (client, function) = self
+            .targets
+            .get(region)
+            .ok_or_else(|| WorkerError::RegionDown(format!("no function in region {region}")))?;
+        let payload = serde_json::to_vec(job)
+            .map_err(|e| WorkerError::Fatal(format!("serializing the job: {e}")))?;
+        let output = client
+            .invoke()
+            .function_name(function)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(region, e))?;
+        let body: Value = output
+            .payload()
+            .map(|p| serde_json::from_slice(p.as_ref()))
+            .transpose()
+            .map_err(|e| WorkerError::Retryable(format!("{region}: reply is not JSON: {e}")))?
+            .unwrap_or(Value::Null);
+        // Lambda flags errors in a header; the emulator only in the body.
+        if output.function_error().is_some() || body.get("errorType").is_some() {
+            return Err(classify_function_error(&body));
+        }
+        serde_json::from_value(body)
+            .map_err(|e| WorkerError::Fatal(format!("{region}: unexpected reply: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bad_jobs_are_fatal_everything_else_is_retried() {
+        let bad = json!({"errorType": "FaceService.BadInput", "errorMessage": "not an MP4"});
+        assert_eq!(
+            classify_function_error(&bad),
+            WorkerError::Fatal("FaceService.BadInput: not an MP4".into())
+        );
+        for kind in [
+            "FaceService.Retryable",
+            "Runtime.ExitError",
+            "Sandbox.Timedout",
+        ] {
+            let err = classify_function_error(&json!({"errorType": kind, "errorMessage": "x"}));
+            assert!(matches!(err, WorkerError::Retryable(_)), "{kind}: {err:?}");
+        }
+    }
+}
