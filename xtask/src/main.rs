@@ -6,8 +6,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_scan;
 mod blobs;
 mod demo;
+mod simulate;
 mod test;
 
 #[derive(Debug, Parser)]
@@ -23,6 +25,10 @@ enum Command {
     FetchBlobs(blobs::FetchArgs),
     /// Time the pipeline per stage against Python onnxruntime on the same images
     Bench(bench::BenchArgs),
+    /// Frames/s per core of the tracked video scan beside the every-frame baseline
+    BenchScan(bench_scan::BenchScanArgs),
+    /// Predict wall time and cost of a 6-hour video scan on Lambda in 1, 3 and 5 regions
+    SimulateScan(simulate::SimulateArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
@@ -44,6 +50,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::FetchBlobs(args) => blobs::fetch(&root, &args),
         Command::Bench(args) => bench::run(&sh, &root, args),
+        Command::BenchScan(args) => bench_scan::run(&sh, &root, args),
+        Command::SimulateScan(args) => simulate::run(&root, args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
     }

@@ -1,0 +1,176 @@
+//! `cargo xtask bench-scan`: frames/s per core of the tracked video scan
+//! beside the naive every-frame baseline, measured in the same run on the
+//! shared videos (one thread, release build), plus the ratio. Writes
+//! `target/bench-scan.json`, which `cargo xtask simulate-scan` reads.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use xshell::{Shell, cmd};
+
+/// The videos measured, with what they stand for.
+const VIDEOS: [(&str, &str); 2] = [
+    (
+        "facenet-pytorch_video.mp4",
+        "1920x1080 25 fps street crowd, 3-8 faces per frame",
+    ),
+    (
+        "slideshow_shared.mp4",
+        "640x360 10 fps slideshow, 0-6 faces",
+    ),
+];
+
+#[derive(Debug, clap::Args)]
+pub struct BenchScanArgs {
+    /// Labelled data folder [default: ../shared/data beside the checkout]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where the figures are written
+    #[arg(long, default_value = "target/bench-scan.json")]
+    pub json_out: PathBuf,
+}
+
+/// One video's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanBench {
+    pub video: String,
+    pub what: String,
+    pub frames: u64,
+    pub width: u32,
+    pub height: u32,
+    pub tracked_per_frame_ms: f64,
+    pub tracked_frames_per_s_per_core: f64,
+    pub naive_per_frame_ms: f64,
+    pub naive_frames_per_s_per_core: f64,
+    pub speedup_per_core: f64,
+    pub sighting_recall: f64,
+    pub appearance_recall: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchScanReport {
+    pub threads: u32,
+    pub videos: Vec<ScanBench>,
+}
+
+fn num(v: &serde_json::Value, path: &[&str]) -> Result<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64().with_context(|| {
+        format!(
+            "facectl scan-video --json has no number at {}",
+            path.join(".")
+        )
+    })
+}
+
+/// The people with two or more photos, enrolled from all their photos:
+/// throughput does not depend on which photos, only on how many people.
+fn enroll(sh: &Shell, facectl: &Path, store: &Path, data: &Path) -> Result<()> {
+    let labels = data.join("labels_recognition.csv");
+    let text = std::fs::read_to_string(&labels)
+        .with_context(|| format!("reading {}", labels.display()))?;
+    let mut people: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for line in text.lines().skip(1) {
+        if let Some((path, who)) = line.split_once(',') {
+            people
+                .entry(who.trim().to_string())
+                .or_default()
+                .push(data.join(path));
+        }
+    }
+    for (person, photos) in people.iter().filter(|(_, p)| p.len() >= 2) {
+        cmd!(
+            sh,
+            "{facectl} --store {store} enroll --collection bench --person {person} {photos...}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("enrolling {person}"))?;
+    }
+    Ok(())
+}
+
+pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
+    let data = args.data.unwrap_or_else(|| root.join("../shared/data"));
+    if !data.join("video").is_dir() {
+        bail!("no video folder in {} (use --data)", data.display());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    cmd!(sh, "{cargo} build --release -p facectl")
+        .run()
+        .context("building facectl (release)")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let facectl = target.join("release/facectl");
+    let store = target.join("bench-scan-store");
+    let _ = std::fs::remove_dir_all(&store);
+    enroll(sh, &facectl, &store, &data)?;
+
+    let mut report = BenchScanReport {
+        threads: 1,
+        videos: Vec::new(),
+    };
+    for (video, what) in VIDEOS {
+        let path = data.join("video").join(video);
+        eprintln!("== scan {video}: tracked and every-frame, 1 thread");
+        let out = cmd!(
+            sh,
+            "{facectl} --store {store} --threads 1 scan-video {path} --collection bench --compare-naive --json"
+        )
+        .quiet()
+        .read()
+        .with_context(|| format!("scanning {video}"))?;
+        let v: serde_json::Value = serde_json::from_str(&out).context("scan-video output")?;
+        report.videos.push(ScanBench {
+            video: video.to_string(),
+            what: what.to_string(),
+            frames: num(&v, &["info", "frames"])? as u64,
+            width: num(&v, &["info", "width"])? as u32,
+            height: num(&v, &["info", "height"])? as u32,
+            tracked_per_frame_ms: num(&v, &["tracked", "per_frame_ms"])?,
+            tracked_frames_per_s_per_core: num(&v, &["tracked", "frames_per_s_per_core"])?,
+            naive_per_frame_ms: num(&v, &["comparison", "naive", "per_frame_ms"])?,
+            naive_frames_per_s_per_core: num(
+                &v,
+                &["comparison", "naive", "frames_per_s_per_core"],
+            )?,
+            speedup_per_core: num(&v, &["comparison", "speedup_per_core"])?,
+            sighting_recall: num(&v, &["comparison", "sighting_recall"])?,
+            appearance_recall: num(&v, &["comparison", "appearance_recall"])?,
+        });
+    }
+    println!(
+        "{:<28} {:>10} {:>12} {:>12} {:>8} {:>9} {:>11}",
+        "video", "size", "tracked f/s", "naive f/s", "ratio", "sighting", "appearance"
+    );
+    println!(
+        "{:<28} {:>10} {:>12} {:>12} {:>8} {:>9} {:>11}",
+        "", "", "per core", "per core", "", "recall", "recall"
+    );
+    for b in &report.videos {
+        println!(
+            "{:<28} {:>10} {:>12.1} {:>12.1} {:>7.2}x {:>9.3} {:>11.3}",
+            b.video,
+            format!("{}x{}", b.width, b.height),
+            b.tracked_frames_per_s_per_core,
+            b.naive_frames_per_s_per_core,
+            b.speedup_per_core,
+            b.sighting_recall,
+            b.appearance_recall
+        );
+    }
+    let out = root.join(&args.json_out);
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
