@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_scan;
 mod blobs;
+mod build;
 mod demo;
 mod simulate;
 mod test;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Fetch and verify the model files listed in blobs/manifest.toml
     FetchBlobs(blobs::FetchArgs),
+    /// Build every Lambda function as a static musl bootstrap zip (target/lambda-dist/<arch>/)
+    Build(build::BuildArgs),
     /// Time the pipeline per stage against Python onnxruntime on the same images
     Bench(bench::BenchArgs),
     /// Frames/s per core of the tracked video scan beside the every-frame baseline
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
     sh.change_dir(&root);
     match cli.command {
         Command::FetchBlobs(args) => blobs::fetch(&root, &args),
+        Command::Build(args) => build::run(&root, &args),
         Command::Bench(args) => bench::run(&sh, &root, args),
         Command::BenchScan(args) => bench_scan::run(&sh, &root, args),
         Command::SimulateScan(args) => simulate::run(&root, args),

@@ -1,0 +1,381 @@
+//! `cargo xtask build`: every Lambda function as a static musl `bootstrap`
+//! through cargo-lambda (from the managed tools venv, with zig as linker),
+//! packaged per architecture as `target/lambda-dist/<arch>/<function>.zip`
+//! (`bootstrap` + `models/`), plus the same files unpacked beside it in
+//! `target/lambda-dist/<arch>/<function>/`, the layout of `/var/task`, which
+//! the local runs (RIE) use as is.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use local_aws::Tools;
+use zip::write::SimpleFileOptions;
+
+use crate::blobs;
+
+/// The detector and recognizer every face function runs.
+const FACE_MODELS: &[&str] = &[
+    "yunet_s_dynamic.onnx",
+    "dlib_face_recognition_resnet_model_v1.onnx",
+];
+
+/// A Lambda function: its crate (whose binary has the same name) and the
+/// model files its artifact carries. Add new functions here.
+#[derive(Debug, Clone, Copy)]
+pub struct Function {
+    pub name: &'static str,
+    pub models: &'static [&'static str],
+}
+
+/// Every function of lambdas/README.md, in build order.
+pub const FUNCTIONS: &[Function] = &[
+    Function {
+        name: "enroll",
+        models: FACE_MODELS,
+    },
+    Function {
+        name: "recognize",
+        models: FACE_MODELS,
+    },
+    Function {
+        name: "scan-worker",
+        models: FACE_MODELS,
+    },
+];
+
+/// Lambda's limit for a zip uploaded directly (not through S3).
+const MAX_ZIP_BYTES: u64 = 50 * 1024 * 1024;
+/// Lambda's limit for the unzipped function.
+const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+/// Zip entries get this date so the same files give the same zip (and the
+/// same code hash when deploying).
+const ZIP_DATE: (u16, u8, u8) = (1980, 1, 1);
+
+/// Lambda's architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
+}
+
+impl Arch {
+    /// Lambda's name, also the dist folder's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// The floor of Lambda's hosts, never the build host's CPU: x86-64-v3
+    /// (AVX2, as in .cargo/config.toml) and Graviton2 (Neoverse N1). Passed
+    /// as RUSTFLAGS because cargo-lambda otherwise sets its own target-cpu
+    /// there, which would also hide the config file's.
+    fn rustflags(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "-C target-cpu=x86-64-v3",
+            Arch::Arm64 => "-C target-cpu=neoverse-n1",
+        }
+    }
+
+    /// Where cargo-lambda puts `<function>/bootstrap`: its default for
+    /// x86_64 (lambdas/README.md), a folder of its own for arm64.
+    fn lambda_dir(self, target: &Path) -> PathBuf {
+        match self {
+            Arch::X86_64 => target.join("lambda"),
+            Arch::Arm64 => target.join("lambda-arm64"),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Lambda architecture to build for
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    pub arch: Arch,
+    /// Build only these functions (repeatable) [default: all]
+    #[arg(long = "function", value_name = "NAME")]
+    pub functions: Vec<String>,
+}
+
+/// One packaged function.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub function: &'static str,
+    /// `target/lambda-dist/<arch>/<function>.zip`.
+    pub zip: PathBuf,
+    /// `target/lambda-dist/<arch>/<function>/` (`bootstrap`, `models/`).
+    pub unpacked: PathBuf,
+    pub zip_bytes: u64,
+    pub unzipped_bytes: u64,
+}
+
+impl Artifact {
+    /// The unpacked `bootstrap`, to run under the RIE.
+    pub fn bootstrap(&self) -> PathBuf {
+        self.unpacked.join("bootstrap")
+    }
+}
+
+/// The cargo target folder.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+pub fn run(root: &Path, args: &BuildArgs) -> Result<()> {
+    let artifacts = build(root, args.arch, &args.functions)?;
+    println!(
+        "{:<12} {:>12} {:>12}  zip",
+        "function", "zip MB", "unzipped MB"
+    );
+    for a in &artifacts {
+        println!(
+            "{:<12} {:>12.2} {:>12.2}  {}",
+            a.function,
+            mb(a.zip_bytes),
+            mb(a.unzipped_bytes),
+            a.zip.display()
+        );
+    }
+    Ok(())
+}
+
+/// Builds and packages `functions` (all when empty) for `arch`.
+pub fn build(root: &Path, arch: Arch, functions: &[String]) -> Result<Vec<Artifact>> {
+    let selected = select(functions)?;
+    let models_dir = ensure_models(root, &selected)?;
+    let tools = Tools::ensure_default().context("provisioning cargo-lambda and zig")?;
+    let target = target_dir(root);
+    let lambda_dir = arch.lambda_dir(&target);
+
+    let started = Instant::now();
+    eprintln!(
+        "== cargo lambda build --release --target {} ({}); a cold build takes minutes",
+        arch.rust_target(),
+        selected
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut command = Command::new(&tools.cargo_lambda);
+    command
+        .current_dir(root)
+        .args([
+            "lambda",
+            "build",
+            "--release",
+            "--target",
+            arch.rust_target(),
+        ])
+        .arg("--lambda-dir")
+        .arg(&lambda_dir)
+        .env("PATH", tools.path_env())
+        .env("RUSTFLAGS", arch.rustflags());
+    for f in &selected {
+        command.args(["--package", f.name]);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("running {}", tools.cargo_lambda.display()))?;
+    ensure!(status.success(), "cargo lambda build failed ({status})");
+    eprintln!("== built in {:.0} s", started.elapsed().as_secs_f64());
+
+    let dist = target.join("lambda-dist").join(arch.name());
+    let mut artifacts = Vec::new();
+    for f in &selected {
+        let bootstrap = lambda_dir.join(f.name).join("bootstrap");
+        let bytes = std::fs::read(&bootstrap).with_context(|| {
+            format!(
+                "cargo-lambda reported success but {} is unreadable",
+                bootstrap.display()
+            )
+        })?;
+        check_bootstrap(f.name, &bytes)?;
+        artifacts.push(package(f, &bytes, &models_dir, &dist)?);
+    }
+    for a in &artifacts {
+        ensure!(
+            a.zip_bytes <= MAX_ZIP_BYTES,
+            "{} is {:.1} MB, over Lambda's 50 MB direct-upload limit",
+            a.zip.display(),
+            mb(a.zip_bytes)
+        );
+        ensure!(
+            a.unzipped_bytes <= MAX_UNZIPPED_BYTES,
+            "{} unzips to {:.1} MB, over Lambda's 250 MB limit",
+            a.zip.display(),
+            mb(a.unzipped_bytes)
+        );
+    }
+    Ok(artifacts)
+}
+
+fn select(names: &[String]) -> Result<Vec<Function>> {
+    if names.is_empty() {
+        return Ok(FUNCTIONS.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            FUNCTIONS
+                .iter()
+                .find(|f| f.name == name)
+                .copied()
+                .with_context(|| {
+                    let known: Vec<_> = FUNCTIONS.iter().map(|f| f.name).collect();
+                    format!("unknown function {name:?}; known: {}", known.join(", "))
+                })
+        })
+        .collect()
+}
+
+/// `blobs/`, fetched first when a model the functions need is missing.
+fn ensure_models(root: &Path, functions: &[Function]) -> Result<PathBuf> {
+    let dir = root.join("blobs");
+    let missing = functions
+        .iter()
+        .flat_map(|f| f.models)
+        .any(|m| !dir.join(m).is_file());
+    if missing {
+        eprintln!("== fetching the model blobs");
+        blobs::fetch(root, &blobs::FetchArgs::default())?;
+    }
+    for model in functions.iter().flat_map(|f| f.models) {
+        ensure!(
+            dir.join(model).is_file(),
+            "{} is missing after cargo xtask fetch-blobs",
+            dir.join(model).display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A bootstrap must be a static ELF that links mimalloc: musl's own
+/// allocator halves tract's speed, and an unused mimalloc would have been
+/// dropped by LTO, so its presence means it is the global allocator.
+fn check_bootstrap(function: &str, bytes: &[u8]) -> Result<()> {
+    ensure!(
+        bytes.starts_with(b"\x7fELF"),
+        "{function}: bootstrap is not an ELF executable"
+    );
+    if !contains(bytes, b"mimalloc") {
+        bail!(
+            "{function}: the bootstrap does not link mimalloc; add \
+             `#[global_allocator] static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;`"
+        );
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Writes the zip (atomically) and the unpacked folder.
+fn package(f: &Function, bootstrap: &[u8], models_dir: &Path, dist: &Path) -> Result<Artifact> {
+    let unpacked = dist.join(f.name);
+    let models_out = unpacked.join("models");
+    std::fs::create_dir_all(&models_out)
+        .with_context(|| format!("creating {}", models_out.display()))?;
+    write_executable(&unpacked.join("bootstrap"), bootstrap)?;
+
+    let zip_path = dist.join(format!("{}.zip", f.name));
+    let partial = dist.join(format!(".{}.zip.partial", f.name));
+    let file = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let date = zip::DateTime::from_date_and_time(ZIP_DATE.0, ZIP_DATE.1, ZIP_DATE.2, 0, 0, 0)
+        .map_err(|e| anyhow::anyhow!("zip date: {e}"))?;
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(date);
+    let mut unzipped_bytes = bootstrap.len() as u64;
+    zip.start_file("bootstrap", options.unix_permissions(0o755))?;
+    zip.write_all(bootstrap)?;
+    zip.add_directory("models/", options.unix_permissions(0o755))?;
+    for model in f.models {
+        let source = models_dir.join(model);
+        let data =
+            std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+        unzipped_bytes += data.len() as u64;
+        zip.start_file(format!("models/{model}"), options.unix_permissions(0o644))?;
+        zip.write_all(&data)?;
+        let copy = models_out.join(model);
+        std::fs::write(&copy, &data).with_context(|| format!("writing {}", copy.display()))?;
+    }
+    zip.finish()
+        .with_context(|| format!("finishing {}", partial.display()))?;
+    std::fs::rename(&partial, &zip_path)
+        .with_context(|| format!("renaming into {}", zip_path.display()))?;
+    let zip_bytes = std::fs::metadata(&zip_path)?.len();
+    Ok(Artifact {
+        function: f.name,
+        zip: zip_path,
+        unpacked,
+        zip_bytes,
+        unzipped_bytes,
+    })
+}
+
+fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // Replace, never write through: a running RIE may have it open.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&partial, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_has_a_crate_with_a_binary_of_its_name() {
+        let root = crate::project_root();
+        for f in FUNCTIONS {
+            let manifest = root.join("lambdas").join(f.name).join("Cargo.toml");
+            let text = std::fs::read_to_string(&manifest)
+                .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+            assert!(
+                text.contains(&format!("name = \"{}\"", f.name)),
+                "{}",
+                manifest.display()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_functions_are_refused_by_name() {
+        let err = select(&["nope".into()]).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("recognize"), "{err}");
+        assert_eq!(select(&[]).unwrap().len(), FUNCTIONS.len());
+    }
+
+    #[test]
+    fn a_bootstrap_without_mimalloc_is_refused() {
+        let err = check_bootstrap("f", b"\x7fELF plain musl").unwrap_err();
+        assert!(err.to_string().contains("mimalloc"));
+        assert!(check_bootstrap("f", b"\x7fELF ... mimalloc ...").is_ok());
+        assert!(check_bootstrap("f", b"#!/bin/sh").is_err());
+    }
+}
