@@ -10,7 +10,9 @@ mod bench_scan;
 mod blobs;
 mod build;
 mod demo;
+mod deploy;
 mod simulate;
+mod synth;
 mod test;
 
 #[derive(Debug, Parser)]
@@ -32,6 +34,12 @@ enum Command {
     BenchScan(bench_scan::BenchScanArgs),
     /// Predict wall time and cost of a 6-hour video scan on Lambda in 1, 3 and 5 regions
     SimulateScan(simulate::SimulateArgs),
+    /// Print or write the CloudFormation template of each region of a deployment
+    Synth(synth::SynthArgs),
+    /// Build, upload and create/update each region's stack (default: the local stack on moto)
+    Deploy(deploy::apply::DeployArgs),
+    /// Delete every resource, object, asset bucket and log group of a deployment
+    Teardown(deploy::teardown::TeardownArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
@@ -56,6 +64,9 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(&sh, &root, args),
         Command::BenchScan(args) => bench_scan::run(&sh, &root, args),
         Command::SimulateScan(args) => simulate::run(&root, args),
+        Command::Synth(args) => synth::run(&root, &args),
+        Command::Deploy(args) => deploy::deploy_command(&root, &args),
+        Command::Teardown(args) => deploy::teardown_command(&root, &args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
     }

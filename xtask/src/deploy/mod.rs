@@ -1,0 +1,194 @@
+//! `cargo xtask deploy | teardown` (and the pieces they share): one
+//! CloudFormation stack per region from `face-stacks`, against real AWS
+//! (standard profile/region chain) or, with `--stack local`, against a moto
+//! server on loopback that this xtask runs itself (see [`local`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use face_stacks::Deployment;
+
+pub mod apply;
+pub mod artifacts;
+pub mod local;
+pub mod outputs;
+pub mod teardown;
+
+/// `--stack`: an embedded deployment name or a YAML file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArg {
+    /// Deployment: `local` (moto on loopback, no AWS account), `dev`,
+    /// `prod` (stacks/<NAME>.yaml), or a path to a YAML file
+    #[arg(long, default_value = "local")]
+    pub stack: String,
+}
+
+impl StackArg {
+    pub fn is_local(&self) -> bool {
+        self.stack == "local"
+    }
+}
+
+/// Reads `stacks/<name>.yaml` (or the file at `name`) and validates it.
+pub fn load_deployment(root: &Path, name: &str) -> Result<Deployment> {
+    let path = if name.ends_with(".yaml") || name.ends_with(".yml") {
+        PathBuf::from(name)
+    } else {
+        root.join("stacks").join(format!("{name}.yaml"))
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => match face_stacks::config::embedded(name) {
+            Some(text) => text.to_string(),
+            None => return Err(e).with_context(|| format!("reading {}", path.display())),
+        },
+    };
+    Deployment::from_yaml(&text).with_context(|| format!("deployment {}", path.display()))
+}
+
+/// Where the commands send their requests.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The standard credential chain, one explicit region per config.
+    Aws,
+    /// moto server at this endpoint, test credentials.
+    Local { endpoint_url: String },
+}
+
+impl Target {
+    /// One SDK config for `region`, built explicitly: never through
+    /// process-wide state, so several regions can be served at once.
+    pub async fn sdk_config(&self, region: &str) -> SdkConfig {
+        let loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
+        match self {
+            Target::Aws => loader.load().await,
+            Target::Local { endpoint_url } => {
+                loader
+                    .endpoint_url(endpoint_url)
+                    .test_credentials()
+                    .load()
+                    .await
+            }
+        }
+    }
+
+    /// S3 wants path-style addressing when an endpoint is set.
+    pub fn s3(&self, config: &SdkConfig) -> aws_sdk_s3::Client {
+        let builder = aws_sdk_s3::config::Builder::from(config);
+        let local = matches!(self, Target::Local { .. }) || config.endpoint_url().is_some();
+        aws_sdk_s3::Client::from_conf(builder.force_path_style(local).build())
+    }
+}
+
+/// The account the config's credentials belong to.
+pub async fn account_id(config: &SdkConfig) -> Result<String> {
+    let identity = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .context("sts:GetCallerIdentity (are credentials configured?)")?;
+    identity
+        .account
+        .context("GetCallerIdentity returned no account")
+}
+
+/// `target/deploy/<stack>/`.
+pub fn state_dir(root: &Path, deployment: &Deployment) -> PathBuf {
+    root.join("target").join("deploy").join(&deployment.name)
+}
+
+/// Regions selected by `--region` (all when empty); unknown ones are errors.
+pub fn select_regions<'a>(
+    deployment: &'a Deployment,
+    wanted: &[String],
+) -> Result<Vec<&'a face_stacks::RegionPlan>> {
+    if wanted.is_empty() {
+        return Ok(deployment.regions.iter().collect());
+    }
+    wanted
+        .iter()
+        .map(|w| match deployment.region(w) {
+            Some(r) => Ok(r),
+            None => bail!("{} does not list region {w}", deployment.name),
+        })
+        .collect()
+}
+
+/// A line of progress: plain text, one per step (CI logs read well).
+pub fn step(region: &str, message: impl std::fmt::Display) {
+    println!("[{region}] {message}");
+}
+
+/// The target of `--stack`: moto (started if needed) for `local`, else AWS.
+fn target_for(root: &Path, stack: &StackArg) -> Result<Target> {
+    if stack.is_local() {
+        Ok(Target::Local {
+            endpoint_url: local::ensure(root)?,
+        })
+    } else {
+        Ok(Target::Aws)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `cargo xtask deploy`.
+pub fn deploy_command(root: &Path, args: &apply::DeployArgs) -> Result<()> {
+    let deployment = load_deployment(root, &args.stack.stack)?;
+    let regions = select_regions(&deployment, &args.regions)?;
+    let target = target_for(root, &args.stack)?;
+    let changes = runtime()?.block_on(apply::run(root, &target, &deployment, &regions))?;
+    let summary: Vec<String> = regions
+        .iter()
+        .zip(&changes)
+        .map(|(r, c)| format!("{}: {c:?}", r.region))
+        .collect();
+    println!("deployed {}: {}", deployment.name, summary.join(", "));
+    Ok(())
+}
+
+/// `cargo xtask teardown`.
+pub fn teardown_command(root: &Path, args: &teardown::TeardownArgs) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let deployment = load_deployment(root, &args.stack.stack)?;
+    if args.stack.is_local() && local::running(root).is_none() {
+        println!(
+            "local AWS is not running: nothing of {} remains",
+            deployment.name
+        );
+        return Ok(());
+    }
+    if !args.yes && !args.stack.is_local() {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "teardown of {} deletes every resource and object: pass --yes",
+                deployment.name
+            );
+        }
+        print!(
+            "delete every resource and object of {} in {} region(s)? type the stack name: ",
+            deployment.name,
+            deployment.regions.len()
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != deployment.name {
+            bail!("not confirmed");
+        }
+    }
+    let target = target_for(root, &args.stack)?;
+    runtime()?.block_on(teardown::run(root, &target, &deployment))?;
+    if args.stack.is_local() {
+        local::stop(root)?;
+    }
+    println!("tore down {}", deployment.name);
+    Ok(())
+}

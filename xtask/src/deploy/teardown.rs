@@ -1,0 +1,183 @@
+//! `cargo xtask teardown`: nothing of the deployment remains. Every step
+//! treats "already gone" as done, so an interrupted teardown is re-run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_cloudformation::client::Waiters;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use face_stacks::constructs::{DataBucket, Function, Scope};
+use face_stacks::{Deployment, FunctionName, RegionPlan, asset_bucket_name};
+
+use super::{StackArg, Target, account_id, state_dir, step};
+
+#[derive(Debug, clap::Args)]
+pub struct TeardownArgs {
+    #[command(flatten)]
+    pub stack: StackArg,
+    /// Do not ask for confirmation (required when stdin is not a terminal,
+    /// except for the local stack)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub async fn run(root: &Path, target: &Target, deployment: &Deployment) -> Result<()> {
+    for region in &deployment.regions {
+        teardown_region(target, deployment, region)
+            .await
+            .with_context(|| format!("tearing down {}", region.region))?;
+    }
+    let dir = state_dir(root, deployment);
+    for region in &deployment.regions {
+        std::fs::remove_file(dir.join(format!("{}.json", region.region))).ok();
+    }
+    Ok(())
+}
+
+async fn teardown_region(
+    target: &Target,
+    deployment: &Deployment,
+    region: &RegionPlan,
+) -> Result<()> {
+    let r = region.region.as_str();
+    let config = target.sdk_config(r).await;
+    let account = account_id(&config).await?;
+    step(
+        r,
+        format_args!(
+            "account {account}, region {r}: tearing down stack {}",
+            deployment.name
+        ),
+    );
+    let s3 = target.s3(&config);
+
+    // CloudFormation cannot delete a bucket with objects in it.
+    let data_bucket = DataBucket::name_in(&deployment.name, &account, r);
+    empty_bucket(&s3, &data_bucket, r).await?;
+
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let exists = cfn
+        .describe_stacks()
+        .stack_name(&deployment.name)
+        .send()
+        .await
+        .is_ok();
+    if exists {
+        cfn.delete_stack()
+            .stack_name(&deployment.name)
+            .send()
+            .await
+            .context("deleting the stack")?;
+        cfn.wait_until_stack_delete_complete()
+            .stack_name(&deployment.name)
+            .wait(Duration::from_secs(30 * 60))
+            .await
+            .context("waiting for the stack deletion")?;
+        step(r, format_args!("deleted stack {}", deployment.name));
+    } else {
+        step(r, format_args!("stack {} already gone", deployment.name));
+    }
+    // A bucket the stack failed to delete (it was refilled meanwhile).
+    delete_bucket(&s3, &data_bucket, r).await?;
+
+    let assets = asset_bucket_name(&deployment.name, &account, r);
+    delete_bucket(&s3, &assets, r).await?;
+
+    // The runtime recreates a function's log group if it logs after the
+    // stack deleted it; remove whatever is there now.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let scope = Scope {
+        stack_name: deployment.name.clone(),
+        tags: Default::default(),
+    };
+    for function in FunctionName::ALL {
+        let group = Function::log_group_name(&scope, function);
+        match logs.delete_log_group().log_group_name(&group).send().await {
+            Ok(_) => step(r, format_args!("deleted log group {group}")),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting log group {group}")),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every object version and delete marker; a missing bucket is empty.
+pub async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str, r: &str) -> Result<()> {
+    let mut removed = 0usize;
+    loop {
+        let page = match s3
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(1000)
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if is_no_such_bucket(&e) => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("listing versions in {bucket}")),
+        };
+        let mut ids = Vec::new();
+        for v in page.versions() {
+            ids.push(
+                ObjectIdentifier::builder()
+                    .key(v.key().unwrap_or_default())
+                    .set_version_id(v.version_id().map(String::from))
+                    .build()?,
+            );
+        }
+        for m in page.delete_markers() {
+            ids.push(
+                ObjectIdentifier::builder()
+                    .key(m.key().unwrap_or_default())
+                    .set_version_id(m.version_id().map(String::from))
+                    .build()?,
+            );
+        }
+        if ids.is_empty() {
+            break;
+        }
+        removed += ids.len();
+        // Each page is at most 1000 entries, DeleteObjects' own limit.
+        s3.delete_objects()
+            .bucket(bucket)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(ids))
+                    .quiet(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .with_context(|| format!("deleting versions in {bucket}"))?;
+    }
+    if removed > 0 {
+        step(
+            r,
+            format_args!("emptied s3://{bucket} ({removed} versions and delete markers)"),
+        );
+    }
+    Ok(())
+}
+
+/// Empties and deletes a bucket; a missing one is done.
+pub async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str, r: &str) -> Result<()> {
+    empty_bucket(s3, bucket, r).await?;
+    match s3.delete_bucket().bucket(bucket).send().await {
+        Ok(_) => {
+            step(r, format_args!("deleted bucket {bucket}"));
+            Ok(())
+        }
+        Err(e) if is_no_such_bucket(&e) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("deleting bucket {bucket}")),
+    }
+}
+
+fn is_no_such_bucket<E: std::fmt::Debug, R: std::fmt::Debug>(
+    e: &aws_sdk_s3::error::SdkError<E, R>,
+) -> bool {
+    let text = format!("{e:?}");
+    text.contains("NoSuchBucket") || text.contains("404")
+}

@@ -1,0 +1,198 @@
+//! The local round trip of issue 5 against a moto server on loopback:
+//! deploy, a second deploy that changes nothing, a deploy killed half-way
+//! that converges when run again, teardown that leaves nothing, and deploy
+//! again. Runs the real `cargo xtask` binary (it builds the functions if
+//! their zips are missing).
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use local_aws::MotoServer;
+
+fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+        .output()
+        .expect("running xtask");
+    eprintln!(
+        "$ xtask {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "xtask failed: {:?}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Counts of what the deployment can leave behind, listed in moto.
+#[derive(Debug, PartialEq, Eq)]
+struct Inventory {
+    stacks: usize,
+    buckets: usize,
+    functions: usize,
+    roles: usize,
+    queues: usize,
+    tables: usize,
+    log_groups: usize,
+}
+
+async fn inventory(moto: &MotoServer) -> Inventory {
+    let config = moto.sdk_config().await;
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let stacks = cfn.describe_stacks().send().await.map(|o| {
+        o.stacks()
+            .iter()
+            .filter(|s| {
+                s.stack_status()
+                    .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+            })
+            .count()
+    });
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let iam = aws_sdk_iam::Client::new(&config);
+    // moto preloads AWS-managed policies, never roles; count face-local's.
+    let roles = iam.list_roles().send().await.unwrap();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    Inventory {
+        stacks: stacks.unwrap_or(0),
+        buckets: s3.list_buckets().send().await.unwrap().buckets().len(),
+        functions: aws_sdk_lambda::Client::new(&config)
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .len(),
+        roles: roles.roles().len(),
+        queues: aws_sdk_sqs::Client::new(&config)
+            .list_queues()
+            .send()
+            .await
+            .unwrap()
+            .queue_urls()
+            .len(),
+        tables: aws_sdk_dynamodb::Client::new(&config)
+            .list_tables()
+            .send()
+            .await
+            .unwrap()
+            .table_names()
+            .len(),
+        log_groups: logs
+            .describe_log_groups()
+            .send()
+            .await
+            .unwrap()
+            .log_groups()
+            .len(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_round_trip_converges_and_leaves_nothing() {
+    let moto = MotoServer::start().expect("moto");
+    let rt_moto = &moto;
+
+    let first = ok(&xtask(rt_moto, &["deploy", "--stack", "local"]));
+    assert!(first.contains("us-east-1: Created"), "{first}");
+    let deployed = inventory(rt_moto).await;
+    assert_eq!(
+        deployed,
+        Inventory {
+            stacks: 1,
+            buckets: 2, // data + assets
+            functions: 2,
+            roles: 2,
+            queues: 3, // work, its DLQ, results FIFO
+            tables: 2,
+            log_groups: 2,
+        }
+    );
+    let outputs: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(local_aws::workspace_root().join("target/deploy/face-local/us-east-1.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        outputs["outputs"]["WorkQueueUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with("/face-local-work")
+    );
+
+    // The notification deploy applied after the stack.
+    let config = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = outputs["outputs"]["DataBucketName"].as_str().unwrap();
+    let n = s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(n.queue_configurations().len(), 1);
+
+    let second = ok(&xtask(rt_moto, &["deploy", "--stack", "local"]));
+    assert!(second.contains("us-east-1: NoChanges"), "{second}");
+
+    // Objects, versions and delete markers must not stop the teardown.
+    for body in ["a", "b"] {
+        s3.put_object()
+            .bucket(bucket)
+            .key("uploads/x.jpg")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    s3.delete_object()
+        .bucket(bucket)
+        .key("uploads/x.jpg")
+        .send()
+        .await
+        .unwrap();
+
+    ok(&xtask(rt_moto, &["teardown", "--stack", "local"]));
+    let empty = Inventory {
+        stacks: 0,
+        buckets: 0,
+        functions: 0,
+        roles: 0,
+        queues: 0,
+        tables: 0,
+        log_groups: 0,
+    };
+    assert_eq!(inventory(rt_moto).await, empty);
+    // Teardown again: already gone is success.
+    ok(&xtask(rt_moto, &["teardown", "--stack", "local"]));
+
+    // A deploy killed half-way converges when run again.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--stack", "local"])
+        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().ok();
+    child.wait().ok();
+    let again = ok(&xtask(rt_moto, &["deploy", "--stack", "local"]));
+    assert!(again.contains("deployed face-local"), "{again}");
+    assert_eq!(inventory(rt_moto).await, deployed);
+
+    ok(&xtask(rt_moto, &["teardown", "--stack", "local"]));
+    assert_eq!(inventory(rt_moto).await, empty);
+}
