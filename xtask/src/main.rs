@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_lambda;
 mod bench_scan;
 mod blobs;
 mod build;
@@ -30,6 +31,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Time the pipeline per stage against Python onnxruntime on the same images
     Bench(bench::BenchArgs),
+    /// Cold start and warm latency of the real recognize bootstrap under the RIE, against moto
+    BenchLambda(bench_lambda::BenchLambdaArgs),
     /// Frames/s per core of the tracked video scan beside the every-frame baseline
     BenchScan(bench_scan::BenchScanArgs),
     /// Predict wall time and cost of a 6-hour video scan on Lambda in 1, 3 and 5 regions
@@ -62,6 +65,7 @@ fn main() -> Result<()> {
         Command::FetchBlobs(args) => blobs::fetch(&root, &args),
         Command::Build(args) => build::run(&root, &args),
         Command::Bench(args) => bench::run(&sh, &root, args),
+        Command::BenchLambda(args) => bench_lambda::run(&root, args),
         Command::BenchScan(args) => bench_scan::run(&sh, &root, args),
         Command::SimulateScan(args) => simulate::run(&root, args),
         Command::Synth(args) => synth::run(&root, &args),
