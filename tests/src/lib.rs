@@ -43,3 +43,61 @@ pub fn unpack(function: &str, dest: &Path) -> Result<PathBuf> {
         .with_context(|| format!("unpacking {}", zip_path.display()))?;
     Ok(dest.join("bootstrap"))
 }
+
+/// Unpacks `function`'s artifact into `dir/<name>` and runs it under the
+/// Runtime Interface Emulator as `name`, with `env`.
+pub fn start_function(
+    function: &str,
+    name: &str,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<local_aws::Rie> {
+    let bootstrap = unpack(function, &dir.join(name))?;
+    let options = local_aws::RieOptions {
+        function_name: name.into(),
+        memory_mib: 2048,
+        timeout_s: 120,
+        log_dir: None,
+    };
+    Ok(local_aws::Rie::start_with(
+        local_aws::Tools::ensure_default()?,
+        &options,
+        &bootstrap,
+        env,
+    )?)
+}
+
+/// Creates an on-demand table whose keys are strings: `(name, HASH|RANGE)`.
+pub async fn create_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    name: &str,
+    keys: &[(&str, aws_sdk_dynamodb::types::KeyType)],
+) -> Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, ScalarAttributeType,
+    };
+    let mut create = dynamo
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (key, kind) in keys {
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(kind.clone())
+                    .build()?,
+            );
+    }
+    create
+        .send()
+        .await
+        .with_context(|| format!("creating table {name}"))?;
+    Ok(())
+}

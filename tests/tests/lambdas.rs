@@ -4,14 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::KeyType;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
-use e2e::{data, unpack};
-use local_aws::{MotoServer, Rie, RieOptions, Tools};
+use e2e::{create_table, data, start_function};
+use local_aws::{MotoServer, Rie};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "faces-data";
@@ -26,31 +24,6 @@ struct Aws {
     work_queue: String,
 }
 
-async fn table(dynamo: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&str, KeyType)]) {
-    let mut create = dynamo
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (key, kind) in keys {
-        create = create
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(*key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(*key)
-                    .key_type(kind.clone())
-                    .build()
-                    .unwrap(),
-            );
-    }
-    create.send().await.unwrap();
-}
-
 /// The resources lambdas/README.md names, made directly with the SDK (the
 /// stacks' own deployment is tested by `cargo xtask deploy --stack local`).
 async fn provision(moto: &MotoServer) -> Aws {
@@ -63,13 +36,16 @@ async fn provision(moto: &MotoServer) -> Aws {
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    table(
+    create_table(
         &dynamo,
         PEOPLE,
         &[("collection", KeyType::Hash), ("person", KeyType::Range)],
     )
-    .await;
-    table(&dynamo, RESULTS, &[("result_id", KeyType::Hash)]).await;
+    .await
+    .unwrap();
+    create_table(&dynamo, RESULTS, &[("result_id", KeyType::Hash)])
+        .await
+        .unwrap();
     let results_queue = sqs
         .create_queue()
         .queue_name("faces-results.fifo")
@@ -206,14 +182,7 @@ fn function_env(moto: &MotoServer, aws: &Aws) -> Vec<(String, String)> {
 }
 
 fn start(function: &str, dir: &std::path::Path, env: &[(String, String)]) -> Rie {
-    let bootstrap = unpack(function, &dir.join(function)).unwrap();
-    let options = RieOptions {
-        function_name: function.into(),
-        memory_mib: 2048,
-        timeout_s: 60,
-        log_dir: None,
-    };
-    Rie::start_with(Tools::ensure_default().unwrap(), &options, &bootstrap, env).unwrap()
+    start_function(function, function, dir, env).unwrap()
 }
 
 fn invoke(rie: &Rie, event: &Value) -> Value {

@@ -6,13 +6,11 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::KeyType;
 use aws_sdk_s3::primitives::ByteStream;
-use e2e::{data, unpack};
+use e2e::{create_table, data, start_function};
 use face_video::{ChunkScan, FrameRange, VideoIndex, VideoLimits, plan_chunks};
-use local_aws::{MotoServer, Rie, RieOptions, Tools};
+use local_aws::{MotoServer, Rie};
 use scan_coordinator::{
     LambdaTarget, LambdaWorker, Progress, Region, RetryPolicy, Worker, WorkerError, fan_out,
 };
@@ -23,14 +21,7 @@ const BUCKET: &str = "faces-data";
 const VIDEO_KEY: &str = "videos/slideshow.mp4";
 
 fn rie(function: &str, name: &str, dir: &std::path::Path, env: &[(String, String)]) -> Rie {
-    let bootstrap = unpack(function, &dir.join(name)).unwrap();
-    let options = RieOptions {
-        function_name: name.into(),
-        memory_mib: 2048,
-        timeout_s: 120,
-        log_dir: None,
-    };
-    Rie::start_with(Tools::ensure_default().unwrap(), &options, &bootstrap, env).unwrap()
+    start_function(function, name, dir, env).unwrap()
 }
 
 fn endpoint(rie: &Rie) -> String {
@@ -75,28 +66,13 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
     );
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let mut table = dynamo
-        .create_table()
-        .table_name("faces-people")
-        .billing_mode(BillingMode::PayPerRequest);
-    for (key, kind) in [("collection", KeyType::Hash), ("person", KeyType::Range)] {
-        table = table
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key)
-                    .key_type(kind)
-                    .build()
-                    .unwrap(),
-            );
-    }
-    table.send().await.unwrap();
+    create_table(
+        &dynamo,
+        "faces-people",
+        &[("collection", KeyType::Hash), ("person", KeyType::Range)],
+    )
+    .await
+    .unwrap();
     let video = data("video/slideshow_shared.mp4");
     s3.put_object()
         .bucket(BUCKET)

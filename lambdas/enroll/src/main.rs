@@ -1,11 +1,8 @@
 //! The enroll function: enroll a person from photos, forget a person, list
 //! a collection. See lambdas/README.md for the payloads.
 
-use std::sync::Arc;
-
-use face_service::aws::{DynamoPeople, S3Objects, load_sdk_config, s3_client};
+use face_service::aws::{DynamoPeople, S3Objects, s3_client};
 use face_service::enroll::Enroller;
-use face_service::{ServiceConfig, models, telemetry};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -15,10 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init_json_logs();
-    let config = ServiceConfig::from_env()?;
-    let pipeline = Arc::new(models::load_pipeline(&config.models_dir)?);
-    let sdk = load_sdk_config().await;
+    let (config, pipeline, sdk) = face_service::init_function().await?;
     let enroller = Enroller::new(
         pipeline,
         S3Objects::new(s3_client(&sdk)),

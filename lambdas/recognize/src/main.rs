@@ -2,11 +2,8 @@
 //! batch of upload events, all through one handler core. See
 //! lambdas/README.md for the payloads.
 
-use std::sync::Arc;
-
-use face_service::aws::{load_sdk_config, recognizer_stores};
+use face_service::aws::recognizer_stores;
 use face_service::recognize::Recognizer;
-use face_service::{ServiceConfig, models, telemetry};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -16,10 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init_json_logs();
-    let config = ServiceConfig::from_env()?;
-    let pipeline = Arc::new(models::load_pipeline(&config.models_dir)?);
-    let sdk = load_sdk_config().await;
+    let (config, pipeline, sdk) = face_service::init_function().await?;
     let recognizer = Recognizer::new(pipeline, recognizer_stores(&sdk, &config)?, &config);
     let recognizer = &recognizer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

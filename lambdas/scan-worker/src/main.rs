@@ -1,10 +1,7 @@
 //! The scan-worker function: `{key, collection, frames}` → the chunk's
 //! per-frame matches. See lambdas/README.md.
 
-use std::sync::Arc;
-
-use face_service::aws::{S3Objects, load_sdk_config, s3_client};
-use face_service::{ServiceConfig, models, telemetry};
+use face_service::aws::{S3Objects, s3_client};
 use lambda_runtime::{LambdaEvent, service_fn};
 use scan_worker::ScanWorker;
 use serde_json::Value;
@@ -15,10 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init_json_logs();
-    let config = ServiceConfig::from_env()?;
-    let pipeline = Arc::new(models::load_pipeline(&config.models_dir)?);
-    let sdk = load_sdk_config().await;
+    let (config, pipeline, sdk) = face_service::init_function().await?;
     let worker = ScanWorker::new(
         pipeline,
         S3Objects::new(s3_client(&sdk)),

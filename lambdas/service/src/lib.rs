@@ -23,3 +23,21 @@ pub mod telemetry;
 
 pub use config::ServiceConfig;
 pub use error::{ErrorKind, ServiceError, StorageError};
+
+/// What every function's `main` does before serving: JSON logs, the
+/// config from the environment, the models from the artifact (once), the
+/// AWS config from the standard chain.
+pub async fn init_function() -> Result<
+    (
+        ServiceConfig,
+        std::sync::Arc<face_core::FacePipeline>,
+        aws_config::SdkConfig,
+    ),
+    ServiceError,
+> {
+    telemetry::init_json_logs();
+    let config = ServiceConfig::from_env()?;
+    let pipeline = std::sync::Arc::new(models::load_pipeline(&config.models_dir)?);
+    let sdk = aws::load_sdk_config().await;
+    Ok((config, pipeline, sdk))
+}
