@@ -222,8 +222,13 @@ impl<'a> FaceStack<'a> {
                         &["dynamodb:GetItem", "dynamodb:BatchGetItem"],
                         [self.people.arn()],
                     ),
+                    // UpdateItem marks a result delivered to the queue.
                     Statement::allow(
-                        &["dynamodb:PutItem", "dynamodb:GetItem"],
+                        &[
+                            "dynamodb:PutItem",
+                            "dynamodb:GetItem",
+                            "dynamodb:UpdateItem",
+                        ],
                         [self.results.arn()],
                     ),
                     Statement::allow(&["sqs:SendMessage"], [self.results_queue.arn()]),
@@ -238,6 +243,11 @@ impl<'a> FaceStack<'a> {
                     ),
                 ]
             }
+            // Ranged reads of videos, and the collection's people.
+            FunctionName::ScanWorker => vec![
+                Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
+                Statement::allow(&["s3:ListBucket"], [b.arn()]),
+            ],
         };
         Ok(FunctionProps {
             function,

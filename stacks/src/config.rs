@@ -23,17 +23,24 @@ pub enum FunctionName {
     Enroll,
     /// Sync invoke, S3 upload event, SQS batch of S3 events.
     Recognize,
+    /// Sync invoke from the video scan coordinator: one chunk of a video.
+    ScanWorker,
 }
 
 impl FunctionName {
     /// Every function, in template order.
-    pub const ALL: [FunctionName; 2] = [FunctionName::Enroll, FunctionName::Recognize];
+    pub const ALL: [FunctionName; 3] = [
+        FunctionName::Enroll,
+        FunctionName::Recognize,
+        FunctionName::ScanWorker,
+    ];
 
     /// The name used in artifact paths, physical names and the YAML.
     pub fn as_str(self) -> &'static str {
         match self {
             FunctionName::Enroll => "enroll",
             FunctionName::Recognize => "recognize",
+            FunctionName::ScanWorker => "scan-worker",
         }
     }
 
@@ -42,6 +49,7 @@ impl FunctionName {
         match self {
             FunctionName::Enroll => "Enroll",
             FunctionName::Recognize => "Recognize",
+            FunctionName::ScanWorker => "ScanWorker",
         }
     }
 }

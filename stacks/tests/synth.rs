@@ -193,6 +193,7 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
             ("dynamodb:BatchGetItem", "PeopleTable.Arn"),
             ("dynamodb:PutItem", "ResultsTable.Arn"),
             ("dynamodb:GetItem", "ResultsTable.Arn"),
+            ("dynamodb:UpdateItem", "ResultsTable.Arn"),
             ("sqs:SendMessage", "ResultsQueue.Arn"),
             ("sqs:ReceiveMessage", "WorkQueue.Arn"),
             ("sqs:DeleteMessage", "WorkQueue.Arn"),
@@ -200,6 +201,16 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
             ("sqs:ChangeMessageVisibility", "WorkQueue.Arn"),
             ("logs:CreateLogStream", &recognize_logs),
             ("logs:PutLogEvents", &recognize_logs),
+        ])
+    );
+    let scan_logs = logs("scan-worker");
+    assert_eq!(
+        role_actions(s, "ScanWorkerRole"),
+        set(&[
+            ("s3:GetObject", "DataBucket.Arn/*"),
+            ("s3:ListBucket", "DataBucket.Arn"),
+            ("logs:CreateLogStream", &scan_logs),
+            ("logs:PutLogEvents", &scan_logs),
         ])
     );
 }
