@@ -38,8 +38,11 @@ impl<J, R> LambdaWorker<J, R> {
         let targets = targets
             .iter()
             .map(|t| {
+                // The scheduler retries (elsewhere, with its own backoff);
+                // SDK retries underneath would hide a dead region for seconds.
                 let mut config = aws_sdk_lambda::config::Builder::from(base)
-                    .region(aws_sdk_lambda::config::Region::new(t.region.clone()));
+                    .region(aws_sdk_lambda::config::Region::new(t.region.clone()))
+                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled());
                 if let Some(endpoint) = &t.endpoint_url {
                     config = config.endpoint_url(endpoint);
                 }
