@@ -43,6 +43,8 @@ enum Command {
     Deploy(deploy::apply::DeployArgs),
     /// Delete every resource, object, asset bucket and log group of a deployment
     Teardown(deploy::teardown::TeardownArgs),
+    /// Enroll a person, upload photos and check the results arrive in a deployed stack's table and queue
+    SmokeTest(deploy::smoke::SmokeArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
@@ -71,6 +73,7 @@ fn main() -> Result<()> {
         Command::Synth(args) => synth::run(&root, &args),
         Command::Deploy(args) => deploy::deploy_command(&root, &args),
         Command::Teardown(args) => deploy::teardown_command(&root, &args),
+        Command::SmokeTest(args) => deploy::smoke_command(&root, &args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
     }

@@ -1,8 +1,8 @@
 //! The local round trip of issue 5 against a moto server on loopback:
 //! deploy, a second deploy that changes nothing, a deploy killed half-way
 //! that converges when run again, teardown that leaves nothing, and deploy
-//! again. Runs the real `cargo xtask` binary (it builds the functions if
-//! their zips are missing).
+//! again, with a smoke test after the first deploy. Runs the real `cargo
+//! xtask` binary (it builds the functions if their zips are missing).
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -109,7 +109,7 @@ async fn local_round_trip_converges_and_leaves_nothing() {
         deployed,
         Inventory {
             stacks: 1,
-            buckets: 2, // data + assets
+            buckets: 2,   // data + assets
             functions: 3, // enroll, recognize, scan-worker
             roles: 3,
             queues: 3, // work, its DLQ, results FIFO
@@ -144,6 +144,17 @@ async fn local_round_trip_converges_and_leaves_nothing() {
         .await
         .unwrap();
     assert_eq!(n.queue_configurations().len(), 1);
+
+    // The smoke test: enroll, uploads delivered through the deployed
+    // notification and event source mapping (the local dispatcher), results
+    // in the table and on the queue.
+    let smoke = ok(&xtask(rt_moto, &["smoke-test", "--stack", "local"]));
+    assert!(
+        smoke.contains("kit_harington found in uploads/smoke/")
+            && smoke.contains("face_recognition_kit_with_rose.jpg")
+            && smoke.contains("smoke test of face-local passed"),
+        "{smoke}"
+    );
 
     let second = ok(&xtask(rt_moto, &["deploy", "--stack", "local"]));
     assert!(second.contains("us-east-1: NoChanges"), "{second}");

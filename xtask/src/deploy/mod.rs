@@ -11,8 +11,10 @@ use face_stacks::Deployment;
 
 pub mod apply;
 pub mod artifacts;
+pub mod dispatch;
 pub mod local;
 pub mod outputs;
+pub mod smoke;
 pub mod teardown;
 
 /// `--stack`: an embedded deployment name or a YAML file.
@@ -151,6 +153,33 @@ pub fn deploy_command(root: &Path, args: &apply::DeployArgs) -> Result<()> {
         .map(|(r, c)| format!("{}: {c:?}", r.region))
         .collect();
     println!("deployed {}: {}", deployment.name, summary.join(", "));
+    Ok(())
+}
+
+/// `cargo xtask smoke-test`.
+pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
+    let deployment = load_deployment(root, &args.stack.stack)?;
+    let regions = select_regions(&deployment, &args.regions)?;
+    let target = if args.stack.is_local() {
+        match local::running(root) {
+            Some(endpoint_url) => Target::Local { endpoint_url },
+            None => bail!("local AWS is not running: `cargo xtask deploy --stack local` first"),
+        }
+    } else {
+        Target::Aws
+    };
+    let timeout = std::time::Duration::from_secs(args.timeout_s);
+    runtime()?.block_on(async {
+        for region in &regions {
+            smoke::run_region(root, &target, &deployment, &region.region, timeout)
+                .await
+                .with_context(|| {
+                    format!("smoke test of {} in {}", deployment.name, region.region)
+                })?;
+        }
+        anyhow::Ok(())
+    })?;
+    println!("smoke test of {} passed", deployment.name);
     Ok(())
 }
 
