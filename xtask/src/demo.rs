@@ -16,6 +16,11 @@ pub struct DemoArgs {
     /// Labelled data folder [default: ../shared/data beside the checkout]
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Skip the round trip through the local stack (deploy on moto, the
+    /// real functions under the Runtime Interface Emulator, smoke test,
+    /// teardown), which builds the musl functions first
+    #[arg(long)]
+    pub skip_local_stack: bool,
 }
 
 fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
@@ -77,5 +82,43 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
         "{facectl} --store {store} recognize --collection demo {groups...}"
     )
     .run()?;
+    if !args.skip_local_stack {
+        local_stack_round_trip(root)?;
+    }
     Ok(())
+}
+
+/// The same system as deployed: the local stack on moto, uploads recognized
+/// by the real `recognize` bootstrap, results read back from the results
+/// table and queue; then everything is torn down again.
+fn local_stack_round_trip(root: &Path) -> Result<()> {
+    use crate::deploy::{self, StackArg};
+    let stack = || StackArg {
+        stack: "local".into(),
+    };
+    println!("== local stack: deploy on moto, smoke test through the real functions, teardown");
+    deploy::deploy_command(
+        root,
+        &deploy::apply::DeployArgs {
+            stack: stack(),
+            regions: Vec::new(),
+        },
+    )?;
+    let smoke = deploy::smoke_command(
+        root,
+        &deploy::smoke::SmokeArgs {
+            stack: stack(),
+            regions: Vec::new(),
+            timeout_s: 180,
+        },
+    );
+    // Torn down whether or not the smoke test passed: nothing may remain.
+    let teardown = deploy::teardown_command(
+        root,
+        &deploy::teardown::TeardownArgs {
+            stack: stack(),
+            yes: true,
+        },
+    );
+    smoke.and(teardown)
 }
