@@ -5,6 +5,7 @@
 
 pub mod annotate;
 pub mod bench;
+pub mod cloud;
 pub mod eval;
 pub mod labels;
 pub mod models;

@@ -13,7 +13,7 @@ use face_core::{
     Collection, DetectedFace, EnrollOutcome, FacePipeline, PipelineConfig, RecognizedFace,
     StageTimings, UnindexedReason,
 };
-use facectl::{annotate, bench, eval, models, scan, store};
+use facectl::{annotate, bench, cloud, eval, models, scan, store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sha2::Digest;
@@ -160,9 +160,40 @@ struct ScanVideoArgs {
     /// Lambda estimate: function memory
     #[arg(long, default_value_t = 2048)]
     lambda_memory_mib: u32,
-    /// Lambda estimate: frames per worker invocation
+    /// Frames per worker invocation (cloud mode), and for the Lambda estimate
     #[arg(long, default_value_t = 300)]
     lambda_frames_per_chunk: u64,
+    /// Cloud mode: scan on this deployment's scan-worker functions (`local`,
+    /// `dev`, `prod` or a YAML file) instead of this machine's cores
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    /// Cloud mode: where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
+    #[arg(long, value_name = "DIR", requires = "stack")]
+    outputs_dir: Option<PathBuf>,
+    /// Cloud mode: only these regions (repeatable) [default: all of the stack]
+    #[arg(long = "region", value_name = "REGION", requires = "stack")]
+    regions: Vec<String>,
+    /// Cloud mode: the region the collection was enrolled in; it is copied
+    /// to the others [default: the stack's first region]
+    #[arg(long, value_name = "REGION", requires = "stack")]
+    collection_region: Option<String>,
+    /// Cloud mode: invoke this region's function at URL (the Runtime
+    /// Interface Emulator), repeatable
+    #[arg(long = "lambda-endpoint", value_name = "REGION=URL", requires = "stack", value_parser = parse_endpoint)]
+    lambda_endpoints: Vec<(String, String)>,
+    /// Cloud mode: at most this many invocations in flight per region
+    /// [default: the stack's and the account's limits]
+    #[arg(long, requires = "stack")]
+    max_in_flight: Option<u32>,
+}
+
+fn parse_endpoint(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((region, url)) if !region.is_empty() && !url.is_empty() => {
+            Ok((region.to_string(), url.to_string()))
+        }
+        _ => Err(format!("expected REGION=URL, got {s:?}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -272,29 +303,38 @@ fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
 }
 
 fn scan_video(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result<ExitCode> {
-    let collection = store.load_existing(&args.collection)?;
-    let pipeline = load(g)?;
-    collection.check_compatible(pipeline.face_model_version())?;
-    let options = scan::ScanOptions {
-        video: args.video.clone(),
-        config: face_video::ScanConfig {
-            detect_every_n_frames: args.detect_every,
-            recheck_every_n_detections: args.recheck_every,
-            ..Default::default()
-        },
-        timeline: face_video::TimelineConfig {
-            max_gap_s: args.max_gap_s,
-        },
-        frames_per_chunk: args.frames_per_chunk,
-        threads: g.threads,
-        compare_naive: args.compare_naive,
-        lambda: scan::LambdaAssumptions {
-            memory_mib: args.lambda_memory_mib,
-            frames_per_chunk: args.lambda_frames_per_chunk,
-            ..Default::default()
-        },
+    let config = face_video::ScanConfig {
+        detect_every_n_frames: args.detect_every,
+        recheck_every_n_detections: args.recheck_every,
+        ..Default::default()
     };
-    let (report, thumbs) = scan::scan_video(&pipeline, &collection, &args.collection, &options)?;
+    let timeline = face_video::TimelineConfig {
+        max_gap_s: args.max_gap_s,
+    };
+    let (report, thumbs) = if let Some(stack) = &args.stack {
+        let options = cloud::CloudOptions {
+            video: args.video.clone(),
+            collection: args.collection.clone(),
+            stack: stack.clone(),
+            outputs_dir: args.outputs_dir.clone(),
+            regions: args.regions.clone(),
+            collection_region: args.collection_region.clone(),
+            lambda_endpoints: args.lambda_endpoints.iter().cloned().collect(),
+            max_in_flight: args.max_in_flight,
+            frames_per_chunk: args.lambda_frames_per_chunk,
+            config,
+            timeline,
+            sdk: None,
+        };
+        let on_progress = cloud::progress_callback(progress(2));
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(cloud::scan_video(&options, on_progress))?
+    } else {
+        scan_locally(g, store, args, config, timeline)?
+    };
     if let Some(out) = &args.report {
         std::fs::write(out, scan::render_html(&report, &thumbs))
             .with_context(|| format!("writing {}", out.display()))?;
@@ -305,6 +345,32 @@ fn scan_video(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Res
         print!("{}", scan::render_text(&report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn scan_locally(
+    g: &GlobalArgs,
+    store: &store::Store,
+    args: &ScanVideoArgs,
+    config: face_video::ScanConfig,
+    timeline: face_video::TimelineConfig,
+) -> Result<(scan::ScanReport, scan::Thumbnails)> {
+    let collection = store.load_existing(&args.collection)?;
+    let pipeline = load(g)?;
+    collection.check_compatible(pipeline.face_model_version())?;
+    let options = scan::ScanOptions {
+        video: args.video.clone(),
+        config,
+        timeline,
+        frames_per_chunk: args.frames_per_chunk,
+        threads: g.threads,
+        compare_naive: args.compare_naive,
+        lambda: scan::LambdaAssumptions {
+            memory_mib: args.lambda_memory_mib,
+            frames_per_chunk: args.lambda_frames_per_chunk,
+            ..Default::default()
+        },
+    };
+    scan::scan_video(&pipeline, &collection, &args.collection, &options)
 }
 
 /// A progress bar on a terminal, nothing otherwise.

@@ -15,12 +15,15 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use face_core::{Collection, FacePipeline, RgbImage};
 use face_video::{
-    Appearance, Chunk, FrameMatches, ScanConfig, ScanMode, ScanStats, Timeline, TimelineConfig,
-    VideoIndex, VideoInfo, VideoLimits, plan_chunks, scan_chunk,
+    Appearance, Chunk, FrameMatches, FrameRange, FrameReader, Sampling, ScanConfig, ScanMode,
+    ScanStats, Timeline, TimelineConfig, VideoIndex, VideoInfo, VideoLimits, plan_chunks,
+    scan_chunk,
 };
 use image::Rgb;
 use rayon::prelude::*;
 use serde::Serialize;
+
+use crate::cloud::CloudRun;
 
 /// Lambda x86 on-demand prices (us-east-1, 2026): per GB-second and per
 /// request.
@@ -151,6 +154,9 @@ pub struct ScanReport {
     pub lambda_estimate: LambdaEstimate,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// Set when the scan ran on deployed regions (`--stack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<CloudRun>,
     /// Frames with at least one face.
     pub frames: Vec<FrameMatches>,
 }
@@ -164,7 +170,11 @@ pub struct Thumbnail {
     pub jpeg: Vec<u8>,
 }
 
-type Thumbnails = BTreeMap<String, Vec<Thumbnail>>;
+/// Per person, the thumbnails of the contact sheet.
+pub type Thumbnails = BTreeMap<String, Vec<Thumbnail>>;
+
+/// Thumbnails one person may get on the contact sheet.
+const MAX_THUMBS_PER_PERSON: usize = 24;
 
 /// Scans the video and builds the report (and the thumbnails).
 pub fn scan_video(
@@ -250,6 +260,7 @@ pub fn scan_video(
         timeline: timeline.appearances,
         lambda_estimate,
         comparison,
+        cloud: None,
         frames: frames.into_iter().filter(|f| !f.faces.is_empty()).collect(),
     };
     let mut thumbs = thumbs.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -259,16 +270,72 @@ pub fn scan_video(
     Ok((report, thumbs))
 }
 
-/// Reads one chunk's bytes: what a worker would fetch with a ranged GET.
-fn read_span(path: &Path, chunk: &Chunk) -> Result<Vec<u8>> {
+/// Reads bytes `[start, end)` of the file: what a worker would fetch with
+/// a ranged GET.
+fn read_bytes(path: &Path, start: u64, end: u64) -> Result<Vec<u8>> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    file.seek(SeekFrom::Start(chunk.span.bytes_start))?;
-    let len = chunk.span.bytes_end - chunk.span.bytes_start;
+    file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
-    file.take(len)
+    file.take(end.saturating_sub(start))
         .read_to_end(&mut bytes)
-        .with_context(|| format!("reading chunk {} of {}", chunk.chunk, path.display()))?;
+        .with_context(|| format!("reading bytes {start}..{end} of {}", path.display()))?;
     Ok(bytes)
+}
+
+fn read_span(path: &Path, chunk: &Chunk) -> Result<Vec<u8>> {
+    read_bytes(path, chunk.span.bytes_start, chunk.span.bytes_end)
+}
+
+/// The contact sheet of a scan whose frames were analyzed elsewhere (on
+/// Lambda): per appearance, its closest recognition, decoded from the
+/// local file.
+pub fn thumbnails_for(
+    path: &Path,
+    index: &VideoIndex,
+    frames: &[FrameMatches],
+    timeline: &Timeline,
+) -> Result<Thumbnails> {
+    let mut thumbs = Thumbnails::new();
+    for a in &timeline.appearances {
+        if thumbs.get(&a.person).map_or(0, Vec::len) >= MAX_THUMBS_PER_PERSON {
+            continue;
+        }
+        let best = frames
+            .iter()
+            .filter(|f| (a.first_frame..=a.last_frame).contains(&f.frame))
+            .flat_map(|f| {
+                f.faces
+                    .iter()
+                    .filter(|face| face.recognized && face.person.as_deref() == Some(&a.person))
+                    .filter_map(move |face| face.distance.map(|d| (d, f)))
+            })
+            .min_by(|x, y| x.0.total_cmp(&y.0));
+        let Some((distance, m)) = best else {
+            continue;
+        };
+        let range = FrameRange {
+            start: m.frame,
+            end: m.frame + 1,
+        };
+        let span = index.decode_span(range)?;
+        let bytes = read_bytes(path, span.bytes_start, span.bytes_end)?;
+        let mut reader =
+            FrameReader::new(index, &bytes, span.bytes_start, range, Sampling::default())?;
+        while let Some(frame) = reader.next_frame()? {
+            let Some(image) = frame.image.filter(|_| frame.index == m.frame) else {
+                continue;
+            };
+            if let Some(jpeg) = thumbnail_jpeg(&image, m) {
+                thumbs.entry(a.person.clone()).or_default().push(Thumbnail {
+                    frame: m.frame,
+                    pts_s: m.pts_s,
+                    distance,
+                    jpeg,
+                });
+            }
+        }
+    }
+    Ok(thumbs)
 }
 
 fn run_mode(
@@ -501,6 +568,9 @@ pub fn render_text(r: &ScanReport) -> String {
         t.stats.faces_recognized,
         t.stats.faces_detected
     ));
+    if let Some(c) = &r.cloud {
+        s.push_str(&cloud_text(c));
+    }
     if let Some(c) = &r.comparison {
         s.push_str(&format!(
             "every-frame baseline: {:.2} s wall, {:.1} frames/s per core; tracked is {:.2}x per core, sighting recall {:.3}, appearance recall {:.3}\n",
@@ -523,6 +593,72 @@ pub fn render_text(r: &ScanReport) -> String {
         e.assumptions.invoke_overhead_ms
     ));
     s
+}
+
+fn cloud_text(c: &CloudRun) -> String {
+    let mut s = format!(
+        "on stack {}: video staged as {} ({:.2} s staging), {} retries; measured {} invocation(s), {:.1} GB-s, ${:.6}\n",
+        c.stack,
+        c.video_key,
+        c.staging_s,
+        c.retries,
+        c.usage.invocations,
+        c.usage.gb_s,
+        c.usage.usd
+    );
+    for r in &c.regions {
+        s.push_str(&format!(
+            "  {}: {} chunk(s), peak {} of {} in flight, {} failure(s){}{}\n",
+            r.region.name,
+            r.work.jobs_done,
+            r.work.peak_in_flight,
+            r.region.max_in_flight,
+            r.work.failures,
+            if r.work.lost {
+                ", region lost (its chunks moved)"
+            } else {
+                ""
+            },
+            if r.video_uploaded {
+                ", video uploaded"
+            } else {
+                ""
+            },
+        ));
+    }
+    s
+}
+
+fn cloud_html(c: &CloudRun) -> String {
+    let mut rows = String::new();
+    for r in &c.regions {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.region.name),
+            escape(&r.region.function_name),
+            r.work.jobs_done,
+            r.work.peak_in_flight,
+            r.region.max_in_flight,
+            r.work.failures,
+            if r.work.lost {
+                "lost; chunks moved"
+            } else {
+                "ok"
+            },
+        ));
+    }
+    format!(
+        "<h2>Regions</h2><p>Stack <b>{}</b>; video staged as <code>{}</code> in {:.2} s; {} retries. \
+         Measured: {} invocation(s), {:.1} GB-s, <b>${:.6}</b> (each invocation's round trip at its memory size).</p>\
+         <table><tr><th>region</th><th>function</th><th>chunks</th><th>peak / capacity</th><th>failures</th><th>state</th></tr>{rows}</table>",
+        escape(&c.stack),
+        escape(&c.video_key),
+        c.staging_s,
+        c.retries,
+        c.usage.invocations,
+        c.usage.gb_s,
+        c.usage.usd,
+    )
 }
 
 fn escape(s: &str) -> String {
@@ -592,6 +728,8 @@ body{{font-family:sans-serif;margin:2em;color:#222}}
 .axis{{display:flex;justify-content:space-between;margin-left:12em;color:#666;font-size:80%}}
 figure{{display:inline-block;margin:6px;vertical-align:top}}
 figcaption{{font-size:80%;max-width:{thumb}px}}
+table{{border-collapse:collapse}}
+td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
 </style></head><body>
 <h1>Where they appear: {video}</h1>
 <p>{w}x{h}, {frames} frames, {dur:.1} s at {fps:.2} fps. Collection <b>{collection}</b> ({enrolled} people).</p>
@@ -603,8 +741,9 @@ figcaption{{font-size:80%;max-width:{thumb}px}}
 <p>The closest match of each person per chunk; green boxes are recognized faces, orange unknown.</p>
 {sheet}
 <h2>Cost and time</h2>
+{cloud}
 <ul>
-<li>Wall time on this machine: {wall:.2} s on {threads} thread(s), {chunks} chunk(s); {fps_core:.1} frames/s per core ({per_frame:.1} ms per frame).</li>
+<li>Wall time {where_}: {wall:.2} s on {threads} {unit}, {chunks} chunk(s); {fps_core:.1} frames/s per core ({per_frame:.1} ms per frame).</li>
 <li>Detector on {detected} of {frames} frames; recognizer on {recognized} of {faces} detected faces.</li>
 {comparison}
 <li>Estimated on Lambda: {requests} request(s), {gbs:.1} GB-s, <b>${usd:.6}</b>
@@ -627,6 +766,17 @@ figcaption{{font-size:80%;max-width:{thumb}px}}
             "<p>No enrolled person was found.</p>"
         } else {
             ""
+        },
+        cloud = r.cloud.as_ref().map_or(String::new(), cloud_html),
+        where_ = if r.cloud.is_some() {
+            "on Lambda"
+        } else {
+            "on this machine"
+        },
+        unit = if r.cloud.is_some() {
+            "worker slot(s)"
+        } else {
+            "thread(s)"
         },
         wall = r.tracked.wall_s,
         threads = r.threads,

@@ -18,6 +18,7 @@
 //! Workers are behind [`Worker`], so the same core drives Lambda invokes,
 //! emulated functions and in-process fakes (the tests).
 
+pub mod cloud;
 mod lambda;
 mod schedule;
 

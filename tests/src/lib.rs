@@ -13,10 +13,15 @@ pub fn workspace() -> PathBuf {
 /// The labelled development set: `$FACE_DATA_DIR`, else `../shared/data`
 /// beside the checkout. Missing data is a failure, never a skip.
 pub fn data(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("FACE_DATA_DIR")
-        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from);
-    let path = dir.join(rel);
+    let path = data_path(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set FACE_DATA_DIR)", path.display()))
+}
+
+/// Where [`data`] reads `rel` from.
+pub fn data_path(rel: &str) -> PathBuf {
+    std::env::var_os("FACE_DATA_DIR")
+        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from)
+        .join(rel)
 }
 
 /// The x86_64 zip `cargo xtask build` made for `function`.

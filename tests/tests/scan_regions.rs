@@ -1,24 +1,38 @@
-//! A video scan fanned out over three emulated regions, each a real
-//! `scan-worker` bootstrap under the Runtime Interface Emulator, one of
-//! which is killed mid-scan: no frame is lost or counted twice, and the
+//! `facectl scan-video --stack`, cloud mode, over three emulated regions:
+//! each a bucket in moto and a real `scan-worker` bootstrap under the
+//! Runtime Interface Emulator, one of which is killed mid-scan. The video
+//! is staged in every bucket, the collection enrolled in the first region
+//! is mirrored to the others, no frame is lost or counted twice, and the
 //! people the labels name are found where they are.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::types::KeyType;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use e2e::{create_table, data, start_function};
-use face_video::{ChunkScan, FrameRange, VideoIndex, VideoLimits, plan_chunks};
+use face_video::FrameRange;
+use facectl::cloud::{CloudOptions, scan_video};
 use local_aws::{MotoServer, Rie};
-use scan_coordinator::{
-    LambdaTarget, LambdaWorker, Progress, Region, RetryPolicy, Worker, WorkerError, fan_out,
-};
-use scan_worker::ScanChunkRequest;
+use scan_coordinator::Progress;
 use serde_json::json;
 
-const BUCKET: &str = "faces-data";
-const VIDEO_KEY: &str = "videos/slideshow.mp4";
+const STACK_YAML: &str = "name: face-e2e
+defaults:
+  architecture: x86_64
+  memory_mib: 1024
+regions:
+  us-east-1: {}
+  eu-west-1: {}
+  ap-south-1: {}
+";
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
+const VICTIM: &str = "ap-south-1";
+
+fn bucket(region: &str) -> String {
+    format!("faces-data-{region}")
+}
 
 fn rie(function: &str, name: &str, dir: &std::path::Path, env: &[(String, String)]) -> Rie {
     start_function(function, name, dir, env).unwrap()
@@ -29,42 +43,29 @@ fn endpoint(rie: &Rie) -> String {
     url.split("/2015-03-31").next().unwrap().to_string()
 }
 
-/// Passes jobs to the real workers, and kills one region's emulator after
-/// it has finished `kill_after` jobs.
-struct KillsARegion {
-    inner: LambdaWorker<ScanChunkRequest, ChunkScan>,
-    victim: &'static str,
-    kill_after: usize,
-    victim_rie: Mutex<Option<Rie>>,
-    victim_done: Mutex<usize>,
-}
-
-#[async_trait]
-impl Worker<ScanChunkRequest, ChunkScan> for KillsARegion {
-    async fn run(&self, region: &str, job: &ScanChunkRequest) -> Result<ChunkScan, WorkerError> {
-        let result = self.inner.run(region, job).await;
-        if region == self.victim && result.is_ok() {
-            let mut done = self.victim_done.lock().unwrap();
-            *done += 1;
-            if *done == self.kill_after {
-                // The process dies; its next invokes find no one listening.
-                drop(self.victim_rie.lock().unwrap().take());
-            }
-        }
-        result
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_survives_losing_a_region_mid_scan() {
     let moto = MotoServer::start().unwrap();
     let config = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let s3 = |region: &str| {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .region(aws_sdk_s3::config::Region::new(region.to_string()))
+                .force_path_style(true)
+                .build(),
+        )
+    };
+    for region in REGIONS {
+        let mut create = s3(region).create_bucket().bucket(bucket(region));
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        create.send().await.unwrap();
+    }
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     create_table(
         &dynamo,
@@ -73,22 +74,20 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
     )
     .await
     .unwrap();
-    let video = data("video/slideshow_shared.mp4");
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(VIDEO_KEY)
-        .body(ByteStream::from(video.clone()))
-        .send()
-        .await
-        .unwrap();
+    let s3_home = s3(REGIONS[0]);
 
-    let mut env = moto.client_env();
-    env.push(("FACE_BUCKET".into(), BUCKET.into()));
-    env.push(("FACE_PEOPLE_TABLE".into(), "faces-people".into()));
+    let env_in = |region: &str| {
+        let mut env = moto.client_env();
+        env.push(("AWS_REGION".into(), region.into()));
+        env.push(("FACE_BUCKET".into(), bucket(region)));
+        env.push(("FACE_PEOPLE_TABLE".into(), "faces-people".into()));
+        env
+    };
     let dir = tempfile::tempdir().unwrap();
 
-    // Enrolled from photos other than the slideshow's own.
-    let enroll = rie("enroll", "enroll", dir.path(), &env);
+    // Enrolled in the first region only, from photos other than the
+    // slideshow's own.
+    let enroll = rie("enroll", "enroll", dir.path(), &env_in(REGIONS[0]));
     for (person, photo) in [
         (
             "jennifer_aniston",
@@ -110,8 +109,9 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         ("elon_musk", "recognition/elon_musk/deepface_img19.jpg"),
     ] {
         let key = format!("enroll/{person}.jpg");
-        s3.put_object()
-            .bucket(BUCKET)
+        s3_home
+            .put_object()
+            .bucket(bucket(REGIONS[0]))
             .key(&key)
             .body(ByteStream::from(data(photo)))
             .send()
@@ -125,83 +125,98 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         assert_eq!(reply["indexed"].as_array().unwrap().len(), 1, "{reply}");
     }
 
-    // Three regions of one worker each; the third dies after one chunk.
-    let regions = ["us-east-1", "eu-west-1", "ap-south-1"];
-    let workers: Vec<Rie> = regions
+    // Three regions of one worker each; the third dies after its first
+    // chunk, with most of the video still to scan.
+    let workers: BTreeMap<&str, Rie> = REGIONS
         .iter()
-        .map(|r| rie("scan-worker", &format!("scan-worker-{r}"), dir.path(), &env))
-        .collect();
-    let targets: Vec<LambdaTarget> = regions
-        .iter()
-        .zip(&workers)
-        .map(|(region, rie)| LambdaTarget {
-            region: region.to_string(),
-            function_name: "function".into(),
-            endpoint_url: Some(endpoint(rie)),
+        .map(|r| {
+            let name = format!("scan-worker-{r}");
+            (*r, rie("scan-worker", &name, dir.path(), &env_in(r)))
         })
+        .collect();
+    let lambda_endpoints = workers
+        .iter()
+        .map(|(r, rie)| (r.to_string(), endpoint(rie)))
         .collect();
     let mut workers = workers;
-    let victim_rie = workers.pop();
-    let worker = Arc::new(KillsARegion {
-        inner: LambdaWorker::new(&config, &targets),
-        victim: "ap-south-1",
-        kill_after: 1,
-        victim_rie: Mutex::new(victim_rie),
-        victim_done: Mutex::new(0),
+    let victim = Mutex::new(workers.remove(VICTIM));
+    let on_progress = Arc::new(move |p: Progress| {
+        if p.done >= 3 {
+            // The process dies; its next invokes find no one listening.
+            drop(victim.lock().unwrap().take());
+        }
     });
 
-    let index = VideoIndex::from_bytes(&video, &VideoLimits::default()).unwrap();
-    let fps = index.info().fps;
-    // Half-second chunks: plenty left when the region dies.
-    let chunks = plan_chunks(&index, (fps / 2.0).round() as u64).unwrap();
-    assert!(chunks.len() >= 20, "{} chunks", chunks.len());
-    let jobs: Vec<(u64, ScanChunkRequest)> = chunks
-        .iter()
-        .map(|c| {
-            (
-                u64::from(c.chunk),
-                ScanChunkRequest {
-                    bucket: None,
-                    key: VIDEO_KEY.into(),
-                    collection: "slides".into(),
-                    frames: c.frames,
-                    config: Default::default(),
-                },
-            )
-        })
-        .collect();
-    let plan: Vec<Region> = regions
-        .iter()
-        .map(|r| Region {
-            name: r.to_string(),
-            max_in_flight: 1,
-        })
-        .collect();
-    let policy = RetryPolicy {
-        backoff_base: std::time::Duration::from_millis(20),
-        ..RetryPolicy::default()
-    };
-    let report = fan_out(jobs, &plan, worker, policy, Arc::new(|_: Progress| {}))
-        .await
+    // What deploy would have written, one file per region.
+    let state = tempfile::tempdir().unwrap();
+    let stack = state.path().join("face-e2e.yaml");
+    std::fs::write(&stack, STACK_YAML).unwrap();
+    for region in REGIONS {
+        let record = json!({"outputs": {
+            "DataBucketName": bucket(region),
+            "ScanWorkerFunctionName": "function",
+        }});
+        std::fs::write(
+            state.path().join(format!("{region}.json")),
+            record.to_string(),
+        )
         .unwrap();
+    }
+    let video_path = e2e::data_path("video/slideshow_shared.mp4");
+    let options = CloudOptions {
+        video: video_path,
+        collection: "slides".into(),
+        stack: stack.display().to_string(),
+        outputs_dir: Some(state.path().to_path_buf()),
+        regions: Vec::new(),
+        collection_region: None,
+        lambda_endpoints,
+        max_in_flight: Some(1),
+        // Half-second chunks: plenty left when the region dies.
+        frames_per_chunk: 12,
+        config: Default::default(),
+        timeline: Default::default(),
+        sdk: Some(config.clone()),
+    };
+    let (report, thumbs) = scan_video(&options, on_progress).await.unwrap();
 
-    let lost = &report.regions["ap-south-1"];
-    assert!(lost.lost, "{:?}", report.regions);
-    assert_eq!(lost.jobs_done, 1);
-    assert_eq!(report.results.len(), chunks.len());
-
-    // Every frame exactly once, in order.
-    let mut frames: Vec<&face_video::FrameMatches> = report
-        .results
-        .values()
-        .flat_map(|r| r.result.matches.iter())
+    let cloud = report.cloud.as_ref().unwrap();
+    assert!(report.chunks >= 20, "{} chunks", report.chunks);
+    let by_region: BTreeMap<&str, _> = cloud
+        .regions
+        .iter()
+        .map(|r| (r.region.name.as_str(), r))
         .collect();
-    frames.sort_by_key(|f| f.frame);
-    let numbers: Vec<u64> = frames.iter().map(|f| f.frame).collect();
-    assert_eq!(numbers, (0..index.frames()).collect::<Vec<u64>>());
+    let lost = &by_region[VICTIM];
+    assert!(lost.work.lost, "{:?}", cloud.regions);
+    let done: usize = cloud.regions.iter().map(|r| r.work.jobs_done).sum();
+    assert_eq!(done, report.chunks, "one result per chunk");
+    assert!(
+        cloud.usage.invocations as usize > done,
+        "the failed invokes are metered too"
+    );
+    // Staged everywhere; the collection mirrored from the first region.
+    for region in REGIONS {
+        let r = &by_region[region];
+        assert!(r.video_uploaded, "{region}");
+        assert_eq!(r.collection.people, 6, "{region}");
+        let expected = if region == REGIONS[0] { 0 } else { 6 };
+        assert_eq!(r.collection.copied, expected, "{region}");
+        let listed = s3(region)
+            .list_objects_v2()
+            .bucket(bucket(region))
+            .prefix("collections/slides/people/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.contents().len(), 6, "{region}");
+    }
 
     // Who is on screen, against the labels (the middle of each second).
+    let fps = report.info.fps;
+    let frames = &report.frames;
     let labels = String::from_utf8(data("video_slideshow_shared.csv")).unwrap();
+    let mut named = 0;
     for line in labels.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
         let (start_s, end_s): (f64, f64) = (cols[1].parse().unwrap(), cols[2].parse().unwrap());
@@ -218,7 +233,24 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         seen.dedup();
         match cols[4] {
             "" => assert!(seen.is_empty(), "{line}: saw {seen:?}"),
-            who => assert!(seen.contains(&who.to_string()), "{line}: saw {seen:?}"),
+            who => {
+                named += 1;
+                assert!(seen.contains(&who.to_string()), "{line}: saw {seen:?}");
+                assert!(
+                    report
+                        .timeline
+                        .iter()
+                        .any(|a| a.person == who && a.start_s < end_s && start_s < a.end_s),
+                    "{line}: not in the timeline"
+                );
+                assert!(thumbs.contains_key(who), "{who}: no thumbnail");
+            }
         }
     }
+    assert!(named >= 6, "{named} labelled stretches with someone");
+    let html = facectl::scan::render_html(&report, &thumbs);
+    assert!(
+        html.contains(VICTIM) && html.contains("lost"),
+        "the page shows the lost region"
+    );
 }

@@ -22,7 +22,8 @@ pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
 pub use error::VideoError;
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
 pub use scan::{
-    ChunkScan, FaceInFrame, FrameMatches, ScanConfig, ScanError, ScanMode, ScanStats, scan_chunk,
+    ChunkScan, FaceInFrame, FrameMatches, ScanChunkRequest, ScanConfig, ScanError, ScanMode,
+    ScanStats, scan_chunk,
 };
 pub use timeline::{Appearance, Timeline, TimelineConfig};
 pub use track::{Association, Track, Tracker, iou};

@@ -160,6 +160,22 @@ impl ScanStats {
     }
 }
 
+/// A scan worker's job: one chunk of a video in S3 (the Lambda payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanChunkRequest {
+    /// Default: the function's `FACE_BUCKET`.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// The MP4's key.
+    pub key: String,
+    pub collection: String,
+    /// Frames to report, presentation order, half-open.
+    pub frames: FrameRange,
+    #[serde(default)]
+    pub config: ScanConfig,
+}
+
 /// The result of scanning one chunk: a worker's response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkScan {

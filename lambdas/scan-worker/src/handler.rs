@@ -8,29 +8,13 @@ use face_core::FacePipeline;
 use face_service::ServiceError;
 use face_service::collections::{CollectionCache, validate_collection_name};
 use face_service::storage::ObjectStore;
-use face_video::{ChunkScan, FrameRange, ScanConfig, VideoIndex, VideoLimits, scan_chunk};
-use serde::{Deserialize, Serialize};
+use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, VideoLimits, scan_chunk};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 /// Compressed bytes one chunk may span (a 300-frame 4K chunk at 50 Mbit/s
 /// is ~60 MB).
 pub const MAX_CHUNK_BYTES: u64 = 256 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScanChunkRequest {
-    /// Default: the function's `FACE_BUCKET`.
-    #[serde(default)]
-    pub bucket: Option<String>,
-    /// The MP4's key.
-    pub key: String,
-    pub collection: String,
-    /// Frames to report, presentation order, half-open.
-    pub frames: FrameRange,
-    #[serde(default)]
-    pub config: ScanConfig,
-}
 
 #[derive(Debug)]
 pub struct ScanWorker<O> {

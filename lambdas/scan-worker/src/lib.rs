@@ -11,4 +11,5 @@
 pub mod handler;
 pub mod sparse;
 
-pub use handler::{ScanChunkRequest, ScanWorker};
+pub use face_video::ScanChunkRequest;
+pub use handler::ScanWorker;

@@ -1,0 +1,390 @@
+//! `facectl scan-video --stack NAME`, cloud mode: the scan on the deployed
+//! regions' `scan-worker` functions.
+//!
+//! 1. Regions, buckets and functions come from the deployment (YAML) and
+//!    the outputs `cargo xtask deploy` wrote; each region's capacity is the
+//!    tightest of the stack's limits and the account's unreserved
+//!    concurrency (`lambda:GetAccountSettings`).
+//! 2. The video is staged in every region's bucket under its content hash
+//!    (nothing is uploaded twice), and the collection, enrolled in one
+//!    region, is mirrored to the others.
+//! 3. `scan_coordinator` fans the chunks out and gathers every frame once;
+//!    the timeline, the contact sheet (decoded here from the local file)
+//!    and the metered cost make the same report as a local scan.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, Region as AwsRegion, SdkConfig};
+use face_service::aws::{S3Objects, s3_client};
+use face_stacks::{Architecture, Deployment, FunctionName, outputs};
+use face_video::{
+    FrameMatches, ScanConfig, ScanMode, Timeline, TimelineConfig, VideoIndex, VideoLimits,
+};
+use scan_coordinator::cloud::{self, CollectionCopy, ScanJob, ScanRegion, Usage};
+use scan_coordinator::{LambdaTarget, LambdaWorker, Progress, RegionReport, RetryPolicy};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::scan::{LambdaAssumptions, ModeRun, ScanReport, Thumbnails, thumbnails_for};
+
+#[derive(Debug, Clone)]
+pub struct CloudOptions {
+    pub video: PathBuf,
+    pub collection: String,
+    /// An embedded deployment (`local`, `dev`, `prod`) or a YAML file.
+    pub stack: String,
+    /// Where deploy wrote `<region>.json` [default: target/deploy/<stack name>].
+    pub outputs_dir: Option<PathBuf>,
+    /// Only these regions [default: all of the deployment].
+    pub regions: Vec<String>,
+    /// The region the collection was enrolled in [default: the first].
+    pub collection_region: Option<String>,
+    /// Per region, a Lambda endpoint to invoke instead of AWS's (the
+    /// Runtime Interface Emulator in local runs).
+    pub lambda_endpoints: BTreeMap<String, String>,
+    /// Caps every region's invocations in flight.
+    pub max_in_flight: Option<u32>,
+    pub frames_per_chunk: u64,
+    pub config: ScanConfig,
+    pub timeline: TimelineConfig,
+    /// The configuration every region's is derived from (its region
+    /// replaced) [default: the standard chain: profile, credentials,
+    /// `AWS_ENDPOINT_URL`].
+    pub sdk: Option<SdkConfig>,
+}
+
+/// What one region did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionRun {
+    pub region: ScanRegion,
+    pub video_uploaded: bool,
+    pub collection: CollectionCopy,
+    pub work: RegionReport,
+}
+
+/// The cloud part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudRun {
+    pub stack: String,
+    pub video_key: String,
+    pub regions: Vec<RegionRun>,
+    pub retries: usize,
+    /// Hashing and uploading the video, mirroring the collection.
+    pub staging_s: f64,
+    /// Measured: every invocation's round trip at its function's memory.
+    pub usage: Usage,
+}
+
+fn load_deployment(stack: &str) -> Result<Deployment> {
+    let text = if stack.ends_with(".yaml") || stack.ends_with(".yml") {
+        std::fs::read_to_string(stack).with_context(|| format!("reading {stack}"))?
+    } else {
+        face_stacks::config::embedded(stack)
+            .with_context(|| {
+                format!("no deployment named {stack} (local, dev, prod, or a YAML file)")
+            })?
+            .to_string()
+    };
+    Deployment::from_yaml(&text).with_context(|| format!("deployment {stack}"))
+}
+
+fn read_outputs(dir: &Path, region: &str) -> Result<BTreeMap<String, String>> {
+    let path = dir.join(format!("{region}.json"));
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is missing: deploy the stack first (`cargo xtask deploy`)",
+            path.display()
+        )
+    })?;
+    let record: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    serde_json::from_value(record["outputs"].clone())
+        .with_context(|| format!("outputs in {}", path.display()))
+}
+
+fn output(outputs: &BTreeMap<String, String>, key: &str, region: &str) -> Result<String> {
+    outputs
+        .get(key)
+        .cloned()
+        .with_context(|| format!("{region}: the deploy outputs lack {key} (redeploy)"))
+}
+
+/// One SDK config per region, built explicitly (never through
+/// process-wide region state).
+async fn region_config(base: Option<&SdkConfig>, region: &str) -> SdkConfig {
+    let region = AwsRegion::new(region.to_string());
+    match base {
+        Some(base) => base.to_builder().region(region).build(),
+        None => {
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(region)
+                .load()
+                .await
+        }
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file =
+        BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+struct Prepared {
+    deployment: Deployment,
+    regions: Vec<(ScanRegion, SdkConfig)>,
+}
+
+async fn prepare(options: &CloudOptions) -> Result<Prepared> {
+    let deployment = load_deployment(&options.stack)?;
+    let outputs_dir = options.outputs_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("target")
+            .join("deploy")
+            .join(&deployment.name)
+    });
+    let mut regions = Vec::new();
+    for plan in &deployment.regions {
+        if !options.regions.is_empty() && !options.regions.contains(&plan.region) {
+            continue;
+        }
+        let name = &plan.region;
+        let outputs = read_outputs(&outputs_dir, name)?;
+        let function = plan
+            .functions
+            .get(&FunctionName::ScanWorker)
+            .with_context(|| format!("{name}: the deployment has no scan-worker"))?;
+        let config = region_config(options.sdk.as_ref(), name).await;
+        let mut lambda = aws_sdk_lambda::config::Builder::from(&config);
+        if let Some(endpoint) = options.lambda_endpoints.get(name) {
+            lambda = lambda.endpoint_url(endpoint);
+        }
+        let account = cloud::account_unreserved_concurrency(&aws_sdk_lambda::Client::from_conf(
+            lambda.build(),
+        ))
+        .await;
+        regions.push((
+            ScanRegion {
+                name: name.clone(),
+                bucket: output(&outputs, outputs::DATA_BUCKET_NAME, name)?,
+                function_name: output(
+                    &outputs,
+                    &outputs::function_name(FunctionName::ScanWorker),
+                    name,
+                )?,
+                memory_mib: function.memory_mib,
+                arm64: function.architecture == Architecture::Arm64,
+                max_in_flight: cloud::region_capacity(
+                    function.reserved_concurrency,
+                    function.max_concurrency,
+                    account,
+                    options.max_in_flight,
+                ),
+            },
+            config,
+        ));
+    }
+    if regions.is_empty() {
+        bail!(
+            "{} has none of the regions {:?}",
+            deployment.name,
+            options.regions
+        );
+    }
+    Ok(Prepared {
+        deployment,
+        regions,
+    })
+}
+
+/// Scans the video on the deployed regions and builds the report.
+pub async fn scan_video(
+    options: &CloudOptions,
+    on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<(ScanReport, Thumbnails)> {
+    let Prepared {
+        deployment,
+        regions,
+    } = prepare(options).await?;
+    let staging = Instant::now();
+    let sha = sha256_file(&options.video)?;
+    let key = cloud::video_key(&sha);
+    let source_name = options
+        .collection_region
+        .clone()
+        .unwrap_or_else(|| regions[0].0.name.clone());
+    let (source, source_config) = regions
+        .iter()
+        .find(|(r, _)| r.name == source_name)
+        .with_context(|| format!("--collection-region {source_name} is not being scanned"))?;
+    let source_objects = S3Objects::new(s3_client(source_config));
+    let mut staged = Vec::new();
+    for (region, config) in &regions {
+        let s3 = s3_client(config);
+        let uploaded = cloud::stage_video(
+            &s3,
+            &region.name,
+            &region.bucket,
+            &key,
+            &options.video,
+            cloud::UPLOAD_PART_BYTES,
+        )
+        .await?;
+        let copy = cloud::copy_collection(
+            (&source_objects, source.bucket.as_str()),
+            (&S3Objects::new(s3), region.bucket.as_str()),
+            &region.name,
+            &options.collection,
+        )
+        .await?;
+        if copy.people == 0 {
+            return Err(cloud::CloudError::EmptyCollection {
+                region: source.name.clone(),
+                collection: options.collection.clone(),
+            }
+            .into());
+        }
+        tracing::info!(region = %region.name, uploaded, ?copy, "staged");
+        staged.push((uploaded, copy));
+    }
+    let staging_s = staging.elapsed().as_secs_f64();
+
+    let file = File::open(&options.video)
+        .with_context(|| format!("opening {}", options.video.display()))?;
+    let size = file.metadata()?.len();
+    let index = VideoIndex::from_reader(BufReader::new(file), size, &VideoLimits::default())
+        .with_context(|| format!("reading {}", options.video.display()))?;
+    let targets: Vec<LambdaTarget> = regions
+        .iter()
+        .map(|(r, _)| LambdaTarget {
+            region: r.name.clone(),
+            function_name: r.function_name.clone(),
+            endpoint_url: options.lambda_endpoints.get(&r.name).cloned(),
+        })
+        .collect();
+    let worker = Arc::new(LambdaWorker::new(&regions[0].1, &targets));
+    let scan_regions: Vec<ScanRegion> = regions.iter().map(|(r, _)| r.clone()).collect();
+    let config = ScanConfig {
+        mode: ScanMode::Tracked,
+        ..options.config
+    };
+    let job = ScanJob {
+        key: key.clone(),
+        collection: options.collection.clone(),
+        config,
+        frames_per_chunk: options.frames_per_chunk,
+    };
+    let scan = cloud::scan(
+        &index,
+        &scan_regions,
+        worker,
+        &job,
+        RetryPolicy::default(),
+        on_progress,
+    )
+    .await?;
+
+    let info = index.info();
+    let interval = if info.fps > 0.0 { 1.0 / info.fps } else { 0.0 };
+    let timeline = Timeline::build(&scan.frames, interval, &options.timeline);
+    let thumbs = thumbnails_for(&options.video, &index, &scan.frames, &timeline)?;
+    let n = scan.stats.frames as f64;
+    let per_frame_ms = if n > 0.0 {
+        scan.stats.total_ms / n
+    } else {
+        0.0
+    };
+    let capacity: usize = scan_regions.iter().map(|r| r.max_in_flight).sum();
+    let lambda = LambdaAssumptions {
+        memory_mib: scan_regions[0].memory_mib,
+        frames_per_chunk: options.frames_per_chunk,
+        concurrency: capacity as u64,
+        ..LambdaAssumptions::default()
+    };
+    let cloud_run = CloudRun {
+        stack: deployment.name.clone(),
+        video_key: key,
+        regions: scan_regions
+            .iter()
+            .zip(staged)
+            .map(|(r, (video_uploaded, collection))| RegionRun {
+                region: r.clone(),
+                video_uploaded,
+                collection,
+                work: scan.regions.get(&r.name).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        retries: scan.retries,
+        staging_s,
+        usage: scan.usage,
+    };
+    let people = cloud_run.regions.first().map_or(0, |r| r.collection.people);
+    let lambda_estimate = lambda.estimate(info.frames, per_frame_ms);
+    let report = ScanReport {
+        video: options.video.display().to_string(),
+        info,
+        collection: options.collection.clone(),
+        people_enrolled: people,
+        config,
+        threads: capacity,
+        chunks: scan.chunks,
+        tracked: ModeRun {
+            mode: ScanMode::Tracked,
+            wall_s: scan.wall_s,
+            frames_per_s: if scan.wall_s > 0.0 {
+                n / scan.wall_s
+            } else {
+                0.0
+            },
+            frames_per_s_per_core: if per_frame_ms > 0.0 {
+                1000.0 / per_frame_ms
+            } else {
+                0.0
+            },
+            per_frame_ms,
+            stats: scan.stats,
+        },
+        timeline: timeline.appearances,
+        lambda_estimate,
+        comparison: None,
+        cloud: Some(cloud_run),
+        frames: scan
+            .frames
+            .into_iter()
+            .filter(|f: &FrameMatches| !f.faces.is_empty())
+            .collect(),
+    };
+    Ok((report, thumbs))
+}
+
+/// Progress on a terminal: one bar of chunks, updated from any task.
+pub fn progress_callback(bar: indicatif::ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
+    let bar = Mutex::new(bar);
+    Arc::new(move |p: Progress| {
+        let bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        if p.retries > 0 {
+            bar.set_message(format!("{} retries", p.retries));
+        }
+        if p.done == p.total {
+            bar.finish_and_clear();
+        }
+    })
+}

@@ -1,0 +1,529 @@
+//! A video scan on deployed regions (`facectl scan-video --stack`): the
+//! video and the collection are staged in every region's bucket, the
+//! video's chunks fan out to each region's `scan-worker` through
+//! [`fan_out`], every frame's matches come back exactly once, and the
+//! invocations are metered for the bill.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use face_service::collections::people_prefix;
+use face_service::storage::ObjectStore;
+use face_video::{
+    ChunkScan, FrameMatches, ScanChunkRequest, ScanConfig, ScanStats, VideoIndex, plan_chunks,
+};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::schedule::{
+    FanOutError, Progress, Region, RegionReport, RetryPolicy, Worker, WorkerError, fan_out,
+};
+
+/// Where staged videos live in each region's bucket, by content hash.
+pub const VIDEO_PREFIX: &str = "scans/videos/";
+
+/// Lambda on-demand prices (us-east-1, 2026), per GB-second and request.
+pub const USD_PER_GB_S_X86_64: f64 = 0.000_016_666_7;
+pub const USD_PER_GB_S_ARM64: f64 = 0.000_013_333_4;
+pub const USD_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+
+/// Used when neither the stack nor the account says how many invocations a
+/// region may run (moto, for one, has no account settings).
+pub const FALLBACK_CAPACITY: usize = 10;
+
+#[derive(Debug, Error)]
+pub enum CloudError {
+    #[error("{region}: staging the video: {message}")]
+    StageVideo { region: String, message: String },
+    #[error("{region}: copying collection {collection}: {message}")]
+    CopyCollection {
+        region: String,
+        collection: String,
+        message: String,
+    },
+    #[error("collection {collection} has no people in {region}'s bucket: enroll them first")]
+    EmptyCollection { region: String, collection: String },
+    #[error("planning the chunks: {0}")]
+    Plan(#[from] face_video::VideoError),
+    #[error(transparent)]
+    FanOut(#[from] FanOutError),
+    #[error("the workers' frames do not cover the video once: {0}")]
+    Frames(String),
+}
+
+/// One region's `scan-worker`, as deployed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanRegion {
+    pub name: String,
+    pub bucket: String,
+    pub function_name: String,
+    pub memory_mib: u32,
+    pub arm64: bool,
+    /// Invocations in flight at most (see [`region_capacity`]).
+    pub max_in_flight: usize,
+}
+
+impl ScanRegion {
+    fn usd_per_gb_s(&self) -> f64 {
+        if self.arm64 {
+            USD_PER_GB_S_ARM64
+        } else {
+            USD_PER_GB_S_X86_64
+        }
+    }
+}
+
+/// How many invocations a region may run at once: the least of the
+/// function's reserved concurrency (all it can ever get), the stack's
+/// `max_concurrency`, the account's unreserved pool (`GetAccountSettings`)
+/// and the user's cap; [`FALLBACK_CAPACITY`] when none of them is known.
+pub fn region_capacity(
+    reserved: Option<u32>,
+    max_concurrency: Option<u32>,
+    account_unreserved: Option<u32>,
+    user_cap: Option<u32>,
+) -> usize {
+    // A reserved function does not draw from the unreserved pool.
+    let account = if reserved.is_some() {
+        None
+    } else {
+        account_unreserved
+    };
+    [reserved, max_concurrency, account, user_cap]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(FALLBACK_CAPACITY, |n| n.max(1) as usize)
+}
+
+/// The account's unreserved concurrency in the client's region; `None`
+/// when the endpoint does not answer `GetAccountSettings` (moto).
+pub async fn account_unreserved_concurrency(lambda: &aws_sdk_lambda::Client) -> Option<u32> {
+    match lambda.get_account_settings().send().await {
+        Ok(settings) => settings
+            .account_limit()
+            .and_then(|l| l.unreserved_concurrent_executions())
+            .and_then(|n| u32::try_from(n).ok()),
+        Err(e) => {
+            tracing::warn!(error = %aws_sdk_lambda::error::DisplayErrorContext(&e), "lambda:GetAccountSettings failed; capacity from the stack only");
+            None
+        }
+    }
+}
+
+/// The staged video's key: its content's sha256, so a re-run uploads
+/// nothing and two videos never collide.
+pub fn video_key(sha256_hex: &str) -> String {
+    format!("{VIDEO_PREFIX}{sha256_hex}.mp4")
+}
+
+/// Part size of multipart uploads (S3 wants at least 5 MiB but the last).
+pub const UPLOAD_PART_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Uploads the file at `path` to `bucket`/`key` unless an object of the
+/// same size is there already (the key names the content). Files over
+/// `part_bytes` go up in parts, streamed from disk, never whole in memory.
+/// Returns whether anything was uploaded.
+pub async fn stage_video(
+    s3: &aws_sdk_s3::Client,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    part_bytes: u64,
+) -> Result<bool, CloudError> {
+    let fail = |message: String| CloudError::StageVideo {
+        region: region.to_string(),
+        message,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?
+        .len();
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) if head.content_length().and_then(|n| u64::try_from(n).ok()) == Some(size) => {
+            return Ok(false);
+        }
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(fail(format!("s3:HeadObject: {}", DisplayErrorContext(&e)))),
+    }
+    let part_bytes = part_bytes.max(5 * 1024 * 1024);
+    if size <= part_bytes {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| fail(format!("s3:PutObject: {}", DisplayErrorContext(&e))))?;
+        return Ok(true);
+    }
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "s3:CreateMultipartUpload: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?;
+    let upload_id = upload.upload_id().unwrap_or_default().to_string();
+    let parts = upload_parts(s3, bucket, key, &upload_id, path, size, part_bytes).await;
+    match parts {
+        Ok(parts) => {
+            s3.complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| {
+                    fail(format!(
+                        "s3:CompleteMultipartUpload: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
+            Ok(true)
+        }
+        Err(message) => {
+            // Parts of an abandoned upload are billed until aborted.
+            let _ = s3
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            Err(fail(message))
+        }
+    }
+}
+
+async fn upload_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    path: &Path,
+    size: u64,
+    part_bytes: u64,
+) -> Result<Vec<CompletedPart>, String> {
+    let mut parts = Vec::new();
+    let mut offset = 0u64;
+    let mut number = 1i32;
+    while offset < size {
+        let length = part_bytes.min(size - offset);
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("s3:UploadPart {number}: {}", DisplayErrorContext(&e)))?;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build(),
+        );
+        offset += length;
+        number += 1;
+    }
+    Ok(parts)
+}
+
+/// What [`copy_collection`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CollectionCopy {
+    pub people: usize,
+    pub copied: usize,
+    pub removed: usize,
+}
+
+/// Makes `collection` in `to` the same as in `from` (one object per
+/// person): copies new or changed people (by ETag), removes the ones
+/// forgotten since. Workers read the collection from their own region.
+pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
+    from: (&S, &str),
+    to: (&D, &str),
+    region: &str,
+    collection: &str,
+) -> Result<CollectionCopy, CloudError> {
+    let fail = |message: String| CloudError::CopyCollection {
+        region: region.to_string(),
+        collection: collection.to_string(),
+        message,
+    };
+    let ((src, src_bucket), (dst, dst_bucket)) = (from, to);
+    let prefix = people_prefix(collection);
+    let wanted = src
+        .list(src_bucket, &prefix)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let present: BTreeMap<String, String> = dst
+        .list(dst_bucket, &prefix)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .into_iter()
+        .map(|o| (o.key, o.etag))
+        .collect();
+    let mut copy = CollectionCopy {
+        people: wanted.len(),
+        ..CollectionCopy::default()
+    };
+    for object in &wanted {
+        if present.get(&object.key) == Some(&object.etag) {
+            continue;
+        }
+        // People are a few KB (128 floats per face).
+        let stored = src
+            .get(src_bucket, &object.key, 64 * 1024 * 1024)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        dst.put(dst_bucket, &object.key, stored.bytes)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        copy.copied += 1;
+    }
+    let keep: BTreeSet<&str> = wanted.iter().map(|o| o.key.as_str()).collect();
+    for key in present.keys().filter(|k| !keep.contains(k.as_str())) {
+        dst.delete(dst_bucket, key)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        copy.removed += 1;
+    }
+    Ok(copy)
+}
+
+/// What the invocations used: Lambda bills each invocation's duration at
+/// its memory size, failed attempts included.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Usage {
+    pub invocations: u64,
+    pub gb_s: f64,
+    pub usd: f64,
+}
+
+/// Times every attempt. The client-side round trip bounds the billed
+/// duration from above (it adds the network and, on a cold start, the
+/// init that Lambda bills as well).
+struct Metered {
+    inner: Arc<dyn Worker<ScanChunkRequest, ChunkScan>>,
+    regions: BTreeMap<String, ScanRegion>,
+    usage: Mutex<Usage>,
+}
+
+#[async_trait]
+impl Worker<ScanChunkRequest, ChunkScan> for Metered {
+    async fn run(&self, region: &str, job: &ScanChunkRequest) -> Result<ChunkScan, WorkerError> {
+        let started = Instant::now();
+        let result = self.inner.run(region, job).await;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(r) = self.regions.get(region) {
+            let gb_s = seconds * f64::from(r.memory_mib) / 1024.0;
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            usage.invocations += 1;
+            usage.gb_s += gb_s;
+            usage.usd += gb_s * r.usd_per_gb_s() + USD_PER_REQUEST;
+        }
+        result
+    }
+}
+
+/// What to scan for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanJob {
+    /// The staged video's key (the same in every region's bucket).
+    pub key: String,
+    pub collection: String,
+    pub config: ScanConfig,
+    /// Frames per invocation (chunks end on keyframes, so about this).
+    pub frames_per_chunk: u64,
+}
+
+/// A finished scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudScan {
+    pub chunks: usize,
+    /// Every frame of the video once, in order, faces or not.
+    pub frames: Vec<FrameMatches>,
+    pub stats: ScanStats,
+    pub regions: BTreeMap<String, RegionReport>,
+    pub retries: usize,
+    pub wall_s: f64,
+    pub usage: Usage,
+}
+
+/// Plans the chunks of `index`, runs them on the regions' workers, and
+/// checks that the frames came back exactly once each.
+pub async fn scan(
+    index: &VideoIndex,
+    regions: &[ScanRegion],
+    worker: Arc<dyn Worker<ScanChunkRequest, ChunkScan>>,
+    job: &ScanJob,
+    policy: RetryPolicy,
+    on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<CloudScan, CloudError> {
+    let chunks = plan_chunks(index, job.frames_per_chunk.max(1))?;
+    let jobs: Vec<(u64, ScanChunkRequest)> = chunks
+        .iter()
+        .map(|c| {
+            (
+                u64::from(c.chunk),
+                ScanChunkRequest {
+                    bucket: None,
+                    key: job.key.clone(),
+                    collection: job.collection.clone(),
+                    frames: c.frames,
+                    config: job.config,
+                },
+            )
+        })
+        .collect();
+    let plan: Vec<Region> = regions
+        .iter()
+        .map(|r| Region {
+            name: r.name.clone(),
+            max_in_flight: r.max_in_flight,
+        })
+        .collect();
+    let metered = Arc::new(Metered {
+        inner: worker,
+        regions: regions
+            .iter()
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect(),
+        usage: Mutex::new(Usage::default()),
+    });
+    let report = fan_out(jobs, &plan, metered.clone(), policy, on_progress).await?;
+    let usage = *metered.usage.lock().unwrap_or_else(|e| e.into_inner());
+
+    let mut stats = ScanStats::default();
+    let mut frames = Vec::with_capacity(usize::try_from(index.frames()).unwrap_or(0));
+    for (id, result) in report.results {
+        let scan = result.result;
+        let planned = chunks.iter().find(|c| u64::from(c.chunk) == id);
+        if planned.map(|c| c.frames) != Some(scan.frames) {
+            return Err(CloudError::Frames(format!(
+                "chunk {id} answered for frames {:?}",
+                scan.frames
+            )));
+        }
+        stats.add(&scan.stats);
+        frames.extend(scan.matches);
+    }
+    frames.sort_by_key(|f| f.frame);
+    check_every_frame_once(&frames, index.frames())?;
+    Ok(CloudScan {
+        chunks: chunks.len(),
+        frames,
+        stats,
+        regions: report.regions,
+        retries: report.retries,
+        wall_s: report.wall_time.as_secs_f64(),
+        usage,
+    })
+}
+
+/// `frames` (sorted) are 0, 1, ..., total - 1.
+fn check_every_frame_once(frames: &[FrameMatches], total: u64) -> Result<(), CloudError> {
+    if frames.len() as u64 != total {
+        return Err(CloudError::Frames(format!(
+            "{} frames back for a video of {total}",
+            frames.len()
+        )));
+    }
+    match frames.iter().zip(0u64..).find(|(f, i)| f.frame != *i) {
+        Some((f, i)) => Err(CloudError::Frames(format!(
+            "frame {i} missing or doubled (found {} there)",
+            f.frame
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use face_service::memory::MemoryObjects;
+
+    #[test]
+    fn capacity_is_the_tightest_known_limit() {
+        assert_eq!(region_capacity(None, None, None, None), FALLBACK_CAPACITY);
+        assert_eq!(region_capacity(None, None, Some(900), None), 900);
+        assert_eq!(region_capacity(None, Some(40), Some(900), None), 40);
+        assert_eq!(region_capacity(None, Some(40), Some(900), Some(8)), 8);
+        // Reserved concurrency is the function's own, whatever the pool has left.
+        assert_eq!(region_capacity(Some(50), None, Some(0), None), 50);
+        assert_eq!(region_capacity(None, None, Some(0), None), 1);
+    }
+
+    #[tokio::test]
+    async fn collection_copy_mirrors_people_by_etag() {
+        let (src, dst) = (MemoryObjects::default(), MemoryObjects::default());
+        let key = |p: &str| face_service::collections::person_key("c", p);
+        src.insert("a", &key("ann"), b"ann-v1".to_vec());
+        src.insert("a", &key("bob"), b"bob".to_vec());
+        src.insert("a", "collections/other/people/zed.json", b"z".to_vec());
+        dst.insert("b", &key("bob"), b"bob".to_vec());
+        dst.insert("b", &key("gone"), b"old".to_vec());
+        let copy = copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        assert_eq!(
+            copy,
+            CollectionCopy {
+                people: 2,
+                copied: 1,
+                removed: 1
+            }
+        );
+        assert_eq!(dst.keys("b"), vec![key("ann"), key("bob")]);
+        // Changed since: copied again; unchanged: left alone.
+        src.insert("a", &key("ann"), b"ann-v2".to_vec());
+        let again = copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        assert_eq!((again.copied, again.removed), (1, 0));
+    }
+
+    #[test]
+    fn frames_must_come_back_once_each() {
+        let f = |frame: u64| FrameMatches {
+            frame,
+            pts_s: 0.0,
+            faces: Vec::new(),
+        };
+        assert!(check_every_frame_once(&[f(0), f(1), f(2)], 3).is_ok());
+        assert!(check_every_frame_once(&[f(0), f(2)], 3).is_err());
+        assert!(check_every_frame_once(&[f(0), f(1), f(1)], 3).is_err());
+        assert!(check_every_frame_once(&[f(0), f(1), f(2), f(2)], 3).is_err());
+    }
+}
