@@ -88,7 +88,12 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
     let bootstrap = if args.skip_build {
         build::target_dir(root).join("lambda-dist/x86_64/recognize/bootstrap")
     } else {
-        let artifacts = build::build(root, build::Arch::X86_64, &["recognize".to_string()])?;
+        let artifacts = build::build(
+            root,
+            build::Arch::X86_64,
+            build::Profile::Release,
+            &["recognize".to_string()],
+        )?;
         artifacts
             .first()
             .map(build::Artifact::bootstrap)

@@ -101,11 +101,45 @@ impl Arch {
     }
 }
 
+/// The cargo profile of a build (Cargo.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// What ships: LTO, one codegen unit.
+    Release,
+    /// The test gate's: release without LTO, parallel codegen.
+    Ci,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Ci => "ci",
+        }
+    }
+}
+
+/// The file in `target/lambda-dist/<arch>/` naming the profile its
+/// artifacts were built with.
+const PROFILE_MARKER: &str = "PROFILE";
+
+/// The profile the artifacts of `arch` were last built with.
+pub fn built_profile(root: &Path, arch: Arch) -> Option<Profile> {
+    let dist = target_dir(root).join("lambda-dist").join(arch.name());
+    let name = std::fs::read_to_string(dist.join(PROFILE_MARKER)).ok()?;
+    [Profile::Release, Profile::Ci]
+        .into_iter()
+        .find(|p| p.name() == name.trim())
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// Lambda architecture to build for
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
     pub arch: Arch,
+    /// Cargo profile
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
     /// Build only these functions (repeatable) [default: all]
     #[arg(long = "function", value_name = "NAME")]
     pub functions: Vec<String>,
@@ -138,7 +172,7 @@ pub fn target_dir(root: &Path) -> PathBuf {
 }
 
 pub fn run(root: &Path, args: &BuildArgs) -> Result<()> {
-    let artifacts = build(root, args.arch, &args.functions)?;
+    let artifacts = build(root, args.arch, args.profile, &args.functions)?;
     println!(
         "{:<12} {:>12} {:>12}  zip",
         "function", "zip MB", "unzipped MB"
@@ -156,7 +190,12 @@ pub fn run(root: &Path, args: &BuildArgs) -> Result<()> {
 }
 
 /// Builds and packages `functions` (all when empty) for `arch`.
-pub fn build(root: &Path, arch: Arch, functions: &[String]) -> Result<Vec<Artifact>> {
+pub fn build(
+    root: &Path,
+    arch: Arch,
+    profile: Profile,
+    functions: &[String],
+) -> Result<Vec<Artifact>> {
     let selected = select(functions)?;
     let models_dir = ensure_models(root, &selected)?;
     let tools = Tools::ensure_default().context("provisioning cargo-lambda and zig")?;
@@ -165,7 +204,8 @@ pub fn build(root: &Path, arch: Arch, functions: &[String]) -> Result<Vec<Artifa
 
     let started = Instant::now();
     eprintln!(
-        "== cargo lambda build --release --target {} ({}); a cold build takes minutes",
+        "== cargo lambda build --profile {} --target {} ({}); a cold build takes minutes",
+        profile.name(),
         arch.rust_target(),
         selected
             .iter()
@@ -179,7 +219,8 @@ pub fn build(root: &Path, arch: Arch, functions: &[String]) -> Result<Vec<Artifa
         .args([
             "lambda",
             "build",
-            "--release",
+            "--profile",
+            profile.name(),
             "--target",
             arch.rust_target(),
         ])
@@ -197,6 +238,9 @@ pub fn build(root: &Path, arch: Arch, functions: &[String]) -> Result<Vec<Artifa
     eprintln!("== built in {:.0} s", started.elapsed().as_secs_f64());
 
     let dist = target.join("lambda-dist").join(arch.name());
+    std::fs::create_dir_all(&dist)?;
+    // Written before packaging: a half-packaged dist never claims `release`.
+    std::fs::write(dist.join(PROFILE_MARKER), "unknown")?;
     let mut artifacts = Vec::new();
     for f in &selected {
         let bootstrap = lambda_dir.join(f.name).join("bootstrap");
@@ -209,6 +253,7 @@ pub fn build(root: &Path, arch: Arch, functions: &[String]) -> Result<Vec<Artifa
         check_bootstrap(f.name, &bytes)?;
         artifacts.push(package(f, &bytes, &models_dir, &dist)?);
     }
+    std::fs::write(dist.join(PROFILE_MARKER), profile.name())?;
     for a in &artifacts {
         ensure!(
             a.zip_bytes <= MAX_ZIP_BYTES,

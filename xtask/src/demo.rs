@@ -90,7 +90,8 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
 
 /// The same system as deployed: the local stack on moto, uploads recognized
 /// by the real `recognize` bootstrap, results read back from the results
-/// table and queue; then everything is torn down again.
+/// table and queue, a video scanned by the real `scan-worker` through
+/// `facectl scan-video --stack local`; then everything is torn down again.
 fn local_stack_round_trip(root: &Path) -> Result<()> {
     use crate::deploy::{self, StackArg};
     let stack = || StackArg {
@@ -112,6 +113,8 @@ fn local_stack_round_trip(root: &Path) -> Result<()> {
             timeout_s: 180,
         },
     );
+    println!("== local stack: find the enrolled people in the slideshow video");
+    let smoke = smoke.and_then(|()| deploy::local_scan_command(root));
     // Torn down whether or not the smoke test passed: nothing may remain.
     let teardown = deploy::teardown_command(
         root,

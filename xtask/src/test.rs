@@ -32,7 +32,7 @@ pub fn run(sh: &Shell, root: &Path) -> Result<()> {
     })?;
     // The end-to-end tests (tests/) run the real musl bootstraps.
     timed("build the Lambda functions", || {
-        build::build(root, build::Arch::X86_64, &[])
+        build::build(root, build::Arch::X86_64, build::Profile::Ci, &[])
     })?;
     timed("tests", || Ok(cmd!(sh, "cargo test --workspace").run()?))?;
     println!(

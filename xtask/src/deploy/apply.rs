@@ -44,7 +44,10 @@ pub async fn run(
     deployment: &Deployment,
     regions: &[&RegionPlan],
 ) -> Result<Vec<Change>> {
-    ensure_artifacts(root, regions)?;
+    // The local stack runs whatever was built last (the test gate's `ci`
+    // build included); AWS gets the release build.
+    let shipping = matches!(target, Target::Aws);
+    ensure_artifacts(root, regions, shipping)?;
     let mut changes = Vec::new();
     for region in regions {
         changes.push(
@@ -56,12 +59,22 @@ pub async fn run(
     Ok(changes)
 }
 
-/// Builds the zips if any is missing, with `cargo xtask build`'s own code.
-fn ensure_artifacts(root: &Path, regions: &[&RegionPlan]) -> Result<()> {
+/// Builds the zips if any is missing (or, when `release_only`, was built
+/// with another profile than `release`), with `cargo xtask build`'s code.
+fn ensure_artifacts(root: &Path, regions: &[&RegionPlan], release_only: bool) -> Result<()> {
+    let build_arch = |arch| match arch {
+        Architecture::X86_64 => crate::build::Arch::X86_64,
+        Architecture::Arm64 => crate::build::Arch::Arm64,
+    };
+    let stale = |arch| {
+        release_only
+            && crate::build::built_profile(root, build_arch(arch))
+                != Some(crate::build::Profile::Release)
+    };
     let mut missing: Vec<(FunctionName, Architecture)> = regions
         .iter()
         .flat_map(|r| Assets::needed(r))
-        .filter(|(f, a)| !artifacts::zip_path(root, *f, *a).exists())
+        .filter(|(f, a)| stale(*a) || !artifacts::zip_path(root, *f, *a).exists())
         .collect();
     missing.sort();
     missing.dedup();
@@ -75,11 +88,13 @@ fn ensure_artifacts(root: &Path, regions: &[&RegionPlan]) -> Result<()> {
             continue;
         }
         println!("building {} for {}", functions.join(", "), arch.as_str());
-        let build_arch = match arch {
-            Architecture::X86_64 => crate::build::Arch::X86_64,
-            Architecture::Arm64 => crate::build::Arch::Arm64,
-        };
-        crate::build::build(root, build_arch, &functions).context("cargo xtask build")?;
+        crate::build::build(
+            root,
+            build_arch(arch),
+            crate::build::Profile::Release,
+            &functions,
+        )
+        .context("cargo xtask build")?;
     }
     Ok(())
 }

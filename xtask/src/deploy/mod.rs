@@ -14,6 +14,7 @@ pub mod artifacts;
 pub mod dispatch;
 pub mod local;
 pub mod outputs;
+pub mod scan;
 pub mod smoke;
 pub mod teardown;
 
@@ -181,6 +182,21 @@ pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
     })?;
     println!("smoke test of {} passed", deployment.name);
     Ok(())
+}
+
+/// The video scan through the local stack (`cargo xtask demo`): enroll
+/// and scan with the deployed functions under the RIE.
+pub fn local_scan_command(root: &Path) -> Result<()> {
+    let deployment = load_deployment(root, "local")?;
+    let Some(endpoint_url) = local::running(root) else {
+        bail!("local AWS is not running: `cargo xtask deploy --stack local` first");
+    };
+    let region = deployment
+        .regions
+        .first()
+        .map(|r| r.region.clone())
+        .context("the local deployment lists no region")?;
+    runtime()?.block_on(scan::run_local(root, &endpoint_url, &deployment, &region))
 }
 
 /// `cargo xtask teardown`.

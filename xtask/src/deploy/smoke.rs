@@ -49,12 +49,12 @@ pub struct SmokeArgs {
 }
 
 /// The labelled data: `$FACE_DATA_DIR`, else `../shared/data` beside the checkout.
-fn data_dir(root: &Path) -> PathBuf {
+pub(super) fn data_dir(root: &Path) -> PathBuf {
     std::env::var_os("FACE_DATA_DIR").map_or_else(|| root.join("../shared/data"), PathBuf::from)
 }
 
 /// The outputs deploy wrote for one region.
-fn read_outputs(state_dir: &Path, region: &str) -> Result<BTreeMap<String, String>> {
+pub(super) fn read_outputs(state_dir: &Path, region: &str) -> Result<BTreeMap<String, String>> {
     let path = state_dir.join(format!("{region}.json"));
     let bytes = std::fs::read(&path).with_context(|| {
         format!(
@@ -68,7 +68,7 @@ fn read_outputs(state_dir: &Path, region: &str) -> Result<BTreeMap<String, Strin
         .with_context(|| format!("outputs in {}", path.display()))
 }
 
-fn output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str> {
+pub(super) fn output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str> {
     outputs
         .get(key)
         .map(String::as_str)
@@ -262,7 +262,7 @@ pub async fn run_region(
 }
 
 /// What a process needs to reach the local AWS as if it were AWS.
-fn local_client_env(endpoint_url: &str, region: &str) -> Vec<(String, String)> {
+pub(super) fn local_client_env(endpoint_url: &str, region: &str) -> Vec<(String, String)> {
     [
         ("AWS_ENDPOINT_URL", endpoint_url),
         ("AWS_ACCESS_KEY_ID", "testing"),
