@@ -100,7 +100,9 @@ pub struct RegionSettings {
     /// Reserved concurrent executions. Default none (the account pool).
     pub reserved_concurrency: Option<u32>,
     /// Maximum concurrent invocations by a queue's event source mapping
-    /// (2..=1000), for functions fed by a queue. Default none (unbounded).
+    /// (2..=1000), for functions fed by a queue; for `scan-worker`, the
+    /// scan coordinator's cap on invocations in flight in this region.
+    /// Default none (unbounded).
     pub max_concurrency: Option<u32>,
     /// Per-function overrides of the five function settings above.
     #[serde(default)]
