@@ -172,8 +172,8 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         collection_region: None,
         lambda_endpoints,
         max_in_flight: Some(1),
-        // Half-second chunks: plenty left when the region dies.
-        frames_per_chunk: 12,
+        // Half-second chunks (10 fps): plenty left when the region dies.
+        frames_per_chunk: 5,
         config: Default::default(),
         timeline: Default::default(),
         sdk: Some(config.clone()),
