@@ -16,7 +16,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use face_service::collections::people_prefix;
 use face_service::storage::ObjectStore;
 use face_video::{
-    ChunkScan, FrameMatches, ScanChunkRequest, ScanConfig, ScanStats, VideoIndex, plan_chunks,
+    ChunkScan, FrameMatches, FrameRange, ScanChunkRequest, ScanConfig, ScanStats, VideoIndex,
+    plan_chunks,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -425,12 +426,15 @@ pub async fn scan(
     let report = fan_out(jobs, &plan, metered.clone(), policy, on_progress).await?;
     let usage = *metered.usage.lock().unwrap_or_else(|e| e.into_inner());
 
+    let planned: BTreeMap<u64, FrameRange> = chunks
+        .iter()
+        .map(|c| (u64::from(c.chunk), c.frames))
+        .collect();
     let mut stats = ScanStats::default();
     let mut frames = Vec::with_capacity(usize::try_from(index.frames()).unwrap_or(0));
     for (id, result) in report.results {
         let scan = result.result;
-        let planned = chunks.iter().find(|c| u64::from(c.chunk) == id);
-        if planned.map(|c| c.frames) != Some(scan.frames) {
+        if planned.get(&id) != Some(&scan.frames) {
             return Err(CloudError::Frames(format!(
                 "chunk {id} answered for frames {:?}",
                 scan.frames
