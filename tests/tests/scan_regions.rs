@@ -169,7 +169,8 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         stack: stack.display().to_string(),
         outputs_dir: Some(state.path().to_path_buf()),
         regions: Vec::new(),
-        collection_region: None,
+        // Enrolled there; the stack's first region (by name) is ap-south-1.
+        collection_region: Some(REGIONS[0].into()),
         lambda_endpoints,
         max_in_flight: Some(1),
         // Half-second chunks (10 fps): plenty left when the region dies.
