@@ -110,6 +110,8 @@ pub async fn run_local(
         .args(["--region", region])
         .arg("--lambda-endpoint")
         .arg(format!("{region}={lambda_endpoint}"))
+        // One emulator is one execution environment: one invoke at a time.
+        .args(["--max-in-flight", "1"])
         .args(["--lambda-frames-per-chunk", "50", "--report"])
         .arg(&report)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
