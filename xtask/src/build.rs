@@ -117,6 +117,15 @@ impl Profile {
             Profile::Ci => "ci",
         }
     }
+
+    /// `--release` keeps cargo-lambda's own release settings (as before
+    /// the `ci` profile existed); any other profile is named.
+    fn cargo_lambda_args(self) -> &'static [&'static str] {
+        match self {
+            Profile::Release => &["--release"],
+            Profile::Ci => &["--profile", "ci"],
+        }
+    }
 }
 
 /// The file in `target/lambda-dist/<arch>/` naming the profile its
@@ -216,14 +225,9 @@ pub fn build(
     let mut command = Command::new(&tools.cargo_lambda);
     command
         .current_dir(root)
-        .args([
-            "lambda",
-            "build",
-            "--profile",
-            profile.name(),
-            "--target",
-            arch.rust_target(),
-        ])
+        .args(["lambda", "build"])
+        .args(profile.cargo_lambda_args())
+        .args(["--target", arch.rust_target()])
         .arg("--lambda-dir")
         .arg(&lambda_dir)
         .env("PATH", tools.path_env())
