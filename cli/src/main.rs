@@ -426,23 +426,71 @@ fn detect(
         bail!("--annotate takes exactly one image");
     }
     let pipeline = load(g)?;
+    per_image(
+        &pipeline,
+        images,
+        json,
+        annotate_to,
+        |image| Ok(pipeline.detect(image)?),
+        print_detections,
+    )
+}
+
+/// A face as `--annotate` draws it.
+trait AnnotatedFace {
+    fn detected(&self) -> &DetectedFace;
+    /// Known or unknown, once matched against a collection.
+    fn recognized(&self) -> Option<bool>;
+}
+
+impl AnnotatedFace for DetectedFace {
+    fn detected(&self) -> &DetectedFace {
+        self
+    }
+    fn recognized(&self) -> Option<bool> {
+        None
+    }
+}
+
+impl AnnotatedFace for RecognizedFace {
+    fn detected(&self) -> &DetectedFace {
+        &self.face
+    }
+    fn recognized(&self) -> Option<bool> {
+        Some(self.face_match.identity.is_some())
+    }
+}
+
+/// What `detect` and `recognize` share: each image read, decoded and
+/// analyzed in turn, printed as text or gathered into one JSON array; an
+/// unreadable image is reported on its own line and the others go on (the
+/// exit code says some failed).
+fn per_image<F: AnnotatedFace + Serialize>(
+    pipeline: &FacePipeline,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+    analyze: impl Fn(&face_core::RgbImage) -> Result<Vec<F>>,
+    print: fn(&Path, &[F]),
+) -> Result<ExitCode> {
     let bar = progress(images.len());
     let mut failed = false;
     let mut results = Vec::new();
     for path in images {
         bar.set_message(path.display().to_string());
-        let outcome = read_and_decode(&pipeline, path).and_then(|(_, image)| {
-            let faces = pipeline.detect(&image)?;
-            Ok((image, faces))
-        });
+        let outcome = read_and_decode(pipeline, path)
+            .and_then(|(_, image)| analyze(&image).map(|faces| (image, faces)));
         bar.inc(1);
         match outcome {
             Ok((image, faces)) => {
                 if let Some(out) = annotate_to {
-                    write_annotated(out, image.clone(), &faces, &[])?;
+                    let detected: Vec<DetectedFace> =
+                        faces.iter().map(|f| f.detected().clone()).collect();
+                    let known: Vec<bool> = faces.iter().filter_map(F::recognized).collect();
+                    write_annotated(out, image.clone(), &detected, &known)?;
                 }
                 if !json {
-                    bar.suspend(|| print_detections(path, &faces));
+                    bar.suspend(|| print(path, &faces));
                 }
                 results.push(ImageFaces {
                     path: path.display().to_string(),
@@ -659,56 +707,18 @@ fn recognize(
     let collection = store.load_existing(collection_name)?;
     let pipeline = load(g)?;
     collection.check_compatible(pipeline.face_model_version())?;
-    let bar = progress(images.len());
-    let mut failed = false;
-    let mut results = Vec::new();
-    for path in images {
-        bar.set_message(path.display().to_string());
-        let outcome = read_and_decode(&pipeline, path).and_then(|(_, image)| {
+    per_image(
+        &pipeline,
+        images,
+        json,
+        annotate_to,
+        |image| {
             let mut timings = StageTimings::default();
-            let faces = pipeline.analyze_image(&image, &mut timings)?;
-            Ok((
-                image,
-                pipeline.match_faces(faces, &collection, &mut timings),
-            ))
-        });
-        bar.inc(1);
-        match outcome {
-            Ok((image, faces)) => {
-                if let Some(out) = annotate_to {
-                    let detected: Vec<DetectedFace> =
-                        faces.iter().map(|f| f.face.clone()).collect();
-                    let known: Vec<bool> = faces
-                        .iter()
-                        .map(|f| f.face_match.identity.is_some())
-                        .collect();
-                    write_annotated(out, image.clone(), &detected, &known)?;
-                }
-                if !json {
-                    bar.suspend(|| print_recognitions(path, &faces));
-                }
-                results.push(ImageFaces {
-                    path: path.display().to_string(),
-                    width: image.width(),
-                    height: image.height(),
-                    faces,
-                });
-            }
-            Err(e) => {
-                failed = true;
-                bar.suspend(|| report_failure(path, &e));
-            }
-        }
-    }
-    bar.finish_and_clear();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+            let faces = pipeline.analyze_image(image, &mut timings)?;
+            Ok(pipeline.match_faces(faces, &collection, &mut timings))
+        },
+        print_recognitions,
+    )
 }
 
 fn print_recognitions(path: &Path, faces: &[RecognizedFace]) {
