@@ -143,7 +143,12 @@ pub fn run(sh: &Shell, root: &Path, args: BenchArgs) -> Result<()> {
         }
         let image = data.join(COLD_START_IMAGE);
         check_file(&image, "cold-start image")?;
-        summary.ours_external_cold_start_ms = Some(external_cold_start(&facectl, &image, &models)?);
+        summary.ours_external_cold_start_ms = Some(facectl_cold_start_ms(
+            &facectl,
+            &image,
+            &models,
+            COLD_START_RUNS,
+        )?);
     }
 
     if !args.skip_reference {
@@ -222,12 +227,17 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Median wall time of `facectl detect IMAGE --json --models DIR`, spawn to
-/// exit.
-fn external_cold_start(facectl: &Path, image: &Path, models: &Path) -> Result<f64> {
-    eprintln!("== ours, external cold start ({COLD_START_RUNS} runs of facectl detect)");
-    let mut times = Vec::with_capacity(COLD_START_RUNS);
-    for _ in 0..COLD_START_RUNS {
+/// Median wall time of `facectl detect IMAGE --json --models DIR` over
+/// `runs` process starts, spawn to exit, in ms.
+pub(crate) fn facectl_cold_start_ms(
+    facectl: &Path,
+    image: &Path,
+    models: &Path,
+    runs: usize,
+) -> Result<f64> {
+    eprintln!("== facectl detect, {runs} process starts (cold start)");
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let start = Instant::now();
         let out = Command::new(facectl)
             .arg("detect")

@@ -6,8 +6,7 @@
 //! Lambda's 19.9 s cold start.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
@@ -152,7 +151,7 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
     let facectl = build::target_dir(root).join("release/facectl");
     let models = root.join("blobs");
     let facectl_cold_start_ms = if facectl.is_file() {
-        Some(facectl_cold_start(
+        Some(crate::bench::facectl_cold_start_ms(
             &facectl,
             &image,
             &models,
@@ -201,29 +200,6 @@ fn count_faces(response: &serde_json::Value) -> usize {
         .iter()
         .find_map(|k| response.get(*k).and_then(|v| v.as_array()).map(Vec::len))
         .unwrap_or(0)
-}
-
-fn facectl_cold_start(facectl: &Path, image: &Path, models: &Path, runs: usize) -> Result<f64> {
-    eprintln!("== facectl detect, {runs} process starts");
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let start = Instant::now();
-        let out = Command::new(facectl)
-            .arg("detect")
-            .arg(image)
-            .args(["--json", "--models"])
-            .arg(models)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("spawning {}", facectl.display()))?;
-        times.push(ms(start.elapsed()));
-        ensure!(
-            out.status.success(),
-            "facectl detect failed ({})",
-            out.status
-        );
-    }
-    Ok(median(&mut times))
 }
 
 fn render(s: &Summary) -> String {
