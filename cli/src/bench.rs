@@ -10,8 +10,8 @@ use face_core::{Collection, FacePipeline, PipelineConfig, StageTimings};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::labels::{detection_labels, recognition_labels};
 use crate::models::load_pipeline;
+use devset::{detection_labels, recognition_labels};
 
 /// The one-face photo timed for the cold start.
 pub const COLD_START_IMAGE: &str = "recognition/george_clooney/deepface_img38.jpg";

@@ -33,6 +33,38 @@ use sha2::{Digest, Sha256};
 
 use crate::scan::{LambdaAssumptions, ModeRun, ScanReport, Thumbnails, thumbnails_for};
 
+/// Where a region's scan-worker is invoked instead of AWS Lambda: a Lambda
+/// API endpoint (the deployed function name is invoked there), or one
+/// function's invocations URL, `<endpoint>/2015-03-31/functions/<name>/invocations`,
+/// whose name is invoked instead. The Runtime Interface Emulator serves one
+/// function and answers only to the name `function`, so a local run passes
+/// its whole invocations URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaEndpoint {
+    pub url: String,
+    pub function_name: Option<String>,
+}
+
+impl LambdaEndpoint {
+    pub fn parse(url: &str) -> Self {
+        let function = url
+            .trim_end_matches('/')
+            .strip_suffix("/invocations")
+            .and_then(|rest| rest.rsplit_once("/2015-03-31/functions/"))
+            .filter(|(base, name)| !base.is_empty() && !name.is_empty() && !name.contains('/'));
+        match function {
+            Some((base, name)) => Self {
+                url: base.to_string(),
+                function_name: Some(name.to_string()),
+            },
+            None => Self {
+                url: url.to_string(),
+                function_name: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CloudOptions {
     pub video: PathBuf,
@@ -47,7 +79,7 @@ pub struct CloudOptions {
     pub collection_region: Option<String>,
     /// Per region, a Lambda endpoint to invoke instead of AWS's (the
     /// Runtime Interface Emulator in local runs).
-    pub lambda_endpoints: BTreeMap<String, String>,
+    pub lambda_endpoints: BTreeMap<String, LambdaEndpoint>,
     /// Caps every region's invocations in flight.
     pub max_in_flight: Option<u32>,
     pub frames_per_chunk: u64,
@@ -172,22 +204,31 @@ async fn prepare(options: &CloudOptions) -> Result<Prepared> {
             .with_context(|| format!("{name}: the deployment has no scan-worker"))?;
         let config = region_config(options.sdk.as_ref(), name).await;
         let mut lambda = aws_sdk_lambda::config::Builder::from(&config);
-        if let Some(endpoint) = options.lambda_endpoints.get(name) {
-            lambda = lambda.endpoint_url(endpoint);
+        let endpoint = options.lambda_endpoints.get(name);
+        if let Some(endpoint) = endpoint {
+            lambda = lambda.endpoint_url(&endpoint.url);
         }
-        let account = cloud::account_unreserved_concurrency(&aws_sdk_lambda::Client::from_conf(
-            lambda.build(),
-        ))
-        .await;
+        // A single function's URL (the emulator) has no account behind it.
+        let account = if endpoint.is_some_and(|e| e.function_name.is_some()) {
+            None
+        } else {
+            cloud::account_unreserved_concurrency(&aws_sdk_lambda::Client::from_conf(
+                lambda.build(),
+            ))
+            .await
+        };
         regions.push((
             ScanRegion {
                 name: name.clone(),
                 bucket: output(&outputs, outputs::DATA_BUCKET_NAME, name)?,
-                function_name: output(
-                    &outputs,
-                    &outputs::function_name(FunctionName::ScanWorker),
-                    name,
-                )?,
+                function_name: match endpoint.and_then(|e| e.function_name.clone()) {
+                    Some(function) => function,
+                    None => output(
+                        &outputs,
+                        &outputs::function_name(FunctionName::ScanWorker),
+                        name,
+                    )?,
+                },
                 memory_mib: function.memory_mib,
                 arm64: function.architecture == Architecture::Arm64,
                 max_in_flight: cloud::region_capacity(
@@ -275,7 +316,7 @@ pub async fn scan_video(
         .map(|(r, _)| LambdaTarget {
             region: r.name.clone(),
             function_name: r.function_name.clone(),
-            endpoint_url: options.lambda_endpoints.get(&r.name).cloned(),
+            endpoint_url: options.lambda_endpoints.get(&r.name).map(|e| e.url.clone()),
         })
         .collect();
     let worker = Arc::new(LambdaWorker::new(&regions[0].1, &targets));
@@ -387,4 +428,31 @@ pub fn progress_callback(bar: indicatif::ProgressBar) -> Arc<dyn Fn(Progress) + 
             bar.finish_and_clear();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invocations_url_names_the_function_to_invoke() {
+        let rie = LambdaEndpoint::parse(
+            "http://127.0.0.1:9001/2015-03-31/functions/function/invocations",
+        );
+        assert_eq!(rie.url, "http://127.0.0.1:9001");
+        assert_eq!(rie.function_name.as_deref(), Some("function"));
+        for api in [
+            "http://127.0.0.1:9001",
+            "https://lambda.eu-west-1.amazonaws.com/",
+            "http://h/2015-03-31/functions//invocations",
+        ] {
+            assert_eq!(
+                LambdaEndpoint::parse(api),
+                LambdaEndpoint {
+                    url: api.into(),
+                    function_name: None
+                }
+            );
+        }
+    }
 }

@@ -13,7 +13,7 @@ use face_core::{
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::labels::{detection_labels, recognition_labels};
+use devset::{detection_labels, recognition_labels};
 
 /// False-accept rate at which the TAR is reported.
 const TARGET_FAR: f64 = 1e-3;

@@ -7,7 +7,6 @@ pub mod annotate;
 pub mod bench;
 pub mod cloud;
 pub mod eval;
-pub mod labels;
 pub mod models;
 pub mod scan;
 pub mod store;

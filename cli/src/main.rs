@@ -177,20 +177,22 @@ struct ScanVideoArgs {
     /// to the others [default: the stack's first region]
     #[arg(long, value_name = "REGION", requires = "stack")]
     collection_region: Option<String>,
-    /// Cloud mode: invoke this region's function at URL (the Runtime
-    /// Interface Emulator), repeatable
+    /// Cloud mode: invoke this region's scan-worker at URL instead of AWS
+    /// Lambda, repeatable. URL is a Lambda API endpoint, or one function's
+    /// `.../2015-03-31/functions/NAME/invocations` URL (the Runtime Interface
+    /// Emulator's, NAME `function`), whose NAME is invoked
     #[arg(long = "lambda-endpoint", value_name = "REGION=URL", requires = "stack", value_parser = parse_endpoint)]
-    lambda_endpoints: Vec<(String, String)>,
+    lambda_endpoints: Vec<(String, cloud::LambdaEndpoint)>,
     /// Cloud mode: at most this many invocations in flight per region
     /// [default: the stack's and the account's limits]
     #[arg(long, requires = "stack")]
     max_in_flight: Option<u32>,
 }
 
-fn parse_endpoint(s: &str) -> std::result::Result<(String, String), String> {
+fn parse_endpoint(s: &str) -> std::result::Result<(String, cloud::LambdaEndpoint), String> {
     match s.split_once('=') {
         Some((region, url)) if !region.is_empty() && !url.is_empty() => {
-            Ok((region.to_string(), url.to_string()))
+            Ok((region.to_string(), cloud::LambdaEndpoint::parse(url)))
         }
         _ => Err(format!("expected REGION=URL, got {s:?}")),
     }

@@ -11,101 +11,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::{data_dir, facectl, json, stderr};
 use serde_json::Value;
 
-/// Enrollment photos per person: none of them is a slide of the video.
-const ENROLL: &[(&str, &[&str])] = &[
-    (
-        "jennifer_aniston",
-        &[
-            "deepface_img12.jpg",
-            "deepface_img54.jpg",
-            "deepface_img55.jpg",
-            "deepface_img56.jpg",
-        ],
-    ),
-    (
-        "matt_damon",
-        &[
-            "deepface_img30.jpg",
-            "deepface_img31.jpg",
-            "deepface_img32.jpg",
-            "deepface_img33.jpg",
-        ],
-    ),
-    (
-        "kit_harington",
-        &[
-            "face_recognition_john2.jpeg",
-            "face_recognition_johnsnow_test1.jpg",
-        ],
-    ),
-    (
-        "guido_van_rossum",
-        &[
-            "fr-pr1285_guido_van_rossum2.jpg",
-            "fr-pr1285_guido_van_rossum3.jpg",
-            "fr-pr1285_guido_van_rossum4.jpg",
-            "fr-pr1285_test_guido_van_rossum.jpg",
-        ],
-    ),
-    (
-        "george_clooney",
-        &[
-            "deepface_img39.jpg",
-            "deepface_img40.jpg",
-            "deepface_img41.jpg",
-        ],
-    ),
-    (
-        "elon_musk",
-        &[
-            "deepface_img19.jpg",
-            "deepface_img67.jpg",
-            "fr-pr1285_test_unknown_elon_musk.jpg",
-        ],
-    ),
-];
-
-/// One labelled second of the slideshow.
-struct Slide {
-    start_s: f64,
-    end_s: f64,
-    source: String,
-    identities: Vec<String>,
-    min_faces: u32,
+fn slides() -> Vec<devset::SlideLabel> {
+    devset::slideshow_labels(&data_dir()).expect("slideshow labels")
 }
 
-fn slides() -> Vec<Slide> {
-    let path = data_dir().join("video_slideshow_shared.csv");
-    let mut reader = csv::Reader::from_path(&path).expect("slideshow labels");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("csv row");
-            Slide {
-                start_s: r[1].parse().expect("start_s"),
-                end_s: r[2].parse().expect("end_s"),
-                source: r[3].to_string(),
-                identities: r[4]
-                    .split(';')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                min_faces: r[5].parse().expect("min_faces"),
-            }
-        })
-        .collect()
+/// Everyone named on the slides, from their photos that are not slides.
+fn enrollment() -> Vec<devset::Enrollment> {
+    let labels = devset::recognition_labels(&data_dir()).expect("recognition labels");
+    let people = devset::slideshow_enrollment(&slides(), &labels);
+    assert!(!people.is_empty(), "no one to enroll for the slideshow");
+    people
 }
 
 fn enroll_all(store: &std::path::Path) {
-    let slide_sources: BTreeSet<String> = slides().into_iter().map(|s| s.source).collect();
-    for (person, photos) in ENROLL {
+    for devset::Enrollment { person, photos } in enrollment() {
         let paths: Vec<String> = photos
             .iter()
-            .map(|p| format!("recognition/{person}/{p}"))
-            .inspect(|rel| assert!(!slide_sources.contains(rel), "{rel} is a slide"))
             .map(|rel| data_dir().join(rel).display().to_string())
             .collect();
-        let mut args = vec!["enroll", "--collection", "video", "--person", person];
+        let mut args = vec!["enroll", "--collection", "video", "--person", &person];
         args.extend(paths.iter().map(String::as_str));
         let out = facectl(store, &args);
         assert!(out.status.success(), "enroll {person}: {}", stderr(&out));
@@ -152,26 +76,20 @@ fn slideshow_people_are_found_on_their_slides_and_no_one_elsewhere() {
     let fps = report["info"]["fps"].as_f64().expect("fps");
     assert!((fps - 10.0).abs() < 1e-6);
     let frames = per_frame(&report);
-    let enrolled: BTreeSet<&str> = ENROLL.iter().map(|e| e.0).collect();
+    let enrolled: BTreeSet<String> = enrollment().into_iter().map(|e| e.person).collect();
 
     // Per enrolled person: labelled slides where they are named on at
     // least 90% of the slide's frames.
-    let mut found: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    let mut found: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     for slide in slides() {
         let range = (slide.start_s * fps).round() as u64..(slide.end_s * fps).round() as u64;
         let len = range.end - range.start;
-        for person in slide
-            .identities
-            .iter()
-            .filter(|p| enrolled.contains(p.as_str()))
-        {
+        for person in slide.people().filter(|p| enrolled.contains(*p)) {
             let seen = range
                 .clone()
                 .filter(|f| frames.get(f).is_some_and(|(_, p)| p.contains(person)))
                 .count() as u64;
-            let e = found
-                .entry(enrolled.get(person.as_str()).expect("enrolled"))
-                .or_default();
+            let e = found.entry(person.to_string()).or_default();
             e.1 += 1;
             if seen * 10 >= len * 9 {
                 e.0 += 1;
@@ -183,15 +101,15 @@ fn slideshow_people_are_found_on_their_slides_and_no_one_elsewhere() {
                 assert_eq!(
                     faces, 0,
                     "face(s) on face-free slide {} (frame {f})",
-                    slide.source
+                    slide.source_image
                 );
             }
             // No one is named where they are not labelled.
             for p in &people {
                 assert!(
-                    slide.identities.contains(p),
+                    slide.people().any(|q| q == p),
                     "{p} claimed on frame {f} showing {}",
-                    slide.source
+                    slide.source_image
                 );
             }
         }

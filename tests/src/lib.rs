@@ -19,9 +19,13 @@ pub fn data(rel: &str) -> Vec<u8> {
 
 /// Where [`data`] reads `rel` from.
 pub fn data_path(rel: &str) -> PathBuf {
+    data_dir().join(rel)
+}
+
+/// The labelled data folder: `$FACE_DATA_DIR`, else `../shared/data`.
+pub fn data_dir() -> PathBuf {
     std::env::var_os("FACE_DATA_DIR")
         .map_or_else(|| workspace().join("../shared/data"), PathBuf::from)
-        .join(rel)
 }
 
 /// The x86_64 zip `cargo xtask build` made for `function`.

@@ -38,11 +38,6 @@ fn rie(function: &str, name: &str, dir: &std::path::Path, env: &[(String, String
     start_function(function, name, dir, env).unwrap()
 }
 
-fn endpoint(rie: &Rie) -> String {
-    let url = rie.invocations_url();
-    url.split("/2015-03-31").next().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_survives_losing_a_region_mid_scan() {
     let moto = MotoServer::start().unwrap();
@@ -88,41 +83,34 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
     // Enrolled in the first region only, from photos other than the
     // slideshow's own.
     let enroll = rie("enroll", "enroll", dir.path(), &env_in(REGIONS[0]));
-    for (person, photo) in [
-        (
-            "jennifer_aniston",
-            "recognition/jennifer_aniston/deepface_img12.jpg",
-        ),
-        ("matt_damon", "recognition/matt_damon/deepface_img30.jpg"),
-        (
-            "kit_harington",
-            "recognition/kit_harington/face_recognition_john2.jpeg",
-        ),
-        (
-            "guido_van_rossum",
-            "recognition/guido_van_rossum/fr-pr1285_guido_van_rossum2.jpg",
-        ),
-        (
-            "george_clooney",
-            "recognition/george_clooney/deepface_img39.jpg",
-        ),
-        ("elon_musk", "recognition/elon_musk/deepface_img19.jpg"),
-    ] {
-        let key = format!("enroll/{person}.jpg");
-        s3_home
-            .put_object()
-            .bucket(bucket(REGIONS[0]))
-            .key(&key)
-            .body(ByteStream::from(data(photo)))
-            .send()
-            .await
-            .unwrap();
+    let slides = devset::slideshow_labels(&e2e::data_dir()).unwrap();
+    let labels = devset::recognition_labels(&e2e::data_dir()).unwrap();
+    let people = devset::slideshow_enrollment(&slides, &labels);
+    assert_eq!(people.len(), 6, "{people:?}");
+    for devset::Enrollment { person, photos } in &people {
+        let mut images = Vec::new();
+        for (i, photo) in photos.iter().enumerate() {
+            let key = format!("enroll/{person}/{i}.jpg");
+            s3_home
+                .put_object()
+                .bucket(bucket(REGIONS[0]))
+                .key(&key)
+                .body(ByteStream::from(data(photo)))
+                .send()
+                .await
+                .unwrap();
+            images.push(key);
+        }
         let reply = enroll
-            .invoke(&json!({"action": "enroll", "collection": "slides", "person": person, "images": [key]}))
+            .invoke(&json!({"action": "enroll", "collection": "slides", "person": person, "images": images}))
             .unwrap()
             .ok()
             .unwrap();
-        assert_eq!(reply["indexed"].as_array().unwrap().len(), 1, "{reply}");
+        assert_eq!(
+            reply["indexed"].as_array().unwrap().len(),
+            photos.len(),
+            "{reply}"
+        );
     }
 
     // Three regions of one worker each; the third dies after its first
@@ -136,7 +124,12 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         .collect();
     let lambda_endpoints = workers
         .iter()
-        .map(|(r, rie)| (r.to_string(), endpoint(rie)))
+        .map(|(r, rie)| {
+            (
+                r.to_string(),
+                facectl::cloud::LambdaEndpoint::parse(&rie.invocations_url()),
+            )
+        })
         .collect();
     let mut workers = workers;
     let victim = Mutex::new(workers.remove(VICTIM));
@@ -154,7 +147,8 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
     for region in REGIONS {
         let record = json!({"outputs": {
             "DataBucketName": bucket(region),
-            "ScanWorkerFunctionName": "function",
+            // The deployed name; each emulator's URL names its own.
+            "ScanWorkerFunctionName": "face-e2e-scan-worker",
         }});
         std::fs::write(
             state.path().join(format!("{region}.json")),
@@ -162,7 +156,7 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         )
         .unwrap();
     }
-    let video_path = e2e::data_path("video/slideshow_shared.mp4");
+    let video_path = e2e::data_path(&slides[0].video);
     let options = CloudOptions {
         video: video_path,
         collection: "slides".into(),
@@ -216,11 +210,9 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
     // Who is on screen, against the labels (the middle of each second).
     let fps = report.info.fps;
     let frames = &report.frames;
-    let labels = String::from_utf8(data("video_slideshow_shared.csv")).unwrap();
     let mut named = 0;
-    for line in labels.lines().skip(1) {
-        let cols: Vec<&str> = line.split(',').collect();
-        let (start_s, end_s): (f64, f64) = (cols[1].parse().unwrap(), cols[2].parse().unwrap());
+    for slide in &slides {
+        let (start_s, end_s) = (slide.start_s, slide.end_s);
         let middle = FrameRange {
             start: ((start_s + 0.2) * fps) as u64,
             end: ((end_s - 0.2) * fps) as u64,
@@ -232,20 +224,21 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
             .collect();
         seen.sort();
         seen.dedup();
-        match cols[4] {
-            "" => assert!(seen.is_empty(), "{line}: saw {seen:?}"),
-            who => {
-                named += 1;
-                assert!(seen.contains(&who.to_string()), "{line}: saw {seen:?}");
-                assert!(
-                    report
-                        .timeline
-                        .iter()
-                        .any(|a| a.person == who && a.start_s < end_s && start_s < a.end_s),
-                    "{line}: not in the timeline"
-                );
-                assert!(thumbs.contains_key(who), "{who}: no thumbnail");
-            }
+        let on_slide: Vec<&str> = slide.people().collect();
+        if on_slide.is_empty() {
+            assert!(seen.is_empty(), "{slide:?}: saw {seen:?}");
+        }
+        for who in on_slide {
+            named += 1;
+            assert!(seen.iter().any(|s| s == who), "{slide:?}: saw {seen:?}");
+            assert!(
+                report
+                    .timeline
+                    .iter()
+                    .any(|a| a.person == who && a.start_s < end_s && start_s < a.end_s),
+                "{slide:?}: {who} not in the timeline"
+            );
+            assert!(thumbs.contains_key(who), "{who}: no thumbnail");
         }
     }
     assert!(named >= 6, "{named} labelled stretches with someone");

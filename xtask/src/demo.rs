@@ -6,14 +6,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use xshell::{Shell, cmd};
 
 use crate::blobs;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Labelled data folder [default: ../shared/data beside the checkout]
+    /// Labelled data folder [default: $FACE_DATA_DIR, else ../shared/data
+    /// beside the checkout]
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Skip the round trip through the local stack (deploy on moto, the
@@ -23,20 +24,8 @@ pub struct DemoArgs {
     pub skip_local_stack: bool,
 }
 
-fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    // Only the first columns are used and they hold no quoted commas.
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect())
-}
-
 pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
-    let data = args.data.unwrap_or_else(|| root.join("../shared/data"));
+    let data = crate::deploy::smoke::data_dir(root, args.data.as_deref());
     blobs::fetch(root, &blobs::FetchArgs::default())?;
     cmd!(sh, "cargo build --release -p facectl").run()?;
     let facectl = root.join("target/release/facectl");
@@ -44,13 +33,11 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&store);
 
     let mut photos: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for row in read_rows(&data.join("labels_recognition.csv"))? {
-        if let [path, identity, ..] = row.as_slice() {
-            photos
-                .entry(identity.clone())
-                .or_default()
-                .push(data.join(path));
-        }
+    for label in devset::recognition_labels(&data)? {
+        photos
+            .entry(label.identity)
+            .or_default()
+            .push(data.join(label.path));
     }
     let mut held_out = Vec::new();
     for (person, mut paths) in photos {
@@ -66,9 +53,9 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
         )
         .run()?;
     }
-    let groups: Vec<PathBuf> = read_rows(&data.join("labels_detection.csv"))?
+    let groups: Vec<PathBuf> = devset::detection_labels(&data)?
         .into_iter()
-        .filter_map(|row| row.first().map(|p| data.join(p)))
+        .map(|label| data.join(label.path))
         .collect();
     println!("== recognize held-out photos (people with one photo were never enrolled: unknown)");
     cmd!(
@@ -83,7 +70,7 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     )
     .run()?;
     if !args.skip_local_stack {
-        local_stack_round_trip(root)?;
+        local_stack_round_trip(root, &data)?;
     }
     Ok(())
 }
@@ -92,7 +79,7 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
 /// by the real `recognize` bootstrap, results read back from the results
 /// table and queue, a video scanned by the real `scan-worker` through
 /// `facectl scan-video --stack local`; then everything is torn down again.
-fn local_stack_round_trip(root: &Path) -> Result<()> {
+fn local_stack_round_trip(root: &Path, data: &Path) -> Result<()> {
     use crate::deploy::{self, StackArg};
     let stack = || StackArg {
         stack: "local".into(),
@@ -111,10 +98,11 @@ fn local_stack_round_trip(root: &Path) -> Result<()> {
             stack: stack(),
             regions: Vec::new(),
             timeout_s: 180,
+            data: Some(data.to_path_buf()),
         },
     );
     println!("== local stack: find the enrolled people in the slideshow video");
-    let smoke = smoke.and_then(|()| deploy::local_scan_command(root));
+    let smoke = smoke.and_then(|()| deploy::local_scan_command(root, data));
     // Torn down whether or not the smoke test passed: nothing may remain.
     let teardown = deploy::teardown_command(
         root,

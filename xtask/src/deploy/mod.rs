@@ -170,9 +170,10 @@ pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
         Target::Aws
     };
     let timeout = std::time::Duration::from_secs(args.timeout_s);
+    let data = smoke::data_dir(root, args.data.as_deref());
     runtime()?.block_on(async {
         for region in &regions {
-            smoke::run_region(root, &target, &deployment, &region.region, timeout)
+            smoke::run_region(root, &target, &deployment, &region.region, timeout, &data)
                 .await
                 .with_context(|| {
                     format!("smoke test of {} in {}", deployment.name, region.region)
@@ -186,7 +187,7 @@ pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
 
 /// The video scan through the local stack (`cargo xtask demo`): enroll
 /// and scan with the deployed functions under the RIE.
-pub fn local_scan_command(root: &Path) -> Result<()> {
+pub fn local_scan_command(root: &Path, data: &Path) -> Result<()> {
     let deployment = load_deployment(root, "local")?;
     let Some(endpoint_url) = local::running(root) else {
         bail!("local AWS is not running: `cargo xtask deploy --stack local` first");
@@ -196,7 +197,13 @@ pub fn local_scan_command(root: &Path) -> Result<()> {
         .first()
         .map(|r| r.region.clone())
         .context("the local deployment lists no region")?;
-    runtime()?.block_on(scan::run_local(root, &endpoint_url, &deployment, &region))
+    runtime()?.block_on(scan::run_local(
+        root,
+        &endpoint_url,
+        &deployment,
+        &region,
+        data,
+    ))
 }
 
 /// `cargo xtask teardown`.

@@ -1,6 +1,8 @@
 //! `cargo xtask smoke-test`: proves a deployed stack works end to end.
-//! Enrolls kit_harington through `enroll`, uploads a photo of him and a
-//! group photo under the upload prefix, and waits for both results in the
+//! Picks a person of the labelled data who is also on a group photo
+//! ([`devset::person_in_group`]), enrolls them through `enroll` from all
+//! but one of their photos, uploads that last photo and the group photo
+//! under the upload prefix, and waits for both results, naming them, in the
 //! results table and on the results FIFO queue, then reports latencies.
 //!
 //! Against AWS, S3 → SQS → Lambda delivers the uploads. With `--stack
@@ -22,18 +24,8 @@ use serde_json::{Value, json};
 use super::dispatch::{self, LocalFunction};
 use super::{StackArg, Target, step};
 
-/// Who is enrolled and must be found.
-const PERSON: &str = "kit_harington";
 /// The collection the smoke test enrolls into and uploads under.
 const COLLECTION: &str = "smoke";
-const ENROLL_PHOTOS: [&str; 2] = [
-    "recognition/kit_harington/face_recognition_john1.jpeg",
-    "recognition/kit_harington/face_recognition_john2.jpeg",
-];
-const UPLOAD_PHOTOS: [&str; 2] = [
-    "recognition/kit_harington/face_recognition_johnsnow_test1.jpg",
-    "detection/face_recognition_kit_with_rose.jpg",
-];
 
 /// `cargo xtask smoke-test` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,11 +38,18 @@ pub struct SmokeArgs {
     /// Give up waiting for a result after this many seconds
     #[arg(long, default_value_t = 180)]
     pub timeout_s: u64,
+    /// Labelled data folder [default: $FACE_DATA_DIR, else ../shared/data
+    /// beside the checkout]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
-/// The labelled data: `$FACE_DATA_DIR`, else `../shared/data` beside the checkout.
-pub(super) fn data_dir(root: &Path) -> PathBuf {
-    std::env::var_os("FACE_DATA_DIR").map_or_else(|| root.join("../shared/data"), PathBuf::from)
+/// The labelled data: `--data`, else `$FACE_DATA_DIR`, else `../shared/data`
+/// beside the checkout.
+pub(crate) fn data_dir(root: &Path, data: Option<&Path>) -> PathBuf {
+    data.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::var_os("FACE_DATA_DIR").map_or_else(|| root.join("../shared/data"), PathBuf::from)
+    })
 }
 
 /// The outputs deploy wrote for one region.
@@ -205,6 +204,7 @@ pub async fn run_region(
     deployment: &Deployment,
     region: &str,
     timeout: Duration,
+    data: &Path,
 ) -> Result<()> {
     let outputs = read_outputs(&super::state_dir(root, deployment), region)?;
     let config = target.sdk_config(region).await;
@@ -253,6 +253,7 @@ pub async fn run_region(
         upload_prefix,
         region,
         timeout,
+        data,
     )
     .await;
     if let Some(local) = local {
@@ -288,11 +289,24 @@ async fn smoke(
     upload_prefix: &str,
     region: &str,
     timeout: Duration,
+    data: &Path,
 ) -> Result<()> {
-    let data = data_dir(&super::super::project_root());
+    let subject = devset::person_in_group(
+        &devset::recognition_labels(data)?,
+        &devset::detection_labels(data)?,
+    )
+    .with_context(|| {
+        format!(
+            "no one in {} is both on a labelled group photo and on two or more photos of their own",
+            data.display()
+        )
+    })?;
+    let person = subject.person.as_str();
+    let (enroll_photos, held_out) = subject.photos.split_at(subject.photos.len() - 1);
+    let upload_photos = [held_out[0].as_str(), subject.group_photo.as_str()];
     let read = |rel: &str| {
         let path = data.join(rel);
-        std::fs::read(&path).with_context(|| format!("{} (set FACE_DATA_DIR)", path.display()))
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     };
     // A fresh run id, so each run's uploads are new results.
     let run = SystemTime::now()
@@ -301,9 +315,9 @@ async fn smoke(
 
     // 1. Enroll.
     let mut images = Vec::new();
-    for photo in ENROLL_PHOTOS {
-        let name = photo.rsplit('/').next().unwrap_or(photo);
-        let key = format!("enroll/{COLLECTION}/{PERSON}/{name}");
+    for photo in enroll_photos {
+        let name = photo.rsplit('/').next().unwrap_or(photo.as_str());
+        let key = format!("enroll/{COLLECTION}/{person}/{name}");
         s3.put_object()
             .bucket(bucket)
             .key(&key)
@@ -316,29 +330,29 @@ async fn smoke(
     let started = Instant::now();
     let reply = enroll
         .invoke(
-            json!({"action": "enroll", "collection": COLLECTION, "person": PERSON,
+            json!({"action": "enroll", "collection": COLLECTION, "person": person,
                        "attributes": {"source": "smoke-test"}, "images": images}),
         )
         .await?;
     let enroll_latency = started.elapsed();
     let indexed = reply["indexed"].as_array().map_or(0, Vec::len);
-    if indexed != ENROLL_PHOTOS.len() {
+    if indexed != enroll_photos.len() {
         bail!(
             "enroll indexed {indexed} of {} faces: {reply}",
-            ENROLL_PHOTOS.len()
+            enroll_photos.len()
         );
     }
     step(
         region,
         format_args!(
-            "enrolled {PERSON} ({indexed} faces) in {}",
+            "enrolled {person} ({indexed} faces) in {}",
             ms(enroll_latency)
         ),
     );
 
     // 2. Upload.
     let mut uploads = Vec::new();
-    for photo in UPLOAD_PHOTOS {
+    for photo in upload_photos {
         let name = photo.rsplit('/').next().unwrap_or(photo);
         let key = format!("{upload_prefix}{COLLECTION}/{run}/{name}");
         let body = read(photo)?;
@@ -442,8 +456,8 @@ async fn smoke(
                 .find(|u| u.key == key && u.on_queue.is_none())
             {
                 u.on_queue = Some(u.at.elapsed());
-                if !people(&body["result"]).iter().any(|p| p == PERSON) {
-                    bail!("the queued result of {key} names no {PERSON}: {body}");
+                if !people(&body["result"]).iter().any(|p| p == person) {
+                    bail!("the queued result of {key} names no {person}: {body}");
                 }
             }
             // Earlier smoke runs' results (same group) would block the FIFO
@@ -465,13 +479,13 @@ async fn smoke(
     for u in &uploads {
         let (table_latency, result) = u.in_table.as_ref().context("no table result")?;
         let found = people(result);
-        if !found.iter().any(|p| p == PERSON) {
-            bail!("{PERSON} was not found in {}: {result}", u.key);
+        if !found.iter().any(|p| p == person) {
+            bail!("{person} was not found in {}: {result}", u.key);
         }
         step(
             region,
             format_args!(
-                "{PERSON} found in {} (people: {}); upload → table {}, upload → queue {}",
+                "{person} found in {} (people: {}); upload → table {}, upload → queue {}",
                 u.key,
                 found.join(", "),
                 ms(*table_latency),

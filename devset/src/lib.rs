@@ -1,0 +1,327 @@
+//! The labelled development set's layout (see `../shared/data/SOURCES.md`):
+//! `labels_recognition.csv` (photo → person), `labels_detection.csv` (photo →
+//! face count, known people) and `video_slideshow_shared.csv` (second of a
+//! video → slide photo, people on it), plus the choices the demo and the
+//! tests derive from them, so that no file name of the set is written in
+//! code and another set with the same layout works unchanged.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The recognition labels' file name in a data folder.
+pub const RECOGNITION_LABELS: &str = "labels_recognition.csv";
+/// The detection labels' file name in a data folder.
+pub const DETECTION_LABELS: &str = "labels_detection.csv";
+/// The slideshow video's labels' file name in a data folder.
+pub const SLIDESHOW_LABELS: &str = "video_slideshow_shared.csv";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevsetError {
+    #[error(
+        "reading {path}: {source} (is the labelled data folder there? see --data / FACE_DATA_DIR)"
+    )]
+    Open { path: PathBuf, source: csv::Error },
+    #[error("{path} row {row}: {source}")]
+    Row {
+        path: PathBuf,
+        row: usize,
+        source: csv::Error,
+    },
+    #[error("{path} row {row}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        row: usize,
+        problem: String,
+    },
+}
+
+/// One labelled recognition photo: one face, of `identity`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecognitionLabel {
+    /// Relative to the data folder.
+    pub path: String,
+    pub identity: String,
+}
+
+/// One labelled detection photo.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DetectionLabel {
+    /// Relative to the data folder.
+    pub path: String,
+    pub face_count: u32,
+    pub min_faces: u32,
+    pub max_faces: u32,
+    /// `;`-separated people of the recognition set seen on the photo.
+    #[serde(default)]
+    pub known_identities: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// One labelled stretch of a video: the photo shown and who is on it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SlideLabel {
+    /// The video, relative to the data folder.
+    pub video: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The photo on screen, relative to the data folder.
+    pub source_image: String,
+    /// `;`-separated people on the photo; empty for a face-free slide.
+    #[serde(default)]
+    pub identities: String,
+    pub min_faces: u32,
+}
+
+impl SlideLabel {
+    /// The people on the slide.
+    pub fn people(&self) -> impl Iterator<Item = &str> {
+        self.identities.split(';').filter(|s| !s.is_empty())
+    }
+}
+
+/// A person to enroll and their photos, relative to the data folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub person: String,
+    pub photos: Vec<String>,
+}
+
+fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, DevsetError> {
+    let mut reader = csv::Reader::from_path(path).map_err(|source| DevsetError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| {
+            row.map_err(|source| DevsetError::Row {
+                path: path.to_path_buf(),
+                row: i + 2,
+                source,
+            })
+        })
+        .collect()
+}
+
+pub fn recognition_labels(data: &Path) -> Result<Vec<RecognitionLabel>, DevsetError> {
+    read(&data.join(RECOGNITION_LABELS))
+}
+
+pub fn detection_labels(data: &Path) -> Result<Vec<DetectionLabel>, DevsetError> {
+    read(&data.join(DETECTION_LABELS))
+}
+
+/// The slideshow's labels in playing order; every slide names the same
+/// video and ends after it starts.
+pub fn slideshow_labels(data: &Path) -> Result<Vec<SlideLabel>, DevsetError> {
+    let path = data.join(SLIDESHOW_LABELS);
+    let slides: Vec<SlideLabel> = read(&path)?;
+    for (i, slide) in slides.iter().enumerate() {
+        let problem = if slide.video != slides[0].video {
+            Some(format!(
+                "video {} differs from {}",
+                slide.video, slides[0].video
+            ))
+        } else if slide.start_s.is_nan()
+            || slide.end_s.partial_cmp(&slide.start_s) != Some(std::cmp::Ordering::Greater)
+        {
+            Some(format!(
+                "ends at {} s, not after its start {} s",
+                slide.end_s, slide.start_s
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(DevsetError::Invalid {
+                path,
+                row: i + 2,
+                problem,
+            });
+        }
+    }
+    Ok(slides)
+}
+
+/// Who to enroll before scanning the slideshow: everyone named on a slide,
+/// each from all their recognition photos that are *not* shown in the
+/// video (finding a person from other photos of them is the point). People
+/// with no such photo are left out. Sorted by person; photos in label order.
+pub fn slideshow_enrollment(slides: &[SlideLabel], labels: &[RecognitionLabel]) -> Vec<Enrollment> {
+    let shown: BTreeSet<&str> = slides.iter().map(|s| s.source_image.as_str()).collect();
+    let people: BTreeSet<&str> = slides.iter().flat_map(SlideLabel::people).collect();
+    people
+        .into_iter()
+        .map(|person| Enrollment {
+            person: person.to_string(),
+            photos: labels
+                .iter()
+                .filter(|l| l.identity == person && !shown.contains(l.path.as_str()))
+                .map(|l| l.path.clone())
+                .collect(),
+        })
+        .filter(|e| !e.photos.is_empty())
+        .collect()
+}
+
+/// A person of the recognition set who is also on a labelled group photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonInGroup {
+    pub person: String,
+    /// Their recognition photos in label order, at least two (one to
+    /// enroll from, one to recognize).
+    pub photos: Vec<String>,
+    /// The group photo, relative to the data folder.
+    pub group_photo: String,
+}
+
+/// A person to smoke-test with: on the smallest labelled group photo (fewest
+/// faces, then path) that names someone of the recognition set with two or
+/// more photos; of several such people on it, the first by name.
+pub fn person_in_group(
+    recognition: &[RecognitionLabel],
+    detection: &[DetectionLabel],
+) -> Option<PersonInGroup> {
+    let photos_of = |person: &str| -> Vec<String> {
+        recognition
+            .iter()
+            .filter(|l| l.identity == person)
+            .map(|l| l.path.clone())
+            .collect()
+    };
+    let mut groups: Vec<&DetectionLabel> = detection.iter().filter(|d| d.face_count >= 2).collect();
+    groups.sort_by(|a, b| (a.face_count, &a.path).cmp(&(b.face_count, &b.path)));
+    groups.into_iter().find_map(|group| {
+        let mut named: Vec<&str> = group
+            .known_identities
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .collect();
+        named.sort_unstable();
+        named.into_iter().find_map(|person| {
+            let photos = photos_of(person);
+            (photos.len() >= 2).then(|| PersonInGroup {
+                person: person.to_string(),
+                photos,
+                group_photo: group.path.clone(),
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn enrollment_leaves_out_the_slides_and_people_without_other_photos() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            SLIDESHOW_LABELS,
+            "video,start_s,end_s,source_image,identities,min_faces\n\
+             v.mp4,0,1,detection/empty.png,,0\n\
+             v.mp4,1,2,recognition/ann/1.jpg,ann,1\n\
+             v.mp4,2,3,detection/group.jpg,ann;bob,2\n\
+             v.mp4,3,4,recognition/cy/1.jpg,cy,1\n",
+        );
+        write(
+            dir.path(),
+            RECOGNITION_LABELS,
+            "path,identity\n\
+             recognition/ann/1.jpg,ann\n\
+             recognition/ann/2.jpg,ann\n\
+             recognition/bob/1.jpg,bob\n\
+             recognition/cy/1.jpg,cy\n\
+             recognition/dee/1.jpg,dee\n",
+        );
+        let slides = slideshow_labels(dir.path()).unwrap();
+        assert_eq!(slides[2].people().collect::<Vec<_>>(), ["ann", "bob"]);
+        assert_eq!(slides[0].people().count(), 0);
+        let labels = recognition_labels(dir.path()).unwrap();
+        let plan = slideshow_enrollment(&slides, &labels);
+        assert_eq!(
+            plan,
+            [
+                Enrollment {
+                    person: "ann".into(),
+                    photos: vec!["recognition/ann/2.jpg".into()],
+                },
+                Enrollment {
+                    person: "bob".into(),
+                    photos: vec!["recognition/bob/1.jpg".into()],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_person_in_group_is_on_the_smallest_group_with_two_photos() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            DETECTION_LABELS,
+            "path,face_count,min_faces,max_faces,known_identities,notes\n\
+             detection/solo.jpg,1,1,1,ann,\n\
+             detection/party.jpg,5,5,5,ann,\n\
+             detection/pair.jpg,2,2,2,cy;bob,\n\
+             detection/crowd.jpg,9,9,9,,\n",
+        );
+        write(
+            dir.path(),
+            RECOGNITION_LABELS,
+            "path,identity\n\
+             recognition/ann/1.jpg,ann\n\
+             recognition/ann/2.jpg,ann\n\
+             recognition/bob/1.jpg,bob\n\
+             recognition/cy/1.jpg,cy\n\
+             recognition/cy/2.jpg,cy\n",
+        );
+        let recognition = recognition_labels(dir.path()).unwrap();
+        let detection = detection_labels(dir.path()).unwrap();
+        // bob is first by name on the pair photo but has one photo only.
+        assert_eq!(
+            person_in_group(&recognition, &detection),
+            Some(PersonInGroup {
+                person: "cy".into(),
+                photos: vec!["recognition/cy/1.jpg".into(), "recognition/cy/2.jpg".into()],
+                group_photo: "detection/pair.jpg".into(),
+            })
+        );
+        assert_eq!(person_in_group(&recognition[2..3], &detection), None);
+    }
+
+    #[test]
+    fn bad_rows_name_the_file_and_row() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            SLIDESHOW_LABELS,
+            "video,start_s,end_s,source_image,identities,min_faces\n\
+             v.mp4,0,1,a.png,,0\n\
+             v.mp4,2,1,b.png,,0\n",
+        );
+        let err = slideshow_labels(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("row 3") && err.contains("not after its start"),
+            "{err}"
+        );
+        write(
+            dir.path(),
+            DETECTION_LABELS,
+            "path,face_count,min_faces,max_faces\nx.png,two,0,0\n",
+        );
+        let err = detection_labels(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("labels_detection.csv row 2"), "{err}");
+        let err = recognition_labels(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(err, DevsetError::Open { .. }), "{err}");
+    }
+}
