@@ -221,6 +221,15 @@ mod tests {
         std::fs::write(dir.join(name), text).unwrap();
     }
 
+    /// ann and cy have two photos, bob and dee one.
+    const PHOTOS: &str = "path,identity\n\
+                          recognition/ann/1.jpg,ann\n\
+                          recognition/ann/2.jpg,ann\n\
+                          recognition/bob/1.jpg,bob\n\
+                          recognition/cy/1.jpg,cy\n\
+                          recognition/cy/2.jpg,cy\n\
+                          recognition/dee/1.jpg,dee\n";
+
     #[test]
     fn enrollment_leaves_out_the_slides_and_people_without_other_photos() {
         let dir = tempfile::tempdir().unwrap();
@@ -231,18 +240,9 @@ mod tests {
              v.mp4,0,1,detection/empty.png,,0\n\
              v.mp4,1,2,recognition/ann/1.jpg,ann,1\n\
              v.mp4,2,3,detection/group.jpg,ann;bob,2\n\
-             v.mp4,3,4,recognition/cy/1.jpg,cy,1\n",
+             v.mp4,3,4,recognition/dee/1.jpg,dee,1\n",
         );
-        write(
-            dir.path(),
-            RECOGNITION_LABELS,
-            "path,identity\n\
-             recognition/ann/1.jpg,ann\n\
-             recognition/ann/2.jpg,ann\n\
-             recognition/bob/1.jpg,bob\n\
-             recognition/cy/1.jpg,cy\n\
-             recognition/dee/1.jpg,dee\n",
-        );
+        write(dir.path(), RECOGNITION_LABELS, PHOTOS);
         let slides = slideshow_labels(dir.path()).unwrap();
         assert_eq!(slides[2].people().collect::<Vec<_>>(), ["ann", "bob"]);
         assert_eq!(slides[0].people().count(), 0);
@@ -275,16 +275,7 @@ mod tests {
              detection/pair.jpg,2,2,2,cy;bob,\n\
              detection/crowd.jpg,9,9,9,,\n",
         );
-        write(
-            dir.path(),
-            RECOGNITION_LABELS,
-            "path,identity\n\
-             recognition/ann/1.jpg,ann\n\
-             recognition/ann/2.jpg,ann\n\
-             recognition/bob/1.jpg,bob\n\
-             recognition/cy/1.jpg,cy\n\
-             recognition/cy/2.jpg,cy\n",
-        );
+        write(dir.path(), RECOGNITION_LABELS, PHOTOS);
         let recognition = recognition_labels(dir.path()).unwrap();
         let detection = detection_labels(dir.path()).unwrap();
         // bob is first by name on the pair photo but has one photo only.
