@@ -278,6 +278,15 @@ pub async fn scan_video(
     let mut staged = Vec::new();
     for (region, config) in &regions {
         let s3 = s3_client(config);
+        // The collection first: an empty one stops the scan before any
+        // upload.
+        let copy = cloud::copy_collection(
+            (&source_objects, source.bucket.as_str()),
+            (&S3Objects::new(s3.clone()), region.bucket.as_str()),
+            &region.name,
+            &options.collection,
+        )
+        .await?;
         let uploaded = cloud::stage_video(
             &s3,
             &region.name,
@@ -287,20 +296,6 @@ pub async fn scan_video(
             cloud::UPLOAD_PART_BYTES,
         )
         .await?;
-        let copy = cloud::copy_collection(
-            (&source_objects, source.bucket.as_str()),
-            (&S3Objects::new(s3), region.bucket.as_str()),
-            &region.name,
-            &options.collection,
-        )
-        .await?;
-        if copy.people == 0 {
-            return Err(cloud::CloudError::EmptyCollection {
-                region: source.name.clone(),
-                collection: options.collection.clone(),
-            }
-            .into());
-        }
         tracing::info!(region = %region.name, uploaded, ?copy, "staged");
         staged.push((uploaded, copy));
     }

@@ -48,8 +48,8 @@ pub enum CloudError {
         collection: String,
         message: String,
     },
-    #[error("collection {collection} has no people in {region}'s bucket: enroll them first")]
-    EmptyCollection { region: String, collection: String },
+    #[error("collection {collection} has no people in s3://{bucket}: enroll them first")]
+    EmptyCollection { bucket: String, collection: String },
     #[error("planning the chunks: {0}")]
     Plan(#[from] face_video::VideoError),
     #[error(transparent)]
@@ -271,6 +271,8 @@ pub struct CollectionCopy {
 /// Makes `collection` in `to` the same as in `from` (one object per
 /// person): copies new or changed people (by ETag), removes the ones
 /// forgotten since. Workers read the collection from their own region.
+/// An empty (or mistyped) source collection is an error that touches
+/// nothing: mirroring it would wipe the others.
 pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
     from: (&S, &str),
     to: (&D, &str),
@@ -288,6 +290,12 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
         .list(src_bucket, &prefix)
         .await
         .map_err(|e| fail(e.to_string()))?;
+    if wanted.is_empty() {
+        return Err(CloudError::EmptyCollection {
+            bucket: src_bucket.to_string(),
+            collection: collection.to_string(),
+        });
+    }
     let present: BTreeMap<String, String> = dst
         .list(dst_bucket, &prefix)
         .await
@@ -516,6 +524,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((again.copied, again.removed), (1, 0));
+
+        // A collection with no one in the source is refused, not mirrored.
+        let empty = copy_collection((&src, "a"), (&dst, "b"), "r", "nobody").await;
+        assert!(
+            matches!(&empty, Err(CloudError::EmptyCollection { bucket, collection }) if bucket == "a" && collection == "nobody"),
+            "{empty:?}"
+        );
+        assert_eq!(dst.keys("b"), vec![key("ann"), key("bob")]);
     }
 
     #[test]
