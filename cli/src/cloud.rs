@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, Region as AwsRegion, SdkConfig};
 use face_service::aws::{S3Objects, s3_client};
-use face_stacks::{Architecture, Deployment, FunctionName, outputs};
+use face_stacks::{Architecture, DeployRecord, Deployment, FunctionName, outputs};
 use face_video::{
     FrameMatches, ScanConfig, ScanMode, Timeline, TimelineConfig, VideoIndex, VideoLimits,
 };
@@ -126,25 +126,15 @@ fn load_deployment(stack: &str) -> Result<Deployment> {
     Deployment::from_yaml(&text).with_context(|| format!("deployment {stack}"))
 }
 
-fn read_outputs(dir: &Path, region: &str) -> Result<BTreeMap<String, String>> {
-    let path = dir.join(format!("{region}.json"));
+fn read_record(dir: &Path, region: &str) -> Result<DeployRecord> {
+    let path = dir.join(DeployRecord::file_name(region));
     let bytes = std::fs::read(&path).with_context(|| {
         format!(
             "{} is missing: deploy the stack first (`cargo xtask deploy`)",
             path.display()
         )
     })?;
-    let record: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    serde_json::from_value(record["outputs"].clone())
-        .with_context(|| format!("outputs in {}", path.display()))
-}
-
-fn output(outputs: &BTreeMap<String, String>, key: &str, region: &str) -> Result<String> {
-    outputs
-        .get(key)
-        .cloned()
-        .with_context(|| format!("{region}: the deploy outputs lack {key} (redeploy)"))
+    DeployRecord::from_json(&bytes).with_context(|| format!("reading {}", path.display()))
 }
 
 /// One SDK config per region, built explicitly (never through
@@ -197,7 +187,7 @@ async fn prepare(options: &CloudOptions) -> Result<Prepared> {
             continue;
         }
         let name = &plan.region;
-        let outputs = read_outputs(&outputs_dir, name)?;
+        let record = read_record(&outputs_dir, name)?;
         let function = plan
             .functions
             .get(&FunctionName::ScanWorker)
@@ -220,14 +210,12 @@ async fn prepare(options: &CloudOptions) -> Result<Prepared> {
         regions.push((
             ScanRegion {
                 name: name.clone(),
-                bucket: output(&outputs, outputs::DATA_BUCKET_NAME, name)?,
+                bucket: record.output(outputs::DATA_BUCKET_NAME)?.to_string(),
                 function_name: match endpoint.and_then(|e| e.function_name.clone()) {
                     Some(function) => function,
-                    None => output(
-                        &outputs,
-                        &outputs::function_name(FunctionName::ScanWorker),
-                        name,
-                    )?,
+                    None => record
+                        .output(&outputs::function_name(FunctionName::ScanWorker))?
+                        .to_string(),
                 },
                 memory_mib: function.memory_mib,
                 arm64: function.architecture == Architecture::Arm64,

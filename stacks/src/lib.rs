@@ -19,8 +19,10 @@ pub mod config;
 pub mod constructs;
 pub mod error;
 pub mod plan;
+pub mod record;
 
 pub use app::{Assets, BucketNotification, FaceStack, Stack, asset_bucket_name, outputs};
 pub use config::{DeploymentFile, FunctionName};
 pub use error::StackError;
 pub use plan::{Architecture, Deployment, FunctionConfig, RegionPlan};
+pub use record::{DeployRecord, RecordError};

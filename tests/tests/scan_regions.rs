@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::KeyType;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use e2e::{create_table, data, start_function};
+use face_stacks::DeployRecord;
 use face_video::FrameRange;
 use facectl::cloud::{CloudOptions, scan_video};
 use local_aws::{MotoServer, Rie};
@@ -145,14 +146,23 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
     let stack = state.path().join("face-e2e.yaml");
     std::fs::write(&stack, STACK_YAML).unwrap();
     for region in REGIONS {
-        let record = json!({"outputs": {
-            "DataBucketName": bucket(region),
-            // The deployed name; each emulator's URL names its own.
-            "ScanWorkerFunctionName": "face-e2e-scan-worker",
-        }});
+        let record = DeployRecord {
+            stack: "face-e2e".into(),
+            account: "123456789012".into(),
+            region: region.into(),
+            outputs: [
+                ("DataBucketName".to_string(), bucket(region)),
+                // The deployed name; each emulator's URL names its own.
+                (
+                    "ScanWorkerFunctionName".to_string(),
+                    "face-e2e-scan-worker".to_string(),
+                ),
+            ]
+            .into(),
+        };
         std::fs::write(
-            state.path().join(format!("{region}.json")),
-            record.to_string(),
+            state.path().join(DeployRecord::file_name(region)),
+            record.to_json(),
         )
         .unwrap();
     }

@@ -13,7 +13,8 @@ use aws_sdk_s3::types::{
     QueueConfiguration, S3KeyFilter,
 };
 use face_stacks::{
-    Architecture, Assets, Deployment, FaceStack, FunctionName, RegionPlan, asset_bucket_name,
+    Architecture, Assets, DeployRecord, Deployment, FaceStack, FunctionName, RegionPlan,
+    asset_bucket_name,
 };
 
 use super::{StackArg, Target, account_id, artifacts, outputs, state_dir, step};
@@ -210,9 +211,15 @@ async fn deploy_region(
     // 4. Outputs for the other commands and for people.
     let dir = state_dir(root, deployment);
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{r}.json"));
-    let record = serde_json::json!({ "stack": stack.stack_name, "account": account, "region": r, "outputs": values });
-    std::fs::write(&path, serde_json::to_vec_pretty(&record)?)?;
+    let path = dir.join(DeployRecord::file_name(r));
+    let record = DeployRecord {
+        stack: stack.stack_name.clone(),
+        account: account.clone(),
+        region: r.to_string(),
+        outputs: values,
+    };
+    std::fs::write(&path, record.to_json())
+        .with_context(|| format!("writing {}", path.display()))?;
     step(r, format_args!("{change:?}; outputs in {}", path.display()));
     Ok(change)
 }

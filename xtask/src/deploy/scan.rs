@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Target;
 use super::dispatch::LocalFunction;
-use super::smoke::{local_client_env, output, read_outputs};
+use super::smoke::{local_client_env, read_record};
 
 const COLLECTION: &str = "slides";
 
@@ -40,15 +40,20 @@ pub async fn run_local(
         endpoint_url: endpoint_url.to_string(),
     };
     let state = super::state_dir(root, deployment);
-    let outputs = read_outputs(&state, region)?;
+    let record = read_record(&state, region)?;
     let config = target.sdk_config(region).await;
     let s3 = target.s3(&config);
-    let bucket = output(&outputs, keys::DATA_BUCKET_NAME)?;
+    let bucket = record.output(keys::DATA_BUCKET_NAME)?;
     let env = local_client_env(endpoint_url, region);
     let start = |function: FunctionName| {
-        let name = output(&outputs, &keys::function_name(function)).map(str::to_string);
+        let name = record
+            .output(&keys::function_name(function))
+            .map(str::to_string);
         let (config, env) = (&config, &env);
-        async move { LocalFunction::start(root, config, env, function.as_str(), &name?).await }
+        async move {
+            let name = name?;
+            LocalFunction::start(root, config, env, function.as_str(), &name).await
+        }
     };
     let enroll = start(FunctionName::Enroll).await?;
     let worker = start(FunctionName::ScanWorker).await?;

@@ -8,7 +8,6 @@
 //! Against AWS, S3 → SQS → Lambda delivers the uploads. With `--stack
 //! local` moto runs no code, so [`dispatch`] plays Lambda's part.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use face_stacks::app::outputs as keys;
-use face_stacks::{Deployment, FunctionName};
+use face_stacks::{DeployRecord, Deployment, FunctionName};
 use serde_json::{Value, json};
 
 use super::dispatch::{self, LocalFunction};
@@ -52,26 +51,16 @@ pub(crate) fn data_dir(root: &Path, data: Option<&Path>) -> PathBuf {
     })
 }
 
-/// The outputs deploy wrote for one region.
-pub(super) fn read_outputs(state_dir: &Path, region: &str) -> Result<BTreeMap<String, String>> {
-    let path = state_dir.join(format!("{region}.json"));
+/// The record deploy wrote for one region.
+pub(super) fn read_record(state_dir: &Path, region: &str) -> Result<DeployRecord> {
+    let path = state_dir.join(DeployRecord::file_name(region));
     let bytes = std::fs::read(&path).with_context(|| {
         format!(
             "{} is missing: deploy the stack first (`cargo xtask deploy`)",
             path.display()
         )
     })?;
-    let record: Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    serde_json::from_value(record["outputs"].clone())
-        .with_context(|| format!("outputs in {}", path.display()))
-}
-
-pub(super) fn output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str> {
-    outputs
-        .get(key)
-        .map(String::as_str)
-        .with_context(|| format!("deploy outputs lack {key}"))
+    DeployRecord::from_json(&bytes).with_context(|| format!("reading {}", path.display()))
 }
 
 /// How the smoke test invokes `enroll`.
@@ -121,9 +110,9 @@ impl LocalMappings {
         root: &Path,
         config: &SdkConfig,
         client_env: &[(String, String)],
-        outputs: &BTreeMap<String, String>,
+        record: &DeployRecord,
     ) -> Result<Self> {
-        let name = output(outputs, &keys::function_name(FunctionName::Recognize))?;
+        let name = record.output(&keys::function_name(FunctionName::Recognize))?;
         let mappings = dispatch::queue_mappings(config, name).await?;
         if mappings.is_empty() {
             bail!("{name} has no SQS event source mapping");
@@ -206,18 +195,19 @@ pub async fn run_region(
     timeout: Duration,
     data: &Path,
 ) -> Result<()> {
-    let outputs = read_outputs(&super::state_dir(root, deployment), region)?;
+    let record = read_record(&super::state_dir(root, deployment), region)?;
     let config = target.sdk_config(region).await;
     let s3 = target.s3(&config);
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let bucket = output(&outputs, keys::DATA_BUCKET_NAME)?;
-    let results_table = output(&outputs, keys::RESULTS_TABLE_NAME)?;
-    let results_queue = output(&outputs, keys::RESULTS_QUEUE_URL)?;
-    let upload_prefix = outputs
+    let bucket = record.output(keys::DATA_BUCKET_NAME)?;
+    let results_table = record.output(keys::RESULTS_TABLE_NAME)?;
+    let results_queue = record.output(keys::RESULTS_QUEUE_URL)?;
+    let upload_prefix = record
+        .outputs
         .get(keys::UPLOAD_PREFIX)
         .map_or("uploads/", String::as_str);
-    let enroll_name = output(&outputs, &keys::function_name(FunctionName::Enroll))?;
+    let enroll_name = record.output(&keys::function_name(FunctionName::Enroll))?;
 
     let (enroll, local) = match target {
         Target::Aws => (
@@ -238,7 +228,7 @@ pub async fn run_region(
                 enroll_name,
             )
             .await?;
-            let mappings = LocalMappings::start(root, &config, &env, &outputs).await?;
+            let mappings = LocalMappings::start(root, &config, &env, &record).await?;
             (Enroll::Local(enroll), Some(mappings))
         }
     };

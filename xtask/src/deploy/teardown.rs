@@ -30,7 +30,7 @@ pub async fn run(root: &Path, target: &Target, deployment: &Deployment) -> Resul
     }
     let dir = state_dir(root, deployment);
     for region in &deployment.regions {
-        std::fs::remove_file(dir.join(format!("{}.json", region.region))).ok();
+        std::fs::remove_file(dir.join(face_stacks::DeployRecord::file_name(&region.region))).ok();
     }
     Ok(())
 }
