@@ -200,40 +200,31 @@ pub fn scan_video(
         .context("starting the worker threads")?;
 
     let thumbs = Mutex::new(Thumbnails::new());
-    let tracked_config = ScanConfig {
-        mode: ScanMode::Tracked,
+    let config = |mode| ScanConfig {
+        mode,
         ..options.config
     };
-    let (tracked, frames) = pool.install(|| {
-        run_mode(
-            pipeline,
-            collection,
-            &index,
-            path,
-            &chunks,
-            &tracked_config,
-            Some(&thumbs),
-        )
-    })?;
-    let interval = if info.fps > 0.0 { 1.0 / info.fps } else { 0.0 };
-    let timeline = Timeline::build(&frames, interval, &options.timeline);
-
-    let comparison = if options.compare_naive {
-        let naive_config = ScanConfig {
-            mode: ScanMode::EveryFrame,
-            ..options.config
-        };
-        let (naive, naive_frames) = pool.install(|| {
+    // One mode over every chunk, on the pool's threads.
+    let run = |mode, thumbs| {
+        pool.install(|| {
             run_mode(
                 pipeline,
                 collection,
                 &index,
                 path,
                 &chunks,
-                &naive_config,
-                None,
+                &config(mode),
+                thumbs,
             )
-        })?;
+        })
+    };
+    let tracked_config = config(ScanMode::Tracked);
+    let (tracked, frames) = run(ScanMode::Tracked, Some(&thumbs))?;
+    let interval = if info.fps > 0.0 { 1.0 / info.fps } else { 0.0 };
+    let timeline = Timeline::build(&frames, interval, &options.timeline);
+
+    let comparison = if options.compare_naive {
+        let (naive, naive_frames) = run(ScanMode::EveryFrame, None)?;
         let naive_timeline = Timeline::build(&naive_frames, interval, &options.timeline);
         Some(compare(
             &tracked,
