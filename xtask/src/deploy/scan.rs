@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Target;
 use super::dispatch::LocalFunction;
-use super::smoke::{local_client_env, read_record};
+use super::smoke::{local_client_env, read_record, upload_enrollment};
 
 const COLLECTION: &str = "slides";
 
@@ -68,24 +68,7 @@ pub async fn run_local(
         bail!("no one on the labelled slideshow has a photo of their own that is not a slide");
     }
     for devset::Enrollment { person, photos } in &people {
-        let mut images = Vec::new();
-        for photo in photos {
-            let path = data.join(photo);
-            let name = photo.rsplit('/').next().unwrap_or(photo.as_str());
-            let key = format!("enroll/{COLLECTION}/{person}/{name}");
-            s3.put_object()
-                .bucket(bucket)
-                .key(&key)
-                .body(
-                    std::fs::read(&path)
-                        .with_context(|| format!("reading {}", path.display()))?
-                        .into(),
-                )
-                .send()
-                .await
-                .with_context(|| format!("s3:PutObject {key}"))?;
-            images.push(key);
-        }
+        let images = upload_enrollment(&s3, bucket, data, COLLECTION, person, photos).await?;
         let reply = enroll
             .invoke(json!({"action": "enroll", "collection": COLLECTION, "person": person, "images": images}))
             .await?;

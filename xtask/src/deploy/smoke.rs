@@ -267,6 +267,34 @@ pub(super) fn local_client_env(endpoint_url: &str, region: &str) -> Vec<(String,
     .collect()
 }
 
+/// Uploads `photos` (relative to `data`) under `enroll/<collection>/<person>/`
+/// for an `enroll` invoke; returns their keys.
+pub(super) async fn upload_enrollment(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    data: &Path,
+    collection: &str,
+    person: &str,
+    photos: &[String],
+) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for photo in photos {
+        let path = data.join(photo);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let name = photo.rsplit('/').next().unwrap_or(photo.as_str());
+        let key = format!("enroll/{collection}/{person}/{name}");
+        s3.put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(bytes.into())
+            .send()
+            .await
+            .with_context(|| format!("s3:PutObject {key}"))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn smoke(
     s3: &aws_sdk_s3::Client,
@@ -304,19 +332,7 @@ async fn smoke(
         .map_or(0, |d| d.as_millis());
 
     // 1. Enroll.
-    let mut images = Vec::new();
-    for photo in enroll_photos {
-        let name = photo.rsplit('/').next().unwrap_or(photo.as_str());
-        let key = format!("enroll/{COLLECTION}/{person}/{name}");
-        s3.put_object()
-            .bucket(bucket)
-            .key(&key)
-            .body(read(photo)?.into())
-            .send()
-            .await
-            .with_context(|| format!("s3:PutObject {key}"))?;
-        images.push(key);
-    }
+    let images = upload_enrollment(s3, bucket, data, COLLECTION, person, enroll_photos).await?;
     let started = Instant::now();
     let reply = enroll
         .invoke(
