@@ -15,25 +15,26 @@ fn slides() -> Vec<devset::SlideLabel> {
     devset::slideshow_labels(&data_dir()).expect("slideshow labels")
 }
 
-/// Everyone named on the slides, from their photos that are not slides.
-fn enrollment() -> Vec<devset::Enrollment> {
+/// Enrolls everyone named on the slides from their photos that are not
+/// slides; returns who was enrolled.
+fn enroll_all(store: &std::path::Path) -> BTreeSet<String> {
+    let slides = slides();
     let labels = devset::recognition_labels(&data_dir()).expect("recognition labels");
-    let people = devset::slideshow_enrollment(&slides(), &labels);
+    let people = devset::slideshow_enrollment(&slides, &labels);
     assert!(!people.is_empty(), "no one to enroll for the slideshow");
-    people
-}
-
-fn enroll_all(store: &std::path::Path) {
-    for devset::Enrollment { person, photos } in enrollment() {
+    let shown: BTreeSet<&str> = slides.iter().map(|s| s.source_image.as_str()).collect();
+    for devset::Enrollment { person, photos } in &people {
         let paths: Vec<String> = photos
             .iter()
+            .inspect(|rel| assert!(!shown.contains(rel.as_str()), "{rel} is a slide"))
             .map(|rel| data_dir().join(rel).display().to_string())
             .collect();
-        let mut args = vec!["enroll", "--collection", "video", "--person", &person];
+        let mut args = vec!["enroll", "--collection", "video", "--person", person];
         args.extend(paths.iter().map(String::as_str));
         let out = facectl(store, &args);
         assert!(out.status.success(), "enroll {person}: {}", stderr(&out));
     }
+    people.into_iter().map(|e| e.person).collect()
 }
 
 fn scan(store: &std::path::Path, video: &str, extra: &[&str]) -> Value {
@@ -66,7 +67,7 @@ fn per_frame(report: &Value) -> BTreeMap<u64, (usize, BTreeSet<String>)> {
 #[test]
 fn slideshow_people_are_found_on_their_slides_and_no_one_elsewhere() {
     let store = tempfile::tempdir().expect("tempdir");
-    enroll_all(store.path());
+    let enrolled = enroll_all(store.path());
     let html = store.path().join("report.html");
     let report = scan(
         store.path(),
@@ -76,7 +77,6 @@ fn slideshow_people_are_found_on_their_slides_and_no_one_elsewhere() {
     let fps = report["info"]["fps"].as_f64().expect("fps");
     assert!((fps - 10.0).abs() < 1e-6);
     let frames = per_frame(&report);
-    let enrolled: BTreeSet<String> = enrollment().into_iter().map(|e| e.person).collect();
 
     // Per enrolled person: labelled slides where they are named on at
     // least 90% of the slide's frames.
