@@ -9,10 +9,7 @@ use std::process::{Command, Output};
 /// The labelled development set: `$FACE_DATA_DIR`, else `../shared/data`
 /// beside the checkout. Missing data is a test failure, never a skip.
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("FACE_DATA_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-        PathBuf::from,
-    );
+    let dir = devset::data_dir(None, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
     assert!(
         dir.join("labels_recognition.csv").is_file(),
         "labelled data not found at {} (set FACE_DATA_DIR)",

@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Points every tool and test at a labelled set when no `--data` is given.
+pub const DATA_DIR_ENV: &str = "FACE_DATA_DIR";
+
+/// The labelled data folder: `explicit` (a `--data` flag), else
+/// `$FACE_DATA_DIR`, else `../shared/data` beside the checkout at
+/// `workspace_root`.
+pub fn data_dir(explicit: Option<&Path>, workspace_root: &Path) -> PathBuf {
+    match (explicit, std::env::var_os(DATA_DIR_ENV)) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(dir)) => PathBuf::from(dir),
+        (None, None) => workspace_root.join("../shared/data"),
+    }
+}
+
 /// The recognition labels' file name in a data folder.
 pub const RECOGNITION_LABELS: &str = "labels_recognition.csv";
 /// The detection labels' file name in a data folder.

@@ -24,8 +24,7 @@ pub fn data_path(rel: &str) -> PathBuf {
 
 /// The labelled data folder: `$FACE_DATA_DIR`, else `../shared/data`.
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("FACE_DATA_DIR")
-        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from)
+    devset::data_dir(None, &workspace())
 }
 
 /// The x86_64 zip `cargo xtask build` made for `function`.

@@ -29,7 +29,7 @@ const STAMP: &str = ".requirements-stamp";
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Data folder with labels_recognition.csv and labels_detection.csv
-    /// [default: <repo>/../shared/data]
+    /// [default: $FACE_DATA_DIR, else <repo>/../shared/data]
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Folder with the .onnx models [default: <repo>/blobs, else
@@ -95,10 +95,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchArgs) -> Result<()> {
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
-    let data = match &args.data {
-        Some(d) => d.clone(),
-        None => root.join("../shared/data"),
-    };
+    let data = devset::data_dir(args.data.as_deref(), root);
     check_file(&data.join("labels_recognition.csv"), "data folder (--data)")?;
     let models = match &args.models {
         Some(m) => m.clone(),

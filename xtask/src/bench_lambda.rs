@@ -27,7 +27,7 @@ const GOAL_COLD_START_MS: f64 = 300.0;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchLambdaArgs {
-    /// Data folder holding the one-face photo [default: <repo>/../shared/data]
+    /// Data folder holding the one-face photo [default: $FACE_DATA_DIR, else <repo>/../shared/data]
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Cold starts measured (a fresh RIE and bootstrap each)
@@ -73,10 +73,7 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
         args.cold_runs >= 1 && args.warm_invokes >= 1,
         "--cold-runs and --warm-invokes must be at least 1"
     );
-    let data = args
-        .data
-        .clone()
-        .unwrap_or_else(|| root.join("../shared/data"));
+    let data = devset::data_dir(args.data.as_deref(), root);
     let image = data.join(IMAGE);
     let bytes = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
     let event = json!({

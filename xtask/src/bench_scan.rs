@@ -23,7 +23,8 @@ const VIDEOS: [(&str, &str); 2] = [
 
 #[derive(Debug, clap::Args)]
 pub struct BenchScanArgs {
-    /// Labelled data folder [default: ../shared/data beside the checkout]
+    /// Labelled data folder [default: $FACE_DATA_DIR, else ../shared/data
+    /// beside the checkout]
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Where the figures are written
@@ -96,7 +97,7 @@ fn enroll(sh: &Shell, facectl: &Path, store: &Path, data: &Path) -> Result<()> {
 }
 
 pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
-    let data = args.data.unwrap_or_else(|| root.join("../shared/data"));
+    let data = devset::data_dir(args.data.as_deref(), root);
     if !data.join("video").is_dir() {
         bail!("no video folder in {} (use --data)", data.display());
     }

@@ -25,7 +25,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
-    let data = crate::deploy::smoke::data_dir(root, args.data.as_deref());
+    let data = devset::data_dir(args.data.as_deref(), root);
     blobs::fetch(root, &blobs::FetchArgs::default())?;
     cmd!(sh, "cargo build --release -p facectl").run()?;
     let facectl = root.join("target/release/facectl");

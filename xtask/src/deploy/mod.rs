@@ -170,7 +170,7 @@ pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
         Target::Aws
     };
     let timeout = std::time::Duration::from_secs(args.timeout_s);
-    let data = smoke::data_dir(root, args.data.as_deref());
+    let data = devset::data_dir(args.data.as_deref(), root);
     runtime()?.block_on(async {
         for region in &regions {
             smoke::run_region(root, &target, &deployment, &region.region, timeout, &data)

@@ -43,14 +43,6 @@ pub struct SmokeArgs {
     pub data: Option<PathBuf>,
 }
 
-/// The labelled data: `--data`, else `$FACE_DATA_DIR`, else `../shared/data`
-/// beside the checkout.
-pub(crate) fn data_dir(root: &Path, data: Option<&Path>) -> PathBuf {
-    data.map(Path::to_path_buf).unwrap_or_else(|| {
-        std::env::var_os("FACE_DATA_DIR").map_or_else(|| root.join("../shared/data"), PathBuf::from)
-    })
-}
-
 /// The record deploy wrote for one region.
 pub(super) fn read_record(state_dir: &Path, region: &str) -> Result<DeployRecord> {
     let path = state_dir.join(DeployRecord::file_name(region));
