@@ -79,6 +79,7 @@ pub struct Collection {
 }
 
 /// A ranked candidate for one face.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub person: String,

@@ -98,6 +98,7 @@ impl DetectorConfig {
 }
 
 /// One detected face.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectedFace {
     /// Box in pixels of the (orientation-corrected) image.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Point {
     pub x: f32,
@@ -16,6 +17,7 @@ impl Point {
 }
 
 /// An axis-aligned box in pixels: top-left corner plus size.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PixelBox {
     pub x: f32,
@@ -68,6 +70,7 @@ impl PixelBox {
 
 /// A box as ratios of the image width and height (Rekognition's
 /// `BoundingBox`: Left, Top, Width, Height in [0, 1]).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RelativeBox {
