@@ -21,6 +21,18 @@ pub enum UnindexedReason {
     LowConfidence { confidence: f32, min: f32 },
 }
 
+impl UnindexedReason {
+    /// Rekognition's name of the reason (`NO_FACE`, ...), as serialized.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UnindexedReason::NoFace => "NO_FACE",
+            UnindexedReason::ExceedsMaxFaces { .. } => "EXCEEDS_MAX_FACES",
+            UnindexedReason::SmallBoundingBox { .. } => "SMALL_BOUNDING_BOX",
+            UnindexedReason::LowConfidence { .. } => "LOW_CONFIDENCE",
+        }
+    }
+}
+
 /// Quality rules and augmentation for enrollment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -29,6 +29,6 @@ pub use error::{ConfigError, DecodeError, FaceError, ModelError};
 pub use geometry::{PixelBox, Point, RelativeBox};
 pub use image::RgbImage;
 pub use pipeline::{
-    AnalyzedFace, EnrollOutcome, FacePipeline, ModelBytes, PipelineConfig, RecognizedFace,
-    StageTimings,
+    AnalyzedFace, EnrollOutcome, FaceComparison, FacePipeline, ModelBytes, PipelineConfig,
+    RecognizedFace, StageTimings,
 };

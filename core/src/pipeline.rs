@@ -8,10 +8,10 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::align::{Jitter, extract_chip};
-use crate::collection::{Collection, EnrolledFace, FaceMatch, MatchConfig};
+use crate::collection::{Collection, EnrolledFace, FaceMatch, MatchConfig, similarity};
 use crate::decode::{DecodeLimits, decode_image};
 use crate::detect::{DetectedFace, Detector, DetectorConfig};
-use crate::embed::{CHIP_VALUES, Embedder, Embedding, mean_embedding};
+use crate::embed::{CHIP_VALUES, Embedder, Embedding, l2_distance, mean_embedding};
 use crate::enroll::{EnrollPolicy, UnindexedReason};
 use crate::error::{FaceError, ModelError};
 
@@ -63,6 +63,20 @@ pub struct RecognizedFace {
     pub face: DetectedFace,
     #[serde(rename = "match")]
     pub face_match: FaceMatch,
+}
+
+/// Two faces compared (`facectl compare`, `POST /v1/compare`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FaceComparison {
+    /// L2 distance between the descriptors.
+    pub distance: f32,
+    /// 0..100, 50 at the threshold.
+    pub similarity: f32,
+    /// `distance` is under the matching threshold.
+    pub same_person: bool,
+    pub source_face: DetectedFace,
+    pub target_face: DetectedFace,
 }
 
 /// The outcome of enrolling one photo.
@@ -263,6 +277,40 @@ impl FacePipeline {
             embedding,
             augmentations: jitters.len() as u32,
         })
+    }
+
+    /// The largest face of the image with its descriptor, or `None` when
+    /// it has no face: what `compare` compares. Only that face is embedded.
+    pub fn largest_face(&self, image: &RgbImage) -> Result<Option<AnalyzedFace>, FaceError> {
+        let faces = self.detect(image)?;
+        let Some(face) = faces
+            .into_iter()
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+        else {
+            return Ok(None);
+        };
+        let chips = self.chips(image, std::slice::from_ref(&face), &[Jitter::NONE]);
+        let embedding = self
+            .embed(&chips)?
+            .pop()
+            .ok_or_else(|| ModelError::Output {
+                model: "dlib ResNet recognizer",
+                reason: "no embedding".into(),
+            })?;
+        Ok(Some(AnalyzedFace { face, embedding }))
+    }
+
+    /// Whether two faces are the same person, by this pipeline's threshold.
+    pub fn compare_faces(&self, source: &AnalyzedFace, target: &AnalyzedFace) -> FaceComparison {
+        let distance = l2_distance(&source.embedding, &target.embedding);
+        let threshold = self.config.matching.threshold_l2;
+        FaceComparison {
+            distance,
+            similarity: similarity(distance, threshold),
+            same_person: distance < threshold,
+            source_face: source.face.clone(),
+            target_face: target.face.clone(),
+        }
     }
 
     /// Builds the stored record for an indexed face.

@@ -227,6 +227,55 @@ pub fn person_in_group(
     })
 }
 
+/// A labelled group photo and everyone it names, each with two or more
+/// recognition photos (enough to enroll from one and check another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOfPeople {
+    /// Relative to the data folder.
+    pub group_photo: String,
+    /// By name; their photos in label order.
+    pub people: Vec<PersonInGroup>,
+}
+
+/// The smallest labelled group photo (fewest faces, then path) naming at
+/// least `min_people` people who all have two or more recognition photos:
+/// what the API test enrolls and then searches for on the photo.
+pub fn group_of_people(
+    recognition: &[RecognitionLabel],
+    detection: &[DetectionLabel],
+    min_people: usize,
+) -> Option<GroupOfPeople> {
+    let mut groups: Vec<&DetectionLabel> = detection.iter().filter(|d| d.face_count >= 2).collect();
+    groups.sort_by(|a, b| (a.face_count, &a.path).cmp(&(b.face_count, &b.path)));
+    groups.into_iter().find_map(|group| {
+        let mut named: Vec<&str> = group
+            .known_identities
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let people: Vec<PersonInGroup> = named
+            .iter()
+            .map(|person| PersonInGroup {
+                person: person.to_string(),
+                photos: recognition
+                    .iter()
+                    .filter(|l| l.identity == *person)
+                    .map(|l| l.path.clone())
+                    .collect(),
+                group_photo: group.path.clone(),
+            })
+            .collect();
+        (people.len() >= min_people.max(1) && people.iter().all(|p| p.photos.len() >= 2)).then(
+            || GroupOfPeople {
+                group_photo: group.path.clone(),
+                people,
+            },
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +351,38 @@ mod tests {
             })
         );
         assert_eq!(person_in_group(&recognition[2..3], &detection), None);
+    }
+
+    #[test]
+    fn the_group_of_people_names_only_people_with_two_photos() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            DETECTION_LABELS,
+            "path,face_count,min_faces,max_faces,known_identities,notes\n\
+             detection/pair.jpg,2,2,2,cy;bob,\n\
+             detection/trio.jpg,3,3,3,cy;ann,\n\
+             detection/crowd.jpg,9,9,9,ann;cy;dee,\n",
+        );
+        write(dir.path(), RECOGNITION_LABELS, PHOTOS);
+        let recognition = recognition_labels(dir.path()).unwrap();
+        let detection = detection_labels(dir.path()).unwrap();
+        // The pair names bob, who has one photo; the crowd names dee.
+        let group = group_of_people(&recognition, &detection, 2).unwrap();
+        assert_eq!(group.group_photo, "detection/trio.jpg");
+        assert_eq!(
+            group
+                .people
+                .iter()
+                .map(|p| p.person.as_str())
+                .collect::<Vec<_>>(),
+            ["ann", "cy"]
+        );
+        assert_eq!(
+            group.people[1].photos,
+            ["recognition/cy/1.jpg", "recognition/cy/2.jpg"]
+        );
+        assert_eq!(group_of_people(&recognition, &detection, 3), None);
     }
 
     #[test]
