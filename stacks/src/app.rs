@@ -4,17 +4,18 @@
 //! [`FaceStack::function_props`] (environment, grants), and if it is fed by
 //! a queue, a queue construct and a [`QueueEventSource`] in
 //! [`FaceStack::synth`].
+//!
+//! The HTTPS API ([`RestApi`]) fronts the `api` function, behind the
+//! `authorizer` function; API keys live (hashed) in the `ApiKeysTable`.
 
 use std::collections::BTreeMap;
-
-use serde_json::Value;
 
 use crate::cfn::{self, Statement, Template};
 use crate::config::FunctionName;
 use crate::constructs::function::CodeLocation;
 use crate::constructs::{
-    Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource, Scope, Table,
-    WorkQueue,
+    Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource, RestApi, Scope,
+    Table, WorkQueue,
 };
 use crate::error::StackError;
 use crate::plan::{Architecture, Deployment, RegionPlan};
@@ -31,6 +32,10 @@ pub mod outputs {
     pub const UPLOAD_PREFIX: &str = "UploadPrefix";
     pub const DEFAULT_COLLECTION: &str = "DefaultCollection";
     pub const WORK_SHARE: &str = "WorkShare";
+    /// `https://<id>.execute-api.<region>.<suffix>/live`, the API's base URL.
+    pub const API_URL: &str = "ApiUrl";
+    pub const REST_API_ID: &str = "RestApiId";
+    pub const API_KEYS_TABLE_NAME: &str = "ApiKeysTableName";
 
     /// `EnrollFunctionName`, `RecognizeFunctionName`, ...
     pub fn function_name(function: crate::FunctionName) -> String {
@@ -41,6 +46,19 @@ pub mod outputs {
     pub fn function_arn(function: crate::FunctionName) -> String {
         format!("{}FunctionArn", function.camel())
     }
+}
+
+/// The functions' environment variable names.
+// TODO(face-api): the `api` crate is taking these names over; use its
+// constants once it exists (the values must stay as they are).
+pub mod env {
+    pub const BUCKET: &str = "FACE_BUCKET";
+    pub const PEOPLE_TABLE: &str = "FACE_PEOPLE_TABLE";
+    pub const RESULTS_TABLE: &str = "FACE_RESULTS_TABLE";
+    pub const RESULTS_QUEUE_URL: &str = "FACE_RESULTS_QUEUE_URL";
+    pub const UPLOAD_PREFIX: &str = "FACE_UPLOAD_PREFIX";
+    pub const DEFAULT_COLLECTION: &str = "FACE_DEFAULT_COLLECTION";
+    pub const API_KEYS_TABLE: &str = "FACE_API_KEYS_TABLE";
 }
 
 /// The per-region bucket the caller uploads function zips to before
@@ -109,6 +127,7 @@ pub struct FaceStack<'a> {
     results: Table,
     results_queue: FifoQueue,
     work_queue: WorkQueue,
+    api_keys: Table,
 }
 
 impl<'a> FaceStack<'a> {
@@ -133,6 +152,7 @@ impl<'a> FaceStack<'a> {
                 partition_key: "collection",
                 sort_key: Some("person"),
                 point_in_time_recovery: region.point_in_time_recovery,
+                ttl_attribute: None,
             },
             results: Table {
                 logical_id: "ResultsTable",
@@ -140,6 +160,17 @@ impl<'a> FaceStack<'a> {
                 partition_key: "result_id",
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
+                ttl_attribute: None,
+            },
+            // `key#<sha256 hex>` (a key, never the key itself) and
+            // `name#<name>` items; per-window usage items expire by TTL.
+            api_keys: Table {
+                logical_id: "ApiKeysTable",
+                suffix: "api-keys",
+                partition_key: "id",
+                sort_key: None,
+                point_in_time_recovery: region.point_in_time_recovery,
+                ttl_attribute: Some("expires_at"),
             },
             results_queue: FifoQueue {
                 logical_id: "ResultsQueue",
@@ -182,10 +213,23 @@ impl<'a> FaceStack<'a> {
             key: key.clone(),
         };
         let b = &self.bucket;
-        let mut environment = BTreeMap::from([
-            ("FACE_BUCKET", b.name()),
-            ("FACE_PEOPLE_TABLE", self.people.name()),
-        ]);
+        let upload_prefix = &self.deployment.upload_prefix;
+        let mut environment = BTreeMap::new();
+        if function != FunctionName::Authorizer {
+            environment.insert(env::BUCKET, b.name());
+            environment.insert(env::PEOPLE_TABLE, self.people.name());
+        }
+        if matches!(function, FunctionName::Recognize | FunctionName::Api) {
+            environment.insert(env::RESULTS_TABLE, self.results.name());
+            environment.insert(env::UPLOAD_PREFIX, cfn::text(upload_prefix));
+            environment.insert(
+                env::DEFAULT_COLLECTION,
+                cfn::text(&self.deployment.default_collection),
+            );
+        }
+        if matches!(function, FunctionName::Api | FunctionName::Authorizer) {
+            environment.insert(env::API_KEYS_TABLE, self.api_keys.name());
+        }
         let grants = match function {
             FunctionName::Enroll => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
@@ -205,16 +249,7 @@ impl<'a> FaceStack<'a> {
                 ),
             ],
             FunctionName::Recognize => {
-                environment.insert("FACE_RESULTS_TABLE", self.results.name());
-                environment.insert("FACE_RESULTS_QUEUE_URL", self.results_queue.url());
-                environment.insert(
-                    "FACE_UPLOAD_PREFIX",
-                    Value::String(self.deployment.upload_prefix.clone()),
-                );
-                environment.insert(
-                    "FACE_DEFAULT_COLLECTION",
-                    Value::String(self.deployment.default_collection.clone()),
-                );
+                environment.insert(env::RESULTS_QUEUE_URL, self.results_queue.url());
                 vec![
                     Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
                     Statement::allow(&["s3:ListBucket"], [b.arn()]),
@@ -248,6 +283,38 @@ impl<'a> FaceStack<'a> {
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
                 Statement::allow(&["s3:ListBucket"], [b.arn()]),
             ],
+            FunctionName::Api => vec![
+                Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
+                // Presigned upload URLs are signed with this role, so it
+                // holds what they allow: PUTs under the upload prefix.
+                Statement::allow(
+                    &["s3:PutObject"],
+                    [
+                        b.objects_arn(&format!("{upload_prefix}*")),
+                        b.objects_arn("collections/*"),
+                    ],
+                ),
+                Statement::allow(&["s3:DeleteObject"], [b.objects_arn("collections/*")]),
+                Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                Statement::allow(
+                    &[
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:Query",
+                        "dynamodb:UpdateItem",
+                    ],
+                    [self.people.arn()],
+                ),
+                Statement::allow(&["dynamodb:GetItem"], [self.results.arn()]),
+                // Per-key usage counters.
+                Statement::allow(&["dynamodb:UpdateItem"], [self.api_keys.arn()]),
+            ],
+            // Looks a key's hash up; nothing else.
+            FunctionName::Authorizer => vec![Statement::allow(
+                &["dynamodb:GetItem"],
+                [self.api_keys.arn()],
+            )],
         };
         Ok(FunctionProps {
             function,
@@ -269,6 +336,7 @@ impl<'a> FaceStack<'a> {
         self.bucket.synth(scope, &mut t);
         self.people.synth(scope, &mut t);
         self.results.synth(scope, &mut t);
+        self.api_keys.synth(scope, &mut t);
         self.results_queue.synth(scope, &mut t);
         self.work_queue.synth(scope, &mut t);
 
@@ -290,6 +358,15 @@ impl<'a> FaceStack<'a> {
             max_concurrency: recognize.props.config.max_concurrency,
         }
         .synth(scope, &mut t);
+
+        let api = RestApi {
+            logical_id: "RestApi",
+            suffix: "api",
+            handler_arn: functions[&FunctionName::Api].arn(),
+            authorizer_arn: functions[&FunctionName::Authorizer].arn(),
+            throttling: self.region.api,
+        };
+        api.synth(scope, &mut t);
 
         use outputs::*;
         t.add_output(DATA_BUCKET_NAME, "data bucket", self.bucket.name());
@@ -325,6 +402,13 @@ impl<'a> FaceStack<'a> {
             WORK_SHARE,
             "share of uploads clients route to this region",
             cfn::text(self.region.work_share.to_string()),
+        );
+        t.add_output(API_URL, "HTTPS API base URL (stage live)", api.url());
+        t.add_output(REST_API_ID, "API Gateway REST API id", api.id());
+        t.add_output(
+            API_KEYS_TABLE_NAME,
+            "API keys table (hashed keys, cargo xtask api-key)",
+            self.api_keys.name(),
         );
 
         Ok(Stack {

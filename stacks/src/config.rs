@@ -25,14 +25,20 @@ pub enum FunctionName {
     Recognize,
     /// Sync invoke from the video scan coordinator: one chunk of a video.
     ScanWorker,
+    /// The HTTPS API's one integration (API Gateway proxy events).
+    Api,
+    /// The API's Lambda TOKEN authorizer: checks `x-api-key`.
+    Authorizer,
 }
 
 impl FunctionName {
     /// Every function, in template order.
-    pub const ALL: [FunctionName; 3] = [
+    pub const ALL: [FunctionName; 5] = [
         FunctionName::Enroll,
         FunctionName::Recognize,
         FunctionName::ScanWorker,
+        FunctionName::Api,
+        FunctionName::Authorizer,
     ];
 
     /// The name used in artifact paths, physical names and the YAML.
@@ -41,6 +47,8 @@ impl FunctionName {
             FunctionName::Enroll => "enroll",
             FunctionName::Recognize => "recognize",
             FunctionName::ScanWorker => "scan-worker",
+            FunctionName::Api => "api",
+            FunctionName::Authorizer => "authorizer",
         }
     }
 
@@ -50,6 +58,8 @@ impl FunctionName {
             FunctionName::Enroll => "Enroll",
             FunctionName::Recognize => "Recognize",
             FunctionName::ScanWorker => "ScanWorker",
+            FunctionName::Api => "Api",
+            FunctionName::Authorizer => "Authorizer",
         }
     }
 }
@@ -91,9 +101,13 @@ pub struct RegionSettings {
     /// [0, 1]. Regions without one split what the others leave equally;
     /// all shares must sum to 1. Only meaningful per region.
     pub work_share: Option<f64>,
-    /// Function memory. Default 2048 MiB (128..=10240).
+    /// Function memory. Default 2048 MiB (128..=10240). Does not apply to
+    /// `authorizer`, which has its own default (256 MiB) and takes only
+    /// its `functions.authorizer` settings.
     pub memory_mib: Option<u32>,
-    /// Function timeout. Default 60 s (1..=900).
+    /// Function timeout. Default 60 s (1..=900). Does not apply to `api`
+    /// (default 29 s, at most 29: API Gateway's integration timeout) nor
+    /// to `authorizer` (default 10 s); set theirs under `functions.<fn>`.
     pub timeout_s: Option<u32>,
     /// `x86_64` or `arm64`. Default `arm64`.
     pub architecture: Option<String>,
@@ -120,8 +134,25 @@ pub struct RegionSettings {
     pub visibility_timeout_s: Option<u32>,
     /// Days a replaced or deleted object version is kept. Default 30.
     pub noncurrent_version_expiration_days: Option<u32>,
-    /// DynamoDB point-in-time recovery on both tables. Default false.
+    /// DynamoDB point-in-time recovery on every table. Default false.
     pub point_in_time_recovery: Option<bool>,
+    /// The HTTPS API's stage-wide throttling. Each field layers on its own.
+    #[serde(default)]
+    pub api: ApiSettings,
+}
+
+/// The HTTPS API (API Gateway REST API, stage `live`) of a region. These
+/// limits are stage-wide, over every key together; the per-key limits are
+/// on each key (`cargo xtask api-key create`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Steady-state requests per second over the stage. Default 50
+    /// (1..=10000, API Gateway's default account limit).
+    pub rate_per_s: Option<u32>,
+    /// Requests allowed in a burst above the rate. Default 100
+    /// (1..=5000, API Gateway's default account burst).
+    pub burst: Option<u32>,
 }
 
 /// The settings one function may override.

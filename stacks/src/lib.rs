@@ -6,7 +6,7 @@
 //! - [`plan`]: defaults applied and rules checked, typed errors
 //!   ([`StackError`]).
 //! - [`constructs`]: CDK-style building blocks (bucket, tables, queues,
-//!   function + role + log group, event source mapping).
+//!   function + role + log group, event source mapping, the REST API).
 //! - [`app`]: the face recognition stack of one region, assembled from
 //!   them, synthesized to a [`cfn::Template`] plus the S3 notifications
 //!   deploy applies after the stack.
@@ -23,6 +23,9 @@ pub mod record;
 
 pub use app::{Assets, BucketNotification, FaceStack, Stack, asset_bucket_name, outputs};
 pub use config::{DeploymentFile, FunctionName};
+pub use constructs::api::API_STAGE;
 pub use error::StackError;
-pub use plan::{Architecture, Deployment, FunctionConfig, RegionPlan};
-pub use record::{DeployRecord, RecordError};
+pub use plan::{ApiConfig, Architecture, Deployment, FunctionConfig, RegionPlan};
+pub use record::{
+    DeployRecord, LOCAL_API_PORT, LOCAL_API_PORT_ENV, RecordError, local_api_port, local_api_url,
+};

@@ -19,6 +19,35 @@ pub mod defaults {
     /// AWS's guidance: a queue feeding a function hides a received message
     /// for at least six times the function timeout.
     pub const VISIBILITY_TIMEOUT_FACTOR: u32 = 6;
+    /// `api`: API Gateway ends an integration after 29 s, so a longer
+    /// function timeout would only run on after the client got a 504.
+    pub const API_TIMEOUT_S: u32 = 29;
+    /// `authorizer`: one DynamoDB `GetItem` per uncached key.
+    pub const AUTHORIZER_MEMORY_MIB: u32 = 256;
+    pub const AUTHORIZER_TIMEOUT_S: u32 = 10;
+    /// The API stage's steady rate over every key (requests per second).
+    pub const API_RATE_PER_S: u32 = 50;
+    /// The API stage's burst over every key (requests).
+    pub const API_BURST: u32 = 100;
+
+    /// A function's own built-in memory, if it has one. Region-wide
+    /// `memory_mib` (sized for the face models) then does not apply to it.
+    pub fn memory_mib_of(function: crate::FunctionName) -> Option<u32> {
+        match function {
+            crate::FunctionName::Authorizer => Some(AUTHORIZER_MEMORY_MIB),
+            _ => None,
+        }
+    }
+
+    /// A function's own built-in timeout, if it has one. Region-wide
+    /// `timeout_s` then does not apply to it.
+    pub fn timeout_s_of(function: crate::FunctionName) -> Option<u32> {
+        match function {
+            crate::FunctionName::Api => Some(API_TIMEOUT_S),
+            crate::FunctionName::Authorizer => Some(AUTHORIZER_TIMEOUT_S),
+            _ => None,
+        }
+    }
 }
 
 /// The retention values CloudWatch Logs accepts.
@@ -80,6 +109,14 @@ pub struct RegionPlan {
     pub work_queue: WorkQueueConfig,
     pub noncurrent_version_expiration_days: u32,
     pub point_in_time_recovery: bool,
+    pub api: ApiConfig,
+}
+
+/// The HTTPS API's stage-wide throttling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub rate_per_s: u32,
+    pub burst: u32,
 }
 
 /// One function's resolved settings.
@@ -308,6 +345,19 @@ fn resolve_region(
         36_500,
     )?;
 
+    let api_rate_per_s = own
+        .api
+        .rate_per_s
+        .or(shared.api.rate_per_s)
+        .unwrap_or(defaults::API_RATE_PER_S);
+    in_range(region, "api", "rate_per_s", api_rate_per_s, 1, 10_000)?;
+    let api_burst = own
+        .api
+        .burst
+        .or(shared.api.burst)
+        .unwrap_or(defaults::API_BURST);
+    in_range(region, "api", "burst", api_burst, 1, 5_000)?;
+
     Ok(RegionPlan {
         region: region.into(),
         work_share,
@@ -323,6 +373,10 @@ fn resolve_region(
             .point_in_time_recovery
             .or(shared.point_in_time_recovery)
             .unwrap_or(false),
+        api: ApiConfig {
+            rate_per_s: api_rate_per_s,
+            burst: api_burst,
+        },
     })
 }
 
@@ -343,9 +397,18 @@ fn resolve_function(
         settings_of_region(shared),
     ];
     let pick = |get: fn(&FunctionSettings) -> Option<u32>| layers.iter().find_map(get);
-
-    let memory_mib = pick(|s| s.memory_mib).unwrap_or(defaults::MEMORY_MIB);
-    let timeout_s = pick(|s| s.timeout_s).unwrap_or(defaults::TIMEOUT_S);
+    // A function with a built-in default of its own (the authorizer's
+    // memory, the API's timeouts) takes only its per-function settings for
+    // that value: region-wide ones are sized for the face functions.
+    let own_layers = [&layers[0], &layers[2]];
+    let memory_mib = match defaults::memory_mib_of(function) {
+        Some(d) => own_layers.iter().find_map(|s| s.memory_mib).unwrap_or(d),
+        None => pick(|s| s.memory_mib).unwrap_or(defaults::MEMORY_MIB),
+    };
+    let timeout_s = match defaults::timeout_s_of(function) {
+        Some(d) => own_layers.iter().find_map(|s| s.timeout_s).unwrap_or(d),
+        None => pick(|s| s.timeout_s).unwrap_or(defaults::TIMEOUT_S),
+    };
     let architecture_name = layers
         .iter()
         .find_map(|s| s.architecture.clone())
@@ -361,7 +424,12 @@ fn resolve_function(
 
     let name = function.as_str();
     in_range(region, name, "memory_mib", memory_mib, 128, 10_240)?;
-    in_range(region, name, "timeout_s", timeout_s, 1, 900)?;
+    let max_timeout_s = if function == FunctionName::Api {
+        defaults::API_TIMEOUT_S
+    } else {
+        900
+    };
+    in_range(region, name, "timeout_s", timeout_s, 1, max_timeout_s)?;
     if let Some(r) = reserved_concurrency {
         in_range(region, name, "reserved_concurrency", r, 1, 100_000)?;
     }

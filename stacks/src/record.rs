@@ -6,6 +6,36 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The local gateway's port (`cargo xtask serve`) unless
+/// [`LOCAL_API_PORT_ENV`] names another.
+pub const LOCAL_API_PORT: u16 = 8450;
+
+/// Overrides [`LOCAL_API_PORT`].
+pub const LOCAL_API_PORT_ENV: &str = "FACE_LOCAL_API_PORT";
+
+/// The port of the local gateway, from the value of
+/// [`LOCAL_API_PORT_ENV`] if set (callers read the environment).
+pub fn local_api_port(env_value: Option<&str>) -> Result<u16, RecordError> {
+    match env_value {
+        None => Ok(LOCAL_API_PORT),
+        Some(v) => v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| RecordError::BadPort(v.to_string())),
+    }
+}
+
+/// The local stack's API base URL: the local gateway on loopback, serving
+/// the stage path like API Gateway does (`http://127.0.0.1:8450/live`).
+pub fn local_api_url(port: u16) -> String {
+    format!(
+        "http://127.0.0.1:{port}/{}",
+        crate::constructs::api::API_STAGE
+    )
+}
+
 /// One region's deployed stack and its CloudFormation outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +45,11 @@ pub struct DeployRecord {
     pub region: String,
     /// Output key ([`crate::outputs`]) → value.
     pub outputs: BTreeMap<String, String>,
+    /// The HTTPS API's base URL: the `ApiUrl` output on AWS,
+    /// [`local_api_url`] for the local stack. Absent in records written
+    /// before the API existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +58,10 @@ pub enum RecordError {
     Parse(#[from] serde_json::Error),
     #[error("{region}: the deploy outputs lack {key} (redeploy)")]
     MissingOutput { region: String, key: String },
+    #[error("{LOCAL_API_PORT_ENV}={0:?} is not a port (1-65535)")]
+    BadPort(String),
+    #[error("{region}: the deploy record has no api_url (redeploy)")]
+    MissingApiUrl { region: String },
 }
 
 impl DeployRecord {
@@ -38,6 +77,15 @@ impl DeployRecord {
     pub fn to_json(&self) -> Vec<u8> {
         // A struct of strings always serializes.
         serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// The API's base URL, or which region lacks it.
+    pub fn api_url(&self) -> Result<&str, RecordError> {
+        self.api_url
+            .as_deref()
+            .ok_or_else(|| RecordError::MissingApiUrl {
+                region: self.region.clone(),
+            })
     }
 
     /// The output `key`, or which region lacks it.
@@ -66,7 +114,18 @@ mod tests {
                 crate::outputs::DATA_BUCKET_NAME.to_string(),
                 "face-dev-data".to_string(),
             )]),
+            api_url: None,
         };
+        // An old record (no api_url) reads, and writes no api_url back.
+        assert!(
+            !String::from_utf8(record.to_json())
+                .unwrap()
+                .contains("api_url")
+        );
+        assert_eq!(
+            record.api_url().unwrap_err().to_string(),
+            "eu-west-1: the deploy record has no api_url (redeploy)"
+        );
         let again = DeployRecord::from_json(&record.to_json()).unwrap();
         assert_eq!(again, record);
         assert_eq!(
@@ -83,5 +142,24 @@ mod tests {
             Err(RecordError::Parse(_))
         ));
         assert_eq!(DeployRecord::file_name("eu-west-1"), "eu-west-1.json");
+    }
+
+    #[test]
+    fn the_api_url_round_trips_and_the_local_one_is_the_local_gateway() {
+        let record = DeployRecord {
+            stack: "face-local".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            outputs: BTreeMap::new(),
+            api_url: Some(local_api_url(LOCAL_API_PORT)),
+        };
+        let again = DeployRecord::from_json(&record.to_json()).unwrap();
+        assert_eq!(again.api_url().unwrap(), "http://127.0.0.1:8450/live");
+        assert_eq!(local_api_port(None).unwrap(), 8450);
+        assert_eq!(local_api_port(Some("9000")).unwrap(), 9000);
+        for bad in ["0", "x", "70000", ""] {
+            let err = local_api_port(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("FACE_LOCAL_API_PORT"), "{err}");
+        }
     }
 }

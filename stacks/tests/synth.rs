@@ -95,7 +95,16 @@ fn no_policy_grants_on_every_resource() {
 }
 
 /// Types that take no tags in CloudFormation.
-const UNTAGGABLE: [&str; 2] = ["AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"];
+const UNTAGGABLE: [&str; 8] = [
+    "AWS::SQS::QueuePolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Authorizer",
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::GatewayResponse",
+    "AWS::Lambda::Permission",
+];
 
 #[test]
 fn every_taggable_resource_is_tagged() {
@@ -213,6 +222,230 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
             ("logs:PutLogEvents", &scan_logs),
         ])
     );
+    let api_logs = logs("api");
+    assert_eq!(
+        role_actions(s, "ApiRole"),
+        set(&[
+            ("s3:GetObject", "DataBucket.Arn/*"),
+            ("s3:PutObject", "DataBucket.Arn/uploads/*"),
+            ("s3:PutObject", "DataBucket.Arn/collections/*"),
+            ("s3:DeleteObject", "DataBucket.Arn/collections/*"),
+            ("s3:ListBucket", "DataBucket.Arn"),
+            ("dynamodb:GetItem", "PeopleTable.Arn"),
+            ("dynamodb:PutItem", "PeopleTable.Arn"),
+            ("dynamodb:DeleteItem", "PeopleTable.Arn"),
+            ("dynamodb:Query", "PeopleTable.Arn"),
+            ("dynamodb:UpdateItem", "PeopleTable.Arn"),
+            ("dynamodb:GetItem", "ResultsTable.Arn"),
+            ("dynamodb:UpdateItem", "ApiKeysTable.Arn"),
+            ("logs:CreateLogStream", &api_logs),
+            ("logs:PutLogEvents", &api_logs),
+        ])
+    );
+    let authorizer_logs = logs("authorizer");
+    assert_eq!(
+        role_actions(s, "AuthorizerRole"),
+        set(&[
+            ("dynamodb:GetItem", "ApiKeysTable.Arn"),
+            ("logs:CreateLogStream", &authorizer_logs),
+            ("logs:PutLogEvents", &authorizer_logs),
+        ])
+    );
+}
+
+/// The logical ids of the roles whose policy names `resource` (a logical
+/// id) in any statement.
+fn roles_reaching(stack: &Stack, resource: &str) -> BTreeSet<String> {
+    resources(stack)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .filter(|(_, r)| {
+            let mut found = Vec::new();
+            policy_resources(&r["Properties"]["Policies"], &mut found);
+            found.iter().any(|v| describe(v).starts_with(resource))
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[test]
+fn the_keys_table_is_reachable_by_api_and_authorizer_only_and_the_authorizer_has_no_s3() {
+    for s in all_stacks() {
+        assert_eq!(
+            roles_reaching(&s, "ApiKeysTable"),
+            BTreeSet::from(["ApiRole".to_string(), "AuthorizerRole".to_string()]),
+            "{} {}",
+            s.stack_name,
+            s.region
+        );
+        let doc = &resources(&s)["AuthorizerRole"]["Properties"]["Policies"][0];
+        for st in doc["PolicyDocument"]["Statement"].as_array().unwrap() {
+            for a in st["Action"].as_array().unwrap() {
+                let a = a.as_str().unwrap();
+                assert!(
+                    a == "dynamodb:GetItem" || a.starts_with("logs:"),
+                    "authorizer may {a}"
+                );
+            }
+        }
+        let table = &resources(&s)["ApiKeysTable"]["Properties"];
+        assert_eq!(table["TableName"], format!("{}-api-keys", s.stack_name));
+        assert_eq!(table["KeySchema"][0]["AttributeName"], "id");
+        assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+        assert_eq!(
+            table["TimeToLiveSpecification"],
+            serde_json::json!({"AttributeName": "expires_at", "Enabled": true})
+        );
+    }
+}
+
+/// Resources of one type: (logical id, resource).
+fn of_type<'a>(stack: &'a Stack, ty: &str) -> Vec<(&'a String, &'a Value)> {
+    resources(stack)
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+#[test]
+fn every_api_method_is_behind_the_key_authorizer() {
+    for s in all_stacks() {
+        let methods = of_type(&s, "AWS::ApiGateway::Method");
+        assert!(!methods.is_empty());
+        let authorizers = of_type(&s, "AWS::ApiGateway::Authorizer");
+        assert_eq!(authorizers.len(), 1);
+        let (authorizer_id, authorizer) = authorizers[0];
+        let a = &authorizer["Properties"];
+        assert_eq!(a["Type"], "TOKEN");
+        assert_eq!(a["IdentitySource"], "method.request.header.x-api-key");
+        assert_eq!(a["AuthorizerResultTtlInSeconds"], 60);
+        assert!(describe(&a["AuthorizerUri"]).contains("AuthorizerFunction.Arn"));
+        for (id, m) in &methods {
+            let p = &m["Properties"];
+            assert_eq!(p["AuthorizationType"], "CUSTOM", "{id}");
+            assert_eq!(describe(&p["AuthorizerId"]), *authorizer_id, "{id}");
+            assert_eq!(p["Integration"]["Type"], "AWS_PROXY", "{id}");
+            assert_eq!(p["Integration"]["IntegrationHttpMethod"], "POST", "{id}");
+            assert!(describe(&p["Integration"]["Uri"]).contains("ApiFunction.Arn"));
+        }
+        // The deployment waits for every method, and the stage serves it.
+        let deployments = of_type(&s, "AWS::ApiGateway::Deployment");
+        assert_eq!(deployments.len(), 1);
+        let (deployment_id, deployment) = deployments[0];
+        let depends: BTreeSet<&str> = deployment["DependsOn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        for (id, _) in &methods {
+            assert!(depends.contains(id.as_str()), "{id}");
+        }
+        let stage = &resources(&s)["RestApiStage"]["Properties"];
+        assert_eq!(stage["StageName"], "live");
+        assert_eq!(describe(&stage["DeploymentId"]), *deployment_id);
+        // Lambda permissions: API Gateway, from this API only.
+        let permissions = of_type(&s, "AWS::Lambda::Permission");
+        assert_eq!(permissions.len(), 2);
+        for (id, p) in permissions {
+            let p = &p["Properties"];
+            assert_eq!(p["Principal"], "apigateway.amazonaws.com", "{id}");
+            let source = describe(&p["SourceArn"]);
+            assert!(
+                source.starts_with(
+                    "arn:AWS::Partition:execute-api:AWS::Region:AWS::AccountId:RestApi/"
+                ),
+                "{id}: {source}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_gateway_response_is_the_api_error_shape() {
+    let expected = BTreeMap::from([
+        ("UNAUTHORIZED", ("403", "Unauthorized")),
+        ("ACCESS_DENIED", ("403", "Unauthorized")),
+        ("THROTTLED", ("429", "Throttled")),
+        ("QUOTA_EXCEEDED", ("429", "Throttled")),
+        ("REQUEST_TOO_LARGE", ("413", "TooLarge")),
+        ("MISSING_AUTHENTICATION_TOKEN", ("404", "NotFound")),
+        ("DEFAULT_4XX", ("400", "BadInput")),
+        ("DEFAULT_5XX", ("500", "Internal")),
+    ]);
+    for s in all_stacks() {
+        let mut seen = BTreeMap::new();
+        for (id, r) in of_type(&s, "AWS::ApiGateway::GatewayResponse") {
+            let p = &r["Properties"];
+            let template = p["ResponseTemplates"]["application/json"]
+                .as_str()
+                .unwrap()
+                .replace("$context.error.messageString", "\"a message\"");
+            let body: Value =
+                serde_json::from_str(&template).unwrap_or_else(|e| panic!("{id}: {template}: {e}"));
+            let error = body["error"].as_object().unwrap();
+            assert_eq!(body.as_object().unwrap().len(), 1, "{id}");
+            assert_eq!(error.len(), 2, "{id}");
+            assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+            seen.insert(
+                p["ResponseType"].as_str().unwrap(),
+                (
+                    p["StatusCode"].as_str().unwrap(),
+                    error["code"].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+        let seen: BTreeMap<_, _> = seen
+            .iter()
+            .map(|(k, (status, code))| (*k, (*status, code.as_str())))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+}
+
+#[test]
+fn the_api_url_and_throttling_come_from_the_stack_and_the_yaml() {
+    let s = &stacks("dev")[0];
+    let out = &s.template.outputs;
+    assert_eq!(
+        describe(&out["ApiUrl"]["Value"]),
+        "https://RestApi.execute-api.AWS::Region.AWS::URLSuffix/live"
+    );
+    assert_eq!(describe(&out["RestApiId"]["Value"]), "RestApi");
+    assert_eq!(describe(&out["ApiKeysTableName"]["Value"]), "ApiKeysTable");
+    let settings = &resources(s)["RestApiStage"]["Properties"]["MethodSettings"][0];
+    assert_eq!(settings["ThrottlingRateLimit"], 50);
+    assert_eq!(settings["ThrottlingBurstLimit"], 100);
+
+    let d = parse(
+        "name: t\ndefaults: {api: {rate_per_s: 20, burst: 40}}\nregions: {eu-west-1: {api: {burst: 30}}}",
+    )
+    .unwrap();
+    let api = d.regions[0].api;
+    assert_eq!((api.rate_per_s, api.burst), (20, 30));
+    let rest = &d.synth(&assets()).unwrap()[0];
+    let settings = &resources(rest)["RestApiStage"]["Properties"]["MethodSettings"][0];
+    assert_eq!(settings["ThrottlingRateLimit"], 20);
+    assert_eq!(settings["ThrottlingBurstLimit"], 30);
+}
+
+#[test]
+fn api_functions_keep_their_own_sizes_unless_set_per_function() {
+    // prod sets 3008 MiB / 120 s for every function: the face models'.
+    let d = Deployment::embedded("prod").unwrap().unwrap();
+    for r in &d.regions {
+        let authorizer = r.functions[&FunctionName::Authorizer];
+        assert_eq!((authorizer.memory_mib, authorizer.timeout_s), (256, 10));
+        let api = r.functions[&FunctionName::Api];
+        assert_eq!((api.memory_mib, api.timeout_s), (3008, 29));
+    }
+    let d = parse(
+        "name: t\ndefaults: {functions: {authorizer: {memory_mib: 512}}}\nregions: {eu-west-1: {functions: {api: {timeout_s: 20}}}}",
+    )
+    .unwrap();
+    let f = &d.regions[0].functions;
+    assert_eq!(f[&FunctionName::Authorizer].memory_mib, 512);
+    assert_eq!(f[&FunctionName::Api].timeout_s, 20);
 }
 
 #[test]
@@ -226,10 +459,23 @@ fn functions_get_the_environment_of_the_contract() {
             .cloned()
             .collect()
     };
+    let names = |n: &[&str]| -> BTreeSet<String> { n.iter().map(|s| s.to_string()).collect() };
     assert_eq!(
         env("EnrollFunction"),
-        BTreeSet::from(["FACE_BUCKET".into(), "FACE_PEOPLE_TABLE".into()])
+        names(&["FACE_BUCKET", "FACE_PEOPLE_TABLE"])
     );
+    assert_eq!(
+        env("ApiFunction"),
+        names(&[
+            "FACE_BUCKET",
+            "FACE_PEOPLE_TABLE",
+            "FACE_RESULTS_TABLE",
+            "FACE_UPLOAD_PREFIX",
+            "FACE_DEFAULT_COLLECTION",
+            "FACE_API_KEYS_TABLE",
+        ])
+    );
+    assert_eq!(env("AuthorizerFunction"), names(&["FACE_API_KEYS_TABLE"]));
     assert_eq!(
         env("RecognizeFunction"),
         [
@@ -427,6 +673,18 @@ fn bad_values_are_refused_with_their_reason() {
         (
             "name: t\nregions: {eu-west-1: {functions: {resize: {}}}}",
             "unknown variant `resize`",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {functions: {api: {timeout_s: 30}}}}",
+            "api: timeout_s = 30 is outside 1..=29",
+        ),
+        (
+            "name: t\nregions: {eu-west-1: {api: {rate_per_s: 0}}}",
+            "rate_per_s = 0",
+        ),
+        (
+            "name: t\ndefaults: {api: {burst_limit: 10}}\nregions: {eu-west-1: {}}",
+            "unknown field `burst_limit`",
         ),
     ];
     for (yaml, expected) in cases {

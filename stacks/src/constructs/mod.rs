@@ -8,12 +8,14 @@ use serde_json::Value;
 
 use crate::cfn::{self, Template};
 
+pub mod api;
 pub mod bucket;
 pub mod event_source;
 pub mod function;
 pub mod queue;
 pub mod table;
 
+pub use api::RestApi;
 pub use bucket::DataBucket;
 pub use event_source::QueueEventSource;
 pub use function::{Function, FunctionProps};

@@ -15,6 +15,9 @@ pub struct Table {
     pub partition_key: &'static str,
     pub sort_key: Option<&'static str>,
     pub point_in_time_recovery: bool,
+    /// DynamoDB deletes an item some time after the epoch seconds (N) in
+    /// this attribute have passed; items without it stay.
+    pub ttl_attribute: Option<&'static str>,
 }
 
 impl Table {
@@ -46,6 +49,10 @@ impl Construct for Table {
         if self.point_in_time_recovery {
             properties["PointInTimeRecoverySpecification"] =
                 json!({ "PointInTimeRecoveryEnabled": true });
+        }
+        if let Some(attribute) = self.ttl_attribute {
+            properties["TimeToLiveSpecification"] =
+                json!({ "AttributeName": attribute, "Enabled": true });
         }
         t.add_resource(
             self.logical_id,
