@@ -12,8 +12,9 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::StorageError;
 use crate::storage::{
-    ListedObject, ObjectStore, PeopleTable, PersonRecord, RangeRead, ResultRecord, ResultStatus,
-    ResultsQueue, ResultsTable, StoredObject,
+    ApiKeyRecord, ApiKeys, ListedObject, ObjectHead, ObjectStore, PeoplePage, PeopleTable,
+    PersonRecord, PresignedPut, RangeRead, ResultRecord, ResultStatus, ResultsQueue, ResultsTable,
+    StoredObject, UploadSigner,
 };
 
 /// The shared SDK configuration from the standard chain.
@@ -215,6 +216,23 @@ impl ObjectStore for S3Objects {
         Ok(())
     }
 
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectHead, StorageError> {
+        let what = format!("s3://{bucket}/{key}");
+        let output = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetObject", &what, e))?;
+        Ok(ObjectHead {
+            size: output.content_length().unwrap_or(0).max(0) as u64,
+            etag: output.e_tag().map(|e| e.trim_matches('"').to_string()),
+            version_id: output.version_id().map(str::to_owned),
+        })
+    }
+
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         let what = format!("s3://{bucket}/{key}");
         match self
@@ -400,6 +418,41 @@ impl PeopleTable for DynamoPeople {
             }
         }
     }
+
+    async fn list_page(
+        &self,
+        collection: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<PeoplePage, StorageError> {
+        let start = after.map(|person| {
+            HashMap::from([
+                ("collection".to_string(), s(collection)),
+                ("person".to_string(), s(person)),
+            ])
+        });
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", "collection")
+            .expression_attribute_values(":c", s(collection))
+            .limit(limit.clamp(1, i32::MAX as u32) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:Query", &self.what(collection, "*"), e))?;
+        let records: Vec<PersonRecord> = page.items().iter().map(Self::record).collect();
+        // DynamoDB may name a last key when nothing follows: the next page
+        // is then empty and has none.
+        let next = page
+            .last_evaluated_key()
+            .and_then(|key| key.get("person"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok(PeoplePage { records, next })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -536,4 +589,222 @@ pub fn recognizer_stores(
         results: DynamoResults::new(dynamo, results_table),
         queue: SqsResults::new(aws_sdk_sqs::Client::new(sdk), queue_url),
     })
+}
+
+/// The API keys table (`FACE_API_KEYS_TABLE`, layout in `face_api::keys`).
+#[derive(Debug, Clone)]
+pub struct DynamoApiKeys {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoApiKeys {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn get_n<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+#[async_trait]
+impl ApiKeys for DynamoApiKeys {
+    async fn get_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StorageError> {
+        use face_api::keys::{self, attr};
+        let id = keys::key_item_id_for_hash(key_hash);
+        // The hash is not secret, but a short prefix is enough for a log line.
+        let what = format!(
+            "{}[key#{}..]",
+            self.table,
+            &key_hash[..key_hash.len().min(8)]
+        );
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::ID, s(&id))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", &what, e))?;
+        Ok(output.item().map(|item| ApiKeyRecord {
+            name: get_s(item, attr::NAME),
+            created_at: get_s(item, attr::CREATED_AT),
+            rate_per_minute: get_n(item, attr::RATE_PER_MINUTE)
+                .unwrap_or(keys::DEFAULT_RATE_PER_MINUTE),
+            quota_per_day: get_n(item, attr::QUOTA_PER_DAY).unwrap_or(keys::DEFAULT_QUOTA_PER_DAY),
+            revoked_at: item
+                .get(attr::REVOKED_AT)
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+        }))
+    }
+
+    async fn count_below(
+        &self,
+        counter_id: &str,
+        limit: u32,
+        expires_at: u64,
+    ) -> Result<bool, StorageError> {
+        use face_api::keys::attr;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::ID, s(counter_id))
+            .update_expression("ADD #count :one SET #expires = :expires")
+            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+            .expression_attribute_names("#count", attr::COUNT)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(classify(
+                "dynamodb:UpdateItem",
+                &format!("{}[{counter_id}]", self.table),
+                e,
+            )),
+        }
+    }
+}
+
+/// Presigned S3 PUTs with the content type and length in the signature,
+/// so the upload must be exactly what was asked for.
+#[derive(Debug, Clone)]
+pub struct S3UploadSigner {
+    client: aws_sdk_s3::Client,
+}
+
+impl S3UploadSigner {
+    pub fn new(client: aws_sdk_s3::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl UploadSigner for S3UploadSigner {
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<PresignedPut, StorageError> {
+        let permanent = |message: String| StorageError::Permanent {
+            operation: "s3:PutObject (presign)".into(),
+            message,
+        };
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| permanent(e.to_string()))?;
+        let length = i64::try_from(content_length).map_err(|e| permanent(e.to_string()))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(length)
+            .presigned(config)
+            .await
+            .map_err(|e| permanent(DisplayErrorContext(&e).to_string()))?;
+        Ok(PresignedPut {
+            url: request.uri().to_string(),
+            headers: request
+                .headers()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect(),
+        })
+    }
+}
+
+/// Everything the api function talks to, from the config
+/// (`FACE_RESULTS_TABLE` and `FACE_API_KEYS_TABLE` required).
+pub fn api_stores(
+    sdk: &SdkConfig,
+    config: &crate::ServiceConfig,
+) -> Result<
+    crate::api::ApiStores<S3Objects, DynamoPeople, DynamoResults, DynamoApiKeys, S3UploadSigner>,
+    crate::ServiceError,
+> {
+    let results_table = config.results_table.as_deref().ok_or_else(|| {
+        crate::ServiceError::Config("environment variable FACE_RESULTS_TABLE is not set".into())
+    })?;
+    let keys_table = config.api_keys_table.as_deref().ok_or_else(|| {
+        crate::ServiceError::Config(format!(
+            "environment variable {} is not set",
+            face_api::keys::API_KEYS_TABLE_ENV
+        ))
+    })?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let s3 = s3_client(sdk);
+    Ok(crate::api::ApiStores {
+        objects: S3Objects::new(s3.clone()),
+        people: DynamoPeople::new(dynamo.clone(), &config.people_table),
+        results: DynamoResults::new(dynamo.clone(), results_table),
+        keys: DynamoApiKeys::new(dynamo, keys_table),
+        signer: S3UploadSigner::new(s3),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn presigned_puts_sign_the_content_type_and_length() {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        let signer = S3UploadSigner::new(aws_sdk_s3::Client::from_conf(config));
+        let put = signer
+            .presign_put(
+                "data",
+                "uploads/c/0123",
+                "image/jpeg",
+                12345,
+                std::time::Duration::from_secs(300),
+            )
+            .await
+            .unwrap();
+        assert!(put.url.contains("uploads/c/0123"), "{}", put.url);
+        assert!(put.url.contains("X-Amz-Expires=300"), "{}", put.url);
+        let signed = put
+            .url
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+            .unwrap_or_else(|| panic!("no signed headers in {}", put.url));
+        let signed: Vec<&str> = signed.split("%3B").collect();
+        for header in ["content-length", "content-type", "host"] {
+            assert!(signed.contains(&header), "{header} not signed: {signed:?}");
+        }
+        assert_eq!(
+            put.headers.get("content-type").map(String::as_str),
+            Some("image/jpeg")
+        );
+        assert_eq!(
+            put.headers.get("content-length").map(String::as_str),
+            Some("12345")
+        );
+    }
 }

@@ -18,6 +18,8 @@ pub struct ServiceConfig {
     pub results_table: Option<String>,
     /// `FACE_RESULTS_QUEUE_URL`.
     pub results_queue_url: Option<String>,
+    /// `FACE_API_KEYS_TABLE`: the api function and the authorizer.
+    pub api_keys_table: Option<String>,
     /// `FACE_UPLOAD_PREFIX`, default `uploads/`.
     pub upload_prefix: String,
     /// `FACE_DEFAULT_COLLECTION`, default `default`.
@@ -58,6 +60,7 @@ impl ServiceConfig {
             people_table: required("FACE_PEOPLE_TABLE")?,
             results_table: get("FACE_RESULTS_TABLE"),
             results_queue_url: get("FACE_RESULTS_QUEUE_URL"),
+            api_keys_table: get(face_api::keys::API_KEYS_TABLE_ENV),
             upload_prefix,
             default_collection,
             models_dir: get("FACE_MODELS_DIR")

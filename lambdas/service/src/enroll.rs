@@ -100,7 +100,8 @@ pub struct Enroller<O, P> {
     bucket: String,
 }
 
-fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ServiceError> {
+/// The limits on a person's attributes.
+pub fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ServiceError> {
     if attributes.len() > MAX_ATTRIBUTES {
         return Err(ServiceError::BadRequest(format!(
             "{} attributes, over the limit of {MAX_ATTRIBUTES}",
@@ -153,7 +154,8 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
         }
     }
 
-    async fn enroll(
+    /// Enrolls `person` from `images` (1-20), merging `attributes` over the stored ones.
+    pub async fn enroll(
         &self,
         collection: String,
         person: String,
@@ -293,7 +295,8 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
         })
     }
 
-    async fn forget(
+    /// Forgets a person: the embeddings object first, then the record.
+    pub async fn forget(
         &self,
         collection: String,
         person: String,

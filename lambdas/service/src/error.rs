@@ -38,6 +38,10 @@ pub enum ErrorKind {
 pub enum ServiceError {
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A collection, person, face or result that does not exist (the
+    /// API's 404).
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Face(#[from] FaceError),
     #[error(transparent)]
@@ -53,7 +57,7 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ServiceError::BadRequest(_) => ErrorKind::BadInput,
+            ServiceError::BadRequest(_) | ServiceError::NotFound(_) => ErrorKind::BadInput,
             ServiceError::Face(e) if e.is_bad_input() => ErrorKind::BadInput,
             ServiceError::Face(_) => ErrorKind::Fatal,
             ServiceError::Storage(StorageError::NotFound { .. })

@@ -7,6 +7,8 @@
 //! [`storage`], so the same code runs against S3/DynamoDB/SQS in Lambda and
 //! against [`memory`] in unit tests.
 
+pub mod api;
+pub mod authorizer;
 pub mod aws;
 pub mod collections;
 pub mod config;

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StorageError;
 use crate::storage::{
-    ListedObject, ObjectStore, PeopleTable, PersonRecord, RangeRead, ResultRecord, ResultsQueue,
-    ResultsTable, StoredObject,
+    ApiKeyRecord, ApiKeys, ListedObject, ObjectHead, ObjectStore, PeopleTable, PersonRecord,
+    PresignedPut, RangeRead, ResultRecord, ResultsQueue, ResultsTable, StoredObject, UploadSigner,
 };
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,6 +127,22 @@ impl ObjectStore for MemoryObjects {
         self.fail_next.check("put")?;
         self.insert(bucket, key, bytes);
         Ok(())
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectHead, StorageError> {
+        self.fail_next.check("head")?;
+        let objects = lock(&self.objects);
+        let bytes =
+            objects
+                .get(&(bucket.into(), key.into()))
+                .ok_or_else(|| StorageError::NotFound {
+                    what: format!("s3://{bucket}/{key}"),
+                })?;
+        Ok(ObjectHead {
+            size: bytes.len() as u64,
+            etag: Some(etag(bytes)),
+            version_id: None,
+        })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
@@ -251,5 +267,86 @@ impl ResultsQueue for MemoryQueue {
             lock(&self.messages).push((group_id.into(), body.into()));
         }
         Ok(())
+    }
+}
+
+/// The API keys table in memory: keys by hash, counters by id.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryApiKeys {
+    keys: Arc<Mutex<BTreeMap<String, ApiKeyRecord>>>,
+    counters: Arc<Mutex<BTreeMap<String, (u32, u64)>>>,
+}
+
+impl MemoryApiKeys {
+    /// Stores `key` (hashed, as the real table does) under its record.
+    pub fn insert_key(&self, key: &str, record: ApiKeyRecord) {
+        lock(&self.keys).insert(face_api::keys::hash_api_key(key), record);
+    }
+
+    /// Marks the key named `name` revoked; returns whether there was one.
+    pub fn revoke(&self, name: &str) -> bool {
+        let mut keys = lock(&self.keys);
+        let mut found = false;
+        for record in keys.values_mut().filter(|r| r.name == name) {
+            record.revoked_at = Some(crate::storage::now_rfc3339());
+            found = true;
+        }
+        found
+    }
+
+    /// A counter's value and expiry.
+    pub fn counter(&self, counter_id: &str) -> Option<(u32, u64)> {
+        lock(&self.counters).get(counter_id).copied()
+    }
+}
+
+#[async_trait]
+impl ApiKeys for MemoryApiKeys {
+    async fn get_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StorageError> {
+        Ok(lock(&self.keys).get(key_hash).cloned())
+    }
+
+    async fn count_below(
+        &self,
+        counter_id: &str,
+        limit: u32,
+        expires_at: u64,
+    ) -> Result<bool, StorageError> {
+        let mut counters = lock(&self.counters);
+        let entry = counters.entry(counter_id.into()).or_insert((0, expires_at));
+        if entry.0 >= limit {
+            return Ok(false);
+        }
+        entry.0 += 1;
+        entry.1 = expires_at;
+        Ok(true)
+    }
+}
+
+/// A signer that signs nothing: a `memory://` URL carrying what a real one
+/// binds into the signature, so tests can check what was asked for.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySigner;
+
+#[async_trait]
+impl UploadSigner for MemorySigner {
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<PresignedPut, StorageError> {
+        Ok(PresignedPut {
+            url: format!(
+                "memory://{bucket}/{key}?expires_in={}&content-length={content_length}",
+                expires_in.as_secs()
+            ),
+            headers: BTreeMap::from([
+                ("content-length".to_string(), content_length.to_string()),
+                ("content-type".to_string(), content_type.to_string()),
+            ]),
+        })
     }
 }

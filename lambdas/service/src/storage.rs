@@ -25,6 +25,21 @@ pub struct RangeRead {
     pub etag: Option<String>,
 }
 
+/// What a HEAD of an object says about this version of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+impl ObjectHead {
+    /// The version id, else the ETag: what a result id is keyed by.
+    pub fn version_tag(&self) -> Option<&str> {
+        self.version_id.as_deref().or(self.etag.as_deref())
+    }
+}
+
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedObject {
@@ -52,6 +67,9 @@ pub trait ObjectStore: Send + Sync {
         end: u64,
     ) -> Result<RangeRead, StorageError>;
     async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+    /// The object's size and version without its bytes (`NotFound` when
+    /// it is not there).
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectHead, StorageError>;
     /// Deleting a missing object succeeds.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
     /// Every object under `prefix`, all pages.
@@ -81,6 +99,88 @@ pub trait PeopleTable: Send + Sync {
     /// Returns whether a record was there.
     async fn delete(&self, collection: &str, person: &str) -> Result<bool, StorageError>;
     async fn list(&self, collection: &str) -> Result<Vec<PersonRecord>, StorageError>;
+    /// Up to `limit` records by person name, after `after` (exclusive),
+    /// and the name to continue after when there may be more. The default
+    /// reads the whole collection; tables with a paged query override it.
+    async fn list_page(
+        &self,
+        collection: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<PeoplePage, StorageError> {
+        let mut records = self.list(collection).await?;
+        records.sort_by(|a, b| a.person.cmp(&b.person));
+        let mut rest: Vec<PersonRecord> = records
+            .into_iter()
+            .filter(|r| after.is_none_or(|a| r.person.as_str() > a))
+            .collect();
+        let more = rest.len() > limit as usize;
+        rest.truncate(limit as usize);
+        let next = if more {
+            rest.last().map(|r| r.person.clone())
+        } else {
+            None
+        };
+        Ok(PeoplePage {
+            records: rest,
+            next,
+        })
+    }
+}
+
+/// One page of a collection's people.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PeoplePage {
+    pub records: Vec<PersonRecord>,
+    /// The last person of this page, when more may follow.
+    pub next: Option<String>,
+}
+
+/// An API key's item in the keys table (see `face_api::keys`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub name: String,
+    pub created_at: String,
+    pub rate_per_minute: u32,
+    pub quota_per_day: u32,
+    pub revoked_at: Option<String>,
+}
+
+/// The API keys table: keys by hash, and fixed-window counters.
+#[async_trait]
+pub trait ApiKeys: Send + Sync {
+    /// The key whose sha256 hex is `key_hash` (never the key itself).
+    async fn get_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StorageError>;
+    /// Adds one to the counter `counter_id` unless it already reached
+    /// `limit`; returns whether it counted. The counter's item expires
+    /// (TTL) at `expires_at` (epoch seconds).
+    async fn count_below(
+        &self,
+        counter_id: &str,
+        limit: u32,
+        expires_at: u64,
+    ) -> Result<bool, StorageError>;
+}
+
+/// A presigned request: what the client sends, exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresignedPut {
+    pub url: String,
+    /// Headers the client must send (signed ones included).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Issues presigned S3 PUT URLs with the content type and length signed.
+#[async_trait]
+pub trait UploadSigner: Send + Sync {
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<PresignedPut, StorageError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
