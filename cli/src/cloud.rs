@@ -113,7 +113,8 @@ pub struct CloudRun {
     pub usage: Usage,
 }
 
-fn load_deployment(stack: &str) -> Result<Deployment> {
+/// A deployment by name (`local`, `dev`, `prod`) or YAML file.
+pub fn load_deployment(stack: &str) -> Result<Deployment> {
     let text = if stack.ends_with(".yaml") || stack.ends_with(".yml") {
         std::fs::read_to_string(stack).with_context(|| format!("reading {stack}"))?
     } else {

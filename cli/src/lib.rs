@@ -8,5 +8,6 @@ pub mod bench;
 pub mod cloud;
 pub mod eval;
 pub mod models;
+pub mod remote;
 pub mod scan;
 pub mod store;

@@ -11,9 +11,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use face_core::{
     Collection, DetectedFace, EnrollOutcome, FacePipeline, PipelineConfig, RecognizedFace,
-    StageTimings, UnindexedReason,
+    StageTimings,
 };
-use facectl::{annotate, bench, cloud, eval, models, scan, store};
+use facectl::{annotate, bench, cloud, eval, models, remote, scan, store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sha2::Digest;
@@ -60,57 +60,127 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Where a command runs: here (the default), or on a deployed stack's API.
+#[derive(Debug, Clone, Args)]
+struct RemoteArgs {
+    /// Run on this deployment's HTTPS API (`local`, `dev`, `prod` or a YAML
+    /// file; its URL from the deploy record) instead of this machine
+    #[arg(long, value_name = "NAME", conflicts_with = "endpoint")]
+    stack: Option<String>,
+    /// Run on the API at this base URL (`https://.../live`) instead of this machine
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// API key for --stack/--endpoint [default: $FACE_API_KEY]
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+    /// With --stack: the region whose API to use [default: the deployment's first]
+    #[arg(long, value_name = "REGION", requires = "stack")]
+    region: Option<String>,
+}
+
+impl RemoteArgs {
+    /// The API client, when the command runs remotely.
+    fn client(&self) -> Result<Option<remote::ApiClient>> {
+        let target = remote::RemoteTarget {
+            stack: self.stack.clone(),
+            region: self.region.clone(),
+            outputs_dir: None,
+            endpoint: self.endpoint.clone(),
+            api_key: self.api_key.clone(),
+        };
+        if !target.is_remote() {
+            return Ok(None);
+        }
+        Ok(Some(remote::ApiClient::from_target(&target)?))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Find faces: boxes, landmarks, confidence
     Detect {
+        /// Image files (JPEG, PNG, WebP)
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
         /// Write a copy of the (single) image with boxes and landmarks drawn
         #[arg(long, value_name = "OUT.png")]
         annotate: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Enroll a person from one or more photos
     Enroll {
+        /// Collection to enroll into (created if missing)
         #[arg(long)]
         collection: String,
+        /// The person's name
         #[arg(long)]
         person: String,
         /// Free-form attribute stored with the person, KEY=VALUE (repeatable)
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attributes: Vec<String>,
+        /// Photos of the person, one main face each
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List the people of a collection
     People {
+        /// The collection
         #[arg(long)]
         collection: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Remove a person and every stored embedding of theirs
     Forget {
+        /// The collection
         #[arg(long)]
         collection: String,
+        /// The person to remove
         #[arg(long)]
         person: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Say who is in each photo, or "unknown"
     Recognize {
+        /// The collection to match against
         #[arg(long)]
         collection: String,
+        /// Image files (JPEG, PNG, WebP)
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
         /// Write a copy of the (single) image with boxes drawn
         #[arg(long, value_name = "OUT.png")]
         annotate: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Whether the largest faces of two photos are the same person
+    Compare {
+        /// The first photo
+        source: PathBuf,
+        /// The second photo
+        target: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Detection and recognition quality on a labelled folder (shared/data layout)
     Eval {
@@ -244,16 +314,56 @@ fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
             images,
             json,
             annotate,
-        } => detect(g, &images, json, annotate.as_deref()),
+            remote,
+        } => match remote.client()? {
+            Some(client) => remote_detect(&client, &images, json, annotate.as_deref()),
+            None => detect(g, &images, json, annotate.as_deref()),
+        },
         Command::Enroll {
             collection,
             person,
             attributes,
             images,
             json,
-        } => enroll(g, &store, &collection, &person, &attributes, &images, json),
-        Command::People { collection, json } => people(&store, &collection, json),
-        Command::Forget { collection, person } => {
+            remote,
+        } => match remote.client()? {
+            Some(client) => {
+                remote_enroll(&client, &collection, &person, &attributes, &images, json)
+            }
+            None => enroll(g, &store, &collection, &person, &attributes, &images, json),
+        },
+        Command::People {
+            collection,
+            json,
+            remote,
+        } => match remote.client()? {
+            Some(client) => {
+                let people = client.people(&collection)?;
+                let summary: Vec<PersonSummary<'_>> = people
+                    .iter()
+                    .map(|p| PersonSummary {
+                        person: &p.person,
+                        faces: p.face_count as usize,
+                        attributes: &p.attributes,
+                    })
+                    .collect();
+                print_people(&summary, json)
+            }
+            None => people(&store, &collection, json),
+        },
+        Command::Forget {
+            collection,
+            person,
+            remote,
+        } => {
+            if let Some(client) = remote.client()? {
+                let forgotten = client.forget(&collection, &person)?;
+                println!(
+                    "forgot {person}: {} embeddings removed",
+                    forgotten.removed_faces
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut c = store.load_existing(&collection)?;
             let removed = c.forget(&person)?;
             store.save(&collection, &c)?;
@@ -268,7 +378,19 @@ fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
             images,
             json,
             annotate,
-        } => recognize(g, &store, &collection, &images, json, annotate.as_deref()),
+            remote,
+        } => match remote.client()? {
+            Some(client) => {
+                remote_recognize(&client, &collection, &images, json, annotate.as_deref())
+            }
+            None => recognize(g, &store, &collection, &images, json, annotate.as_deref()),
+        },
+        Command::Compare {
+            source,
+            target,
+            json,
+            remote,
+        } => compare(g, remote.client()?.as_ref(), &source, &target, json),
         Command::Eval { data, json } => {
             let pipeline = load(g)?;
             let report = eval::evaluate(&pipeline, &data, g.threads)?;
@@ -429,11 +551,14 @@ fn detect(
     }
     let pipeline = load(g)?;
     per_image(
-        &pipeline,
         images,
         json,
         annotate_to,
-        |image| Ok(pipeline.detect(image)?),
+        |bytes| {
+            let image = pipeline.decode(bytes)?;
+            let faces = pipeline.detect(&image)?;
+            Ok((Pixels::Decoded(image), faces))
+        },
         print_detections,
     )
 }
@@ -468,11 +593,10 @@ impl AnnotatedFace for RecognizedFace {
 /// unreadable image is reported on its own line and the others go on (the
 /// exit code says some failed).
 fn per_image<F: AnnotatedFace + Serialize>(
-    pipeline: &FacePipeline,
     images: &[PathBuf],
     json: bool,
     annotate_to: Option<&Path>,
-    analyze: impl Fn(&face_core::RgbImage) -> Result<Vec<F>>,
+    analyze: impl Fn(&[u8]) -> Result<(Pixels, Vec<F>)>,
     print: fn(&Path, &[F]),
 ) -> Result<ExitCode> {
     let bar = progress(images.len());
@@ -480,24 +604,26 @@ fn per_image<F: AnnotatedFace + Serialize>(
     let mut results = Vec::new();
     for path in images {
         bar.set_message(path.display().to_string());
-        let outcome = read_and_decode(pipeline, path)
-            .and_then(|(_, image)| analyze(&image).map(|faces| (image, faces)));
+        let outcome = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read: {e}"))
+            .and_then(|bytes| analyze(&bytes).map(|(pixels, faces)| (bytes, pixels, faces)));
         bar.inc(1);
         match outcome {
-            Ok((image, faces)) => {
+            Ok((bytes, pixels, faces)) => {
+                let (width, height) = pixels.size();
                 if let Some(out) = annotate_to {
                     let detected: Vec<DetectedFace> =
                         faces.iter().map(|f| f.detected().clone()).collect();
                     let known: Vec<bool> = faces.iter().filter_map(F::recognized).collect();
-                    write_annotated(out, image.clone(), &detected, &known)?;
+                    write_annotated(out, pixels.into_image(&bytes)?, &detected, &known)?;
                 }
                 if !json {
                     bar.suspend(|| print(path, &faces));
                 }
                 results.push(ImageFaces {
                     path: path.display().to_string(),
-                    width: image.width(),
-                    height: image.height(),
+                    width,
+                    height,
                     faces,
                 });
             }
@@ -518,6 +644,195 @@ fn per_image<F: AnnotatedFace + Serialize>(
     })
 }
 
+/// An analyzed image: decoded here, or only its size (a remote answer).
+enum Pixels {
+    Decoded(face_core::RgbImage),
+    Size(u32, u32),
+}
+
+impl Pixels {
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Pixels::Decoded(image) => (image.width(), image.height()),
+            Pixels::Size(w, h) => (*w, *h),
+        }
+    }
+
+    /// The pixels to draw on, decoding `bytes` here if the analysis ran
+    /// elsewhere.
+    fn into_image(self, bytes: &[u8]) -> Result<face_core::RgbImage> {
+        match self {
+            Pixels::Decoded(image) => Ok(image),
+            Pixels::Size(..) => {
+                Ok(face_core::decode_image(bytes, &face_core::DecodeLimits::default())?.rgb)
+            }
+        }
+    }
+}
+
+fn remote_detect(
+    client: &remote::ApiClient,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+) -> Result<ExitCode> {
+    if annotate_to.is_some() && images.len() != 1 {
+        bail!("--annotate takes exactly one image");
+    }
+    per_image(
+        images,
+        json,
+        annotate_to,
+        |bytes| {
+            let r = client.detect(bytes)?;
+            Ok((Pixels::Size(r.image_width, r.image_height), r.faces))
+        },
+        print_detections,
+    )
+}
+
+fn remote_recognize(
+    client: &remote::ApiClient,
+    collection: &str,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+) -> Result<ExitCode> {
+    if annotate_to.is_some() && images.len() != 1 {
+        bail!("--annotate takes exactly one image");
+    }
+    per_image(
+        images,
+        json,
+        annotate_to,
+        |bytes| {
+            let r = client.search(collection, bytes)?;
+            Ok((
+                Pixels::Size(r.image_width, r.image_height),
+                remote::recognized_faces(&r),
+            ))
+        },
+        print_recognitions,
+    )
+}
+
+fn remote_enroll(
+    client: &remote::ApiClient,
+    collection: &str,
+    person: &str,
+    attributes: &[String],
+    images: &[PathBuf],
+    json: bool,
+) -> Result<ExitCode> {
+    let attributes = parse_attributes(attributes)?;
+    let mut results = Vec::new();
+    let mut sent = Vec::new();
+    let mut paths = Vec::new();
+    for path in images {
+        let name = path.display().to_string();
+        match std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read: {e}"))
+            .and_then(|bytes| Ok(client.image(collection, &bytes)?))
+        {
+            Ok(image) => {
+                sent.push(image);
+                paths.push(name);
+            }
+            Err(e) => {
+                report_failure(path, &e);
+                results.push(EnrollResult::Error {
+                    path: name,
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+    }
+    let mut total = None;
+    if !sent.is_empty() {
+        let response = client.enroll(collection, person, sent, attributes)?;
+        // The server names each photo by its position in the request.
+        let path_of = |source: &str| -> String {
+            source
+                .strip_prefix("base64[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| paths.get(i).cloned())
+                .unwrap_or_else(|| source.to_string())
+        };
+        for f in &response.indexed {
+            results.push(EnrollResult::Indexed {
+                path: path_of(&f.source),
+                face_id: f.face_id.clone(),
+                confidence: f.confidence / 100.0,
+            });
+        }
+        for u in &response.unindexed {
+            results.push(EnrollResult::Unindexed {
+                path: path_of(&u.source),
+                reason: u.reason.clone(),
+                message: u.message.clone(),
+            });
+        }
+        total = Some(response.face_count);
+    }
+    print_enrollment(
+        &results,
+        json,
+        person,
+        collection,
+        total.unwrap_or(0) as usize,
+    )
+}
+
+fn compare(
+    g: &GlobalArgs,
+    client: Option<&remote::ApiClient>,
+    source: &Path,
+    target: &Path,
+    json: bool,
+) -> Result<ExitCode> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let (a, b) = (read(source)?, read(target)?);
+    let comparison = match client {
+        Some(client) => {
+            let r = client.compare(&a, &b)?;
+            face_core::FaceComparison {
+                distance: r.distance,
+                similarity: r.similarity,
+                same_person: r.same_person,
+                source_face: r.source_face,
+                target_face: r.target_face,
+            }
+        }
+        None => {
+            let pipeline = load(g)?;
+            let face_of = |bytes: &[u8], path: &Path| -> Result<face_core::AnalyzedFace> {
+                let image = pipeline.decode(bytes)?;
+                pipeline
+                    .largest_face(&image)?
+                    .with_context(|| format!("{}: no face found", path.display()))
+            };
+            let (s, t) = (face_of(&a, source)?, face_of(&b, target)?);
+            pipeline.compare_faces(&s, &t)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        println!(
+            "{}: distance {:.3}, similarity {:.1}",
+            if comparison.same_person {
+                "same person"
+            } else {
+                "different people"
+            },
+            comparison.distance,
+            comparison.similarity
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_detections(path: &Path, faces: &[DetectedFace]) {
     println!("{}: {} face(s)", path.display(), faces.len());
     for (i, f) in faces.iter().enumerate() {
@@ -536,10 +851,11 @@ enum EnrollResult {
         face_id: String,
         confidence: f32,
     },
+    /// Refused, with Rekognition's reason code (`NO_FACE`, ...).
     Unindexed {
         path: String,
-        #[serde(flatten)]
-        reason: UnindexedReason,
+        reason: String,
+        message: String,
     },
     Error {
         path: String,
@@ -609,9 +925,11 @@ fn enroll(
                     confidence: face.confidence,
                 }
             }
-            Ok((_, EnrollOutcome::Unindexed(reason))) => {
-                EnrollResult::Unindexed { path: name, reason }
-            }
+            Ok((_, EnrollOutcome::Unindexed(reason))) => EnrollResult::Unindexed {
+                path: name,
+                reason: reason.code().to_string(),
+                message: reason.to_string(),
+            },
             Err(e) => {
                 bar.suspend(|| report_failure(path, &e));
                 EnrollResult::Error {
@@ -631,10 +949,23 @@ fn enroll(
         }
         store.save(collection_name, &collection)?;
     }
+    let total = collection.people.get(person).map_or(0, |p| p.faces.len());
+    print_enrollment(&results, json, person, collection_name, total)
+}
+
+/// Prints what enrolling did; fails when a photo could not be read or none
+/// was indexed.
+fn print_enrollment(
+    results: &[EnrollResult],
+    json: bool,
+    person: &str,
+    collection_name: &str,
+    total_faces: usize,
+) -> Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", serde_json::to_string_pretty(results)?);
     } else {
-        for r in &results {
+        for r in results {
             match r {
                 EnrollResult::Indexed {
                     path,
@@ -643,18 +974,20 @@ fn enroll(
                 } => {
                     println!("indexed {path} as face {face_id} (confidence {confidence:.3})")
                 }
-                EnrollResult::Unindexed { path, reason } => {
-                    println!("not indexed {path}: {reason}")
+                EnrollResult::Unindexed { path, message, .. } => {
+                    println!("not indexed {path}: {message}")
                 }
                 EnrollResult::Error { .. } => {}
             }
         }
-        let total = collection.people.get(person).map_or(0, |p| p.faces.len());
-        println!("{person}: {total} face(s) in collection {collection_name}");
+        println!("{person}: {total_faces} face(s) in collection {collection_name}");
     }
     let errors = results
         .iter()
         .any(|r| matches!(r, EnrollResult::Error { .. }));
+    let any_indexed = results
+        .iter()
+        .any(|r| matches!(r, EnrollResult::Indexed { .. }));
     Ok(if errors || !any_indexed {
         ExitCode::FAILURE
     } else {
@@ -680,10 +1013,14 @@ fn people(store: &store::Store, collection_name: &str, json: bool) -> Result<Exi
             attributes: &p.attributes,
         })
         .collect();
+    print_people(&summary, json)
+}
+
+fn print_people(summary: &[PersonSummary<'_>], json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        for p in &summary {
+        for p in summary {
             let attrs: Vec<String> = p
                 .attributes
                 .iter()
@@ -710,14 +1047,15 @@ fn recognize(
     let pipeline = load(g)?;
     collection.check_compatible(pipeline.face_model_version())?;
     per_image(
-        &pipeline,
         images,
         json,
         annotate_to,
-        |image| {
+        |bytes| {
+            let image = pipeline.decode(bytes)?;
             let mut timings = StageTimings::default();
-            let faces = pipeline.analyze_image(image, &mut timings)?;
-            Ok(pipeline.match_faces(faces, &collection, &mut timings))
+            let faces = pipeline.analyze_image(&image, &mut timings)?;
+            let faces = pipeline.match_faces(faces, &collection, &mut timings);
+            Ok((Pixels::Decoded(image), faces))
         },
         print_recognitions,
     )

@@ -1,0 +1,437 @@
+//! `facectl --stack NAME` / `--endpoint URL`: the same commands against a
+//! deployed stack's HTTPS API (`face-api`'s contract), so a collection in
+//! the cloud is used exactly like a local one.
+//!
+//! Blocking HTTP (ureq): one request at a time is all a CLI needs, and it
+//! keeps an async runtime out of the commands that do not scan video.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use face_api::ApiError;
+use face_api::types::{
+    CompareRequest, CompareResponse, DetectResponse, EnrollRequest, EnrollResponse, ForgetResponse,
+    Image, PeoplePage, SearchRequest, SearchResponse, UploadRequest, UploadResponse,
+};
+use face_core::{Candidate, FaceMatch, RecognizedFace};
+use face_stacks::DeployRecord;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where the API key comes from when `--api-key` is not given.
+pub const API_KEY_ENV: &str = "FACE_API_KEY";
+
+/// Why a remote call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The API answered with its error body.
+    #[error("{code} ({status}): {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("{url}: unexpected response: {message}")]
+    Decode { url: String, message: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A client of one deployment's API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    /// `https://.../live` or `http://127.0.0.1:8450/live`; routes are
+    /// appended (`/v1/...`).
+    base_url: String,
+    api_key: String,
+    agent: ureq::Agent,
+}
+
+/// What names the API: a deployment and region, or a URL.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTarget {
+    pub stack: Option<String>,
+    pub region: Option<String>,
+    /// Where deploy wrote `<region>.json` [default: target/deploy/<stack name>].
+    pub outputs_dir: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub api_key: Option<String>,
+}
+
+impl RemoteTarget {
+    /// Whether the command goes to a deployed API rather than running here.
+    pub fn is_remote(&self) -> bool {
+        self.stack.is_some() || self.endpoint.is_some()
+    }
+}
+
+/// The base URL recorded for `stack`'s region (the first of the deployment
+/// when none is named).
+pub fn api_url_of_stack(
+    stack: &str,
+    region: Option<&str>,
+    outputs_dir: Option<&Path>,
+) -> Result<String, RemoteError> {
+    let deployment =
+        crate::cloud::load_deployment(stack).map_err(|e| RemoteError::Config(format!("{e:#}")))?;
+    let region = match region {
+        Some(r) => deployment
+            .region(r)
+            .ok_or_else(|| RemoteError::Config(format!("{} has no region {r}", deployment.name)))?,
+        None => deployment
+            .regions
+            .first()
+            .ok_or_else(|| RemoteError::Config(format!("{} has no region", deployment.name)))?,
+    };
+    let dir = outputs_dir.map_or_else(
+        || {
+            PathBuf::from("target")
+                .join("deploy")
+                .join(&deployment.name)
+        },
+        Path::to_path_buf,
+    );
+    let path = dir.join(DeployRecord::file_name(&region.region));
+    let bytes = std::fs::read(&path).map_err(|e| {
+        RemoteError::Config(format!(
+            "{}: {e} (deploy the stack first: `cargo xtask deploy --stack {stack}`)",
+            path.display()
+        ))
+    })?;
+    let record = DeployRecord::from_json(&bytes)
+        .map_err(|e| RemoteError::Config(format!("{}: {e}", path.display())))?;
+    record.api_url.ok_or_else(|| {
+        RemoteError::Config(format!(
+            "{} has no api_url (redeploy; for the local stack run `cargo xtask serve`)",
+            path.display()
+        ))
+    })
+}
+
+impl ApiClient {
+    pub fn new(base_url: &str, api_key: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: api_key.to_string(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(120))
+                .build(),
+        }
+    }
+
+    /// The client `target` names; the key from `--api-key`, else
+    /// `$FACE_API_KEY`.
+    pub fn from_target(target: &RemoteTarget) -> Result<Self, RemoteError> {
+        let base = match (&target.endpoint, &target.stack) {
+            (Some(url), _) => url.clone(),
+            (None, Some(stack)) => api_url_of_stack(
+                stack,
+                target.region.as_deref(),
+                target.outputs_dir.as_deref(),
+            )?,
+            (None, None) => {
+                return Err(RemoteError::Config(
+                    "name the API with --stack or --endpoint".into(),
+                ));
+            }
+        };
+        let key = target
+            .api_key
+            .clone()
+            .or_else(|| std::env::var(API_KEY_ENV).ok())
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                RemoteError::Config(format!(
+                    "an API key is needed: --api-key or ${API_KEY_ENV} (create one with `cargo xtask api-key create`)"
+                ))
+            })?;
+        Ok(Self::new(&base, key.trim()))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    fn send<T: DeserializeOwned>(
+        &self,
+        request: ureq::Request,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> Result<T, RemoteError> {
+        let url = request.url().to_string();
+        let request = request.set(face_api::API_KEY_HEADER, &self.api_key);
+        let response = match body {
+            Some(b) => request.set("content-type", content_type).send_bytes(b),
+            None => request.call(),
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(ureq::Error::Status(status, r)) => {
+                let text = r.into_string().unwrap_or_default();
+                return Err(match serde_json::from_str::<ApiError>(&text) {
+                    Ok(body) => RemoteError::Api {
+                        status,
+                        code: body.error.code.as_str().to_string(),
+                        message: body.error.message,
+                    },
+                    Err(_) => RemoteError::Api {
+                        status,
+                        code: "Http".into(),
+                        message: text.chars().take(300).collect(),
+                    },
+                });
+            }
+            Err(e) => {
+                return Err(RemoteError::Transport {
+                    url,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let text = response.into_string().map_err(|e| RemoteError::Transport {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| RemoteError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    fn json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, RemoteError> {
+        let request = self.agent.request(method, &self.url(path));
+        match body {
+            Some(b) => {
+                let bytes =
+                    serde_json::to_vec(b).map_err(|e| RemoteError::Config(e.to_string()))?;
+                self.send(request, Some(&bytes), "application/json")
+            }
+            None => self.send(request, None, ""),
+        }
+    }
+
+    /// An image for a JSON body: inline when it fits a request, else
+    /// uploaded through a presigned URL first and referred to by key.
+    pub fn image(&self, collection: &str, bytes: &[u8]) -> Result<Image, RemoteError> {
+        // base64 is 4/3 of the bytes, plus the JSON around it.
+        if bytes.len().div_ceil(3) * 4 + 1024 <= face_api::limits::MAX_INLINE_BODY_BYTES {
+            return Ok(Image::Base64(
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            ));
+        }
+        let upload = self.upload(collection, bytes)?;
+        Ok(Image::S3Key(upload.key))
+    }
+
+    /// `POST /v1/uploads`, then the PUT to the presigned URL.
+    pub fn upload(&self, collection: &str, bytes: &[u8]) -> Result<UploadResponse, RemoteError> {
+        let content_type = sniff_content_type(bytes);
+        let upload: UploadResponse = self.json(
+            "POST",
+            "/v1/uploads",
+            Some(&UploadRequest {
+                collection: collection.to_string(),
+                content_type: content_type.to_string(),
+                content_length: bytes.len() as u64,
+            }),
+        )?;
+        let mut put = self.agent.request(&upload.method, &upload.url);
+        for (name, value) in &upload.headers {
+            // ureq sets the length from the body itself.
+            if !name.eq_ignore_ascii_case("content-length") {
+                put = put.set(name, value);
+            }
+        }
+        put.send_bytes(bytes).map_err(|e| RemoteError::Transport {
+            url: "the presigned upload URL".into(),
+            message: e.to_string(),
+        })?;
+        Ok(upload)
+    }
+
+    /// `POST /v1/detect` with the raw image.
+    pub fn detect(&self, bytes: &[u8]) -> Result<DetectResponse, RemoteError> {
+        if bytes.len() > face_api::limits::MAX_INLINE_BODY_BYTES {
+            return Err(RemoteError::Api {
+                status: 413,
+                code: "TooLarge".into(),
+                message: face_api::limits::too_large_message(bytes.len()),
+            });
+        }
+        let request = self.agent.post(&self.url("/v1/detect"));
+        self.send(request, Some(bytes), sniff_content_type(bytes))
+    }
+
+    pub fn search(&self, collection: &str, bytes: &[u8]) -> Result<SearchResponse, RemoteError> {
+        let request = SearchRequest {
+            image: self.image(collection, bytes)?,
+            threshold: None,
+            max_faces: None,
+            max_candidates: None,
+        };
+        self.json(
+            "POST",
+            &format!("/v1/collections/{collection}/search"),
+            Some(&request),
+        )
+    }
+
+    pub fn compare(&self, source: &[u8], target: &[u8]) -> Result<CompareResponse, RemoteError> {
+        let request = CompareRequest {
+            source: self.image("compare", source)?,
+            target: self.image("compare", target)?,
+        };
+        self.json("POST", "/v1/compare", Some(&request))
+    }
+
+    pub fn enroll(
+        &self,
+        collection: &str,
+        person: &str,
+        images: Vec<Image>,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<EnrollResponse, RemoteError> {
+        let request = EnrollRequest {
+            images,
+            attributes: (!attributes.is_empty()).then_some(attributes),
+        };
+        self.json(
+            "POST",
+            &format!("/v1/collections/{collection}/people/{person}/faces"),
+            Some(&request),
+        )
+    }
+
+    /// Every person of `collection`, all pages.
+    pub fn people(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<face_api::types::PersonSummary>, RemoteError> {
+        let mut people = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut path = format!(
+                "/v1/collections/{collection}/people?limit={}",
+                face_api::limits::MAX_PEOPLE_PAGE
+            );
+            if let Some(token) = &next {
+                path.push_str("&next=");
+                path.push_str(&percent_encode(token));
+            }
+            let page: PeoplePage = self.json("GET", &path, None::<&()>)?;
+            people.extend(page.people);
+            match page.next {
+                Some(token) => next = Some(token),
+                None => return Ok(people),
+            }
+        }
+    }
+
+    pub fn forget(&self, collection: &str, person: &str) -> Result<ForgetResponse, RemoteError> {
+        self.json(
+            "DELETE",
+            &format!("/v1/collections/{collection}/people/{person}"),
+            None::<&()>,
+        )
+    }
+}
+
+/// A continuation token in a query string.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `image/*` type of the bytes (what the server sniffs too), so the
+/// gateway passes them as binary.
+pub fn sniff_content_type(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0xff, 0xd8, 0xff, ..] => "image/jpeg",
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A search answer as the local `recognize` prints it.
+pub fn recognized_faces(response: &SearchResponse) -> Vec<RecognizedFace> {
+    response
+        .faces
+        .iter()
+        .map(|f| RecognizedFace {
+            face: f.face.clone(),
+            face_match: FaceMatch {
+                identity: f.face_match.as_ref().map(|m| Candidate {
+                    person: m.person.clone(),
+                    distance: m.distance,
+                    similarity: m.similarity,
+                }),
+                candidates: f.candidates.clone(),
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_sniffed_from_bytes() {
+        assert_eq!(sniff_content_type(&[0xff, 0xd8, 0xff, 0xe0]), "image/jpeg");
+        assert_eq!(sniff_content_type(b"\x89PNG\r\n"), "image/png");
+        assert_eq!(sniff_content_type(b"RIFF\0\0\0\0WEBPVP8 "), "image/webp");
+        assert_eq!(sniff_content_type(b"GIF89a"), "application/octet-stream");
+    }
+
+    #[test]
+    fn tokens_are_percent_encoded() {
+        assert_eq!(percent_encode("a b/c~"), "a%20b%2Fc~");
+    }
+
+    #[test]
+    fn a_key_is_required() {
+        let target = RemoteTarget {
+            endpoint: Some("http://127.0.0.1:1/live".into()),
+            ..Default::default()
+        };
+        // Only when the environment holds none either.
+        if std::env::var(API_KEY_ENV).is_err() {
+            let err = ApiClient::from_target(&target).unwrap_err().to_string();
+            assert!(err.contains("--api-key"), "{err}");
+        }
+        let err = ApiClient::from_target(&RemoteTarget::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--stack or --endpoint"), "{err}");
+    }
+}
