@@ -45,6 +45,16 @@ pub const FUNCTIONS: &[Function] = &[
         name: "scan-worker",
         models: FACE_MODELS,
     },
+    // The HTTPS API's handler: detect, compare, enroll, search.
+    Function {
+        name: "api",
+        models: FACE_MODELS,
+    },
+    // Checks `x-api-key` against the keys table; runs no model.
+    Function {
+        name: "authorizer",
+        models: &[],
+    },
 ];
 
 /// Lambda's limit for a zip uploaded directly (not through S3).
@@ -418,6 +428,18 @@ mod tests {
         let err = select(&["nope".into()]).unwrap_err().to_string();
         assert!(err.contains("nope") && err.contains("recognize"), "{err}");
         assert_eq!(select(&[]).unwrap().len(), FUNCTIONS.len());
+    }
+
+    #[test]
+    fn every_function_of_the_stack_is_built_and_only_they() {
+        let built: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+        let stacked: Vec<&str> = face_stacks::FunctionName::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        assert_eq!(built, stacked);
+        let authorizer = FUNCTIONS.iter().find(|f| f.name == "authorizer").unwrap();
+        assert!(authorizer.models.is_empty());
     }
 
     #[test]

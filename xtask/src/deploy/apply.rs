@@ -212,15 +212,28 @@ async fn deploy_region(
     let dir = state_dir(root, deployment);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(DeployRecord::file_name(r));
+    // moto serves no API: the local stack's is `cargo xtask serve`.
+    let api_url = match target {
+        Target::Aws => values.get(face_stacks::outputs::API_URL).cloned(),
+        Target::Local { .. } => Some(face_stacks::local_api_url(super::local::api_port()?)),
+    };
     let record = DeployRecord {
         stack: stack.stack_name.clone(),
         account: account.clone(),
         region: r.to_string(),
         outputs: values,
+        api_url,
     };
     std::fs::write(&path, record.to_json())
         .with_context(|| format!("writing {}", path.display()))?;
     step(r, format_args!("{change:?}; outputs in {}", path.display()));
+    if let Some(url) = &record.api_url {
+        let note = match target {
+            Target::Aws => "",
+            Target::Local { .. } => " (served by `cargo xtask serve`)",
+        };
+        step(r, format_args!("api_url: {url}{note}"));
+    }
     Ok(change)
 }
 

@@ -75,6 +75,12 @@ pub fn ensure(root: &Path) -> Result<String> {
     Ok(endpoint_url)
 }
 
+/// The local gateway's port: `$FACE_LOCAL_API_PORT`, else 8450.
+pub fn api_port() -> Result<u16> {
+    let value = std::env::var(face_stacks::LOCAL_API_PORT_ENV).ok();
+    Ok(face_stacks::local_api_port(value.as_deref())?)
+}
+
 /// The endpoint of the managed server if it still answers.
 pub fn running(root: &Path) -> Option<String> {
     if let Ok(endpoint) = std::env::var(ENDPOINT_ENV) {

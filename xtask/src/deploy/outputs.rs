@@ -70,7 +70,27 @@ impl Evaluator<'_> {
             return Ok(s.to_string());
         }
         if let Some(id) = v.get("Ref").and_then(Value::as_str) {
-            return Ok(self.resource(id)?.1.clone());
+            // moto's partition and URL suffix (the standard ones).
+            return Ok(match id {
+                "AWS::Region" => self.region.to_string(),
+                "AWS::AccountId" => self.account.to_string(),
+                "AWS::Partition" => "aws".to_string(),
+                "AWS::URLSuffix" => "amazonaws.com".to_string(),
+                _ => self.resource(id)?.1.clone(),
+            });
+        }
+        if let Some([delimiter, parts]) = v
+            .get("Fn::Join")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            let parts = parts
+                .as_array()
+                .with_context(|| format!("Fn::Join without a list: {v}"))?
+                .iter()
+                .map(|p| self.value(p))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(parts.join(delimiter.as_str().unwrap_or_default()));
         }
         if let Some([id, attr]) = v
             .get("Fn::GetAtt")
@@ -97,5 +117,37 @@ impl Evaluator<'_> {
         self.physical
             .get(id)
             .with_context(|| format!("stack has no resource {id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn joins_and_pseudo_parameters_evaluate_like_cloudformation() {
+        let physical = BTreeMap::from([(
+            "RestApi".to_string(),
+            ("AWS::ApiGateway::RestApi".to_string(), "abc123".to_string()),
+        )]);
+        let eval = Evaluator {
+            physical: &physical,
+            account: "123456789012",
+            region: "us-east-1",
+        };
+        let url = json!({"Fn::Join": ["", [
+            "https://", {"Ref": "RestApi"}, ".execute-api.", {"Ref": "AWS::Region"},
+            ".", {"Ref": "AWS::URLSuffix"}, "/live"
+        ]]});
+        assert_eq!(
+            eval.value(&url).unwrap(),
+            "https://abc123.execute-api.us-east-1.amazonaws.com/live"
+        );
+        assert_eq!(
+            eval.value(&json!({"Ref": "AWS::AccountId"})).unwrap(),
+            "123456789012"
+        );
+        assert!(eval.value(&json!({"Ref": "Nope"})).is_err());
     }
 }
