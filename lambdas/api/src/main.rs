@@ -1,0 +1,24 @@
+//! The api function: API Gateway REST API proxy events (payload 1.0) for
+//! every route of the HTTPS API, answered by `face_service::api::Api`.
+//! Models load once, at init. See lambdas/README.md for the environment.
+
+use face_service::ServiceError;
+use face_service::api::Api;
+use face_service::aws::api_stores;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+// musl's allocator halves tract's speed.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let (config, pipeline, sdk) = face_service::init_function().await?;
+    let api = Api::new(pipeline, api_stores(&sdk, &config)?, &config);
+    let api = &api;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<Value, ServiceError>(api.handle_proxy_event(event.payload).await)
+    }))
+    .await
+}
