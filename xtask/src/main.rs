@@ -45,6 +45,8 @@ enum Command {
     Teardown(deploy::teardown::TeardownArgs),
     /// Enroll a person, upload photos and check the results arrive in a deployed stack's table and queue
     SmokeTest(deploy::smoke::SmokeArgs),
+    /// Create, list or revoke the HTTPS API's keys of a deployed stack
+    ApiKey(deploy::api_key::ApiKeyArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
@@ -74,6 +76,7 @@ fn main() -> Result<()> {
         Command::Deploy(args) => deploy::deploy_command(&root, &args),
         Command::Teardown(args) => deploy::teardown_command(&root, &args),
         Command::SmokeTest(args) => deploy::smoke_command(&root, &args),
+        Command::ApiKey(args) => deploy::api_key::command(&root, &args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
     }

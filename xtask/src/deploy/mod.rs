@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use face_stacks::Deployment;
 
+pub mod api_key;
 pub mod apply;
 pub mod artifacts;
 pub mod dispatch;
