@@ -27,7 +27,7 @@ use face_api::limits::{
 use face_api::routes::{NoRoute, RouteId, RouteMatch, match_route};
 use face_api::types as t;
 use face_core::align::Jitter;
-use face_core::{DetectedFace, FacePipeline, MatchConfig, l2_distance};
+use face_core::{DetectedFace, FacePipeline, MatchConfig};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -634,27 +634,18 @@ where
         self.blocking(move |pipeline| {
             let largest = |bytes: &[u8], which: &str| -> Result<_, ServiceError> {
                 let image = pipeline.decode(bytes)?;
-                let mut faces = pipeline.detect(&image)?;
-                largest_first(&mut faces);
-                let face = faces.into_iter().next().ok_or_else(|| {
+                pipeline.largest_face(&image)?.ok_or_else(|| {
                     ServiceError::BadRequest(format!("no face found in the {which} image"))
-                })?;
-                let chips = pipeline.chips(&image, std::slice::from_ref(&face), &[Jitter::NONE]);
-                let embedding = pipeline.embed(&chips)?.pop().ok_or_else(|| {
-                    ServiceError::Internal("the recognizer returned no embedding".into())
-                })?;
-                Ok((face, embedding))
+                })
             };
-            let (source_face, a) = largest(&source, "source")?;
-            let (target_face, b) = largest(&target, "target")?;
-            let distance = l2_distance(&a, &b);
-            let threshold = pipeline.config().matching.threshold_l2;
+            let c =
+                pipeline.compare_faces(&largest(&source, "source")?, &largest(&target, "target")?);
             Ok(t::CompareResponse {
-                distance,
-                similarity: face_core::collection::similarity(distance, threshold),
-                same_person: distance < threshold,
-                source_face,
-                target_face,
+                distance: c.distance,
+                similarity: c.similarity,
+                same_person: c.same_person,
+                source_face: c.source_face,
+                target_face: c.target_face,
             })
         })
         .await
