@@ -27,6 +27,9 @@ pub const API_STAGE: &str = "live";
 pub const API_VERSION_PREFIX: &str = "/v1";
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// Where clients (`facectl --stack/--endpoint`, the demo's curl lines) read
+/// the key from when it is not given on the command line.
+pub const CLIENT_API_KEY_ENV: &str = "FACE_API_KEY";
 
 /// The base URL of a deployed REST API (routes are `<base>/v1/...`).
 pub fn api_base_url(rest_api_id: &str, region: &str) -> String {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Where the API key comes from when `--api-key` is not given.
-pub const API_KEY_ENV: &str = "FACE_API_KEY";
+pub const API_KEY_ENV: &str = face_api::CLIENT_API_KEY_ENV;
 
 /// Why a remote call failed.
 #[derive(Debug, thiserror::Error)]
