@@ -47,6 +47,8 @@ enum Command {
     SmokeTest(deploy::smoke::SmokeArgs),
     /// Create, list or revoke the HTTPS API's keys of a deployed stack
     ApiKey(deploy::api_key::ApiKeyArgs),
+    /// Serve the local stack's HTTPS API on loopback (API Gateway's part: key check, limits, the real functions under the RIE)
+    Serve(deploy::serve::ServeArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
@@ -77,6 +79,7 @@ fn main() -> Result<()> {
         Command::Teardown(args) => deploy::teardown_command(&root, &args),
         Command::SmokeTest(args) => deploy::smoke_command(&root, &args),
         Command::ApiKey(args) => deploy::api_key::command(&root, &args),
+        Command::Serve(args) => deploy::serve_command(&root, &args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
     }

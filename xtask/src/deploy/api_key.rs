@@ -82,6 +82,42 @@ pub fn command(root: &Path, args: &ApiKeyArgs) -> Result<()> {
         ApiKeyCommand::List(a) => a,
         ApiKeyCommand::Revoke(a) => &a.at,
     };
+    super::runtime()?.block_on(async {
+        let tables = keys_tables(root, at).await?;
+        match &args.command {
+            ApiKeyCommand::Create(a) => {
+                let key = create(&tables, a).await?;
+                println!("the key follows; it is stored only hashed and cannot be shown again:");
+                // Last, alone: scripts take the last line.
+                println!("{key}");
+                Ok(())
+            }
+            ApiKeyCommand::List(_) => list(&tables).await,
+            ApiKeyCommand::Revoke(a) => revoke(&tables, &a.name).await,
+        }
+    })
+}
+
+/// A key on the local stack with the default limits, for the demo.
+pub async fn create_local_key(root: &Path, name: &str) -> Result<String> {
+    let at = Where {
+        stack: StackArg {
+            stack: "local".into(),
+        },
+        regions: Vec::new(),
+    };
+    let tables = keys_tables(root, &at).await?;
+    let args = CreateArgs {
+        at,
+        name: name.to_string(),
+        rate_per_minute: DEFAULT_RATE_PER_MINUTE,
+        quota_per_day: DEFAULT_QUOTA_PER_DAY,
+    };
+    create(&tables, &args).await
+}
+
+/// The keys table of each selected region, from the deploy records.
+async fn keys_tables(root: &Path, at: &Where) -> Result<Vec<KeysTable>> {
     let deployment = load_deployment(root, &at.stack.stack)?;
     let regions = select_regions(&deployment, &at.regions)?;
     let target = if at.stack.is_local() {
@@ -93,25 +129,19 @@ pub fn command(root: &Path, args: &ApiKeyArgs) -> Result<()> {
         Target::Aws
     };
     let dir = state_dir(root, &deployment);
-    super::runtime()?.block_on(async {
-        let mut tables = Vec::new();
-        for region in &regions {
-            let r = region.region.as_str();
-            let record = super::smoke::read_record(&dir, r)?;
-            let table = record.output(API_KEYS_TABLE_NAME)?.to_string();
-            let client = Client::new(&target.sdk_config(r).await);
-            tables.push(KeysTable {
-                region: r.to_string(),
-                table,
-                client,
-            });
-        }
-        match &args.command {
-            ApiKeyCommand::Create(a) => create(&tables, a).await,
-            ApiKeyCommand::List(_) => list(&tables).await,
-            ApiKeyCommand::Revoke(a) => revoke(&tables, &a.name).await,
-        }
-    })
+    let mut tables = Vec::new();
+    for region in &regions {
+        let r = region.region.as_str();
+        let record = super::smoke::read_record(&dir, r)?;
+        let table = record.output(API_KEYS_TABLE_NAME)?.to_string();
+        let client = Client::new(&target.sdk_config(r).await);
+        tables.push(KeysTable {
+            region: r.to_string(),
+            table,
+            client,
+        });
+    }
+    Ok(tables)
 }
 
 /// One region's keys table.
@@ -216,7 +246,8 @@ fn create_items(
         .collect()
 }
 
-async fn create(tables: &[KeysTable], args: &CreateArgs) -> Result<()> {
+/// Creates the key in every table and returns it (the caller prints it).
+async fn create(tables: &[KeysTable], args: &CreateArgs) -> Result<String> {
     keys::validate_key_name(&args.name)?;
     ensure!(
         args.rate_per_minute >= 1,
@@ -279,10 +310,7 @@ async fn create(tables: &[KeysTable], args: &CreateArgs) -> Result<()> {
             t.table
         );
     }
-    println!("the key follows; it is stored only hashed and cannot be shown again:");
-    // Last, alone: scripts take the last line.
-    println!("{key}");
-    Ok(())
+    Ok(key)
 }
 
 async fn list(tables: &[KeysTable]) -> Result<()> {

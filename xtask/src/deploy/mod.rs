@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod local;
 pub mod outputs;
 pub mod scan;
+pub mod serve;
 pub mod smoke;
 pub mod teardown;
 
@@ -183,6 +184,94 @@ pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
         anyhow::Ok(())
     })?;
     println!("smoke test of {} passed", deployment.name);
+    Ok(())
+}
+
+/// `cargo xtask serve`: the local stack's API Gateway, until interrupted.
+pub fn serve_command(root: &Path, args: &serve::ServeArgs) -> Result<()> {
+    runtime()?.block_on(serve::run(root, args))
+}
+
+/// The HTTPS API on the local stack (`cargo xtask demo`): a key, the local
+/// gateway, the two people of a labelled group photo enrolled and found
+/// through `facectl`'s remote mode, and the same API through curl.
+pub fn local_api_demo(root: &Path, data: &Path, facectl: &Path) -> Result<()> {
+    runtime()?.block_on(async {
+        let key = api_key::create_local_key(root, "demo").await?;
+        let gateway = serve::start(root, 0).await?;
+        let url = gateway.api_url.clone();
+        println!("local gateway: {url} (what `cargo xtask serve` runs)");
+        let shown = (
+            root.to_path_buf(),
+            data.to_path_buf(),
+            facectl.to_path_buf(),
+        );
+        let outcome = tokio::task::spawn_blocking(move || {
+            let (root, data, facectl) = shown;
+            api_walkthrough(&root, &data, &facectl, &url, &key)
+        })
+        .await
+        .context("the API walkthrough")?;
+        gateway.stop().await?;
+        outcome
+    })
+}
+
+fn api_walkthrough(root: &Path, data: &Path, facectl: &Path, url: &str, key: &str) -> Result<()> {
+    let group = devset::group_of_people(
+        &devset::recognition_labels(data)?,
+        &devset::detection_labels(data)?,
+        2,
+    )
+    .context("no labelled group photo names two people with two photos each")?;
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(root);
+    sh.set_var(face_api::CLIENT_API_KEY_ENV, key);
+    let collection = "demo-api";
+    for person in &group.people {
+        let name = &person.person;
+        let photos: Vec<PathBuf> = person.photos.iter().map(|p| data.join(p)).collect();
+        xshell::cmd!(
+            sh,
+            "{facectl} enroll --endpoint {url} --collection {collection} --person {name} {photos...}"
+        )
+        .run()?;
+    }
+    let group_photo = data.join(&group.group_photo);
+    xshell::cmd!(
+        sh,
+        "{facectl} recognize --endpoint {url} --collection {collection} {group_photo}"
+    )
+    .run()?;
+    let (a, b) = (
+        data.join(&group.people[0].photos[0]),
+        data.join(&group.people[1].photos[0]),
+    );
+    xshell::cmd!(sh, "{facectl} compare --endpoint {url} {a} {b}").run()?;
+    println!(
+        "== the same API with curl (key: `cargo xtask api-key create --name NAME | tail -1`):"
+    );
+    let curls = [
+        format!("curl -s -H \"x-api-key: $FACE_API_KEY\" {url}/v1/collections"),
+        format!(
+            "curl -s -H \"x-api-key: $FACE_API_KEY\" -H 'content-type: image/jpeg' --data-binary @{} {url}/v1/collections/{collection}/search",
+            group_photo.display()
+        ),
+        format!(
+            "curl -s -w ' %{{http_code}}\\n' -H 'x-api-key: fk_not-a-key' {url}/v1/collections"
+        ),
+    ];
+    for line in curls {
+        println!("$ {line}");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .env(face_api::CLIENT_API_KEY_ENV, key)
+            .output()
+            .context("running curl")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let shown: String = text.chars().take(600).collect();
+        println!("{shown}{}", if text.len() > 600 { " …" } else { "" });
+    }
     Ok(())
 }
 

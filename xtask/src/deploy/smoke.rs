@@ -92,13 +92,13 @@ impl Enroll {
 }
 
 /// The local dispatcher's running queue mappings.
-struct LocalMappings {
+pub(super) struct LocalMappings {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<Result<dispatch::MappingStats>>>,
 }
 
 impl LocalMappings {
-    async fn start(
+    pub(super) async fn start(
         root: &Path,
         config: &SdkConfig,
         client_env: &[(String, String)],
@@ -138,7 +138,7 @@ impl LocalMappings {
         Ok(Self { stop, tasks })
     }
 
-    async fn stop(self) -> Result<()> {
+    pub(super) async fn stop(self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
             let stats = task.await??;
