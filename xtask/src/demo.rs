@@ -70,7 +70,7 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     )
     .run()?;
     if !args.skip_local_stack {
-        local_stack_round_trip(root, &data)?;
+        local_stack_round_trip(root, &data, &facectl)?;
     }
     Ok(())
 }
@@ -79,7 +79,7 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
 /// by the real `recognize` bootstrap, results read back from the results
 /// table and queue, a video scanned by the real `scan-worker` through
 /// `facectl scan-video --stack local`; then everything is torn down again.
-fn local_stack_round_trip(root: &Path, data: &Path) -> Result<()> {
+fn local_stack_round_trip(root: &Path, data: &Path, facectl: &Path) -> Result<()> {
     use crate::deploy::{self, StackArg};
     let stack = || StackArg {
         stack: "local".into(),
@@ -101,6 +101,8 @@ fn local_stack_round_trip(root: &Path, data: &Path) -> Result<()> {
             data: Some(data.to_path_buf()),
         },
     );
+    println!("== local stack: the HTTPS API (API keys, the real api and authorizer functions)");
+    let smoke = smoke.and_then(|()| deploy::local_api_demo(root, data, facectl));
     println!("== local stack: find the enrolled people in the slideshow video");
     let smoke = smoke.and_then(|()| deploy::local_scan_command(root, data));
     // Torn down whether or not the smoke test passed: nothing may remain.
