@@ -110,11 +110,11 @@ async fn local_round_trip_converges_and_leaves_nothing() {
         Inventory {
             stacks: 1,
             buckets: 2,   // data + assets
-            functions: 3, // enroll, recognize, scan-worker
-            roles: 3,
+            functions: 5, // enroll, recognize, scan-worker, api, authorizer
+            roles: 5,
             queues: 3, // work, its DLQ, results FIFO
-            tables: 2,
-            log_groups: 3,
+            tables: 3, // people, results, api keys
+            log_groups: 5,
         }
     );
     let outputs: serde_json::Value = serde_json::from_slice(

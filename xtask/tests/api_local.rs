@@ -1,0 +1,484 @@
+//! The HTTPS API of issue 12, driven over real HTTP on the local stack:
+//! moto on loopback, `cargo xtask deploy`, `cargo xtask api-key`, and
+//! `cargo xtask serve` playing API Gateway in front of the real `authorizer`
+//! and `api` bootstraps under the Runtime Interface Emulator (and the
+//! `recognize` bootstrap behind the uploads' queue).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use local_aws::MotoServer;
+use serde_json::{Value, json};
+
+fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+        .output()
+        .expect("running xtask");
+    eprintln!(
+        "$ xtask {}\n{}{}",
+        args.join(" "),
+        // Never echo a created key into the test log.
+        if args.contains(&"create") {
+            "(stdout withheld: it holds a key)\n".into()
+        } else {
+            String::from_utf8_lossy(&out.stdout)
+        },
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "xtask failed: {:?}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `cargo xtask api-key create`: the key is the last line of stdout.
+fn create_key(moto: &MotoServer, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["api-key", "create", "--stack", "local", "--name", name];
+    args.extend_from_slice(extra);
+    let stdout = ok(&xtask(moto, &args));
+    let key = stdout.lines().last().unwrap_or_default().trim().to_string();
+    assert!(key.starts_with("fk_") && key.len() > 20, "not a key");
+    key
+}
+
+/// `cargo xtask serve`, stopped when dropped (its stdin closes).
+struct Gateway {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    url: String,
+}
+
+impl Gateway {
+    fn start(moto: &MotoServer) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "serve",
+                "--stack",
+                "local",
+                "--port",
+                "0",
+                "--exit-on-stdin-eof",
+            ])
+            .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting xtask serve");
+        let stdin = child.stdin.take();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    eprintln!("serve: {line}");
+                    if let Some(url) = line.strip_prefix("api_url: ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => panic!("xtask serve ended before printing api_url"),
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("serve: {line}");
+            }
+        });
+        Gateway { child, stdin, url }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request; any status comes back with its JSON body.
+fn call(method: &str, url: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(180));
+    if let Some(key) = key {
+        request = request.set("x-api-key", key);
+    }
+    let response = match body {
+        Some(b) => request
+            .set("content-type", "application/json")
+            .send_string(&b.to_string()),
+        None => request.call(),
+    };
+    read(response)
+}
+
+fn read(response: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+    (status, body)
+}
+
+fn b64(bytes: &[u8]) -> Value {
+    json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+fn names(search: &Value) -> Vec<String> {
+    let mut names: Vec<String> = search["faces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["match"]["person"].as_str().map(String::from))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_api_over_http_on_the_local_stack() {
+    let data = devset::data_dir(None, &local_aws::workspace_root());
+    let recognition = devset::recognition_labels(&data).expect("recognition labels");
+    let detection = devset::detection_labels(&data).expect("detection labels");
+    let group = devset::group_of_people(&recognition, &detection, 2)
+        .expect("a labelled group photo naming two people with two photos each");
+    let photo = |rel: &str| std::fs::read(data.join(rel)).expect(rel);
+    let (first, second) = (&group.people[0], &group.people[1]);
+
+    let moto = MotoServer::start().expect("moto");
+    ok(&xtask(&moto, &["deploy", "--stack", "local"]));
+    let key = create_key(&moto, "e2e", &[]);
+    let doomed = create_key(&moto, "doomed", &[]);
+    let slow = create_key(&moto, "slow", &["--rate-per-minute", "2"]);
+    let listed = ok(&xtask(&moto, &["api-key", "list", "--stack", "local"]));
+    assert!(
+        listed.contains("e2e") && listed.contains("slow") && !listed.contains(&key),
+        "{listed}"
+    );
+
+    let gateway = Gateway::start(&moto);
+    let url = |path: &str| format!("{}{path}", gateway.url);
+    let k = Some(key.as_str());
+
+    // No key, a wrong key: refused before any function does face work.
+    let (status, body) = call("GET", &url("/v1/collections"), None, None);
+    assert_eq!((status, error_code(&body)), (403, "Unauthorized"), "{body}");
+    let (status, body) = call("GET", &url("/v1/collections"), Some("fk_wrong"), None);
+    assert_eq!((status, error_code(&body)), (403, "Unauthorized"), "{body}");
+
+    // Enroll both people from all their photos but the last.
+    let c = "api-e2e";
+    for p in [first, second] {
+        let photos = &p.photos[..p.photos.len() - 1];
+        let images: Vec<Value> = photos.iter().map(|ph| b64(&photo(ph))).collect();
+        let (status, body) = call(
+            "POST",
+            &url(&format!("/v1/collections/{c}/people/{}/faces", p.person)),
+            k,
+            Some(&json!({ "images": images, "attributes": { "team": "e2e" } })),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["indexed"].as_array().map(Vec::len),
+            Some(photos.len()),
+            "{body}"
+        );
+    }
+
+    // The group photo names both, raw bytes and base64 alike.
+    let group_bytes = photo(&group.group_photo);
+    let (status, body) = call(
+        "POST",
+        &url(&format!("/v1/collections/{c}/search")),
+        k,
+        Some(&json!({ "image": b64(&group_bytes) })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        names(&body),
+        [first.person.clone(), second.person.clone()],
+        "{body}"
+    );
+    let matched = body["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| !f["match"].is_null())
+        .unwrap();
+    assert_eq!(matched["match"]["attributes"]["team"], "e2e", "{matched}");
+    let raw = ureq::post(&url("/v1/detect"))
+        .set("x-api-key", &key)
+        .set("content-type", "image/jpeg")
+        .send_bytes(&group_bytes);
+    let (status, body) = read(raw);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["faces"].as_array().unwrap().len() >= 2, "{body}");
+
+    // Compare: the held-out photo against an enrolled one, and another person.
+    let held_out = photo(first.photos.last().unwrap());
+    let (status, same) = call(
+        "POST",
+        &url("/v1/compare"),
+        k,
+        Some(&json!({ "source": b64(&held_out), "target": b64(&photo(&first.photos[0])) })),
+    );
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["same_person"], true, "{same}");
+    let (_, different) = call(
+        "POST",
+        &url("/v1/compare"),
+        k,
+        Some(&json!({ "source": b64(&held_out), "target": b64(&photo(&second.photos[0])) })),
+    );
+    assert_eq!(different["same_person"], false, "{different}");
+    assert!(
+        same["distance"].as_f64() < different["distance"].as_f64(),
+        "{same} {different}"
+    );
+
+    // An upload through a presigned URL, recognized by the S3-triggered
+    // path, its result read back (404 until it is written).
+    let (status, upload) = call(
+        "POST",
+        &url("/v1/uploads"),
+        k,
+        Some(
+            &json!({ "collection": c, "content_type": "image/jpeg", "content_length": held_out.len() }),
+        ),
+    );
+    assert_eq!(status, 200, "{upload}");
+    let result_url = url(&format!(
+        "/v1/results/{}",
+        upload["result_id"].as_str().unwrap()
+    ));
+    let (status, _) = call("GET", &result_url, k, None);
+    assert_eq!(status, 404);
+    let mut put = ureq::put(upload["url"].as_str().unwrap());
+    for (h, v) in upload["headers"].as_object().into_iter().flatten() {
+        if !h.eq_ignore_ascii_case("content-length") {
+            put = put.set(h, v.as_str().unwrap());
+        }
+    }
+    put.send_bytes(&held_out).expect("PUT to the presigned URL");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let result = loop {
+        let (status, body) = call("GET", &result_url, k, None);
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(Instant::now() < deadline, "no result for the upload");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(result["status"], "ok", "{result}");
+    assert!(result.to_string().contains(&first.person), "{result}");
+
+    // facectl's remote mode: the same output as its local mode.
+    let facectl = |args: &[&str]| -> Output {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_xtask")).with_file_name("facectl");
+        let out = Command::new(&bin)
+            .args(args)
+            .env("FACE_API_KEY", &key)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (built by the workspace's test build)",
+                    bin.display()
+                )
+            });
+        eprintln!(
+            "$ facectl {}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let group_path = data.join(&group.group_photo);
+    let group_path = group_path.to_str().unwrap();
+    let remote = facectl(&[
+        "recognize",
+        "--endpoint",
+        &gateway.url,
+        "--collection",
+        c,
+        group_path,
+    ]);
+    let remote = String::from_utf8_lossy(&remote.stdout).into_owned();
+    for p in [first, second] {
+        assert!(
+            remote.contains(&format!("#0 {}", p.person))
+                || remote.contains(&format!(" {} (similarity", p.person)),
+            "{remote}"
+        );
+    }
+    let detections = |args: &[&str]| -> Value {
+        let out = facectl(args);
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).expect("facectl --json")
+    };
+    let local = detections(&["detect", "--json", group_path]);
+    let remote = detections(&["detect", "--json", "--endpoint", &gateway.url, group_path]);
+    assert_eq!(
+        local[0]["faces"].as_array().map(Vec::len),
+        remote[0]["faces"].as_array().map(Vec::len)
+    );
+    assert_eq!(
+        (local[0]["width"].clone(), local[0]["height"].clone()),
+        (remote[0]["width"].clone(), remote[0]["height"].clone())
+    );
+    for (l, r) in local[0]["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(remote[0]["faces"].as_array().unwrap())
+    {
+        let dx = l["bbox"]["x"].as_f64().unwrap() - r["bbox"]["x"].as_f64().unwrap();
+        assert!(dx.abs() < 1.0, "local {l} remote {r}");
+    }
+    let compared = facectl(&[
+        "compare",
+        "--endpoint",
+        &gateway.url,
+        data.join(first.photos.last().unwrap()).to_str().unwrap(),
+        data.join(&first.photos[0]).to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&compared.stdout).starts_with("same person"),
+        "{compared:?}"
+    );
+
+    // People: paged list, one person, attributes patched.
+    let (status, page) = call(
+        "GET",
+        &url(&format!("/v1/collections/{c}/people?limit=1")),
+        k,
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["people"].as_array().map(Vec::len), Some(1), "{page}");
+    let next = page["next"].as_str().expect("a next token").to_string();
+    let (_, rest) = call(
+        "GET",
+        &url(&format!("/v1/collections/{c}/people?limit=1&next={next}")),
+        k,
+        None,
+    );
+    assert_eq!(
+        rest["people"][0]["person"],
+        second.person.as_str(),
+        "{rest}"
+    );
+    let person_url = url(&format!("/v1/collections/{c}/people/{}", first.person));
+    let (status, body) = call(
+        "PATCH",
+        &person_url,
+        k,
+        Some(&json!({ "attributes": { "team": null, "role": "lead" } })),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, person) = call("GET", &person_url, k, None);
+    assert_eq!(person["attributes"], json!({ "role": "lead" }), "{person}");
+    let faces = person["faces"].as_array().unwrap().clone();
+    assert_eq!(faces.len(), first.photos.len() - 1, "{person}");
+
+    // Delete one face, then forget the person.
+    let face_id = faces[0]["face_id"].as_str().unwrap();
+    let (status, body) = call(
+        "DELETE",
+        &url(&format!("/v1/collections/{c}/faces/{face_id}")),
+        k,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, person) = call("GET", &person_url, k, None);
+    assert_eq!(person["faces"].as_array().unwrap().len(), faces.len() - 1);
+    let (status, _) = call("DELETE", &person_url, k, None);
+    assert_eq!(status, 200);
+    let (status, body) = call("GET", &person_url, k, None);
+    assert_eq!((status, error_code(&body)), (404, "NotFound"), "{body}");
+
+    // Every error row of the contract.
+    let (status, body) = read(
+        ureq::post(&url(&format!("/v1/collections/{c}/search")))
+            .set("x-api-key", &key)
+            .set("content-type", "application/json")
+            .send_string("{\"image\": "),
+    );
+    assert_eq!((status, error_code(&body)), (400, "BadInput"), "{body}");
+    let (status, body) = call(
+        "POST",
+        &url("/v1/compare"),
+        k,
+        Some(&json!({ "source": b64(&held_out) })),
+    );
+    assert_eq!((status, error_code(&body)), (400, "BadInput"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("target"),
+        "{body}"
+    );
+    let (status, body) = call("GET", &url("/v1/collections/no-such/people"), k, None);
+    assert_eq!((status, error_code(&body)), (404, "NotFound"), "{body}");
+    let big = vec![0u8; 7 * 1024 * 1024];
+    let (status, body) = read(
+        ureq::post(&url("/v1/detect"))
+            .set("x-api-key", &key)
+            .set("content-type", "image/jpeg")
+            .send_bytes(&big),
+    );
+    assert_eq!((status, error_code(&body)), (413, "TooLarge"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/uploads"),
+        "{body}"
+    );
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| call("GET", &url("/v1/collections"), Some(&slow), None).0)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // Revocation takes effect.
+    let (status, _) = call("GET", &url("/v1/collections"), Some(&doomed), None);
+    assert_eq!(status, 200);
+    ok(&xtask(
+        &moto,
+        &["api-key", "revoke", "--stack", "local", "--name", "doomed"],
+    ));
+    let (status, body) = call("GET", &url("/v1/collections"), Some(&doomed), None);
+    assert_eq!((status, error_code(&body)), (403, "Unauthorized"), "{body}");
+
+    // Delete the collection: everything in it goes.
+    let (status, collections) = call("GET", &url("/v1/collections"), k, None);
+    assert_eq!(status, 200);
+    assert!(collections.to_string().contains(c), "{collections}");
+    let (status, body) = call("DELETE", &url(&format!("/v1/collections/{c}")), k, None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call("GET", &url(&format!("/v1/collections/{c}/people")), k, None);
+    assert_eq!(status, 404);
+
+    drop(gateway);
+    ok(&xtask(&moto, &["teardown", "--stack", "local"]));
+}
