@@ -294,7 +294,14 @@ impl<'a> FaceStack<'a> {
                         b.objects_arn("collections/*"),
                     ],
                 ),
-                Statement::allow(&["s3:DeleteObject"], [b.objects_arn("collections/*")]),
+                // Deleting a collection removes its people and its uploads.
+                Statement::allow(
+                    &["s3:DeleteObject"],
+                    [
+                        b.objects_arn(&format!("{upload_prefix}*")),
+                        b.objects_arn("collections/*"),
+                    ],
+                ),
                 Statement::allow(&["s3:ListBucket"], [b.arn()]),
                 Statement::allow(
                     &[

@@ -229,6 +229,7 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
             ("s3:GetObject", "DataBucket.Arn/*"),
             ("s3:PutObject", "DataBucket.Arn/uploads/*"),
             ("s3:PutObject", "DataBucket.Arn/collections/*"),
+            ("s3:DeleteObject", "DataBucket.Arn/uploads/*"),
             ("s3:DeleteObject", "DataBucket.Arn/collections/*"),
             ("s3:ListBucket", "DataBucket.Arn"),
             ("dynamodb:GetItem", "PeopleTable.Arn"),
@@ -341,6 +342,11 @@ fn every_api_method_is_behind_the_key_authorizer() {
         for (id, _) in &methods {
             assert!(depends.contains(id.as_str()), "{id}");
         }
+        // Gateway responses only apply once deployed: the deployment
+        // snapshots them too.
+        for (id, _) in of_type(&s, "AWS::ApiGateway::GatewayResponse") {
+            assert!(depends.contains(id.as_str()), "{id}");
+        }
         let stage = &resources(&s)["RestApiStage"]["Properties"];
         assert_eq!(stage["StageName"], "live");
         assert_eq!(describe(&stage["DeploymentId"]), *deployment_id);
@@ -370,8 +376,11 @@ fn every_gateway_response_is_the_api_error_shape() {
         ("QUOTA_EXCEEDED", ("429", "Throttled")),
         ("REQUEST_TOO_LARGE", ("413", "TooLarge")),
         ("MISSING_AUTHENTICATION_TOKEN", ("404", "NotFound")),
-        ("DEFAULT_4XX", ("400", "BadInput")),
-        ("DEFAULT_5XX", ("500", "Internal")),
+        ("RESOURCE_NOT_FOUND", ("404", "NotFound")),
+        ("AUTHORIZER_FAILURE", ("500", "Internal")),
+        // The defaults keep each type's own status (a 415 stays a 415).
+        ("DEFAULT_4XX", ("(own)", "BadInput")),
+        ("DEFAULT_5XX", ("(own)", "Internal")),
     ]);
     for s in all_stacks() {
         let mut seen = BTreeMap::new();
@@ -390,7 +399,7 @@ fn every_gateway_response_is_the_api_error_shape() {
             seen.insert(
                 p["ResponseType"].as_str().unwrap(),
                 (
-                    p["StatusCode"].as_str().unwrap(),
+                    p["StatusCode"].as_str().unwrap_or("(own)"),
                     error["code"].as_str().unwrap().to_string(),
                 ),
             );

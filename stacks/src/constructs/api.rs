@@ -23,6 +23,9 @@ pub const API_STAGE: &str = "live";
 /// The header the authorizer reads the key from.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
+/// Bodies of these types reach the function as base64, unmangled.
+pub const BINARY_MEDIA_TYPES: [&str; 1] = ["image/*"];
+
 /// How long API Gateway caches the authorizer's answer per key. A revoked
 /// key therefore keeps working for at most this long after `cargo xtask
 /// api-key revoke`.
@@ -33,7 +36,9 @@ pub const AUTHORIZER_CACHE_TTL_S: u32 = 60;
 pub struct GatewayResponse {
     /// API Gateway's response type.
     pub response_type: &'static str,
-    pub status_code: u16,
+    /// The status sent instead of the type's own; `None` keeps it. The
+    /// defaults keep theirs: `DEFAULT_4XX` also stands for 404, 415, ...
+    pub status_code: Option<u16>,
     /// The API's error code (`Unauthorized`, `TooLarge`, ...).
     pub code: &'static str,
     /// `None`: API Gateway's own message (`$context.error.messageString`,
@@ -44,56 +49,70 @@ pub struct GatewayResponse {
 /// Every gateway response the API overrides. `DEFAULT_4XX`/`DEFAULT_5XX`
 /// cover the types not listed (an authorizer failure, an integration
 /// timeout, ...).
-pub const GATEWAY_RESPONSES: [GatewayResponse; 8] = [
+pub const GATEWAY_RESPONSES: [GatewayResponse; 10] = [
     // No `x-api-key` header: the authorizer is not even called.
     GatewayResponse {
         response_type: "UNAUTHORIZED",
-        status_code: 403,
+        status_code: Some(403),
         code: "Unauthorized",
         message: Some("missing API key"),
     },
     // The authorizer denied the key.
     GatewayResponse {
         response_type: "ACCESS_DENIED",
-        status_code: 403,
+        status_code: Some(403),
         code: "Unauthorized",
         message: Some("invalid or revoked API key"),
     },
     GatewayResponse {
         response_type: "THROTTLED",
-        status_code: 429,
+        status_code: Some(429),
         code: "Throttled",
         message: Some("too many requests: slow down and retry"),
     },
     GatewayResponse {
         response_type: "QUOTA_EXCEEDED",
-        status_code: 429,
+        status_code: Some(429),
         code: "Throttled",
         message: Some("quota exceeded"),
     },
     // API Gateway's 10 MB payload limit.
     GatewayResponse {
         response_type: "REQUEST_TOO_LARGE",
-        status_code: 413,
+        status_code: Some(413),
         code: "TooLarge",
         message: Some("body over the limit: use POST /v1/uploads"),
     },
     // A path outside `/v1/...`: no resource, so no method.
     GatewayResponse {
         response_type: "MISSING_AUTHENTICATION_TOKEN",
-        status_code: 404,
+        status_code: Some(404),
         code: "NotFound",
         message: Some("no such route"),
     },
+    // An unknown method on a known path.
+    GatewayResponse {
+        response_type: "RESOURCE_NOT_FOUND",
+        status_code: Some(404),
+        code: "NotFound",
+        message: Some("no such route"),
+    },
+    // The authorizer failed (not a Deny): retrying may help.
+    GatewayResponse {
+        response_type: "AUTHORIZER_FAILURE",
+        status_code: Some(500),
+        code: "Internal",
+        message: Some("the key could not be checked: retry"),
+    },
     GatewayResponse {
         response_type: "DEFAULT_4XX",
-        status_code: 400,
+        status_code: None,
         code: "BadInput",
         message: None,
     },
     GatewayResponse {
         response_type: "DEFAULT_5XX",
-        status_code: 500,
+        status_code: None,
         code: "Internal",
         message: None,
     },
@@ -279,7 +298,7 @@ impl Construct for RestApi {
                     "Description": format!("{}: the face recognition HTTPS API", scope.stack_name),
                     "EndpointConfiguration": { "Types": ["REGIONAL"] },
                     // Raw image bodies reach the function as base64.
-                    "BinaryMediaTypes": ["image/*"],
+                    "BinaryMediaTypes": BINARY_MEDIA_TYPES,
                     // Compress JSON replies of 1 KiB and more (search results).
                     "MinimumCompressionSize": 1024,
                     "Tags": scope.tags(),
@@ -287,15 +306,44 @@ impl Construct for RestApi {
             }),
         );
         let routes = self.routes(scope);
-        // A deployment is a snapshot: CloudFormation makes a new one only
-        // when its logical id changes, so the id carries a hash of the
-        // routes it snapshots (a changed route is then live after deploy).
+        let responses: Vec<(String, Value)> = GATEWAY_RESPONSES
+            .iter()
+            .map(|r| {
+                let mut properties = json!({
+                    "RestApiId": self.id(),
+                    "ResponseType": r.response_type,
+                    "ResponseParameters": {
+                        "gatewayresponse.header.Content-Type": "'application/json'",
+                    },
+                    "ResponseTemplates": { "application/json": r.template() },
+                });
+                if let Some(status) = r.status_code {
+                    properties["StatusCode"] = Value::String(status.to_string());
+                }
+                (
+                    self.id_of(&format!("Response{}", r.camel())),
+                    json!({ "Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties }),
+                )
+            })
+            .collect();
+        // A deployment is a snapshot of the routes, the gateway responses
+        // and the binary media types: CloudFormation makes a new one only
+        // when its logical id changes, so the id carries a hash of all of
+        // them (a change to any is live after deploy).
+        let snapshot: Vec<Value> = routes
+            .iter()
+            .chain(&responses)
+            .map(|(_, r)| r.clone())
+            .chain([json!(BINARY_MEDIA_TYPES)])
+            .collect();
         let deployment_id = format!(
             "{}Deployment{:016x}",
             self.logical_id,
-            fnv1a(Value::Array(routes.iter().map(|(_, r)| r.clone()).collect()).to_string())
+            fnv1a(Value::Array(snapshot).to_string())
         );
-        for (id, resource) in routes {
+        let mut depends_on = vec![self.method_logical_id()];
+        depends_on.extend(responses.iter().map(|(id, _)| id.clone()));
+        for (id, resource) in routes.into_iter().chain(responses) {
             t.add_resource(&id, resource);
         }
         t.add_resource(
@@ -306,7 +354,7 @@ impl Construct for RestApi {
                 // creates a change set's resources in template order and
                 // ignores `DependsOn`, following only `Ref`s: the
                 // description's `Ref` makes it create the method first too.
-                "DependsOn": [self.method_logical_id()],
+                "DependsOn": depends_on,
                 "Properties": {
                     "RestApiId": self.id(),
                     "Description": cfn::join([
@@ -341,23 +389,6 @@ impl Construct for RestApi {
                 },
             }),
         );
-        for r in GATEWAY_RESPONSES {
-            t.add_resource(
-                &self.id_of(&format!("Response{}", r.camel())),
-                json!({
-                    "Type": "AWS::ApiGateway::GatewayResponse",
-                    "Properties": {
-                        "RestApiId": self.id(),
-                        "ResponseType": r.response_type,
-                        "StatusCode": r.status_code.to_string(),
-                        "ResponseParameters": {
-                            "gatewayresponse.header.Content-Type": "'application/json'",
-                        },
-                        "ResponseTemplates": { "application/json": r.template() },
-                    },
-                }),
-            );
-        }
         // API Gateway invokes each function as its service principal, from
         // this API only: the handler from any stage and method of `/v1/*`,
         // the authorizer as this API's authorizer.
@@ -418,7 +449,7 @@ mod tests {
             assert_eq!(v.as_object().unwrap().len(), 1);
         }
         assert_eq!(GATEWAY_RESPONSES[0].camel(), "Unauthorized");
-        assert_eq!(GATEWAY_RESPONSES[6].camel(), "Default4xx");
+        assert_eq!(GATEWAY_RESPONSES[8].camel(), "Default4xx");
         assert_eq!(fnv1a(String::new()), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a("a".into()), 0xaf63_dc4c_8601_ec8c);
     }
