@@ -726,19 +726,13 @@ fn remote_enroll(
 ) -> Result<ExitCode> {
     let attributes = parse_attributes(attributes)?;
     let mut results = Vec::new();
-    let mut sent = Vec::new();
-    let mut paths = Vec::new();
+    let mut readable: Vec<(String, Vec<u8>)> = Vec::new();
     for path in images {
         let name = path.display().to_string();
-        match std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read: {e}"))
-            .and_then(|bytes| Ok(client.image(collection, &bytes)?))
-        {
-            Ok(image) => {
-                sent.push(image);
-                paths.push(name);
-            }
+        match std::fs::read(path) {
+            Ok(bytes) => readable.push((name, bytes)),
             Err(e) => {
+                let e = anyhow::anyhow!("cannot read: {e}");
                 report_failure(path, &e);
                 results.push(EnrollResult::Error {
                     path: name,
@@ -748,17 +742,31 @@ fn remote_enroll(
         }
     }
     let mut total = None;
-    if !sent.is_empty() {
-        let response = client.enroll(collection, person, sent, attributes)?;
-        // The server names each photo by its position in the request.
+    // One call per batch the API takes; attributes ride on the first.
+    let mut attributes = Some(attributes);
+    for batch in readable.chunks(face_api::limits::MAX_IMAGES_PER_ENROLL) {
+        let bytes: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
+        let sent = client.images(collection, &bytes)?;
+        // The server names a photo `base64[i]` (its position) or by its key.
         let path_of = |source: &str| -> String {
-            source
+            let by_position = source
                 .strip_prefix("base64[")
                 .and_then(|s| s.strip_suffix(']'))
-                .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| paths.get(i).cloned())
-                .unwrap_or_else(|| source.to_string())
+                .and_then(|i| i.parse::<usize>().ok());
+            let by_key = sent.iter().position(|image| {
+                matches!(image, face_api::types::Image::S3Key(key) if source.ends_with(key.as_str()))
+            });
+            by_position
+                .or(by_key)
+                .and_then(|i| batch.get(i))
+                .map_or_else(|| source.to_string(), |(path, _)| path.clone())
         };
+        let response = client.enroll(
+            collection,
+            person,
+            sent.clone(),
+            attributes.take().unwrap_or_default(),
+        )?;
         for f in &response.indexed {
             results.push(EnrollResult::Indexed {
                 path: path_of(&f.source),

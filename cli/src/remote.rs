@@ -12,8 +12,9 @@ use std::time::Duration;
 use base64::Engine;
 use face_api::ApiError;
 use face_api::types::{
-    CompareRequest, CompareResponse, DetectResponse, EnrollRequest, EnrollResponse, ForgetResponse,
-    Image, PeoplePage, SearchRequest, SearchResponse, UploadRequest, UploadResponse,
+    CompareRequest, CompareResponse, DetectRequest, DetectResponse, EnrollRequest, EnrollResponse,
+    ForgetResponse, Image, PeoplePage, SearchRequest, SearchResponse, UploadRequest,
+    UploadResponse,
 };
 use face_core::{Candidate, FaceMatch, RecognizedFace};
 use face_stacks::DeployRecord;
@@ -22,6 +23,11 @@ use serde::de::DeserializeOwned;
 
 /// Where the API key comes from when `--api-key` is not given.
 pub const API_KEY_ENV: &str = face_api::CLIENT_API_KEY_ENV;
+
+/// The collection whose upload prefix takes images that are too large to
+/// send inline to `detect` or `compare` (their recognition result is a
+/// by-product nobody reads).
+const DETECT_UPLOADS: &str = "facectl-uploads";
 
 /// Why a remote call failed.
 #[derive(Debug, thiserror::Error)]
@@ -219,17 +225,27 @@ impl ApiClient {
         }
     }
 
-    /// An image for a JSON body: inline when it fits a request, else
-    /// uploaded through a presigned URL first and referred to by key.
-    pub fn image(&self, collection: &str, bytes: &[u8]) -> Result<Image, RemoteError> {
-        // base64 is 4/3 of the bytes, plus the JSON around it.
-        if bytes.len().div_ceil(3) * 4 + 1024 <= face_api::limits::MAX_INLINE_BODY_BYTES {
-            return Ok(Image::Base64(
-                base64::engine::general_purpose::STANDARD.encode(bytes),
-            ));
-        }
-        let upload = self.upload(collection, bytes)?;
-        Ok(Image::S3Key(upload.key))
+    /// Images for one JSON body: inline while the body stays within what a
+    /// request carries, the rest uploaded through presigned URLs first and
+    /// referred to by key.
+    pub fn images(&self, collection: &str, images: &[&[u8]]) -> Result<Vec<Image>, RemoteError> {
+        // Room for the JSON around the images.
+        let mut budget = face_api::limits::MAX_INLINE_BODY_BYTES.saturating_sub(16 * 1024);
+        images
+            .iter()
+            .map(|bytes| {
+                // base64 is 4/3 of the bytes, plus the JSON around it.
+                let inline = bytes.len().div_ceil(3) * 4 + 64;
+                if inline <= budget {
+                    budget -= inline;
+                    Ok(Image::Base64(
+                        base64::engine::general_purpose::STANDARD.encode(bytes),
+                    ))
+                } else {
+                    Ok(Image::S3Key(self.upload(collection, bytes)?.key))
+                }
+            })
+            .collect()
     }
 
     /// `POST /v1/uploads`, then the PUT to the presigned URL.
@@ -258,22 +274,24 @@ impl ApiClient {
         Ok(upload)
     }
 
-    /// `POST /v1/detect` with the raw image.
+    /// `POST /v1/detect`: the raw image when it is a known format that fits
+    /// a request, else JSON naming it (uploaded first if too large; the
+    /// server then says what it is).
     pub fn detect(&self, bytes: &[u8]) -> Result<DetectResponse, RemoteError> {
-        if bytes.len() > face_api::limits::MAX_INLINE_BODY_BYTES {
-            return Err(RemoteError::Api {
-                status: 413,
-                code: "TooLarge".into(),
-                message: face_api::limits::too_large_message(bytes.len()),
-            });
+        let content_type = sniff_content_type(bytes);
+        if content_type.starts_with("image/")
+            && bytes.len() <= face_api::limits::MAX_INLINE_BODY_BYTES
+        {
+            let request = self.agent.post(&self.url("/v1/detect"));
+            return self.send(request, Some(bytes), content_type);
         }
-        let request = self.agent.post(&self.url("/v1/detect"));
-        self.send(request, Some(bytes), sniff_content_type(bytes))
+        let image = self.images(DETECT_UPLOADS, &[bytes])?.remove(0);
+        self.json("POST", "/v1/detect", Some(&DetectRequest { image }))
     }
 
     pub fn search(&self, collection: &str, bytes: &[u8]) -> Result<SearchResponse, RemoteError> {
         let request = SearchRequest {
-            image: self.image(collection, bytes)?,
+            image: self.images(collection, &[bytes])?.remove(0),
             threshold: None,
             max_faces: None,
             max_candidates: None,
@@ -286,10 +304,11 @@ impl ApiClient {
     }
 
     pub fn compare(&self, source: &[u8], target: &[u8]) -> Result<CompareResponse, RemoteError> {
-        let request = CompareRequest {
-            source: self.image("compare", source)?,
-            target: self.image("compare", target)?,
+        let mut images = self.images(DETECT_UPLOADS, &[source, target])?.into_iter();
+        let (Some(source), Some(target)) = (images.next(), images.next()) else {
+            return Err(RemoteError::Config("two images expected".into()));
         };
+        let request = CompareRequest { source, target };
         self.json("POST", "/v1/compare", Some(&request))
     }
 
@@ -304,11 +323,12 @@ impl ApiClient {
             images,
             attributes: (!attributes.is_empty()).then_some(attributes),
         };
-        self.json(
-            "POST",
-            &format!("/v1/collections/{collection}/people/{person}/faces"),
-            Some(&request),
-        )
+        let path = format!(
+            "/v1/collections/{}/people/{}/faces",
+            segment(collection),
+            segment(person)
+        );
+        self.json("POST", &path, Some(&request))
     }
 
     /// Every person of `collection`, all pages.
@@ -337,15 +357,22 @@ impl ApiClient {
     }
 
     pub fn forget(&self, collection: &str, person: &str) -> Result<ForgetResponse, RemoteError> {
-        self.json(
-            "DELETE",
-            &format!("/v1/collections/{collection}/people/{person}"),
-            None::<&()>,
-        )
+        let path = format!(
+            "/v1/collections/{}/people/{}",
+            segment(collection),
+            segment(person)
+        );
+        self.json("DELETE", &path, None::<&()>)
     }
 }
 
-/// A continuation token in a query string.
+/// A name as one path segment: `/`, `?`, `#`, `%` and the like escaped, so
+/// a person named `a?b` is never person `a`.
+fn segment(name: &str) -> String {
+    percent_encode(name)
+}
+
+/// Everything but RFC 3986's unreserved characters, escaped.
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -416,6 +443,7 @@ mod tests {
     #[test]
     fn tokens_are_percent_encoded() {
         assert_eq!(percent_encode("a b/c~"), "a%20b%2Fc~");
+        assert_eq!(segment("a?b#c%"), "a%3Fb%23c%25");
     }
 
     #[test]

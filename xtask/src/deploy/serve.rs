@@ -6,16 +6,21 @@
 //! and nothing more:
 //!
 //! 1. only the stage path `/<stage>/v1/...` exists;
-//! 2. a body over the REST API's 10 MB limit is refused with 413 before it
-//!    is read further, and one whose event would not fit a Lambda invoke
-//!    (6 MB) likewise (on AWS the invoke itself fails);
-//! 3. no `x-api-key` header → 403; otherwise the real `authorizer`
-//!    bootstrap is invoked with the TOKEN event and its policy decides
-//!    (403 on Deny); a request refused here never reaches a face function;
+//! 2. a body over the REST API's 10 MB limit is refused with 413;
+//! 3. no `x-api-key` header → 403;
 //! 4. the stage's rate and burst limit, as a token bucket (429);
-//! 5. the real `api` bootstrap gets the REST proxy event (payload 1.0,
-//!    `image/*` bodies base64 as the stack's binary media types say) and its
-//!    response becomes the HTTP response; a function error is a 500.
+//! 5. the real `authorizer` bootstrap is invoked with the TOKEN event and
+//!    its policy decides (403 on Deny, 500 when it fails); a request refused
+//!    here never reaches a face function;
+//! 6. the real `api` bootstrap gets the REST proxy event (payload 1.0,
+//!    `image/*` bodies base64 as the stack's binary media types say, the
+//!    authorizer's context as strings) and its response becomes the HTTP
+//!    response; a function error is a 500.
+//!
+//! Two differences remain, both on the strict side: the authorizer's answer
+//! is not cached (on AWS for 60 s, so a revoked key stops at once here), and
+//! an event over Lambda's 6 MB request limit is answered 413 with the upload
+//! hint (on AWS the invoke fails and the gateway answers 5xx).
 //!
 //! The queue mappings of `recognize` are served too, so an upload through a
 //! presigned URL is recognized and its result can be read back. Each
@@ -113,22 +118,29 @@ struct Serialized {
 }
 
 impl Serialized {
-    fn invoke(&self, event: &Value) -> Result<std::result::Result<Value, String>> {
+    /// The function's reply, or the error it returned.
+    fn invoke(
+        &self,
+        event: &Value,
+    ) -> Result<std::result::Result<Value, local_aws::FunctionError>> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let invocation = self
             .function
             .rie
             .invoke(event)
             .with_context(|| format!("invoking {}", self.function.name))?;
-        Ok(invocation.result.map_err(|e| {
-            format!(
-                "{}: {}: {}\n{}",
-                self.function.name,
-                e.error_type,
-                e.error_message,
-                self.function.rie.log_tail(20)
-            )
-        }))
+        Ok(invocation.result)
+    }
+
+    /// A function error, for the gateway's log.
+    fn describe(&self, e: &local_aws::FunctionError) -> String {
+        format!(
+            "{}: {}: {}\n{}",
+            self.function.name,
+            e.error_type,
+            e.error_message,
+            self.function.rie.log_tail(20)
+        )
     }
 }
 
@@ -336,6 +348,14 @@ impl Gateway {
         else {
             return Ok(Err(error_response(403, "Unauthorized", "missing API key")));
         };
+        // API Gateway throttles before it calls the authorizer.
+        if !self.throttle.take() {
+            return Ok(Err(error_response(
+                429,
+                "Throttled",
+                "too many requests: slow down and retry",
+            )));
+        }
         let number = self.requests.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("local-{number:08}");
         let method_arn = format!("{}/{}/{}{}", self.api_arn, self.stage, request.method, path);
@@ -346,14 +366,18 @@ impl Gateway {
         });
         let policy = match self.authorizer.invoke(&token_event)? {
             Ok(policy) => policy,
-            // The documented way to refuse: the function fails with
+            // The documented way to refuse: the function fails with exactly
             // "Unauthorized" (the gateway's 401, which the stack maps to 403).
-            Err(e) if e.contains("Unauthorized") => {
+            Err(e) if e.error_message == "Unauthorized" => {
                 return Ok(Err(error_response(403, "Unauthorized", "missing API key")));
             }
             Err(e) => {
-                eprintln!("local gateway: authorizer failed: {e}");
-                return Ok(Err(error_response(500, "Internal", "authorizer failed")));
+                eprintln!("local gateway: {}", self.authorizer.describe(&e));
+                return Ok(Err(error_response(
+                    500,
+                    "Internal",
+                    "the key could not be checked: retry",
+                )));
             }
         };
         if !policy_allows(&policy, &method_arn) {
@@ -361,13 +385,6 @@ impl Gateway {
                 403,
                 "Unauthorized",
                 "invalid or revoked API key",
-            )));
-        }
-        if !self.throttle.take() {
-            return Ok(Err(error_response(
-                429,
-                "Throttled",
-                "too many requests for this stage",
             )));
         }
         let mut authorizer = json!({ "principalId": policy["principalId"] });
@@ -390,7 +407,7 @@ impl Gateway {
         let response = match self.api.invoke(&event)? {
             Ok(response) => response,
             Err(e) => {
-                eprintln!("local gateway: {e}");
+                eprintln!("local gateway: {}", self.api.describe(&e));
                 return Ok(Err(error_response(
                     500,
                     "Internal",
