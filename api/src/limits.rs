@@ -19,6 +19,10 @@ pub const MAX_UPLOAD_BYTES: u64 = 15 * 1024 * 1024;
 /// Photos per enroll call (more would risk the function's timeout).
 pub const MAX_IMAGES_PER_ENROLL: usize = 20;
 
+/// Faces a search answers for at most (and by default), largest first: a
+/// crowd's answer still fits a Lambda response.
+pub const MAX_SEARCH_FACES: u32 = 100;
+
 /// `?limit` of `GET /v1/collections/{c}/people`: default and maximum.
 pub const DEFAULT_PEOPLE_PAGE: u32 = 50;
 pub const MAX_PEOPLE_PAGE: u32 = 1000;

@@ -190,7 +190,7 @@ pub struct SearchRequest {
     /// L2 distance under which a face is a person (default 0.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
-    /// Faces to answer for, largest first (default: all).
+    /// Faces to answer for, largest first (default and maximum 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_faces: Option<u32>,
     /// Ranked candidates per face (default 3).

@@ -571,6 +571,16 @@ where
     }
 
     async fn fetch(&self, image: &t::Image, index: usize) -> Result<Vec<u8>, ServiceError> {
+        // A key reaches uploads only (what POST /v1/uploads hands out), never
+        // the collections' embeddings or anything else in the bucket.
+        if let t::Image::S3Key(key) = image
+            && !(key.starts_with(&self.upload_prefix) && !key.contains(".."))
+        {
+            return Err(ServiceError::BadRequest(format!(
+                "s3_key must be an upload (under {}), as POST /v1/uploads returns",
+                self.upload_prefix
+            )));
+        }
         Ok(image_input(image)
             .fetch(
                 &self.stores.objects,
@@ -1042,10 +1052,12 @@ where
                 "max_candidates {max_candidates} is not within 1-100"
             )));
         }
-        if max_faces == Some(0) {
-            return Err(ServiceError::BadRequest(
-                "max_faces must be at least 1".into(),
-            ));
+        let max_faces = max_faces.unwrap_or(face_api::limits::MAX_SEARCH_FACES);
+        if !(1..=face_api::limits::MAX_SEARCH_FACES).contains(&max_faces) {
+            return Err(ServiceError::BadRequest(format!(
+                "max_faces {max_faces} is not within 1-{}",
+                face_api::limits::MAX_SEARCH_FACES
+            )));
         }
         let current = self
             .cache
@@ -1070,9 +1082,8 @@ where
             let image = pipeline.decode(&bytes)?;
             let mut faces = pipeline.detect(&image)?;
             largest_first(&mut faces);
-            if let Some(max) = max_faces {
-                faces.truncate(max as usize);
-            }
+            // Bounded, so the answer fits a Lambda response.
+            faces.truncate(max_faces as usize);
             let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
             let embeddings = pipeline.embed(&chips)?;
             let faces = faces

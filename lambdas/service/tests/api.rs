@@ -513,6 +513,28 @@ async fn every_error_row() {
         ErrorCode::BadInput,
     )
     .await;
+    // An s3_key reaches uploads only, never the collections' embeddings.
+    enroll(&api, "kit_harington", &KIT[..1]).await;
+    for key in [
+        "collections/got/people/kit_harington.json",
+        "uploads/../collections/got/people/kit_harington.json",
+    ] {
+        let message = error(
+            &api,
+            req("POST", "/v1/detect").with_json(&json!({"image": {"s3_key": key}})),
+            ErrorCode::BadInput,
+        )
+        .await;
+        assert!(message.contains("under uploads/"), "{key}: {message}");
+    }
+    let message = error(
+        &api,
+        req("POST", "/v1/collections/got/search")
+            .with_json(&json!({"image": {"base64": b64(KIT[0])}, "max_faces": 101})),
+        ErrorCode::BadInput,
+    )
+    .await;
+    assert!(message.contains("max_faces"), "{message}");
 
     // 403: no authorizer context (no key, or one the authorizer refused).
     error(
