@@ -574,7 +574,7 @@ where
         // A key reaches uploads only (what POST /v1/uploads hands out), never
         // the collections' embeddings or anything else in the bucket.
         if let t::Image::S3Key(key) = image
-            && !(key.starts_with(&self.upload_prefix) && !key.contains(".."))
+            && (!key.starts_with(&self.upload_prefix) || key.contains(".."))
         {
             return Err(ServiceError::BadRequest(format!(
                 "s3_key must be an upload (under {}), as POST /v1/uploads returns",
