@@ -2,15 +2,12 @@
 //! storage: enroll, search, compare, presigned uploads and their results,
 //! deletions, and every error row of the contract.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+mod common;
 
 use base64::Engine;
 use face_api::error::ErrorCode;
 use face_api::ids::UploadRef;
 use face_api::limits::MAX_INLINE_BODY_BYTES;
-use face_core::FacePipeline;
-use face_service::ServiceConfig;
 use face_service::api::{Api, ApiRequest, ApiResponse, ApiStores, Caller};
 use face_service::memory::{
     MemoryApiKeys, MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults, MemorySigner,
@@ -18,7 +15,8 @@ use face_service::memory::{
 use face_service::recognize::{Recognizer, RecognizerStores};
 use serde_json::{Value, json};
 
-const BUCKET: &str = "data";
+use common::{BUCKET, config, data, pipeline};
+
 const KIT: [&str; 2] = [
     "recognition/kit_harington/face_recognition_john1.jpeg",
     "recognition/kit_harington/face_recognition_john2.jpeg",
@@ -29,52 +27,8 @@ const ROSE: [&str; 2] = [
 ];
 const GROUP: &str = "detection/face_recognition_kit_with_rose.jpg";
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn data(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("FACE_DATA_DIR")
-        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from);
-    let path = dir.join(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set FACE_DATA_DIR)", path.display()))
-}
-
 fn b64(rel: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(data(rel))
-}
-
-fn pipeline() -> Arc<FacePipeline> {
-    static PIPELINE: OnceLock<Arc<FacePipeline>> = OnceLock::new();
-    PIPELINE
-        .get_or_init(|| {
-            let dir = std::env::var_os("FACECTL_MODELS")
-                .map_or_else(|| workspace().join("blobs"), PathBuf::from);
-            Arc::new(
-                face_service::models::load_pipeline(&dir)
-                    .expect("models load (run `cargo xtask fetch-blobs`, or set FACECTL_MODELS)"),
-            )
-        })
-        .clone()
-}
-
-fn config() -> ServiceConfig {
-    let vars = [
-        ("FACE_BUCKET", BUCKET),
-        ("FACE_PEOPLE_TABLE", "people"),
-        ("FACE_RESULTS_TABLE", "results"),
-        ("FACE_RESULTS_QUEUE_URL", "queue"),
-        ("FACE_API_KEYS_TABLE", "keys"),
-    ];
-    ServiceConfig::from_lookup(
-        |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        },
-        PathBuf::from("."),
-    )
-    .unwrap()
 }
 
 type TestApi = Api<MemoryObjects, MemoryPeople, MemoryResults, MemoryApiKeys, MemorySigner>;

@@ -1,62 +1,16 @@
 //! The handlers on real photos with in-memory storage: every trigger, the
 //! side effects, idempotency and partial batch failures, without AWS.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+mod common;
 
 use base64::Engine;
-use face_core::FacePipeline;
-use face_service::ServiceConfig;
 use face_service::enroll::{EnrollResponse, Enroller};
 use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
 use face_service::recognize::{Recognizer, RecognizerStores, ResultMessage};
 use face_service::storage::ResultStatus;
 use serde_json::{Value, json};
 
-const BUCKET: &str = "data";
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn data(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("FACE_DATA_DIR")
-        .map_or_else(|| workspace().join("../shared/data"), PathBuf::from);
-    let path = dir.join(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set FACE_DATA_DIR)", path.display()))
-}
-
-fn pipeline() -> Arc<FacePipeline> {
-    static PIPELINE: OnceLock<Arc<FacePipeline>> = OnceLock::new();
-    PIPELINE
-        .get_or_init(|| {
-            let dir = std::env::var_os("FACECTL_MODELS")
-                .map_or_else(|| workspace().join("blobs"), PathBuf::from);
-            Arc::new(
-                face_service::models::load_pipeline(&dir)
-                    .expect("models load (run `cargo xtask fetch-blobs`, or set FACECTL_MODELS)"),
-            )
-        })
-        .clone()
-}
-
-fn config() -> ServiceConfig {
-    let vars = [
-        ("FACE_BUCKET", BUCKET),
-        ("FACE_PEOPLE_TABLE", "people"),
-        ("FACE_RESULTS_TABLE", "results"),
-        ("FACE_RESULTS_QUEUE_URL", "queue"),
-    ];
-    ServiceConfig::from_lookup(
-        |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        },
-        PathBuf::from("."),
-    )
-    .unwrap()
-}
+use common::{BUCKET, config, data, pipeline};
 
 type TestRecognizer = Recognizer<MemoryObjects, MemoryPeople, MemoryResults, MemoryQueue>;
 
