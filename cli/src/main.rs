@@ -556,7 +556,8 @@ fn detect(
         annotate_to,
         |bytes| {
             let image = pipeline.decode(bytes)?;
-            let faces = pipeline.detect(&image)?;
+            let mut faces = pipeline.detect(&image)?;
+            DetectedFace::largest_first(&mut faces);
             Ok((Pixels::Decoded(image), faces))
         },
         print_detections,
@@ -1061,7 +1062,8 @@ fn recognize(
         |bytes| {
             let image = pipeline.decode(bytes)?;
             let mut timings = StageTimings::default();
-            let faces = pipeline.analyze_image(&image, &mut timings)?;
+            let mut faces = pipeline.analyze_image(&image, &mut timings)?;
+            faces.sort_by(|a, b| b.face.bbox.area().total_cmp(&a.face.bbox.area()));
             let faces = pipeline.match_faces(faces, &collection, &mut timings);
             Ok((Pixels::Decoded(image), faces))
         },

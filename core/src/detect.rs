@@ -112,6 +112,14 @@ pub struct DetectedFace {
     pub confidence: f32,
 }
 
+impl DetectedFace {
+    /// Orders faces largest first (by box area), the order every answer of
+    /// the CLI and the API lists them in.
+    pub fn largest_first(faces: &mut [DetectedFace]) {
+        faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+    }
+}
+
 /// A YuNet model, loaded once and shared between threads (`Arc`).
 #[derive(Debug)]
 pub struct Detector {

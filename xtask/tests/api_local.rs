@@ -3,6 +3,10 @@
 //! `cargo xtask serve` playing API Gateway in front of the real `authorizer`
 //! and `api` bootstraps under the Runtime Interface Emulator (and the
 //! `recognize` bootstrap behind the uploads' queue).
+//!
+//! It also runs the `facectl` binary beside the xtask's (the workspace's
+//! test build makes it; alone: `cargo build -p facectl` first) and the
+//! function zips of `cargo xtask build`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};

@@ -332,12 +332,8 @@ fn image_input(image: &t::Image) -> ImageInput {
     }
 }
 
-fn area(face: &DetectedFace) -> f32 {
-    face.bbox.area()
-}
-
 fn largest_first(faces: &mut [DetectedFace]) {
-    faces.sort_by(|a, b| area(b).total_cmp(&area(a)));
+    DetectedFace::largest_first(faces);
 }
 
 fn encode_token(person: &str) -> String {
