@@ -299,8 +299,10 @@ fn the_api_over_http_on_the_local_stack() {
     // facectl's remote mode: the same output as its local mode.
     let facectl = |args: &[&str]| -> Output {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_xtask")).with_file_name("facectl");
+        // From the checkout, where `--stack local` finds the deploy record.
         let out = Command::new(&bin)
             .args(args)
+            .current_dir(local_aws::workspace_root())
             .env("FACE_API_KEY", &key)
             .output()
             .unwrap_or_else(|e| {
@@ -368,6 +370,15 @@ fn the_api_over_http_on_the_local_stack() {
     assert!(
         String::from_utf8_lossy(&compared.stdout).starts_with("same person"),
         "{compared:?}"
+    );
+    // --stack: the URL from the deploy record, which serve keeps current.
+    let listed = facectl(&["people", "--stack", "local", "--collection", c, "--json"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(2),
+        "both people, from the deployed collection: {listed}"
     );
 
     // People: paged list, one person, attributes patched.
