@@ -159,6 +159,7 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
                 ),
             ]
             .into(),
+            api_url: None,
         };
         std::fs::write(
             state.path().join(DeployRecord::file_name(region)),
