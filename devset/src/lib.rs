@@ -193,6 +193,38 @@ pub struct PersonInGroup {
     pub group_photo: String,
 }
 
+/// Each labelled group photo, smallest first (fewest faces, then path),
+/// with the people of the recognition set it names, by name, each with
+/// their photos in label order.
+fn groups_smallest_first<'a>(
+    recognition: &'a [RecognitionLabel],
+    detection: &'a [DetectionLabel],
+) -> impl Iterator<Item = Vec<PersonInGroup>> + 'a {
+    let mut groups: Vec<&DetectionLabel> = detection.iter().filter(|d| d.face_count >= 2).collect();
+    groups.sort_by(|a, b| (a.face_count, &a.path).cmp(&(b.face_count, &b.path)));
+    groups.into_iter().map(move |group| {
+        let mut named: Vec<&str> = group
+            .known_identities
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        named
+            .into_iter()
+            .map(|person| PersonInGroup {
+                person: person.to_string(),
+                photos: recognition
+                    .iter()
+                    .filter(|l| l.identity == person)
+                    .map(|l| l.path.clone())
+                    .collect(),
+                group_photo: group.path.clone(),
+            })
+            .collect()
+    })
+}
+
 /// A person to smoke-test with: on the smallest labelled group photo (fewest
 /// faces, then path) that names someone of the recognition set with two or
 /// more photos; of several such people on it, the first by name.
@@ -200,31 +232,8 @@ pub fn person_in_group(
     recognition: &[RecognitionLabel],
     detection: &[DetectionLabel],
 ) -> Option<PersonInGroup> {
-    let photos_of = |person: &str| -> Vec<String> {
-        recognition
-            .iter()
-            .filter(|l| l.identity == person)
-            .map(|l| l.path.clone())
-            .collect()
-    };
-    let mut groups: Vec<&DetectionLabel> = detection.iter().filter(|d| d.face_count >= 2).collect();
-    groups.sort_by(|a, b| (a.face_count, &a.path).cmp(&(b.face_count, &b.path)));
-    groups.into_iter().find_map(|group| {
-        let mut named: Vec<&str> = group
-            .known_identities
-            .split(';')
-            .filter(|s| !s.is_empty())
-            .collect();
-        named.sort_unstable();
-        named.into_iter().find_map(|person| {
-            let photos = photos_of(person);
-            (photos.len() >= 2).then(|| PersonInGroup {
-                person: person.to_string(),
-                photos,
-                group_photo: group.path.clone(),
-            })
-        })
-    })
+    groups_smallest_first(recognition, detection)
+        .find_map(|people| people.into_iter().find(|p| p.photos.len() >= 2))
 }
 
 /// A labelled group photo and everyone it names, each with two or more
@@ -245,34 +254,12 @@ pub fn group_of_people(
     detection: &[DetectionLabel],
     min_people: usize,
 ) -> Option<GroupOfPeople> {
-    let mut groups: Vec<&DetectionLabel> = detection.iter().filter(|d| d.face_count >= 2).collect();
-    groups.sort_by(|a, b| (a.face_count, &a.path).cmp(&(b.face_count, &b.path)));
-    groups.into_iter().find_map(|group| {
-        let mut named: Vec<&str> = group
-            .known_identities
-            .split(';')
-            .filter(|s| !s.is_empty())
-            .collect();
-        named.sort_unstable();
-        named.dedup();
-        let people: Vec<PersonInGroup> = named
-            .iter()
-            .map(|person| PersonInGroup {
-                person: person.to_string(),
-                photos: recognition
-                    .iter()
-                    .filter(|l| l.identity == *person)
-                    .map(|l| l.path.clone())
-                    .collect(),
-                group_photo: group.path.clone(),
-            })
-            .collect();
-        (people.len() >= min_people.max(1) && people.iter().all(|p| p.photos.len() >= 2)).then(
-            || GroupOfPeople {
-                group_photo: group.path.clone(),
-                people,
-            },
-        )
+    groups_smallest_first(recognition, detection).find_map(|people| {
+        let enough = people.len() >= min_people.max(1);
+        (enough && people.iter().all(|p| p.photos.len() >= 2)).then(|| GroupOfPeople {
+            group_photo: people[0].group_photo.clone(),
+            people,
+        })
     })
 }
 
