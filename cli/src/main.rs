@@ -546,9 +546,7 @@ fn detect(
     json: bool,
     annotate_to: Option<&Path>,
 ) -> Result<ExitCode> {
-    if annotate_to.is_some() && images.len() != 1 {
-        bail!("--annotate takes exactly one image");
-    }
+    one_image_to_annotate(images, annotate_to)?;
     let pipeline = load(g)?;
     per_image(
         images,
@@ -562,6 +560,14 @@ fn detect(
         },
         print_detections,
     )
+}
+
+/// `--annotate` draws on one image: refused with several, before any work.
+fn one_image_to_annotate(images: &[PathBuf], annotate_to: Option<&Path>) -> Result<()> {
+    if annotate_to.is_some() && images.len() != 1 {
+        bail!("--annotate takes exactly one image");
+    }
+    Ok(())
 }
 
 /// A face as `--annotate` draws it.
@@ -677,9 +683,7 @@ fn remote_detect(
     json: bool,
     annotate_to: Option<&Path>,
 ) -> Result<ExitCode> {
-    if annotate_to.is_some() && images.len() != 1 {
-        bail!("--annotate takes exactly one image");
-    }
+    one_image_to_annotate(images, annotate_to)?;
     per_image(
         images,
         json,
@@ -699,9 +703,7 @@ fn remote_recognize(
     json: bool,
     annotate_to: Option<&Path>,
 ) -> Result<ExitCode> {
-    if annotate_to.is_some() && images.len() != 1 {
-        bail!("--annotate takes exactly one image");
-    }
+    one_image_to_annotate(images, annotate_to)?;
     per_image(
         images,
         json,
@@ -1049,9 +1051,7 @@ fn recognize(
     json: bool,
     annotate_to: Option<&Path>,
 ) -> Result<ExitCode> {
-    if annotate_to.is_some() && images.len() != 1 {
-        bail!("--annotate takes exactly one image");
-    }
+    one_image_to_annotate(images, annotate_to)?;
     let collection = store.load_existing(collection_name)?;
     let pipeline = load(g)?;
     collection.check_compatible(pipeline.face_model_version())?;
