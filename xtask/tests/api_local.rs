@@ -8,38 +8,16 @@
 //! test build makes it; alone: `cargo build -p facectl` first) and the
 //! function zips of `cargo xtask build`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::{ok, xtask};
 use local_aws::MotoServer;
 use serde_json::{Value, json};
-
-fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
-        .output()
-        .expect("running xtask");
-    eprintln!(
-        "$ xtask {}\n{}{}",
-        args.join(" "),
-        // Never echo a created key into the test log.
-        if args.contains(&"create") {
-            "(stdout withheld: it holds a key)\n".into()
-        } else {
-            String::from_utf8_lossy(&out.stdout)
-        },
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "xtask failed: {:?}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `cargo xtask api-key create`: the key is the last line of stdout.
 fn create_key(moto: &MotoServer, name: &str, extra: &[&str]) -> String {

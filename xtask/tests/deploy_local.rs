@@ -4,30 +4,13 @@
 //! again, with a smoke test after the first deploy. Runs the real `cargo
 //! xtask` binary (it builds the functions if their zips are missing).
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
+use common::{ok, xtask};
 use local_aws::MotoServer;
-
-fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
-        .output()
-        .expect("running xtask");
-    eprintln!(
-        "$ xtask {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "xtask failed: {:?}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Counts of what the deployment can leave behind, listed in moto.
 #[derive(Debug, PartialEq, Eq)]
