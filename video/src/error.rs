@@ -36,6 +36,27 @@ pub enum VideoError {
     CorruptSample { sample: u32, reason: String },
     #[error("H.264 decoder: {0}")]
     Decoder(String),
+    #[error("invalid montage setting {field}: {reason}")]
+    MontageConfig {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("H.264 encoder: {0}")]
+    Encoder(String),
+    #[error("the montage has {frames} frames, more than the limit of {max_frames}")]
+    MontageTooManyFrames { frames: u64, max_frames: u64 },
+    #[error("the montage is larger than the limit of {max_bytes} bytes")]
+    MontageTooLarge { max_bytes: u64 },
+    #[error("writing MP4: {0}")]
+    Mp4Write(String),
+    #[error("no montage segments to concatenate")]
+    NoSegments,
+    #[error("montage segment {segment} is unusable: {reason}")]
+    BadSegment { segment: usize, reason: String },
+    #[error(
+        "montage segment {segment} differs from the first in its {what} (segments must be of one video, encoded with the same settings)"
+    )]
+    SegmentMismatch { segment: usize, what: &'static str },
     #[error("decoded frame is {found_width}x{found_height}, the header says {width}x{height}")]
     DimensionMismatch {
         width: u32,

@@ -41,6 +41,9 @@ pub struct Sample {
     pub size: u32,
     /// Presentation time in track ticks, edit list applied.
     pub pts_ticks: i64,
+    /// Decode duration in track ticks (the `stts` entry).
+    #[serde(default)]
+    pub duration_ticks: u32,
     pub keyframe: bool,
 }
 
@@ -288,6 +291,7 @@ fn sample_table(track: &mp4::Mp4Track, limits: &VideoLimits) -> Result<Vec<Sampl
                     offset,
                     size,
                     pts_ticks: 0,
+                    duration_ticks: 0,
                     keyframe: stbl.stss.is_none(),
                 });
                 offset = offset
@@ -309,6 +313,7 @@ fn sample_table(track: &mp4::Mp4Track, limits: &VideoLimits) -> Result<Vec<Sampl
                 break;
             }
             samples[i].pts_ticks = dts;
+            samples[i].duration_ticks = entry.sample_delta;
             dts = dts.saturating_add(i64::from(entry.sample_delta));
             i += 1;
         }

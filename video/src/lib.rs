@@ -5,14 +5,18 @@
 //! - [`plan_chunks`]: splits a video into keyframe-aligned chunks.
 //! - [`scan_chunk`]: detect, track, recognize one chunk (per-frame matches).
 //! - [`Timeline`]: where each person appears.
+//! - [`montage_chunk`], [`concat_montage`]: the moments people appear in,
+//!   captioned and re-encoded to H.264 (per chunk, then joined).
 //!
 //! Everything here is bytes in, values out (no files, no network), so the
 //! CLI and the Lambda functions call the same code.
 
+mod caption;
 mod chunk;
 mod decode;
 mod error;
 mod index;
+mod montage;
 mod scan;
 mod timeline;
 mod track;
@@ -21,6 +25,9 @@ pub use chunk::{Chunk, plan_chunks};
 pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
 pub use error::VideoError;
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
+pub use montage::{
+    EncodeSettings, MontageConfig, concat_montage, encode_clip, montage_chunk, montage_moments,
+};
 pub use scan::{
     ChunkScan, FaceInFrame, FrameMatches, ScanChunkRequest, ScanConfig, ScanError, ScanMode,
     ScanStats, scan_chunk,
