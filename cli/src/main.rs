@@ -257,6 +257,16 @@ struct ScanVideoArgs {
     /// [default: the stack's and the account's limits]
     #[arg(long, requires = "stack")]
     max_in_flight: Option<u32>,
+    /// Also write an H.264 MP4 of the moments people appear in, captioned
+    /// with their names and the time (encoded per chunk, then joined)
+    #[arg(long, value_name = "OUT.mp4")]
+    montage: Option<PathBuf>,
+    /// Montage: only this person's moments [default: every recognized person's]
+    #[arg(long, value_name = "NAME", requires = "montage")]
+    montage_person: Option<String>,
+    /// Montage: seconds kept before and after each moment (within a chunk)
+    #[arg(long, default_value_t = 1.0, requires = "montage")]
+    montage_pad_s: f64,
 }
 
 fn parse_endpoint(s: &str) -> std::result::Result<(String, cloud::LambdaEndpoint), String> {
@@ -463,12 +473,61 @@ fn scan_video(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Res
         std::fs::write(out, scan::render_html(&report, &thumbs))
             .with_context(|| format!("writing {}", out.display()))?;
     }
+    if let Some(out) = &args.montage {
+        write_montage(g, args, &report.frames, out)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", scan::render_text(&report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--montage`, from the scan's matches, chunked as the scan was.
+fn write_montage(
+    g: &GlobalArgs,
+    args: &ScanVideoArgs,
+    frames: &[face_video::FrameMatches],
+    out: &Path,
+) -> Result<()> {
+    let config = face_video::MontageConfig {
+        pad_s: args.montage_pad_s,
+        person: args.montage_person.clone(),
+        ..Default::default()
+    };
+    let frames_per_chunk = match args.stack {
+        Some(_) => Some(args.lambda_frames_per_chunk),
+        None => args.frames_per_chunk,
+    };
+    let started = Instant::now();
+    match scan::write_montage(
+        &args.video,
+        frames,
+        frames_per_chunk,
+        g.threads,
+        &config,
+        out,
+    )? {
+        Some(m) => eprintln!(
+            "montage: {}: {} frames in {} moments from {} chunks, {} bytes, {:.1} s",
+            out.display(),
+            m.frames,
+            m.moments,
+            m.segments,
+            m.bytes,
+            started.elapsed().as_secs_f64()
+        ),
+        None => eprintln!(
+            "montage: {} in the video; {} not written",
+            match &args.montage_person {
+                Some(p) => format!("{p} appears nowhere"),
+                None => "nobody recognized".into(),
+            },
+            out.display()
+        ),
+    }
+    Ok(())
 }
 
 fn scan_locally(

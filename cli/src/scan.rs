@@ -15,9 +15,9 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use face_core::{Collection, FacePipeline, RgbImage};
 use face_video::{
-    Appearance, Chunk, FrameMatches, FrameRange, FrameReader, Sampling, ScanConfig, ScanMode,
-    ScanStats, Timeline, TimelineConfig, VideoIndex, VideoInfo, VideoLimits, plan_chunks,
-    scan_chunk,
+    Appearance, Chunk, FrameMatches, FrameRange, FrameReader, MontageConfig, Sampling, ScanConfig,
+    ScanMode, ScanStats, Timeline, TimelineConfig, VideoIndex, VideoInfo, VideoLimits,
+    concat_montage, montage_chunk, montage_moments, plan_chunks, scan_chunk,
 };
 use image::Rgb;
 use rayon::prelude::*;
@@ -190,9 +190,7 @@ pub fn scan_video(
         .with_context(|| format!("reading {}", path.display()))?;
     let info = index.info();
     let threads = options.threads.max(1);
-    let per_chunk = options
-        .frames_per_chunk
-        .unwrap_or_else(|| info.frames.div_ceil(4 * threads as u64).max(30));
+    let per_chunk = chunk_frames(&info, options.frames_per_chunk, threads);
     let chunks = plan_chunks(&index, per_chunk)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -259,6 +257,94 @@ pub fn scan_video(
         list.sort_by_key(|t| t.frame);
     }
     Ok((report, thumbs))
+}
+
+/// Frames per local chunk: `frames_per_chunk`, or enough chunks to keep
+/// every thread busy (4 per thread), at least 30 frames each.
+fn chunk_frames(info: &VideoInfo, frames_per_chunk: Option<u64>, threads: usize) -> u64 {
+    frames_per_chunk.unwrap_or_else(|| info.frames.div_ceil(4 * threads.max(1) as u64).max(30))
+}
+
+/// What `--montage` wrote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MontageSummary {
+    /// Chunks with a moment (one segment each).
+    pub segments: usize,
+    pub moments: usize,
+    pub frames: u64,
+    pub bytes: usize,
+}
+
+/// `--montage`: as the scan workers do, one segment per chunk (decoded
+/// from only that chunk's bytes) of the moments `frames` show, then the
+/// segments joined in order and written to `out`. The chunks are planned
+/// as the scan planned them (`frames_per_chunk`, `threads`: see
+/// [`ScanOptions`]). `None` (and no file) when nobody wanted appears.
+pub fn write_montage(
+    path: &Path,
+    frames: &[FrameMatches],
+    frames_per_chunk: Option<u64>,
+    threads: usize,
+    config: &MontageConfig,
+    out: &Path,
+) -> Result<Option<MontageSummary>> {
+    config.validate()?;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let size = file.metadata()?.len();
+    let index = VideoIndex::from_reader(BufReader::new(file), size, &VideoLimits::default())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let chunks = plan_chunks(
+        &index,
+        chunk_frames(&index.info(), frames_per_chunk, threads),
+    )?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("starting the worker threads")?;
+    let segments = pool.install(|| {
+        chunks
+            .par_iter()
+            .map(|chunk| {
+                let matches: Vec<FrameMatches> = frames
+                    .iter()
+                    .filter(|m| chunk.frames.contains(m.frame))
+                    .cloned()
+                    .collect();
+                let moments = montage_moments(&index, chunk.frames, &matches, config)?;
+                if moments.is_empty() {
+                    return Ok(None);
+                }
+                let bytes = read_span(path, chunk)?;
+                let segment = montage_chunk(
+                    &index,
+                    &bytes,
+                    chunk.span.bytes_start,
+                    chunk.frames,
+                    &matches,
+                    config,
+                )
+                .with_context(|| format!("montage of chunk {}", chunk.chunk))?;
+                Ok(segment.map(|s| (moments, s)))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let segments: Vec<_> = segments.into_iter().flatten().collect();
+    if segments.is_empty() {
+        return Ok(None);
+    }
+    let parts: Vec<&[u8]> = segments.iter().map(|(_, s)| s.as_slice()).collect();
+    let montage = concat_montage(&parts)?;
+    std::fs::write(out, &montage).with_context(|| format!("writing {}", out.display()))?;
+    Ok(Some(MontageSummary {
+        segments: segments.len(),
+        moments: segments.iter().map(|(m, _)| m.len()).sum(),
+        frames: segments
+            .iter()
+            .flat_map(|(m, _)| m)
+            .map(FrameRange::len)
+            .sum(),
+        bytes: montage.len(),
+    }))
 }
 
 /// Reads bytes `[start, end)` of the file: what a worker would fetch with

@@ -194,3 +194,53 @@ fn street_crowd_is_detected_without_confident_claims() {
         stats(naive, "faces_recognized")
     );
 }
+
+#[test]
+fn montage_holds_the_padded_moments_of_the_scan() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let enrolled = enroll_all(store.path());
+    let person = enrolled.iter().next().expect("someone enrolled").clone();
+    let out = store.path().join("montage.mp4");
+    let out_s = out.to_str().expect("utf-8 path");
+    let report = scan(
+        store.path(),
+        "slideshow_shared.mp4",
+        &[
+            "--frames-per-chunk",
+            "30",
+            "--montage",
+            out_s,
+            "--montage-person",
+            &person,
+        ],
+    );
+    // Expected: every frame within a second of a frame naming the person,
+    // within the scan's chunks (padding never crosses a chunk's edge).
+    let bytes = std::fs::read(data_dir().join("video/slideshow_shared.mp4")).expect("video");
+    let limits = face_video::VideoLimits::default();
+    let index = face_video::VideoIndex::from_bytes(&bytes, &limits).expect("index");
+    let plan = face_video::plan_chunks(&index, 30).expect("plan");
+    assert_eq!(report["chunks"].as_u64(), Some(plan.len() as u64));
+    let hits: Vec<u64> = per_frame(&report)
+        .into_iter()
+        .filter(|(_, (_, people))| people.contains(&person))
+        .map(|(f, _)| f)
+        .collect();
+    assert!(!hits.is_empty(), "{person} was found");
+    let expected = plan
+        .iter()
+        .flat_map(|c| {
+            let hits = &hits;
+            let index = &index;
+            (c.frames.start..c.frames.end).filter(move |&f| {
+                hits.iter().any(|&h| {
+                    c.frames.contains(h) && (index.pts_s(h) - index.pts_s(f)).abs() <= 1.0 + 1e-6
+                })
+            })
+        })
+        .count() as u64;
+    let montage = std::fs::read(&out).expect("montage written");
+    let m = face_video::VideoIndex::from_bytes(&montage, &limits).expect("montage index");
+    assert_eq!(m.frames(), expected);
+    assert_eq!((m.width, m.height), (index.width, index.height));
+}
