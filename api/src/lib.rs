@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod openapi;

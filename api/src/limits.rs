@@ -16,6 +16,9 @@ pub const UPLOAD_URL_EXPIRES_IN_S: u64 = 300;
 /// function decodes at most (face-core's default encoded-size limit).
 pub const MAX_UPLOAD_BYTES: u64 = 15 * 1024 * 1024;
 
+/// The largest video a presigned URL is issued for: S3's single-PUT limit.
+pub const MAX_VIDEO_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
 /// Photos per enroll call (more would risk the function's timeout).
 pub const MAX_IMAGES_PER_ENROLL: usize = 20;
 

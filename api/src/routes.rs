@@ -4,6 +4,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::error::ErrorCode;
+use crate::jobs::{ScanJobResponse, ScanRequest};
 use crate::types::*;
 
 /// Which route a request is.
@@ -22,6 +23,8 @@ pub enum RouteId {
     Search,
     CreateUpload,
     GetResult,
+    CreateScan,
+    GetScan,
 }
 
 /// The JSON Schema of a body type, registered in the generator's
@@ -258,6 +261,30 @@ pub const ROUTES: &[Route] = &[
         raw_image_body: false,
         query: &[],
         response: schema_of::<ResultResponse>,
+        errors: &[BadInput, NotFound],
+    },
+    Route {
+        id: RouteId::CreateScan,
+        method: "POST",
+        path: "/v1/scans",
+        operation_id: "createScan",
+        summary: "Starts (or finds) the scan job of an MP4 in the bucket; answers 202 with the job",
+        request: Some(schema_of::<ScanRequest>),
+        raw_image_body: false,
+        query: &[],
+        response: schema_of::<ScanJobResponse>,
+        errors: &[BadInput, NotFound],
+    },
+    Route {
+        id: RouteId::GetScan,
+        method: "GET",
+        path: "/v1/scans/{job_id}",
+        operation_id: "getScan",
+        summary: "A scan job: status, progress (chunks done / total) and, when done, the timeline and the montage's key",
+        request: None,
+        raw_image_body: false,
+        query: &[],
+        response: schema_of::<ScanJobResponse>,
         errors: &[BadInput, NotFound],
     },
 ];

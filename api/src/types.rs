@@ -265,8 +265,11 @@ pub struct UploadResponse {
 pub enum ResultStatus {
     /// Recognized: `result` holds the faces.
     Ok,
-    /// Not a usable image: `error` says why.
+    /// Not a usable image or video: `error` says why.
     BadInput,
+    /// A video job that could not finish (chunks kept failing): `error`
+    /// names them.
+    Failed,
 }
 
 /// `GET /v1/results/{result_id}`: 404 until the upload arrived and its
@@ -283,6 +286,10 @@ pub struct ResultResponse {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// An uploaded MP4: its scan job (status, progress, and when done the
+    /// timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::jobs::ScanJobResponse>,
 }
 
 #[cfg(test)]

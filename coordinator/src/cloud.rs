@@ -30,9 +30,7 @@ use crate::schedule::{
 pub const VIDEO_PREFIX: &str = "scans/videos/";
 
 /// Lambda on-demand prices (us-east-1, 2026), per GB-second and request.
-pub const USD_PER_GB_S_X86_64: f64 = 0.000_016_666_7;
-pub const USD_PER_GB_S_ARM64: f64 = 0.000_013_333_4;
-pub const USD_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+pub use face_service::pricing::{USD_PER_GB_S_ARM64, USD_PER_GB_S_X86_64, USD_PER_REQUEST};
 
 /// Used when neither the stack nor the account says how many invocations a
 /// region may run (moto, for one, has no account settings).
@@ -452,7 +450,7 @@ pub async fn scan(
         frames.extend(scan.matches);
     }
     frames.sort_by_key(|f| f.frame);
-    check_every_frame_once(&frames, index.frames())?;
+    face_video::check_every_frame_once(&frames, index.frames()).map_err(CloudError::Frames)?;
     Ok(CloudScan {
         chunks: chunks.len(),
         frames,
@@ -462,23 +460,6 @@ pub async fn scan(
         wall_s: report.wall_time.as_secs_f64(),
         usage,
     })
-}
-
-/// `frames` (sorted) are 0, 1, ..., total - 1.
-fn check_every_frame_once(frames: &[FrameMatches], total: u64) -> Result<(), CloudError> {
-    if frames.len() as u64 != total {
-        return Err(CloudError::Frames(format!(
-            "{} frames back for a video of {total}",
-            frames.len()
-        )));
-    }
-    match frames.iter().zip(0u64..).find(|(f, i)| f.frame != *i) {
-        Some((f, i)) => Err(CloudError::Frames(format!(
-            "frame {i} missing or doubled (found {} there)",
-            f.frame
-        ))),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -541,9 +522,9 @@ mod tests {
             pts_s: 0.0,
             faces: Vec::new(),
         };
-        assert!(check_every_frame_once(&[f(0), f(1), f(2)], 3).is_ok());
-        assert!(check_every_frame_once(&[f(0), f(2)], 3).is_err());
-        assert!(check_every_frame_once(&[f(0), f(1), f(1)], 3).is_err());
-        assert!(check_every_frame_once(&[f(0), f(1), f(2), f(2)], 3).is_err());
+        assert!(face_video::check_every_frame_once(&[f(0), f(1), f(2)], 3).is_ok());
+        assert!(face_video::check_every_frame_once(&[f(0), f(2)], 3).is_err());
+        assert!(face_video::check_every_frame_once(&[f(0), f(1), f(1)], 3).is_err());
+        assert!(face_video::check_every_frame_once(&[f(0), f(1), f(2), f(2)], 3).is_err());
     }
 }

@@ -15,7 +15,7 @@ use crate::config::FunctionName;
 use crate::constructs::function::CodeLocation;
 use crate::constructs::{
     Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource, RestApi, Scope,
-    Table, WorkQueue,
+    Table, Topic, WorkQueue,
 };
 use crate::error::StackError;
 use crate::plan::{Architecture, Deployment, RegionPlan};
@@ -36,6 +36,11 @@ pub mod outputs {
     pub const API_URL: &str = "ApiUrl";
     pub const REST_API_ID: &str = "RestApiId";
     pub const API_KEYS_TABLE_NAME: &str = "ApiKeysTableName";
+    pub const SCAN_JOBS_TABLE_NAME: &str = "ScanJobsTableName";
+    pub const SCAN_QUEUE_URL: &str = "ScanQueueUrl";
+    pub const SCAN_DEAD_LETTER_QUEUE_URL: &str = "ScanDeadLetterQueueUrl";
+    /// The SNS topic every finished video job is published to.
+    pub const RESULTS_TOPIC_ARN: &str = "ResultsTopicArn";
 
     /// `EnrollFunctionName`, `RecognizeFunctionName`, ...
     pub fn function_name(function: crate::FunctionName) -> String {
@@ -59,6 +64,10 @@ pub mod env {
     pub const UPLOAD_PREFIX: &str = "FACE_UPLOAD_PREFIX";
     pub const DEFAULT_COLLECTION: &str = "FACE_DEFAULT_COLLECTION";
     pub const API_KEYS_TABLE: &str = "FACE_API_KEYS_TABLE";
+    pub const JOBS_TABLE: &str = "FACE_JOBS_TABLE";
+    pub const SCAN_QUEUE_URL: &str = "FACE_SCAN_QUEUE_URL";
+    pub const RESULTS_TOPIC_ARN: &str = "FACE_RESULTS_TOPIC_ARN";
+    pub const SCAN_MAX_RECEIVE_COUNT: &str = "FACE_SCAN_MAX_RECEIVE_COUNT";
 }
 
 /// The per-region bucket the caller uploads function zips to before
@@ -128,6 +137,9 @@ pub struct FaceStack<'a> {
     results_queue: FifoQueue,
     work_queue: WorkQueue,
     api_keys: Table,
+    scan_jobs: Table,
+    scan_queue: WorkQueue,
+    results_topic: Topic,
 }
 
 impl<'a> FaceStack<'a> {
@@ -181,7 +193,31 @@ impl<'a> FaceStack<'a> {
                 suffix: "work",
                 visibility_timeout_s: region.work_queue.visibility_timeout_s,
                 max_receive_count: region.work_queue.max_receive_count,
-                source_bucket: bucket.clone(),
+                source_bucket: Some(bucket.clone()),
+            },
+            scan_jobs: Table {
+                logical_id: "ScanJobsTable",
+                suffix: "scan-jobs",
+                partition_key: "job_id",
+                sort_key: None,
+                point_in_time_recovery: region.point_in_time_recovery,
+                ttl_attribute: None,
+            },
+            // Fed by recognize/api (plan requests) and by scan-worker
+            // itself (one message per chunk); hidden for six times the
+            // worker's timeout, as AWS advises for a queue feeding a function.
+            scan_queue: WorkQueue {
+                logical_id: "ScanQueue",
+                suffix: "scan",
+                visibility_timeout_s: (region.functions[&FunctionName::ScanWorker].timeout_s
+                    * crate::plan::defaults::VISIBILITY_TIMEOUT_FACTOR)
+                    .min(43_200),
+                max_receive_count: region.work_queue.max_receive_count,
+                source_bucket: None,
+            },
+            results_topic: Topic {
+                logical_id: "ResultsTopic",
+                suffix: "results",
             },
             bucket,
         }
@@ -230,6 +266,32 @@ impl<'a> FaceStack<'a> {
         if matches!(function, FunctionName::Api | FunctionName::Authorizer) {
             environment.insert(env::API_KEYS_TABLE, self.api_keys.name());
         }
+        // Video jobs: started by recognize (MP4 uploads) and api (POST
+        // /v1/scans), planned and scanned by scan-worker.
+        if matches!(
+            function,
+            FunctionName::Recognize | FunctionName::Api | FunctionName::ScanWorker
+        ) {
+            environment.insert(env::JOBS_TABLE, self.scan_jobs.name());
+            environment.insert(env::SCAN_QUEUE_URL, self.scan_queue.url());
+        }
+        if function == FunctionName::ScanWorker {
+            environment.insert(env::RESULTS_TABLE, self.results.name());
+            environment.insert(env::RESULTS_QUEUE_URL, self.results_queue.url());
+            environment.insert(env::RESULTS_TOPIC_ARN, self.results_topic.arn());
+            environment.insert(
+                env::SCAN_MAX_RECEIVE_COUNT,
+                cfn::text(self.scan_queue.max_receive_count.to_string()),
+            );
+        }
+        // Starting a job: its record, and the plan request.
+        let start_jobs = [
+            Statement::allow(
+                &["dynamodb:GetItem", "dynamodb:PutItem"],
+                [self.scan_jobs.arn()],
+            ),
+            Statement::allow(&["sqs:SendMessage"], [self.scan_queue.arn()]),
+        ];
         let grants = match function {
             FunctionName::Enroll => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
@@ -277,11 +339,41 @@ impl<'a> FaceStack<'a> {
                         [self.work_queue.arn()],
                     ),
                 ]
+                .into_iter()
+                .chain(start_jobs)
+                .collect()
             }
-            // Ranged reads of videos, and the collection's people.
+            // Ranged reads of videos and the collection's people; a job's
+            // chunk results, montage and result under scans/.
             FunctionName::ScanWorker => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
+                Statement::allow(&["s3:PutObject"], [b.objects_arn("scans/*")]),
                 Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                Statement::allow(&["dynamodb:GetItem"], [self.people.arn()]),
+                Statement::allow(
+                    &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                    [self.scan_jobs.arn()],
+                ),
+                Statement::allow(
+                    &[
+                        "dynamodb:PutItem",
+                        "dynamodb:GetItem",
+                        "dynamodb:UpdateItem",
+                    ],
+                    [self.results.arn()],
+                ),
+                Statement::allow(&["sqs:SendMessage"], [self.results_queue.arn()]),
+                Statement::allow(
+                    &[
+                        "sqs:SendMessage",
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility",
+                    ],
+                    [self.scan_queue.arn()],
+                ),
+                Statement::allow(&["sns:Publish"], [self.results_topic.arn()]),
             ],
             FunctionName::Api => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
@@ -316,7 +408,10 @@ impl<'a> FaceStack<'a> {
                 Statement::allow(&["dynamodb:GetItem"], [self.results.arn()]),
                 // Per-key usage counters.
                 Statement::allow(&["dynamodb:UpdateItem"], [self.api_keys.arn()]),
-            ],
+            ]
+            .into_iter()
+            .chain(start_jobs)
+            .collect(),
             // Looks a key's hash up; nothing else.
             FunctionName::Authorizer => vec![Statement::allow(
                 &["dynamodb:GetItem"],
@@ -346,6 +441,9 @@ impl<'a> FaceStack<'a> {
         self.api_keys.synth(scope, &mut t);
         self.results_queue.synth(scope, &mut t);
         self.work_queue.synth(scope, &mut t);
+        self.scan_jobs.synth(scope, &mut t);
+        self.scan_queue.synth(scope, &mut t);
+        self.results_topic.synth(scope, &mut t);
 
         let mut functions = BTreeMap::new();
         for function in FunctionName::ALL {
@@ -363,6 +461,17 @@ impl<'a> FaceStack<'a> {
             function_name: recognize.name(),
             batch_size: self.region.work_queue.batch_size,
             max_concurrency: recognize.props.config.max_concurrency,
+        }
+        .synth(scope, &mut t);
+
+        let scan_worker = &functions[&FunctionName::ScanWorker];
+        QueueEventSource {
+            logical_id: "ScanQueueToScanWorker".into(),
+            queue_arn: self.scan_queue.arn(),
+            function_name: scan_worker.name(),
+            // One chunk per invocation: a chunk is seconds of CPU work.
+            batch_size: 1,
+            max_concurrency: scan_worker.props.config.max_concurrency,
         }
         .synth(scope, &mut t);
 
@@ -409,6 +518,26 @@ impl<'a> FaceStack<'a> {
             WORK_SHARE,
             "share of uploads clients route to this region",
             cfn::text(self.region.work_share.to_string()),
+        );
+        t.add_output(
+            SCAN_JOBS_TABLE_NAME,
+            "video scan jobs",
+            self.scan_jobs.name(),
+        );
+        t.add_output(
+            SCAN_QUEUE_URL,
+            "video scan queue (plans and chunks)",
+            self.scan_queue.url(),
+        );
+        t.add_output(
+            SCAN_DEAD_LETTER_QUEUE_URL,
+            "scan chunks that failed max_receive_count times",
+            self.scan_queue.dlq_url(),
+        );
+        t.add_output(
+            RESULTS_TOPIC_ARN,
+            "SNS topic of finished video jobs (subscribe here)",
+            self.results_topic.arn(),
         );
         t.add_output(API_URL, "HTTPS API base URL (stage live)", api.url());
         t.add_output(REST_API_ID, "API Gateway REST API id", api.id());

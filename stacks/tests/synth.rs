@@ -208,6 +208,9 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
             ("sqs:DeleteMessage", "WorkQueue.Arn"),
             ("sqs:GetQueueAttributes", "WorkQueue.Arn"),
             ("sqs:ChangeMessageVisibility", "WorkQueue.Arn"),
+            ("dynamodb:GetItem", "ScanJobsTable.Arn"),
+            ("dynamodb:PutItem", "ScanJobsTable.Arn"),
+            ("sqs:SendMessage", "ScanQueue.Arn"),
             ("logs:CreateLogStream", &recognize_logs),
             ("logs:PutLogEvents", &recognize_logs),
         ])
@@ -217,7 +220,21 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
         role_actions(s, "ScanWorkerRole"),
         set(&[
             ("s3:GetObject", "DataBucket.Arn/*"),
+            ("s3:PutObject", "DataBucket.Arn/scans/*"),
             ("s3:ListBucket", "DataBucket.Arn"),
+            ("dynamodb:GetItem", "PeopleTable.Arn"),
+            ("dynamodb:GetItem", "ScanJobsTable.Arn"),
+            ("dynamodb:UpdateItem", "ScanJobsTable.Arn"),
+            ("dynamodb:PutItem", "ResultsTable.Arn"),
+            ("dynamodb:GetItem", "ResultsTable.Arn"),
+            ("dynamodb:UpdateItem", "ResultsTable.Arn"),
+            ("sqs:SendMessage", "ResultsQueue.Arn"),
+            ("sqs:SendMessage", "ScanQueue.Arn"),
+            ("sqs:ReceiveMessage", "ScanQueue.Arn"),
+            ("sqs:DeleteMessage", "ScanQueue.Arn"),
+            ("sqs:GetQueueAttributes", "ScanQueue.Arn"),
+            ("sqs:ChangeMessageVisibility", "ScanQueue.Arn"),
+            ("sns:Publish", "ResultsTopic"),
             ("logs:CreateLogStream", &scan_logs),
             ("logs:PutLogEvents", &scan_logs),
         ])
@@ -239,6 +256,9 @@ fn roles_hold_exactly_the_permissions_lambdas_readme_lists() {
             ("dynamodb:UpdateItem", "PeopleTable.Arn"),
             ("dynamodb:GetItem", "ResultsTable.Arn"),
             ("dynamodb:UpdateItem", "ApiKeysTable.Arn"),
+            ("dynamodb:GetItem", "ScanJobsTable.Arn"),
+            ("dynamodb:PutItem", "ScanJobsTable.Arn"),
+            ("sqs:SendMessage", "ScanQueue.Arn"),
             ("logs:CreateLogStream", &api_logs),
             ("logs:PutLogEvents", &api_logs),
         ])
@@ -482,6 +502,21 @@ fn functions_get_the_environment_of_the_contract() {
             "FACE_UPLOAD_PREFIX",
             "FACE_DEFAULT_COLLECTION",
             "FACE_API_KEYS_TABLE",
+            "FACE_JOBS_TABLE",
+            "FACE_SCAN_QUEUE_URL",
+        ])
+    );
+    assert_eq!(
+        env("ScanWorkerFunction"),
+        names(&[
+            "FACE_BUCKET",
+            "FACE_PEOPLE_TABLE",
+            "FACE_RESULTS_TABLE",
+            "FACE_RESULTS_QUEUE_URL",
+            "FACE_RESULTS_TOPIC_ARN",
+            "FACE_JOBS_TABLE",
+            "FACE_SCAN_QUEUE_URL",
+            "FACE_SCAN_MAX_RECEIVE_COUNT",
         ])
     );
     assert_eq!(env("AuthorizerFunction"), names(&["FACE_API_KEYS_TABLE"]));
@@ -493,7 +528,9 @@ fn functions_get_the_environment_of_the_contract() {
             "FACE_RESULTS_TABLE",
             "FACE_RESULTS_QUEUE_URL",
             "FACE_UPLOAD_PREFIX",
-            "FACE_DEFAULT_COLLECTION"
+            "FACE_DEFAULT_COLLECTION",
+            "FACE_JOBS_TABLE",
+            "FACE_SCAN_QUEUE_URL",
         ]
         .into_iter()
         .map(String::from)
@@ -518,6 +555,20 @@ fn work_queue_hides_messages_for_six_function_timeouts_and_reports_partial_failu
         );
         let esm = &r["WorkQueueToRecognize"]["Properties"];
         assert_eq!(esm["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+        // The scan queue: six worker timeouts, one chunk per invocation,
+        // its own dead-letter queue.
+        let worker_timeout = r["ScanWorkerFunction"]["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap();
+        let scan = &r["ScanQueue"]["Properties"];
+        assert!(scan["VisibilityTimeout"].as_u64().unwrap() >= 6 * worker_timeout);
+        assert!(scan["RedrivePolicy"]["deadLetterTargetArn"].is_object());
+        let scan_esm = &r["ScanQueueToScanWorker"]["Properties"];
+        assert_eq!(scan_esm["BatchSize"], 1);
+        assert_eq!(
+            scan_esm["FunctionResponseTypes"][0],
+            "ReportBatchItemFailures"
+        );
         assert_eq!(describe(&esm["EventSourceArn"]), "WorkQueue.Arn");
         assert_eq!(
             describe(&r["WorkQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]),

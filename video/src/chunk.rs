@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{DecodeSpan, FrameRange};
 use crate::error::VideoError;
 use crate::index::VideoIndex;
+use crate::scan::FrameMatches;
 
 /// One unit of work: a frame range, and what decoding it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,4 +49,23 @@ pub fn plan_chunks(index: &VideoIndex, target_frames: u64) -> Result<Vec<Chunk>,
         start = end;
     }
     Ok(chunks)
+}
+
+/// Checks that `frames` (sorted by frame) are 0, 1, ..., `total` - 1: what
+/// the chunks of a scan must add up to, so no frame is lost or counted
+/// twice. Says which frame is wrong.
+pub fn check_every_frame_once(frames: &[FrameMatches], total: u64) -> Result<(), String> {
+    if frames.len() as u64 != total {
+        return Err(format!(
+            "{} frames back for a video of {total}",
+            frames.len()
+        ));
+    }
+    match frames.iter().zip(0u64..).find(|(f, i)| f.frame != *i) {
+        Some((f, i)) => Err(format!(
+            "frame {i} missing or doubled (found {} there)",
+            f.frame
+        )),
+        None => Ok(()),
+    }
 }

@@ -21,7 +21,7 @@ mod scan;
 mod timeline;
 mod track;
 
-pub use chunk::{Chunk, plan_chunks};
+pub use chunk::{Chunk, check_every_frame_once, plan_chunks};
 pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
 pub use error::VideoError;
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};

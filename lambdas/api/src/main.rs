@@ -4,7 +4,7 @@
 
 use face_service::ServiceError;
 use face_service::api::Api;
-use face_service::aws::api_stores;
+use face_service::aws::{api_stores, video_intake};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -15,7 +15,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, pipeline, sdk) = face_service::init_function().await?;
-    let api = Api::new(pipeline, api_stores(&sdk, &config)?, &config);
+    let mut api = Api::new(pipeline, api_stores(&sdk, &config)?, &config);
+    if let Some(videos) = video_intake(&sdk, &config) {
+        api = api.with_videos(videos);
+    }
     let api = &api;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<Value, ServiceError>(api.handle_proxy_event(event.payload).await)

@@ -16,6 +16,16 @@ use tokio::sync::Mutex;
 /// is ~60 MB).
 pub const MAX_CHUNK_BYTES: u64 = 256 * 1024 * 1024;
 
+/// A scanned chunk and what it was decoded from.
+#[derive(Debug, Clone)]
+pub struct ScannedChunk {
+    pub scan: ChunkScan,
+    pub index: Arc<VideoIndex>,
+    /// The chunk's compressed bytes, from file offset `data_offset`.
+    pub data: Arc<Vec<u8>>,
+    pub data_offset: u64,
+}
+
 #[derive(Debug)]
 pub struct ScanWorker<O> {
     pipeline: Arc<FacePipeline>,
@@ -40,9 +50,34 @@ impl<O: ObjectStore> ScanWorker<O> {
         }
     }
 
+    /// A direct invoke (the client-side coordinator's): one chunk's request
+    /// in, its scan out.
     pub async fn handle(&self, payload: Value) -> Result<ChunkScan, ServiceError> {
         let request: ScanChunkRequest = serde_json::from_value(payload)
             .map_err(|e| ServiceError::BadRequest(format!("invalid scan request: {e}")))?;
+        Ok(self.scan(request).await?.scan)
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn objects(&self) -> &O {
+        &self.objects
+    }
+
+    /// The MP4 header of `bucket/key`, read once per container and version.
+    pub async fn video_index(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Arc<VideoIndex>, ServiceError> {
+        self.index(bucket, key).await
+    }
+
+    /// Scans one chunk; also hands back what was decoded (the chunk's
+    /// compressed bytes and the header), for its montage.
+    pub async fn scan(&self, request: ScanChunkRequest) -> Result<ScannedChunk, ServiceError> {
         validate_collection_name(&request.collection)?;
         request
             .config
@@ -63,11 +98,12 @@ impl<O: ObjectStore> ScanWorker<O> {
                 request.frames.start, request.frames.end
             )));
         }
-        let data = self
-            .objects
-            .get_range(&bucket, &request.key, span.bytes_start, span.bytes_end)
-            .await?
-            .bytes;
+        let data = Arc::new(
+            self.objects
+                .get_range(&bucket, &request.key, span.bytes_start, span.bytes_end)
+                .await?
+                .bytes,
+        );
         let collection = self
             .collections
             .current(
@@ -78,12 +114,13 @@ impl<O: ObjectStore> ScanWorker<O> {
             )
             .await?;
         let pipeline = Arc::clone(&self.pipeline);
+        let (task_index, task_data) = (Arc::clone(&index), Arc::clone(&data));
         let scan = tokio::task::spawn_blocking(move || {
             scan_chunk(
                 &pipeline,
                 &collection,
-                &index,
-                &data,
+                &task_index,
+                &task_data,
                 span.bytes_start,
                 request.frames,
                 &request.config,
@@ -101,7 +138,12 @@ impl<O: ObjectStore> ScanWorker<O> {
             total_ms = scan.stats.total_ms,
             "chunk scanned"
         );
-        Ok(scan)
+        Ok(ScannedChunk {
+            scan,
+            index,
+            data,
+            data_offset: span.bytes_start,
+        })
     }
 
     async fn index(&self, bucket: &str, key: &str) -> Result<Arc<VideoIndex>, ServiceError> {

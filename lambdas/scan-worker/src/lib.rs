@@ -9,6 +9,7 @@
 //! copies: a 75-frame chunk of 1080p H.264 is a few MB instead of ~75 JPEGs.
 
 pub mod handler;
+pub mod jobs;
 pub mod sparse;
 
 pub use face_video::ScanChunkRequest;

@@ -1,9 +1,21 @@
-//! The scan-worker function: `{key, collection, frames}` → the chunk's
-//! per-frame matches. See lambdas/README.md.
+//! The scan-worker function. Two ways in:
+//! - a direct invoke `{key, collection, frames}` (the client-side
+//!   coordinator's): the chunk's per-frame matches back;
+//! - the scan queue's SQS batches (its event source mapping): server-side
+//!   video jobs, planned and scanned here (see `scan_worker::jobs`).
+//!
+//! See lambdas/README.md.
 
-use face_service::aws::{S3Objects, s3_client};
+use std::sync::Arc;
+
+use face_service::ServiceError;
+use face_service::aws::{
+    DynamoJobs, DynamoPeople, DynamoResults, S3Objects, SnsTopic, SqsResults, SqsWork, s3_client,
+};
+use face_service::events::Invocation;
 use lambda_runtime::{LambdaEvent, service_fn};
 use scan_worker::ScanWorker;
+use scan_worker::jobs::{JobRunner, JobSettings, JobStores};
 use serde_json::Value;
 
 // musl's allocator halves tract's speed.
@@ -13,14 +25,62 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, pipeline, sdk) = face_service::init_function().await?;
-    let worker = ScanWorker::new(
+    let worker = Arc::new(ScanWorker::new(
         pipeline,
         S3Objects::new(s3_client(&sdk)),
         config.bucket.clone(),
-    );
-    let worker = &worker;
+    ));
+    // Jobs need their table and queues; without them only direct invokes work.
+    let runner = match (
+        &config.jobs_table,
+        &config.scan_queue_url,
+        &config.results_table,
+        &config.results_queue_url,
+    ) {
+        (Some(jobs), Some(scan_queue), Some(results), Some(results_queue)) => {
+            let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let stores = JobStores {
+                jobs: Arc::new(DynamoJobs::new(dynamo.clone(), jobs)),
+                scan_queue: Arc::new(SqsWork::new(sqs.clone(), scan_queue)),
+                people: Arc::new(DynamoPeople::new(dynamo.clone(), &config.people_table)),
+                results: Arc::new(DynamoResults::new(dynamo, results)),
+                results_queue: Arc::new(SqsResults::new(sqs, results_queue)),
+                topic: config.results_topic_arn.as_ref().map(|arn| {
+                    Arc::new(SnsTopic::new(aws_sdk_sns::Client::new(&sdk), arn))
+                        as Arc<dyn face_service::storage::Notifier>
+                }),
+            };
+            let settings = JobSettings {
+                max_receive_count: config.scan_max_receive_count,
+                memory_mib: std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                    .ok()
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(1024),
+                ..JobSettings::default()
+            };
+            Some(JobRunner::new(Arc::clone(&worker), stores, settings))
+        }
+        _ => None,
+    };
+    let (worker, runner) = (&worker, &runner);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        worker.handle(event.payload).await
+        match Invocation::classify(event.payload)? {
+            Invocation::Sqs(batch) => {
+                let runner = runner.as_ref().ok_or_else(|| {
+                    ServiceError::Config(
+                        "a scan queue event, but FACE_JOBS_TABLE, FACE_SCAN_QUEUE_URL, FACE_RESULTS_TABLE or FACE_RESULTS_QUEUE_URL is not set".into(),
+                    )
+                })?;
+                serde_json::to_value(runner.sqs_batch(batch).await)
+                    .map_err(|e| ServiceError::Internal(format!("serializing the reply: {e}")))
+            }
+            Invocation::Direct(payload) => serde_json::to_value(worker.handle(payload).await?)
+                .map_err(|e| ServiceError::Internal(format!("serializing the reply: {e}"))),
+            Invocation::S3(_) => Err(ServiceError::BadRequest(
+                "scan-worker takes scan queue batches or chunk requests, not S3 events".into(),
+            )),
+        }
     }))
     .await
 }

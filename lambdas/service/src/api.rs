@@ -274,6 +274,7 @@ pub struct Api<O, P, R, K, U> {
     bucket: String,
     upload_prefix: String,
     clock: Clock,
+    videos: Option<crate::jobs::VideoIntake>,
 }
 
 fn not_found(message: String) -> ServiceError {
@@ -398,7 +399,14 @@ where
             bucket: config.bucket.clone(),
             upload_prefix: config.upload_prefix.clone(),
             clock: system_clock,
+            videos: None,
         }
+    }
+
+    /// Video scan jobs (`POST /v1/scans`, `GET /v1/scans/{job_id}`, video uploads).
+    pub fn with_videos(mut self, videos: crate::jobs::VideoIntake) -> Self {
+        self.videos = Some(videos);
+        self
     }
 
     /// Replaces the clock the rate and quota windows are read from.
@@ -559,6 +567,11 @@ where
                 to_value(&self.create_upload(body).await?)
             }
             RouteId::GetResult => to_value(&self.get_result(m.param("result_id")).await?),
+            RouteId::CreateScan => {
+                let body: face_api::jobs::ScanRequest = parse_json(&request.body_bytes()?)?;
+                to_value(&self.create_scan(body).await?)
+            }
+            RouteId::GetScan => to_value(&self.get_scan(m.param("job_id")).await?),
         }
     }
 
@@ -1122,18 +1135,26 @@ where
             validate_collection_name(&body.collection)?;
         }
         let content_type = body.content_type.trim().to_ascii_lowercase();
-        if !matches!(
-            content_type.as_str(),
-            "image/jpeg" | "image/png" | "image/webp"
-        ) {
+        let max_bytes = match content_type.as_str() {
+            "image/jpeg" | "image/png" | "image/webp" => MAX_UPLOAD_BYTES,
+            "video/mp4" | "video/quicktime" if self.videos.is_some() => {
+                face_api::limits::MAX_VIDEO_UPLOAD_BYTES
+            }
+            _ => {
+                let videos = if self.videos.is_some() {
+                    ", video/mp4 or video/quicktime"
+                } else {
+                    ""
+                };
+                return Err(ServiceError::BadRequest(format!(
+                    "content_type {:?}: upload image/jpeg, image/png or image/webp{videos}",
+                    body.content_type
+                )));
+            }
+        };
+        if !(1..=max_bytes).contains(&body.content_length) {
             return Err(ServiceError::BadRequest(format!(
-                "content_type {:?}: upload image/jpeg, image/png or image/webp",
-                body.content_type
-            )));
-        }
-        if !(1..=MAX_UPLOAD_BYTES).contains(&body.content_length) {
-            return Err(ServiceError::BadRequest(format!(
-                "content_length {} is not within 1-{MAX_UPLOAD_BYTES} bytes",
+                "content_length {} is not within 1-{max_bytes} bytes for {content_type}",
                 body.content_length
             )));
         }
@@ -1180,16 +1201,29 @@ where
         let tag = head.version_tag().ok_or_else(|| {
             ServiceError::Internal(format!("{key} has neither version id nor ETag"))
         })?;
-        let record = self
-            .stores
-            .results
-            .get(&result_id(&self.bucket, &key, tag))
-            .await?
-            .ok_or_else(|| {
-                not_found(format!(
-                    "result {id} is not ready: the upload is being recognized, retry in a moment"
-                ))
-            })?;
+        let s3_result_id = result_id(&self.bucket, &key, tag);
+        let Some(record) = self.stores.results.get(&s3_result_id).await? else {
+            // A video's result comes when its job ends: until then, the job.
+            if let Some(videos) = &self.videos
+                && let Some(job) = crate::jobs::job_status(
+                    videos.jobs.as_ref(),
+                    &self.stores.results,
+                    &face_api::jobs::job_id_for(&s3_result_id),
+                )
+                .await?
+            {
+                return Ok(t::ResultResponse {
+                    result_id: id.into(),
+                    status: t::ResultStatus::Ok,
+                    result: None,
+                    error: None,
+                    job: Some(job),
+                });
+            }
+            return Err(not_found(format!(
+                "result {id} is not ready: the upload is being recognized, retry in a moment"
+            )));
+        };
         let message: ResultMessage =
             serde_json::from_str(&record.message).map_err(|e| ServiceError::CorruptStore {
                 location: record.result_id.clone(),
@@ -1200,10 +1234,80 @@ where
             status: match message.status {
                 ResultStatus::Ok => t::ResultStatus::Ok,
                 ResultStatus::BadInput => t::ResultStatus::BadInput,
+                ResultStatus::Failed => t::ResultStatus::Failed,
             },
             result: message.result.as_ref().map(to_value).transpose()?,
             error: message.error,
+            job: message.job,
         })
+    }
+
+    fn videos(&self) -> Result<&crate::jobs::VideoIntake, ServiceError> {
+        self.videos.as_ref().ok_or_else(|| {
+            ServiceError::BadRequest("this stack scans no videos (no jobs table)".into())
+        })
+    }
+
+    /// `POST /v1/scans`: the job of the key's current version.
+    async fn create_scan(
+        &self,
+        body: face_api::jobs::ScanRequest,
+    ) -> Result<face_api::jobs::ScanJobResponse, ServiceError> {
+        let videos = self.videos()?;
+        validate_collection_name(&body.collection)?;
+        let key = body.s3_key;
+        if !key.starts_with(&self.upload_prefix) || key.contains("..") {
+            return Err(ServiceError::BadRequest(format!(
+                "s3_key must be an upload (under {}), as POST /v1/uploads returns",
+                self.upload_prefix
+            )));
+        }
+        let head = match self.stores.objects.head(&self.bucket, &key).await {
+            Ok(head) => head,
+            Err(StorageError::NotFound { .. }) => {
+                return Err(not_found(format!("s3_key {key} is not in the bucket")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tag = head.version_tag().ok_or_else(|| {
+            ServiceError::Internal(format!("{key} has neither version id nor ETag"))
+        })?;
+        let first = self
+            .stores
+            .objects
+            .get_range(&self.bucket, &key, 0, 16)
+            .await?;
+        if !crate::jobs::looks_like_mp4(&first.bytes) {
+            return Err(ServiceError::BadRequest(format!(
+                "s3_key {key} is not an MP4 (no ftyp box at its start)"
+            )));
+        }
+        let job = videos
+            .start(crate::storage::JobRecord::queued(
+                &self.bucket,
+                &key,
+                tag,
+                &body.collection,
+                None,
+            ))
+            .await?;
+        Ok(crate::jobs::job_view(&job))
+    }
+
+    /// `GET /v1/scans/{job_id}`.
+    async fn get_scan(
+        &self,
+        job_id: &str,
+    ) -> Result<face_api::jobs::ScanJobResponse, ServiceError> {
+        let videos = self.videos()?;
+        if !face_api::jobs::is_job_id(job_id) {
+            return Err(ServiceError::BadRequest(format!(
+                "invalid job id {job_id:?}: expected 32 lowercase hex digits"
+            )));
+        }
+        crate::jobs::job_status(videos.jobs.as_ref(), &self.stores.results, job_id)
+            .await?
+            .ok_or_else(|| not_found(format!("scan job {job_id} not found")))
     }
 }
 

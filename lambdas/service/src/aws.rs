@@ -12,10 +12,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::StorageError;
 use crate::storage::{
-    ApiKeyRecord, ApiKeys, ListedObject, ObjectHead, ObjectStore, PeoplePage, PeopleTable,
-    PersonRecord, PresignedPut, RangeRead, ResultRecord, ResultStatus, ResultsQueue, ResultsTable,
-    StoredObject, UploadSigner,
+    ApiKeyRecord, ApiKeys, JobPlan, JobRecord, JobsTable, ListedObject, Notifier, ObjectHead,
+    ObjectStore, PeoplePage, PeopleTable, PersonRecord, PresignedPut, RangeRead, ResultRecord,
+    ResultStatus, ResultsQueue, ResultsTable, StoredObject, UploadSigner, WorkSender,
 };
+use face_api::jobs::JobStatus;
 
 /// The shared SDK configuration from the standard chain.
 pub async fn load_sdk_config() -> SdkConfig {
@@ -807,4 +808,309 @@ mod tests {
             Some("12345")
         );
     }
+}
+
+/// The scan jobs table (`FACE_JOBS_TABLE`): one item per job, keyed
+/// `job_id`; the done and failed chunks are number sets.
+#[derive(Debug, Clone)]
+pub struct DynamoJobs {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoJobs {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn get_opt_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_opt_n<T: std::str::FromStr>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_ns(item: &HashMap<String, AttributeValue>, name: &str) -> std::collections::BTreeSet<u32> {
+    item.get(name)
+        .and_then(|v| v.as_ns().ok())
+        .map(|v| v.iter().filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn job_from_item(item: &HashMap<String, AttributeValue>) -> JobRecord {
+    JobRecord {
+        job_id: get_s(item, "job_id"),
+        bucket: get_s(item, "bucket"),
+        key: get_s(item, "key"),
+        version_tag: get_s(item, "version_tag"),
+        video_result_id: get_s(item, "video_result_id"),
+        collection: get_s(item, "collection"),
+        status: JobStatus::parse(&get_s(item, "status")).unwrap_or(JobStatus::Queued),
+        uploaded_at: get_opt_s(item, "uploaded_at"),
+        created_at: get_s(item, "created_at"),
+        finished_at: get_opt_s(item, "finished_at"),
+        chunks_total: get_opt_n(item, "chunks_total"),
+        chunks_done: get_ns(item, "chunks_done"),
+        chunks_failed: get_ns(item, "chunks_failed"),
+        frames: get_opt_n(item, "frames"),
+        fps: get_opt_n(item, "fps"),
+        duration_s: get_opt_n(item, "duration_s"),
+        error: get_opt_s(item, "error"),
+    }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+#[async_trait]
+impl JobsTable for DynamoJobs {
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("job_id", s(job_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", job_id, e))?;
+        Ok(output.item().map(job_from_item))
+    }
+
+    async fn create_if_absent(&self, r: &JobRecord) -> Result<bool, StorageError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("job_id", s(&r.job_id))
+            .item("bucket", s(&r.bucket))
+            .item("key", s(&r.key))
+            .item("version_tag", s(&r.version_tag))
+            .item("video_result_id", s(&r.video_result_id))
+            .item("collection", s(&r.collection))
+            .item("status", s(r.status.as_str()))
+            .item("created_at", s(&r.created_at))
+            .condition_expression("attribute_not_exists(job_id)");
+        if let Some(at) = &r.uploaded_at {
+            put = put.item("uploaded_at", s(at));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(classify("dynamodb:PutItem", &r.job_id, e)),
+        }
+    }
+
+    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<(), StorageError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", s(job_id))
+            .update_expression(
+                "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, \
+                 #status = if_not_exists(planned_at, :running), planned_at = if_not_exists(planned_at, :now)",
+            )
+            .condition_expression("attribute_exists(job_id) AND #status <> :done AND #status <> :failed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":t", n(plan.chunks_total))
+            .expression_attribute_values(":f", n(plan.frames))
+            .expression_attribute_values(":r", n(plan.fps))
+            .expression_attribute_values(":d", n(plan.duration_s))
+            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
+            .expression_attribute_values(":done", s(JobStatus::Done.as_str()))
+            .expression_attribute_values(":failed", s(JobStatus::Failed.as_str()))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if is_condition_failure(&e) {
+                    Ok(())
+                } else {
+                    Err(classify("dynamodb:UpdateItem", job_id, e))
+                }
+            })
+    }
+
+    async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", s(job_id))
+            .update_expression("ADD chunks_done :c")
+            .condition_expression("attribute_exists(job_id)")
+            .expression_attribute_values(":c", AttributeValue::Ns(vec![chunk.to_string()]))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| {
+                if is_condition_failure(&e) {
+                    StorageError::NotFound {
+                        what: format!("job {job_id}"),
+                    }
+                } else {
+                    classify("dynamodb:UpdateItem", job_id, e)
+                }
+            })?;
+        Ok(job_from_item(
+            output.attributes().unwrap_or(&HashMap::new()),
+        ))
+    }
+
+    async fn chunk_failed(
+        &self,
+        job_id: &str,
+        chunk: u32,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        let now = crate::storage::now_rfc3339();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", s(job_id))
+            .update_expression("ADD chunks_failed :c")
+            .expression_attribute_values(":c", AttributeValue::Ns(vec![chunk.to_string()]))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem", job_id, e))?;
+        let _ = self
+            .finish_inner(job_id, JobStatus::Failed, Some(error), &now)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        self.finish_inner(job_id, status, error, &crate::storage::now_rfc3339())
+            .await
+    }
+}
+
+impl DynamoJobs {
+    async fn finish_inner(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        error: Option<&str>,
+        now: &str,
+    ) -> Result<bool, StorageError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", s(job_id))
+            .condition_expression(
+                "attribute_exists(job_id) AND #status <> :done AND #status <> :failed",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":s", s(status.as_str()))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":done", s(JobStatus::Done.as_str()))
+            .expression_attribute_values(":failed", s(JobStatus::Failed.as_str()));
+        update = match error {
+            Some(error) => update
+                .update_expression("SET #status = :s, finished_at = :now, #error = :e")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":e", s(error)),
+            None => update.update_expression("SET #status = :s, finished_at = :now"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(classify("dynamodb:UpdateItem", job_id, e)),
+        }
+    }
+}
+
+/// A standard SQS queue (`FACE_SCAN_QUEUE_URL`).
+#[derive(Debug, Clone)]
+pub struct SqsWork {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsWork {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl WorkSender for SqsWork {
+    async fn send(&self, body: &str) -> Result<(), StorageError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:SendMessage", &self.queue_url, e))?;
+        Ok(())
+    }
+}
+
+/// The results topic (`FACE_RESULTS_TOPIC_ARN`).
+#[derive(Debug, Clone)]
+pub struct SnsTopic {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsTopic {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for SnsTopic {
+    async fn publish(&self, subject: &str, body: &str) -> Result<(), StorageError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject)
+            .message(body)
+            .send()
+            .await
+            .map_err(|e| classify("sns:Publish", &self.topic_arn, e))?;
+        Ok(())
+    }
+}
+
+/// The jobs table and the scan queue, when the stack set both
+/// (`FACE_JOBS_TABLE`, `FACE_SCAN_QUEUE_URL`).
+pub fn video_intake(
+    sdk: &SdkConfig,
+    config: &crate::ServiceConfig,
+) -> Option<crate::jobs::VideoIntake> {
+    let (table, queue) = (config.jobs_table.as_ref()?, config.scan_queue_url.as_ref()?);
+    Some(crate::jobs::VideoIntake {
+        jobs: std::sync::Arc::new(DynamoJobs::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+        queue: std::sync::Arc::new(SqsWork::new(aws_sdk_sqs::Client::new(sdk), queue)),
+    })
 }

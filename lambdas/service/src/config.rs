@@ -7,6 +7,15 @@ use crate::error::ServiceError;
 
 pub const DEFAULT_UPLOAD_PREFIX: &str = "uploads/";
 pub const DEFAULT_COLLECTION: &str = "default";
+pub const DEFAULT_SCAN_MAX_RECEIVE_COUNT: u32 = 3;
+
+/// Environment variables of the video job flow (the stack sets them).
+pub mod env {
+    pub const JOBS_TABLE: &str = "FACE_JOBS_TABLE";
+    pub const SCAN_QUEUE_URL: &str = "FACE_SCAN_QUEUE_URL";
+    pub const RESULTS_TOPIC_ARN: &str = "FACE_RESULTS_TOPIC_ARN";
+    pub const SCAN_MAX_RECEIVE_COUNT: &str = "FACE_SCAN_MAX_RECEIVE_COUNT";
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
@@ -20,6 +29,15 @@ pub struct ServiceConfig {
     pub results_queue_url: Option<String>,
     /// `FACE_API_KEYS_TABLE`: the api function and the authorizer.
     pub api_keys_table: Option<String>,
+    /// `FACE_JOBS_TABLE`: video scan jobs (recognize, scan-worker, api).
+    pub jobs_table: Option<String>,
+    /// `FACE_SCAN_QUEUE_URL`: where jobs are planned and chunks queued.
+    pub scan_queue_url: Option<String>,
+    /// `FACE_RESULTS_TOPIC_ARN`: finished jobs are published there.
+    pub results_topic_arn: Option<String>,
+    /// `FACE_SCAN_MAX_RECEIVE_COUNT`: the scan queue's `maxReceiveCount`
+    /// (a chunk failing its last receive fails its job), default 3.
+    pub scan_max_receive_count: u32,
     /// `FACE_UPLOAD_PREFIX`, default `uploads/`.
     pub upload_prefix: String,
     /// `FACE_DEFAULT_COLLECTION`, default `default`.
@@ -61,6 +79,18 @@ impl ServiceConfig {
             results_table: get("FACE_RESULTS_TABLE"),
             results_queue_url: get("FACE_RESULTS_QUEUE_URL"),
             api_keys_table: get(face_api::keys::API_KEYS_TABLE_ENV),
+            jobs_table: get(env::JOBS_TABLE),
+            scan_queue_url: get(env::SCAN_QUEUE_URL),
+            results_topic_arn: get(env::RESULTS_TOPIC_ARN),
+            scan_max_receive_count: match get(env::SCAN_MAX_RECEIVE_COUNT) {
+                None => DEFAULT_SCAN_MAX_RECEIVE_COUNT,
+                Some(v) => v.parse().map_err(|_| {
+                    ServiceError::Config(format!(
+                        "{} must be a positive integer, not {v:?}",
+                        env::SCAN_MAX_RECEIVE_COUNT
+                    ))
+                })?,
+            },
             upload_prefix,
             default_collection,
             models_dir: get("FACE_MODELS_DIR")

@@ -54,6 +54,9 @@ pub struct S3Event {
 pub struct S3EventRecord {
     #[serde(rename = "eventName", default)]
     pub event_name: Option<String>,
+    /// RFC 3339, when S3 created the object.
+    #[serde(rename = "eventTime", default)]
+    pub event_time: Option<String>,
     pub s3: S3Entity,
 }
 
@@ -128,6 +131,21 @@ pub struct SqsMessage {
     pub message_id: String,
     #[serde(default)]
     pub body: String,
+    /// SQS's system attributes (`ApproximateReceiveCount`, ...).
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, Value>,
+}
+
+impl SqsMessage {
+    /// How many times SQS handed this message out, this time included (1
+    /// when the event does not say).
+    pub fn receive_count(&self) -> u32 {
+        match self.attributes.get("ApproximateReceiveCount") {
+            Some(Value::String(s)) => s.parse().unwrap_or(1),
+            Some(Value::Number(n)) => n.as_u64().map_or(1, |n| n.min(u64::from(u32::MAX)) as u32),
+            _ => 1,
+        }
+    }
 }
 
 /// The partial batch response: only the failed messages are retried.

@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StorageError;
 use crate::storage::{
-    ApiKeyRecord, ApiKeys, ListedObject, ObjectHead, ObjectStore, PeopleTable, PersonRecord,
-    PresignedPut, RangeRead, ResultRecord, ResultsQueue, ResultsTable, StoredObject, UploadSigner,
+    ApiKeyRecord, ApiKeys, JobPlan, JobRecord, JobsTable, ListedObject, Notifier, ObjectHead,
+    ObjectStore, PeopleTable, PersonRecord, PresignedPut, RangeRead, ResultRecord, ResultsQueue,
+    ResultsTable, StoredObject, UploadSigner, WorkSender,
 };
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -348,5 +349,135 @@ impl UploadSigner for MemorySigner {
                 ("content-type".to_string(), content_type.to_string()),
             ]),
         })
+    }
+}
+
+/// The jobs table in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryJobs {
+    jobs: Arc<Mutex<BTreeMap<String, JobRecord>>>,
+}
+
+impl MemoryJobs {
+    pub fn all(&self) -> Vec<JobRecord> {
+        lock(&self.jobs).values().cloned().collect()
+    }
+}
+
+fn missing_job(job_id: &str) -> StorageError {
+    StorageError::NotFound {
+        what: format!("job {job_id}"),
+    }
+}
+
+#[async_trait]
+impl JobsTable for MemoryJobs {
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StorageError> {
+        Ok(lock(&self.jobs).get(job_id).cloned())
+    }
+
+    async fn create_if_absent(&self, record: &JobRecord) -> Result<bool, StorageError> {
+        let mut jobs = lock(&self.jobs);
+        if jobs.contains_key(&record.job_id) {
+            return Ok(false);
+        }
+        jobs.insert(record.job_id.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<(), StorageError> {
+        let mut jobs = lock(&self.jobs);
+        let job = jobs.get_mut(job_id).ok_or_else(|| missing_job(job_id))?;
+        job.chunks_total = Some(plan.chunks_total);
+        job.frames = Some(plan.frames);
+        job.fps = Some(plan.fps);
+        job.duration_s = Some(plan.duration_s);
+        if job.status == face_api::jobs::JobStatus::Queued {
+            job.status = face_api::jobs::JobStatus::Running;
+        }
+        Ok(())
+    }
+
+    async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError> {
+        let mut jobs = lock(&self.jobs);
+        let job = jobs.get_mut(job_id).ok_or_else(|| missing_job(job_id))?;
+        job.chunks_done.insert(chunk);
+        Ok(job.clone())
+    }
+
+    async fn chunk_failed(
+        &self,
+        job_id: &str,
+        chunk: u32,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        let mut jobs = lock(&self.jobs);
+        let job = jobs.get_mut(job_id).ok_or_else(|| missing_job(job_id))?;
+        job.chunks_failed.insert(chunk);
+        if job.status != face_api::jobs::JobStatus::Done {
+            job.status = face_api::jobs::JobStatus::Failed;
+            job.error.get_or_insert_with(|| error.to_string());
+            job.finished_at
+                .get_or_insert_with(crate::storage::now_rfc3339);
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        job_id: &str,
+        status: face_api::jobs::JobStatus,
+        error: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let mut jobs = lock(&self.jobs);
+        let job = jobs.get_mut(job_id).ok_or_else(|| missing_job(job_id))?;
+        if job.status.is_final() {
+            return Ok(false);
+        }
+        job.status = status;
+        job.error = error.map(str::to_owned);
+        job.finished_at = Some(crate::storage::now_rfc3339());
+        Ok(true)
+    }
+}
+
+/// A standard queue in memory: messages in send order.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryWork {
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl MemoryWork {
+    /// Removes and returns every message sent so far.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.messages))
+    }
+}
+
+#[async_trait]
+impl WorkSender for MemoryWork {
+    async fn send(&self, body: &str) -> Result<(), StorageError> {
+        lock(&self.messages).push(body.into());
+        Ok(())
+    }
+}
+
+/// A topic in memory: (subject, body) in publish order.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTopic {
+    published: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl MemoryTopic {
+    pub fn published(&self) -> Vec<(String, String)> {
+        lock(&self.published).clone()
+    }
+}
+
+#[async_trait]
+impl Notifier for MemoryTopic {
+    async fn publish(&self, subject: &str, body: &str) -> Result<(), StorageError> {
+        lock(&self.published).push((subject.into(), body.into()));
+        Ok(())
     }
 }

@@ -10,14 +10,17 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::collections::{CollectionCache, validate_collection_name};
+use crate::error::StorageError;
 use crate::error::{ErrorKind, ServiceError};
 use crate::events::{
     BatchItemFailure, Invocation, QueueBody, S3Event, S3EventRecord, SqsBatchResponse, SqsEvent,
 };
 use crate::image_input::ImageInput;
+use crate::jobs::{VideoIntake, looks_like_mp4};
 use crate::response::{FaceResult, PersonDetails, RecognitionResult};
 use crate::storage::{
-    ObjectStore, PeopleTable, ResultRecord, ResultStatus, ResultsQueue, ResultsTable, now_rfc3339,
+    JobRecord, ObjectStore, PeopleTable, ResultRecord, ResultStatus, ResultsQueue, ResultsTable,
+    now_rfc3339,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -42,6 +45,16 @@ pub struct ResultMessage {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<RecognitionResult>,
+    /// An MP4's scan job, once it ended (done or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<face_api::jobs::ScanJobResponse>,
+    /// RFC 3339: when S3 said the upload was created (its event time), for
+    /// consumers' latency; absent for direct submissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<String>,
+    /// RFC 3339: when the result was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 /// What happened to one upload of an event.
@@ -70,6 +83,11 @@ pub enum UploadStatus {
     Duplicate {
         result_id: String,
         original: ResultStatus,
+    },
+    /// An MP4: its scan job was started (its result comes when it ends).
+    VideoJob {
+        job_id: String,
+        video_result_id: String,
     },
     /// Outside the upload prefix, or S3's test event.
     Skipped { reason: String },
@@ -110,6 +128,7 @@ pub struct Recognizer<O, P, R, Q> {
     bucket: String,
     upload_prefix: String,
     default_collection: String,
+    videos: Option<VideoIntake>,
 }
 
 #[derive(Debug)]
@@ -142,7 +161,14 @@ where
             bucket: config.bucket.clone(),
             upload_prefix: config.upload_prefix.clone(),
             default_collection: config.default_collection.clone(),
+            videos: None,
         }
+    }
+
+    /// MP4 uploads start scan jobs here (without, they are bad input).
+    pub fn with_videos(mut self, videos: VideoIntake) -> Self {
+        self.videos = Some(videos);
+        self
     }
 
     pub fn stores(&self) -> RecognizerStores<&O, &P, &R, &Q> {
@@ -315,6 +341,34 @@ where
 
         let max_bytes = self.pipeline.config().decode_limits.max_encoded_bytes;
         let fetched = self.objects.get(&bucket, &key, max_bytes).await;
+        let is_video = match &fetched {
+            Ok(object) => looks_like_mp4(&object.bytes),
+            // Too large for an image: a video, if its first box says so.
+            Err(StorageError::TooLarge { .. }) => self
+                .objects
+                .get_range(&bucket, &key, 0, 16)
+                .await
+                .is_ok_and(|r| looks_like_mp4(&r.bytes)),
+            Err(_) => false,
+        };
+        if is_video {
+            let tag = match (&event_tag, &fetched) {
+                (Some(tag), _) => tag.clone(),
+                (None, Ok(o)) if o.version_id.is_some() || o.etag.is_some() => o
+                    .version_id
+                    .clone()
+                    .or_else(|| o.etag.clone())
+                    .unwrap_or_default(),
+                (None, _) => {
+                    let head = self.objects.head(&bucket, &key).await?;
+                    head.version_tag().unwrap_or_default().to_string()
+                }
+            };
+            return self
+                .video(&bucket, &key, &tag, &collection, record.event_time.clone())
+                .await
+                .map(outcome);
+        }
         let object_tag = fetched
             .as_ref()
             .ok()
@@ -353,6 +407,9 @@ where
             status: ResultStatus::Ok,
             error: None,
             result: None,
+            job: None,
+            uploaded_at: record.event_time.clone(),
+            finished_at: Some(now_rfc3339()),
         };
         let status = match recognized {
             Ok(mut result) => {
@@ -400,6 +457,36 @@ where
         Ok(outcome(status))
     }
 
+    /// An MP4 upload: starts its scan job (the job's end delivers its result).
+    async fn video(
+        &self,
+        bucket: &str,
+        key: &str,
+        tag: &str,
+        collection: &str,
+        uploaded_at: Option<String>,
+    ) -> Result<UploadStatus, ServiceError> {
+        let Some(videos) = &self.videos else {
+            return Ok(UploadStatus::BadInput {
+                result_id: None,
+                error: format!("{key} is a video, and this stack scans no videos"),
+            });
+        };
+        if tag.is_empty() {
+            return Ok(UploadStatus::BadInput {
+                result_id: None,
+                error: format!("{key} has neither version id nor ETag"),
+            });
+        }
+        let job = videos
+            .start(JobRecord::queued(bucket, key, tag, collection, uploaded_at))
+            .await?;
+        Ok(UploadStatus::VideoJob {
+            job_id: job.job_id,
+            video_result_id: job.video_result_id,
+        })
+    }
+
     /// The outcome of an earlier processing of this version, finishing its
     /// delivery to the queue if that was interrupted.
     async fn already_done(&self, id: &str) -> Result<Option<UploadStatus>, ServiceError> {
@@ -417,12 +504,7 @@ where
     }
 
     async fn deliver(&self, record: &ResultRecord) -> Result<(), ServiceError> {
-        let dedup = hex::encode(Sha256::digest(record.result_id.as_bytes()));
-        self.queue
-            .send(&record.collection, &dedup, &record.message)
-            .await?;
-        self.results.mark_delivered(&record.result_id).await?;
-        Ok(())
+        deliver_result(&self.results, &self.queue, record).await
     }
 
     async fn attach_person_details(
@@ -447,4 +529,18 @@ where
         }
         Ok(())
     }
+}
+
+/// Sends a written result to the results queue and marks it delivered.
+/// The message group is the result (one per upload, so consumers' threads
+/// run in parallel), the deduplication id its hash.
+pub async fn deliver_result<R: ResultsTable + ?Sized, Q: ResultsQueue + ?Sized>(
+    results: &R,
+    queue: &Q,
+    record: &ResultRecord,
+) -> Result<(), ServiceError> {
+    let dedup = hex::encode(Sha256::digest(record.result_id.as_bytes()));
+    queue.send(&dedup, &dedup, &record.message).await?;
+    results.mark_delivered(&record.result_id).await?;
+    Ok(())
 }

@@ -188,6 +188,8 @@ pub trait UploadSigner: Send + Sync {
 pub enum ResultStatus {
     Ok,
     BadInput,
+    /// A video job that could not finish (chunks kept failing).
+    Failed,
 }
 
 impl ResultStatus {
@@ -195,6 +197,7 @@ impl ResultStatus {
         match self {
             ResultStatus::Ok => "ok",
             ResultStatus::BadInput => "bad_input",
+            ResultStatus::Failed => "failed",
         }
     }
 
@@ -202,6 +205,7 @@ impl ResultStatus {
         match s {
             "ok" => Some(ResultStatus::Ok),
             "bad_input" => Some(ResultStatus::BadInput),
+            "failed" => Some(ResultStatus::Failed),
             _ => None,
         }
     }
@@ -245,4 +249,109 @@ pub trait ResultsQueue: Send + Sync {
 /// Now, RFC 3339 in UTC.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A video scan job in the jobs table (see `face_api::jobs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub bucket: String,
+    pub key: String,
+    /// The version id or ETag the job scans: a chunk of another version
+    /// is refused.
+    pub version_tag: String,
+    /// `s3://bucket/key#version`: the result id the job's result is kept under.
+    pub video_result_id: String,
+    pub collection: String,
+    pub status: face_api::jobs::JobStatus,
+    /// RFC 3339: when S3 said the object was created (the upload's event
+    /// time), for the consumer's latency.
+    pub uploaded_at: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub chunks_total: Option<u32>,
+    pub chunks_done: std::collections::BTreeSet<u32>,
+    pub chunks_failed: std::collections::BTreeSet<u32>,
+    pub frames: Option<u64>,
+    pub fps: Option<f64>,
+    pub duration_s: Option<f64>,
+    pub error: Option<String>,
+}
+
+impl JobRecord {
+    /// A new job, queued.
+    pub fn queued(
+        bucket: &str,
+        key: &str,
+        version_tag: &str,
+        collection: &str,
+        uploaded_at: Option<String>,
+    ) -> Self {
+        let video_result_id = crate::recognize::result_id(bucket, key, version_tag);
+        Self {
+            job_id: face_api::jobs::job_id_for(&video_result_id),
+            bucket: bucket.into(),
+            key: key.into(),
+            version_tag: version_tag.trim_matches('"').into(),
+            video_result_id,
+            collection: collection.into(),
+            status: face_api::jobs::JobStatus::Queued,
+            uploaded_at,
+            created_at: now_rfc3339(),
+            finished_at: None,
+            chunks_total: None,
+            chunks_done: Default::default(),
+            chunks_failed: Default::default(),
+            frames: None,
+            fps: None,
+            duration_s: None,
+            error: None,
+        }
+    }
+}
+
+/// What the planner learned from the video's header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobPlan {
+    pub chunks_total: u32,
+    pub frames: u64,
+    pub fps: f64,
+    pub duration_s: f64,
+}
+
+/// The jobs table. Completion is a set of chunk numbers (`ADD` to a number
+/// set), so a chunk scanned twice (a retried worker) is counted once.
+#[async_trait]
+pub trait JobsTable: Send + Sync {
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StorageError>;
+    /// Writes the record unless the job exists; returns whether it wrote.
+    async fn create_if_absent(&self, record: &JobRecord) -> Result<bool, StorageError>;
+    /// Records the plan and sets `running` (a job already past `queued`
+    /// keeps its status).
+    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<(), StorageError>;
+    /// Adds `chunk` to the done set; returns the job as it is after.
+    async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError>;
+    /// Adds `chunk` to the failed set and fails the job (unless done).
+    async fn chunk_failed(&self, job_id: &str, chunk: u32, error: &str)
+    -> Result<(), StorageError>;
+    /// Sets a final status unless the job already has one; returns whether
+    /// it did (exactly one caller wins).
+    async fn finish(
+        &self,
+        job_id: &str,
+        status: face_api::jobs::JobStatus,
+        error: Option<&str>,
+    ) -> Result<bool, StorageError>;
+}
+
+/// A standard SQS queue (the scan queue): one message per call.
+#[async_trait]
+pub trait WorkSender: Send + Sync {
+    async fn send(&self, body: &str) -> Result<(), StorageError>;
+}
+
+/// The results topic (SNS): every finished job is published there.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn publish(&self, subject: &str, body: &str) -> Result<(), StorageError>;
 }

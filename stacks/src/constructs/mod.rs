@@ -19,7 +19,7 @@ pub use api::RestApi;
 pub use bucket::DataBucket;
 pub use event_source::QueueEventSource;
 pub use function::{Function, FunctionProps};
-pub use queue::{FifoQueue, WorkQueue};
+pub use queue::{FifoQueue, Topic, WorkQueue};
 pub use table::Table;
 
 /// What every construct of one stack shares: the name prefix and tags.

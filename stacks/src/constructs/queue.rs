@@ -9,7 +9,8 @@ use crate::cfn::{self, Template};
 /// Dead-letter queues keep messages for SQS's maximum, 14 days.
 const DLQ_RETENTION_S: u32 = 14 * 24 * 3600;
 
-/// A standard queue fed by S3 `ObjectCreated` notifications, with a DLQ.
+/// A standard queue with a DLQ: the uploads work queue (fed by S3
+/// `ObjectCreated` notifications) and the scan queue (fed by the functions).
 #[derive(Debug, Clone)]
 pub struct WorkQueue {
     pub logical_id: &'static str,
@@ -17,8 +18,8 @@ pub struct WorkQueue {
     pub suffix: &'static str,
     pub visibility_timeout_s: u32,
     pub max_receive_count: u32,
-    /// The bucket allowed to send (by `aws:SourceArn`).
-    pub source_bucket: DataBucket,
+    /// The bucket allowed to send (by `aws:SourceArn`), if S3 feeds it.
+    pub source_bucket: Option<DataBucket>,
 }
 
 impl WorkQueue {
@@ -79,6 +80,9 @@ impl Construct for WorkQueue {
         );
         // The bucket's notifications (applied after the stack, see
         // `crate::app::BucketNotification`) send as the S3 service.
+        let Some(source_bucket) = &self.source_bucket else {
+            return;
+        };
         t.add_resource(
             &format!("{}Policy", self.logical_id),
             json!({
@@ -92,7 +96,7 @@ impl Construct for WorkQueue {
                         "Action": "sqs:SendMessage",
                         "Resource": self.arn(),
                         "Condition": {
-                            "ArnEquals": { "aws:SourceArn": self.source_bucket.arn() },
+                            "ArnEquals": { "aws:SourceArn": source_bucket.arn() },
                             "StringEquals": { "aws:SourceAccount": cfn::account_id() },
                         },
                     })]),
@@ -134,6 +138,40 @@ impl Construct for FifoQueue {
                     "FifoQueue": true,
                     "ContentBasedDeduplication": false,
                     "SqsManagedSseEnabled": true,
+                    "Tags": scope.tags(),
+                },
+            }),
+        );
+    }
+}
+
+/// An SNS topic users subscribe to (e-mail, HTTPS, SQS, Lambda).
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub logical_id: &'static str,
+    /// Physical name: `<stack>-<suffix>`.
+    pub suffix: &'static str,
+}
+
+impl Topic {
+    /// `Ref` of a topic is its ARN.
+    pub fn arn(&self) -> Value {
+        cfn::reference(self.logical_id)
+    }
+}
+
+impl Construct for Topic {
+    fn synth(&self, scope: &Scope, t: &mut Template) {
+        t.add_resource(
+            self.logical_id,
+            json!({
+                "Type": "AWS::SNS::Topic",
+                "DeletionPolicy": "Delete",
+                "UpdateReplacePolicy": "Delete",
+                "Properties": {
+                    "TopicName": scope.physical_name(self.suffix),
+                    // SNS's AWS managed key: encrypted at rest, no key to manage.
+                    "KmsMasterKeyId": "alias/aws/sns",
                     "Tags": scope.tags(),
                 },
             }),
