@@ -9,5 +9,6 @@ pub mod cloud;
 pub mod eval;
 pub mod models;
 pub mod remote;
+pub mod results;
 pub mod scan;
 pub mod store;

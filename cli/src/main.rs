@@ -200,6 +200,43 @@ enum Command {
     },
     /// Find enrolled people in an MP4 (H.264) video: timeline, contact sheet, Lambda cost
     ScanVideo(ScanVideoArgs),
+    /// A deployed stack's video scan job: status, progress and, when done, the timeline
+    ScanStatus {
+        /// The job id (from `POST /v1/scans`, or a video upload's result)
+        job_id: String,
+        /// Print the job as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Read a deployed stack's results queue: each result with its latency since upload
+    Results(ResultsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ResultsArgs {
+    /// The deployment whose results FIFO queue to read (`local`, `dev`, `prod` or a YAML file)
+    #[arg(long, value_name = "NAME")]
+    stack: String,
+    /// The region whose queue to read [default: the deployment's first]
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// Keep reading as results arrive (without: stop after one quiet poll)
+    #[arg(long)]
+    follow: bool,
+    /// Consumers reading in parallel (results are grouped per upload)
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Stop after this many results
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// With --follow: stop after this many seconds without a result [default: never]
+    #[arg(long, value_name = "S")]
+    idle_timeout_s: Option<f64>,
+    /// One JSON object per result, then the summary as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -433,7 +470,105 @@ fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ScanVideo(args) => scan_video(g, &store, &args),
+        Command::ScanStatus {
+            job_id,
+            json,
+            remote,
+        } => {
+            let client = remote.client()?.context(
+                "scan-status needs --stack or --endpoint (jobs run on a deployed stack)",
+            )?;
+            let job = client.scan_status(&job_id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            } else {
+                print!("{}", render_job(&job));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Results(args) => follow_results(&args),
     }
+}
+
+fn render_job(job: &face_api::jobs::ScanJobResponse) -> String {
+    let mut out = format!(
+        "job {}  {}  {} of {} chunks  {}\n",
+        job.job_id,
+        job.status.as_str(),
+        job.chunks_done,
+        job.chunks_total
+            .map_or_else(|| "?".to_string(), |t| t.to_string()),
+        job.video_key
+    );
+    if let Some(error) = &job.error {
+        out.push_str(&format!("error: {error}\n"));
+    }
+    if let Some(timeline) = job.timeline.as_ref().and_then(|t| t.as_array()) {
+        for a in timeline {
+            out.push_str(&format!(
+                "  {:<24} {:>8.2}s - {:>8.2}s  best L2 {:.3}\n",
+                a["person"].as_str().unwrap_or("?"),
+                a["start_s"].as_f64().unwrap_or(0.0),
+                a["end_s"].as_f64().unwrap_or(0.0),
+                a["best_distance"].as_f64().unwrap_or(0.0),
+            ));
+        }
+    }
+    if let Some(key) = &job.montage_key {
+        out.push_str(&format!("montage: {key}\n"));
+    }
+    if let Some(u) = &job.usage {
+        out.push_str(&format!(
+            "workers: {} invocation(s), {:.1} GB-s, ${:.6}\n",
+            u.invocations, u.gb_s, u.usd
+        ));
+    }
+    out
+}
+
+fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
+    let record = remote::deploy_record_of_stack(&args.stack, args.region.as_deref(), None)?;
+    let queue_url = record
+        .output(face_stacks::app::outputs::RESULTS_QUEUE_URL)?
+        .to_string();
+    let options = facectl::results::FollowOptions {
+        queue_url,
+        threads: args.threads.max(1),
+        count: args.count,
+        idle_timeout: if args.follow {
+            args.idle_timeout_s.map(std::time::Duration::from_secs_f64)
+        } else {
+            Some(std::time::Duration::ZERO)
+        },
+        json: args.json,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let received = runtime.block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(record.region.clone()))
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let on_ctrl_c = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping after the current receives...");
+                on_ctrl_c.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        facectl::results::follow(&sqs, &options, &stop).await
+    })?;
+    let summary = facectl::results::summarize(&received);
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", facectl::results::render_summary(&summary));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn scan_video(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result<ExitCode> {

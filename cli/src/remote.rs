@@ -75,13 +75,13 @@ impl RemoteTarget {
     }
 }
 
-/// The base URL recorded for `stack`'s region (the first of the deployment
-/// when none is named).
-pub fn api_url_of_stack(
+/// The deploy record of `stack`'s region (the first of the deployment when
+/// none is named).
+pub fn deploy_record_of_stack(
     stack: &str,
     region: Option<&str>,
     outputs_dir: Option<&Path>,
-) -> Result<String, RemoteError> {
+) -> Result<DeployRecord, RemoteError> {
     let deployment =
         crate::cloud::load_deployment(stack).map_err(|e| RemoteError::Config(format!("{e:#}")))?;
     let region = match region {
@@ -108,12 +108,22 @@ pub fn api_url_of_stack(
             path.display()
         ))
     })?;
-    let record = DeployRecord::from_json(&bytes)
-        .map_err(|e| RemoteError::Config(format!("{}: {e}", path.display())))?;
+    DeployRecord::from_json(&bytes)
+        .map_err(|e| RemoteError::Config(format!("{}: {e}", path.display())))
+}
+
+/// The base URL recorded for `stack`'s region (the first of the deployment
+/// when none is named).
+pub fn api_url_of_stack(
+    stack: &str,
+    region: Option<&str>,
+    outputs_dir: Option<&Path>,
+) -> Result<String, RemoteError> {
+    let record = deploy_record_of_stack(stack, region, outputs_dir)?;
     record.api_url.ok_or_else(|| {
         RemoteError::Config(format!(
-            "{} has no api_url (redeploy; for the local stack run `cargo xtask serve`)",
-            path.display()
+            "the {stack} deploy record in {} has no api_url (redeploy; for the local stack run `cargo xtask serve`)",
+            record.region
         ))
     })
 }
@@ -354,6 +364,26 @@ impl ApiClient {
                 None => return Ok(people),
             }
         }
+    }
+
+    /// `GET /v1/scans/{job_id}`.
+    pub fn scan_status(
+        &self,
+        job_id: &str,
+    ) -> Result<face_api::jobs::ScanJobResponse, RemoteError> {
+        self.json(
+            "GET",
+            &format!("/v1/scans/{}", segment(job_id)),
+            None::<&()>,
+        )
+    }
+
+    /// `POST /v1/scans`.
+    pub fn start_scan(
+        &self,
+        request: &face_api::jobs::ScanRequest,
+    ) -> Result<face_api::jobs::ScanJobResponse, RemoteError> {
+        self.json("POST", "/v1/scans", Some(request))
     }
 
     pub fn forget(&self, collection: &str, person: &str) -> Result<ForgetResponse, RemoteError> {

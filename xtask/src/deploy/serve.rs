@@ -22,8 +22,9 @@
 //! an event over Lambda's 6 MB request limit is answered 413 with the upload
 //! hint (on AWS the invoke fails and the gateway answers 5xx).
 //!
-//! The queue mappings of `recognize` are served too, so an upload through a
-//! presigned URL is recognized and its result can be read back. Each
+//! The queue mappings of `recognize` and `scan-worker` are served too, so an
+//! upload through a presigned URL is recognized (an MP4 scanned as a job)
+//! and its result can be read back. Each
 //! function runs under its own Runtime Interface Emulator, which serves one
 //! invoke at a time, so invokes of one function are serialized.
 //!

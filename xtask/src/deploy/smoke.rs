@@ -104,37 +104,32 @@ impl LocalMappings {
         client_env: &[(String, String)],
         record: &DeployRecord,
     ) -> Result<Self> {
-        let name = record.output(&keys::function_name(FunctionName::Recognize))?;
-        let mappings = dispatch::queue_mappings(config, name).await?;
-        if mappings.is_empty() {
-            bail!("{name} has no SQS event source mapping");
-        }
-        let recognize = Arc::new(
-            LocalFunction::start(
-                root,
-                config,
-                client_env,
-                FunctionName::Recognize.as_str(),
-                name,
-            )
-            .await?,
-        );
+        // `recognize` behind the uploads queue, `scan-worker` behind the
+        // scan queue (video jobs), each under its own RIE.
         let stop = Arc::new(AtomicBool::new(false));
-        let tasks = mappings
-            .into_iter()
-            .map(|m| {
+        let mut tasks = Vec::new();
+        for function in [FunctionName::Recognize, FunctionName::ScanWorker] {
+            let name = record.output(&keys::function_name(function))?;
+            let mappings = dispatch::queue_mappings(config, name).await?;
+            if mappings.is_empty() {
+                bail!("{name} has no SQS event source mapping");
+            }
+            let local = Arc::new(
+                LocalFunction::start(root, config, client_env, function.as_str(), name).await?,
+            );
+            for m in mappings {
                 println!(
                     "local dispatcher: {} → {name} (batch {})",
                     m.queue_arn, m.batch_size
                 );
-                tokio::spawn(dispatch::serve_queue(
+                tasks.push(tokio::spawn(dispatch::serve_queue(
                     config.clone(),
-                    Arc::clone(&recognize),
+                    Arc::clone(&local),
                     m,
                     Arc::clone(&stop),
-                ))
-            })
-            .collect();
+                )));
+            }
+        }
         Ok(Self { stop, tasks })
     }
 
