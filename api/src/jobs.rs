@@ -120,7 +120,7 @@ pub struct JobUsage {
     pub usd: f64,
 }
 
-/// `POST /v1/scans` (202) and `GET /v1/scans/{job_id}`; also the `job` of a
+/// `POST /v1/scans` (200) and `GET /v1/scans/{job_id}`; also the `job` of a
 /// results queue message when the job ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScanJobResponse {

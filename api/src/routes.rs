@@ -268,7 +268,7 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/v1/scans",
         operation_id: "createScan",
-        summary: "Starts (or finds) the scan job of an MP4 in the bucket; answers 202 with the job",
+        summary: "Starts (or finds) the scan job of an MP4 in the bucket; answers 200 with the job",
         request: Some(schema_of::<ScanRequest>),
         raw_image_body: false,
         query: &[],

@@ -212,7 +212,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             tracing::warn!(%job_id, "plan for an unknown job dropped");
             return Ok(());
         };
-        if job.status != JobStatus::Queued {
+        if matches!(job.status, JobStatus::Done | JobStatus::Failed) {
             return Ok(());
         }
         let index = self.worker.video_index(&job.bucket, &job.key).await?;
@@ -225,8 +225,23 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             )));
         }
         let info = index.info();
+        // Planned before any chunk is sent, so the last chunk always knows
+        // `chunks_total`. A redelivered plan (a send failed part way) resends
+        // the chunks not yet done; chunk scans are idempotent (the done set).
+        self.stores
+            .jobs
+            .set_planned(
+                job_id,
+                &JobPlan {
+                    chunks_total: chunks.len() as u32,
+                    frames: info.frames,
+                    fps: info.fps,
+                    duration_s: info.duration_s,
+                },
+            )
+            .await?;
         let mut sends = tokio::task::JoinSet::new();
-        for c in &chunks {
+        for c in chunks.iter().filter(|c| !job.chunks_done.contains(&c.chunk)) {
             if sends.len() >= PLAN_SEND_CONCURRENCY
                 && let Some(sent) = sends.join_next().await
             {
@@ -245,18 +260,6 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         while let Some(sent) = sends.join_next().await {
             sent.map_err(|e| ServiceError::Internal(format!("send task: {e}")))??;
         }
-        self.stores
-            .jobs
-            .set_planned(
-                job_id,
-                &JobPlan {
-                    chunks_total: chunks.len() as u32,
-                    frames: info.frames,
-                    fps: info.fps,
-                    duration_s: info.duration_s,
-                },
-            )
-            .await?;
         tracing::info!(%job_id, chunks = chunks.len(), frames = info.frames, "job planned");
         Ok(())
     }

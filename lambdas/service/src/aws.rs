@@ -922,8 +922,7 @@ impl JobsTable for DynamoJobs {
             .table_name(&self.table)
             .key("job_id", s(job_id))
             .update_expression(
-                "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, \
-                 #status = if_not_exists(planned_at, :running), planned_at = if_not_exists(planned_at, :now)",
+                "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, #status = :running",
             )
             .condition_expression("attribute_exists(job_id) AND #status <> :done AND #status <> :failed")
             .expression_attribute_names("#status", "status")

@@ -257,8 +257,9 @@ pub struct JobRecord {
     pub job_id: String,
     pub bucket: String,
     pub key: String,
-    /// The version id or ETag the job scans: a chunk of another version
-    /// is refused.
+    /// The version id or ETag of the upload that started the job (part of
+    /// its id). Workers read the key's current bytes: overwriting a video
+    /// while its job runs is not detected.
     pub version_tag: String,
     /// `s3://bucket/key#version`: the result id the job's result is kept under.
     pub video_result_id: String,
