@@ -222,6 +222,9 @@ struct ResultsArgs {
     /// The region whose queue to read [default: the deployment's first]
     #[arg(long, value_name = "REGION")]
     region: Option<String>,
+    /// Where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
+    #[arg(long, value_name = "DIR")]
+    outputs_dir: Option<PathBuf>,
     /// Keep reading as results arrive (without: stop after one quiet poll)
     #[arg(long)]
     follow: bool,
@@ -527,7 +530,11 @@ fn render_job(job: &face_api::jobs::ScanJobResponse) -> String {
 }
 
 fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
-    let record = remote::deploy_record_of_stack(&args.stack, args.region.as_deref(), None)?;
+    let record = remote::deploy_record_of_stack(
+        &args.stack,
+        args.region.as_deref(),
+        args.outputs_dir.as_deref(),
+    )?;
     let queue_url = record
         .output(face_stacks::app::outputs::RESULTS_QUEUE_URL)?
         .to_string();
