@@ -17,7 +17,7 @@ use face_core::{Collection, FacePipeline, RgbImage};
 use face_video::{
     Appearance, Chunk, FrameMatches, FrameRange, FrameReader, MontageConfig, Sampling, ScanConfig,
     ScanMode, ScanStats, Timeline, TimelineConfig, VideoIndex, VideoInfo, VideoLimits,
-    concat_montage, montage_chunk, montage_moments, plan_chunks, scan_chunk,
+    concat_montage, frame_interval_s, montage_chunk, montage_moments, plan_chunks, scan_chunk,
 };
 use image::Rgb;
 use rayon::prelude::*;
@@ -218,7 +218,7 @@ pub fn scan_video(
     };
     let tracked_config = config(ScanMode::Tracked);
     let (tracked, frames) = run(ScanMode::Tracked, Some(&thumbs))?;
-    let interval = if info.fps > 0.0 { 1.0 / info.fps } else { 0.0 };
+    let interval = frame_interval_s(info.fps);
     let timeline = Timeline::build(&frames, interval, &options.timeline);
 
     let comparison = if options.compare_naive {

@@ -17,7 +17,7 @@ use face_service::collections::people_prefix;
 use face_service::storage::ObjectStore;
 use face_video::{
     ChunkScan, FrameMatches, FrameRange, ScanChunkRequest, ScanConfig, ScanStats, VideoIndex,
-    plan_chunks,
+    merge_chunk_frames, plan_chunks,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -449,8 +449,7 @@ pub async fn scan(
         stats.add(&scan.stats);
         frames.extend(scan.matches);
     }
-    frames.sort_by_key(|f| f.frame);
-    face_video::check_every_frame_once(&frames, index.frames()).map_err(CloudError::Frames)?;
+    let frames = merge_chunk_frames(frames, index.frames()).map_err(CloudError::Frames)?;
     Ok(CloudScan {
         chunks: chunks.len(),
         frames,
@@ -526,5 +525,12 @@ mod tests {
         assert!(face_video::check_every_frame_once(&[f(0), f(2)], 3).is_err());
         assert!(face_video::check_every_frame_once(&[f(0), f(1), f(1)], 3).is_err());
         assert!(face_video::check_every_frame_once(&[f(0), f(1), f(2), f(2)], 3).is_err());
+        // Chunks come back in any order; the merge sorts before it checks.
+        let merged = merge_chunk_frames(vec![f(2), f(0), f(1)], 3).unwrap();
+        assert_eq!(
+            merged.iter().map(|f| f.frame).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert!(merge_chunk_frames(vec![f(2), f(0), f(2)], 3).is_err());
     }
 }

@@ -69,3 +69,16 @@ pub fn check_every_frame_once(frames: &[FrameMatches], total: u64) -> Result<(),
         None => Ok(()),
     }
 }
+
+/// The frames of a scan's chunks, gathered in any order, as one list:
+/// sorted by frame and checked to be every frame of a `total`-frame video
+/// once ([`check_every_frame_once`]). The client-side coordinator and the
+/// server-side job both merge with this.
+pub fn merge_chunk_frames(
+    mut frames: Vec<FrameMatches>,
+    total: u64,
+) -> Result<Vec<FrameMatches>, String> {
+    frames.sort_by_key(|f| f.frame);
+    check_every_frame_once(&frames, total)?;
+    Ok(frames)
+}

@@ -21,7 +21,7 @@ mod scan;
 mod timeline;
 mod track;
 
-pub use chunk::{Chunk, check_every_frame_once, plan_chunks};
+pub use chunk::{Chunk, check_every_frame_once, merge_chunk_frames, plan_chunks};
 pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
 pub use error::VideoError;
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
@@ -32,5 +32,5 @@ pub use scan::{
     ChunkScan, FaceInFrame, FrameMatches, ScanChunkRequest, ScanConfig, ScanError, ScanMode,
     ScanStats, scan_chunk,
 };
-pub use timeline::{Appearance, Timeline, TimelineConfig};
+pub use timeline::{Appearance, Timeline, TimelineConfig, frame_interval_s};
 pub use track::{Association, Track, Tracker, iou};

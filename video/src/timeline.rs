@@ -39,6 +39,12 @@ pub struct Appearance {
     pub best_frame: u64,
 }
 
+/// The duration of one frame at `fps` (0 when the rate is unknown): what
+/// [`Timeline::build`] adds to a sighting's presentation time.
+pub fn frame_interval_s(fps: f64) -> f64 {
+    if fps > 0.0 { 1.0 / fps } else { 0.0 }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Timeline {
     pub appearances: Vec<Appearance>,

@@ -36,7 +36,8 @@ use face_service::storage::{
 };
 use face_video::{
     ChunkScan, FrameMatches, FrameRange, MontageConfig, ScanChunkRequest, ScanConfig, Timeline,
-    TimelineConfig, concat_montage, montage_chunk, plan_chunks,
+    TimelineConfig, concat_montage, frame_interval_s, merge_chunk_frames, montage_chunk,
+    plan_chunks,
 };
 use serde::{Deserialize, Serialize};
 
@@ -359,12 +360,9 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             frames.extend(record.scan.matches);
         }
         usage.usd = face_service::pricing::usd(usage.gb_s, usage.invocations, self.settings.arm64);
-        frames.sort_by_key(|f| f.frame);
-        let expected = job.frames.unwrap_or(0);
-        face_video::check_every_frame_once(&frames, expected)
+        let frames = merge_chunk_frames(frames, job.frames.unwrap_or(0))
             .map_err(|e| ServiceError::Internal(format!("job {}: {e}", job.job_id)))?;
-        let fps = job.fps.unwrap_or(0.0);
-        let interval = if fps > 0.0 { 1.0 / fps } else { 0.0 };
+        let interval = frame_interval_s(job.fps.unwrap_or(0.0));
         let timeline = Timeline::build(&frames, interval, &self.settings.timeline);
 
         let montage_key = self.join_montage(job).await?;
