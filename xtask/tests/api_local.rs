@@ -10,116 +10,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use common::{ok, xtask};
+use common::{Gateway, b64, call, create_key, ok, read, xtask};
 use local_aws::MotoServer;
 use serde_json::{Value, json};
-
-/// `cargo xtask api-key create`: the key is the last line of stdout.
-fn create_key(moto: &MotoServer, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["api-key", "create", "--stack", "local", "--name", name];
-    args.extend_from_slice(extra);
-    let stdout = ok(&xtask(moto, &args));
-    let key = stdout.lines().last().unwrap_or_default().trim().to_string();
-    assert!(key.starts_with("fk_") && key.len() > 20, "not a key");
-    key
-}
-
-/// `cargo xtask serve`, stopped when dropped (its stdin closes).
-struct Gateway {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    url: String,
-}
-
-impl Gateway {
-    fn start(moto: &MotoServer) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args([
-                "serve",
-                "--stack",
-                "local",
-                "--port",
-                "0",
-                "--exit-on-stdin-eof",
-            ])
-            .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting xtask serve");
-        let stdin = child.stdin.take();
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    eprintln!("serve: {line}");
-                    if let Some(url) = line.strip_prefix("api_url: ") {
-                        break url.trim().to_string();
-                    }
-                }
-                _ => panic!("xtask serve ended before printing api_url"),
-            }
-        };
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                eprintln!("serve: {line}");
-            }
-        });
-        Gateway { child, stdin, url }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One request; any status comes back with its JSON body.
-fn call(method: &str, url: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let mut request = ureq::request(method, url).timeout(Duration::from_secs(180));
-    if let Some(key) = key {
-        request = request.set("x-api-key", key);
-    }
-    let response = match body {
-        Some(b) => request
-            .set("content-type", "application/json")
-            .send_string(&b.to_string()),
-        None => request.call(),
-    };
-    read(response)
-}
-
-fn read(response: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
-    let response = match response {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport error: {e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().expect("body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
-    (status, body)
-}
-
-fn b64(bytes: &[u8]) -> Value {
-    json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
-}
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
@@ -275,27 +171,7 @@ fn the_api_over_http_on_the_local_stack() {
     assert!(result.to_string().contains(&first.person), "{result}");
 
     // facectl's remote mode: the same output as its local mode.
-    let facectl = |args: &[&str]| -> Output {
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_xtask")).with_file_name("facectl");
-        // From the checkout, where `--stack local` finds the deploy record.
-        let out = Command::new(&bin)
-            .args(args)
-            .current_dir(local_aws::workspace_root())
-            .env("FACE_API_KEY", &key)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (built by the workspace's test build)",
-                    bin.display()
-                )
-            });
-        eprintln!(
-            "$ facectl {}\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
+    let facectl = |args: &[&str]| -> Output { common::facectl(&key, args) };
     let group_path = data.join(&group.group_photo);
     let group_path = group_path.to_str().unwrap();
     let remote = facectl(&[

@@ -1,9 +1,17 @@
 //! What the local-stack tests share: running the real `cargo xtask` binary
-//! against their moto server.
+//! against their moto server, the local gateway (`cargo xtask serve`), API
+//! calls and keys.
 
-use std::process::{Command, Output};
+// Each test file compiles this module on its own and uses part of it.
+#![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
 use local_aws::MotoServer;
+use serde_json::{Value, json};
 
 /// `cargo xtask ARGS` against `moto`, its output echoed to the test log.
 pub fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
@@ -30,4 +38,138 @@ pub fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
 pub fn ok(out: &Output) -> String {
     assert!(out.status.success(), "xtask failed: {:?}", out.status);
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `cargo xtask api-key create`: the key is the last line of stdout.
+pub fn create_key(moto: &MotoServer, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["api-key", "create", "--stack", "local", "--name", name];
+    args.extend_from_slice(extra);
+    let stdout = ok(&xtask(moto, &args));
+    let key = stdout.lines().last().unwrap_or_default().trim().to_string();
+    assert!(key.starts_with("fk_") && key.len() > 20, "not a key");
+    key
+}
+
+/// `cargo xtask serve`, stopped when dropped (its stdin closes).
+pub struct Gateway {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub url: String,
+}
+
+impl Gateway {
+    pub fn start(moto: &MotoServer) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "serve",
+                "--stack",
+                "local",
+                "--port",
+                "0",
+                "--exit-on-stdin-eof",
+            ])
+            .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting xtask serve");
+        let stdin = child.stdin.take();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    eprintln!("serve: {line}");
+                    if let Some(url) = line.strip_prefix("api_url: ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => panic!("xtask serve ended before printing api_url"),
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("serve: {line}");
+            }
+        });
+        Gateway { child, stdin, url }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request; any status comes back with its JSON body.
+pub fn call(method: &str, url: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(180));
+    if let Some(key) = key {
+        request = request.set("x-api-key", key);
+    }
+    let response = match body {
+        Some(b) => request
+            .set("content-type", "application/json")
+            .send_string(&b.to_string()),
+        None => request.call(),
+    };
+    read(response)
+}
+
+pub fn read(response: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+    (status, body)
+}
+
+pub fn b64(bytes: &[u8]) -> Value {
+    json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+}
+
+
+/// The `facectl` binary beside the xtask's (the workspace's test build
+/// makes it), run from the checkout where `--stack local` finds the deploy
+/// record, with `key` as `$FACE_API_KEY`.
+pub fn facectl(key: &str, args: &[&str]) -> Output {
+    facectl_with_env(key, &[], args)
+}
+
+/// [`facectl`] with extra environment, e.g. `moto.client_env()` for the
+/// commands that read AWS directly (`results`, `scan-status`).
+pub fn facectl_with_env(key: &str, env: &[(String, String)], args: &[&str]) -> Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_xtask")).with_file_name("facectl");
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(local_aws::workspace_root())
+        .env("FACE_API_KEY", key)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (built by the workspace's test build)",
+                bin.display()
+            )
+        });
+    eprintln!(
+        "$ facectl {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
