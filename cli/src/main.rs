@@ -15,6 +15,8 @@ use face_core::{
 };
 use facectl::{annotate, bench, cloud, eval, models, remote, scan, store};
 use indicatif::{ProgressBar, ProgressStyle};
+use scan_coordinator::deployment::{LambdaEndpoint, RegionSelection};
+use scan_coordinator::video_scan::CloudOptions;
 use serde::Serialize;
 use sha2::Digest;
 
@@ -292,7 +294,7 @@ struct ScanVideoArgs {
     /// `.../2015-03-31/functions/NAME/invocations` URL (the Runtime Interface
     /// Emulator's, NAME `function`), whose NAME is invoked
     #[arg(long = "lambda-endpoint", value_name = "REGION=URL", requires = "stack", value_parser = parse_endpoint)]
-    lambda_endpoints: Vec<(String, cloud::LambdaEndpoint)>,
+    lambda_endpoints: Vec<(String, LambdaEndpoint)>,
     /// Cloud mode: at most this many invocations in flight per region
     /// [default: the stack's and the account's limits]
     #[arg(long, requires = "stack")]
@@ -309,10 +311,10 @@ struct ScanVideoArgs {
     montage_pad_s: f64,
 }
 
-fn parse_endpoint(s: &str) -> std::result::Result<(String, cloud::LambdaEndpoint), String> {
+fn parse_endpoint(s: &str) -> std::result::Result<(String, LambdaEndpoint), String> {
     match s.split_once('=') {
         Some((region, url)) if !region.is_empty() && !url.is_empty() => {
-            Ok((region.to_string(), cloud::LambdaEndpoint::parse(url)))
+            Ok((region.to_string(), LambdaEndpoint::parse(url)))
         }
         _ => Err(format!("expected REGION=URL, got {s:?}")),
     }
@@ -588,19 +590,21 @@ fn scan_video(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Res
         max_gap_s: args.max_gap_s,
     };
     let (report, thumbs) = if let Some(stack) = &args.stack {
-        let options = cloud::CloudOptions {
+        let options = CloudOptions {
             video: args.video.clone(),
             collection: args.collection.clone(),
             stack: stack.clone(),
-            outputs_dir: args.outputs_dir.clone(),
-            regions: args.regions.clone(),
+            target: RegionSelection {
+                outputs_dir: args.outputs_dir.clone(),
+                regions: args.regions.clone(),
+                lambda_endpoints: args.lambda_endpoints.iter().cloned().collect(),
+                max_in_flight: args.max_in_flight,
+                sdk: None,
+            },
             collection_region: args.collection_region.clone(),
-            lambda_endpoints: args.lambda_endpoints.iter().cloned().collect(),
-            max_in_flight: args.max_in_flight,
             frames_per_chunk: args.lambda_frames_per_chunk,
             config,
             timeline,
-            sdk: None,
         };
         let on_progress = cloud::progress_callback(progress(2));
         tokio::runtime::Builder::new_multi_thread()

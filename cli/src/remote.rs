@@ -82,8 +82,8 @@ pub fn deploy_record_of_stack(
     region: Option<&str>,
     outputs_dir: Option<&Path>,
 ) -> Result<DeployRecord, RemoteError> {
-    let deployment =
-        crate::cloud::load_deployment(stack).map_err(|e| RemoteError::Config(format!("{e:#}")))?;
+    let deployment = scan_coordinator::deployment::load_deployment(stack)
+        .map_err(|e| RemoteError::Config(format!("{:#}", anyhow::Error::new(e))))?;
     let region = match region {
         Some(r) => deployment
             .region(r)
@@ -94,11 +94,7 @@ pub fn deploy_record_of_stack(
             .ok_or_else(|| RemoteError::Config(format!("{} has no region", deployment.name)))?,
     };
     let dir = outputs_dir.map_or_else(
-        || {
-            PathBuf::from("target")
-                .join("deploy")
-                .join(&deployment.name)
-        },
+        || scan_coordinator::deployment::default_outputs_dir(&deployment),
         Path::to_path_buf,
     );
     let path = dir.join(DeployRecord::file_name(&region.region));

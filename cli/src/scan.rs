@@ -21,9 +21,8 @@ use face_video::{
 };
 use image::Rgb;
 use rayon::prelude::*;
+use scan_coordinator::video_scan::CloudRun;
 use serde::Serialize;
-
-use crate::cloud::CloudRun;
 
 /// Lambda x86 on-demand prices (us-east-1, 2026): per GB-second and per
 /// request.

@@ -1,8 +1,8 @@
-//! A video scan on deployed regions (`facectl scan-video --stack`): the
-//! video and the collection are staged in every region's bucket, the
-//! video's chunks fan out to each region's `scan-worker` through
-//! [`fan_out`], every frame's matches come back exactly once, and the
-//! invocations are metered for the bill.
+//! The parts of a video scan on deployed regions ([`crate::video_scan`]
+//! puts them together): the video and the collection are staged in every
+//! region's bucket, the video's chunks fan out to each region's
+//! `scan-worker` through [`fan_out`], every frame's matches come back
+//! exactly once, and the invocations are metered for the bill.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

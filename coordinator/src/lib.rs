@@ -17,10 +17,18 @@
 //!
 //! Workers are behind [`Worker`], so the same core drives Lambda invokes,
 //! emulated functions and in-process fakes (the tests).
+//!
+//! On top of it, the client-side video scan on a deployed stack (what
+//! `facectl scan-video --stack` runs): [`deployment`] (regions, buckets,
+//! functions and capacities from the deployment and deploy's records),
+//! [`cloud`] (staging, metering, the frames checked once) and
+//! [`video_scan`] (all of it, merged into a timeline).
 
 pub mod cloud;
+pub mod deployment;
 mod lambda;
 mod schedule;
+pub mod video_scan;
 
 pub use lambda::{LambdaTarget, LambdaWorker, classify_function_error};
 

@@ -14,9 +14,11 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use e2e::{create_table, data, start_function};
 use face_stacks::DeployRecord;
 use face_video::FrameRange;
-use facectl::cloud::{CloudOptions, scan_video};
+use facectl::cloud::scan_video;
 use local_aws::{MotoServer, Rie};
 use scan_coordinator::Progress;
+use scan_coordinator::deployment::{LambdaEndpoint, RegionSelection};
+use scan_coordinator::video_scan::CloudOptions;
 use serde_json::json;
 
 const STACK_YAML: &str = "name: face-e2e
@@ -125,12 +127,7 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         .collect();
     let lambda_endpoints = workers
         .iter()
-        .map(|(r, rie)| {
-            (
-                r.to_string(),
-                facectl::cloud::LambdaEndpoint::parse(&rie.invocations_url()),
-            )
-        })
+        .map(|(r, rie)| (r.to_string(), LambdaEndpoint::parse(&rie.invocations_url())))
         .collect();
     let mut workers = workers;
     let victim = Mutex::new(workers.remove(VICTIM));
@@ -172,17 +169,19 @@ async fn a_scan_survives_losing_a_region_mid_scan() {
         video: video_path,
         collection: "slides".into(),
         stack: stack.display().to_string(),
-        outputs_dir: Some(state.path().to_path_buf()),
-        regions: Vec::new(),
+        target: RegionSelection {
+            outputs_dir: Some(state.path().to_path_buf()),
+            regions: Vec::new(),
+            lambda_endpoints,
+            max_in_flight: Some(1),
+            sdk: Some(config.clone()),
+        },
         // Enrolled there; the stack's first region (by name) is ap-south-1.
         collection_region: Some(REGIONS[0].into()),
-        lambda_endpoints,
-        max_in_flight: Some(1),
         // Half-second chunks (10 fps): plenty left when the region dies.
         frames_per_chunk: 5,
         config: Default::default(),
         timeline: Default::default(),
-        sdk: Some(config.clone()),
     };
     let (report, thumbs) = scan_video(&options, on_progress).await.unwrap();
 
