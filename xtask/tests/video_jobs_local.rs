@@ -100,7 +100,9 @@ fn video_jobs_on_the_local_stack() {
         "POST",
         &url("/v1/uploads"),
         k,
-        Some(&json!({ "collection": c, "content_type": "video/mp4", "content_length": video.len() })),
+        Some(
+            &json!({ "collection": c, "content_type": "video/mp4", "content_length": video.len() }),
+        ),
     );
     assert_eq!(status, 200, "{upload}");
     let mut put = ureq::put(upload["url"].as_str().unwrap());
@@ -129,7 +131,11 @@ fn video_jobs_on_the_local_stack() {
     };
     // The same appearances; distances are f32s, compared as such (one side
     // went through f64 JSON).
-    assert_eq!(same_f32s(&job["timeline"]), same_f32s(&local["timeline"]), "{job}");
+    assert_eq!(
+        same_f32s(&job["timeline"]),
+        same_f32s(&local["timeline"]),
+        "{job}"
+    );
     assert_eq!(job["chunks_done"], job["chunks_total"]);
     assert!(job["usage"]["gb_s"].as_f64().unwrap() > 0.0, "{job}");
     // The same job by its id, through facectl.
@@ -175,14 +181,13 @@ fn video_jobs_on_the_local_stack() {
             .unwrap()
             .into_bytes()
     });
-    let montage =
-        face_video::VideoIndex::from_bytes(&montage, &face_video::VideoLimits::default())
-            .expect("the montage decodes");
+    let montage = face_video::VideoIndex::from_bytes(&montage, &face_video::VideoLimits::default())
+        .expect("the montage decodes");
     assert!(montage.frames() > 0);
 
     // The camera: twenty one-second clips uploaded at once.
-    let index = face_video::VideoIndex::from_bytes(&video, &face_video::VideoLimits::default())
-        .unwrap();
+    let index =
+        face_video::VideoIndex::from_bytes(&video, &face_video::VideoLimits::default()).unwrap();
     let fps = index.info().fps;
     let labelled: Vec<&devset::SlideLabel> =
         slides.iter().filter(|s| s.video == video_rel).collect();
@@ -239,6 +244,7 @@ fn video_jobs_on_the_local_stack() {
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     let (summary, results) = lines.split_last().expect("a summary");
+    eprintln!("facectl results: {summary}");
     for other in results
         .iter()
         .filter(|r| !r["key"].as_str().is_some_and(|k| k.contains("/camera/")))
@@ -277,7 +283,34 @@ fn video_jobs_on_the_local_stack() {
     };
     let all: Vec<&Value> = clip_results.into_iter().chain(late.iter()).collect();
     let keys: BTreeSet<&str> = all.iter().filter_map(|r| r["key"].as_str()).collect();
-    assert_eq!(keys.len(), 20, "every clip once: {keys:?}");
+    if keys.len() != 20 {
+        // Where the others are: every job's state.
+        let table = record["outputs"]["ScanJobsTableName"].as_str().unwrap();
+        let items = runtime.block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(moto.endpoint_url())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
+                .load()
+                .await;
+            aws_sdk_dynamodb::Client::new(&config)
+                .scan()
+                .table_name(table)
+                .send()
+                .await
+                .expect("jobs")
+                .items
+                .unwrap_or_default()
+        });
+        for item in items {
+            eprintln!("job: {item:?}");
+        }
+    }
+    assert_eq!(
+        keys.len(),
+        20,
+        "every clip once: {keys:?}, summary {summary}"
+    );
     assert!(summary["p50_ms"].as_f64().is_some(), "{summary}");
     for r in &all {
         let latency = r["latency_ms"].as_f64().expect("a latency");
@@ -316,11 +349,9 @@ fn same_f32s(value: &Value) -> Value {
             json!(n.as_f64().map(|f| f as f32))
         }
         Value::Array(a) => Value::Array(a.iter().map(same_f32s).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), same_f32s(v)))
-                .collect(),
-        ),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), same_f32s(v))).collect())
+        }
         other => other.clone(),
     }
 }

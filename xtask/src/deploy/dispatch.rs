@@ -98,7 +98,13 @@ pub struct QueueMapping {
     pub batch_size: i32,
 }
 
-/// The enabled SQS mappings of `function_name`, read from moto.
+/// The SQS mappings of `function_name`, read from moto, which this
+/// dispatcher then serves in Lambda's place. Each is switched off in moto:
+/// moto's own inline delivery receives a burst's messages as they are sent,
+/// fails to run the function (no Docker) and hands them back, so their
+/// receive counts climb until the redrive policy moves them to the DLQ.
+/// Disabled mappings are served too: in moto only this dispatcher
+/// disables them.
 pub async fn queue_mappings(config: &SdkConfig, function_name: &str) -> Result<Vec<QueueMapping>> {
     let lambda = aws_sdk_lambda::Client::new(config);
     let sqs = aws_sdk_sqs::Client::new(config);
@@ -116,8 +122,16 @@ pub async fn queue_mappings(config: &SdkConfig, function_name: &str) -> Result<V
         else {
             continue;
         };
-        if m.state().is_some_and(|s| s == "Disabled") {
-            continue;
+        if let Some(uuid) = m.uuid()
+            && m.state().is_none_or(|s| s != "Disabled")
+        {
+            lambda
+                .update_event_source_mapping()
+                .uuid(uuid)
+                .enabled(false)
+                .send()
+                .await
+                .with_context(|| format!("lambda:UpdateEventSourceMapping {uuid}"))?;
         }
         // arn:aws:sqs:<region>:<account>:<name>
         let mut parts = arn.rsplit(':');
