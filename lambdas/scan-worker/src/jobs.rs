@@ -242,7 +242,10 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             )
             .await?;
         let mut sends = tokio::task::JoinSet::new();
-        for c in chunks.iter().filter(|c| !job.chunks_done.contains(&c.chunk)) {
+        for c in chunks
+            .iter()
+            .filter(|c| !job.chunks_done.contains(&c.chunk))
+        {
             if sends.len() >= PLAN_SEND_CONCURRENCY
                 && let Some(sent) = sends.join_next().await
             {

@@ -924,7 +924,9 @@ impl JobsTable for DynamoJobs {
             .update_expression(
                 "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, #status = :running",
             )
-            .condition_expression("attribute_exists(job_id) AND #status <> :done AND #status <> :failed")
+            .condition_expression(
+                "attribute_exists(job_id) AND #status <> :done AND #status <> :failed",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":t", n(plan.chunks_total))
             .expression_attribute_values(":f", n(plan.frames))

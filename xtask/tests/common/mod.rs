@@ -142,7 +142,6 @@ pub fn b64(bytes: &[u8]) -> Value {
     json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
 }
 
-
 /// The `facectl` binary beside the xtask's (the workspace's test build
 /// makes it), run from the checkout where `--stack local` finds the deploy
 /// record, with `key` as `$FACE_API_KEY`.
