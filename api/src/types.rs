@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use face_core::{Candidate, DetectedFace, RelativeBox};
+use face_core::{Candidate, DetectedFace, RelativeBox, UnknownReason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ pub struct CompareResponse {
     pub distance: f32,
     /// 0..100, 50 at the threshold.
     pub similarity: f32,
-    /// `distance` is under the matching threshold (0.6).
+    /// `distance` is under the matching threshold (0.55).
     pub same_person: bool,
     pub source_face: DetectedFace,
     pub target_face: DetectedFace,
@@ -187,7 +187,7 @@ pub struct DeleteCollectionResponse {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     pub image: Image,
-    /// L2 distance under which a face is a person (default 0.6).
+    /// L2 distance under which a face is a person (default 0.55).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
     /// Faces to answer for, largest first (default and maximum 100).
@@ -217,8 +217,14 @@ pub struct SearchFace {
     /// `null` when no enrolled person is within the threshold.
     #[serde(rename = "match")]
     pub face_match: Option<SearchMatch>,
-    /// Nearest people first, the match (if any) among them.
+    /// Nearest people first, the match (if any) among them; empty when the
+    /// face was not searched.
     pub candidates: Vec<Candidate>,
+    /// Why `match` is `null`: the quality gate's reason (`small_face`,
+    /// `low_confidence`, `pose`, `blurry`: not searched) or the matcher's
+    /// (`below_threshold`, `ambiguous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<UnknownReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -328,8 +334,10 @@ mod tests {
             face,
             face_match: None,
             candidates: vec![],
+            unknown_reason: Some(UnknownReason::Blurry),
         };
         let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["unknown_reason"], "blurry");
         assert_eq!(v["bbox"]["width"], 3.0);
         assert!(v["BoundingBox"].is_null() && v["bounding_box"]["Left"] == 0.0);
         assert_eq!(v["match"], serde_json::Value::Null);

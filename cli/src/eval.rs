@@ -22,6 +22,7 @@ const TARGET_FAR: f64 = 1e-3;
 pub struct EvalReport {
     pub detection: DetectionReport,
     pub recognition: RecognitionReport,
+    pub open_set: OpenSetReport,
     /// Images that could not be processed, with the reason.
     pub errors: Vec<String>,
 }
@@ -79,6 +80,33 @@ pub struct RecognitionReport {
     pub unindexed: Vec<String>,
     /// Queries that were answered wrongly, for inspection.
     pub misses: Vec<String>,
+}
+
+/// Never name a stranger, on photos of groups: everyone of the
+/// recognition set is enrolled, and every detection image with faces is
+/// recognized as `facectl recognize` would (quality gate, threshold,
+/// margin). Only the people its label names may be named.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenSetReport {
+    pub images: usize,
+    pub faces: usize,
+    /// Labelled identities (image, person) of the group photos...
+    pub labelled_identities: usize,
+    /// ... and how many of them were named on their photo.
+    pub labelled_found: usize,
+    /// Names given to anyone the image's label does not name.
+    pub false_identifications: usize,
+    /// Faces left unknown, by reason (the gate's and the matcher's).
+    pub unknown_reasons: BTreeMap<String, usize>,
+    pub rows: Vec<OpenSetRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenSetRow {
+    pub path: String,
+    pub known: Vec<String>,
+    /// Who was named, with the distance.
+    pub named: Vec<(String, f32)>,
 }
 
 /// One recognition photo, analyzed.
@@ -177,11 +205,101 @@ pub fn evaluate(pipeline: &FacePipeline, data: &Path, threads: usize) -> Result<
         }
     }
     let recognition_report = recognition_metrics(&analyzed, &pipeline.config().matching);
+    let everyone: Vec<&Photo> = analyzed.iter().collect();
+    let everyone = gallery(&everyone, pipeline.face_model_version());
+    let groups: Vec<&devset::DetectionLabel> =
+        detection.iter().filter(|l| l.face_count > 0).collect();
+    let recognized: Vec<Result<(OpenSetRow, usize, Vec<String>)>> = pool.install(|| {
+        groups
+            .par_iter()
+            .map(|label| open_set_row(pipeline, data, label, &everyone))
+            .collect()
+    });
+    let mut open_set = OpenSetReport {
+        images: 0,
+        faces: 0,
+        labelled_identities: 0,
+        labelled_found: 0,
+        false_identifications: 0,
+        unknown_reasons: BTreeMap::new(),
+        rows: Vec::new(),
+    };
+    for row in recognized {
+        match row {
+            Ok((row, faces, reasons)) => {
+                open_set.images += 1;
+                open_set.faces += faces;
+                open_set.labelled_identities += row.known.len();
+                open_set.labelled_found += row
+                    .known
+                    .iter()
+                    .filter(|k| row.named.iter().any(|(n, _)| n == *k))
+                    .count();
+                open_set.false_identifications += row
+                    .named
+                    .iter()
+                    .filter(|(n, _)| !row.known.contains(n))
+                    .count();
+                for reason in reasons {
+                    *open_set.unknown_reasons.entry(reason).or_default() += 1;
+                }
+                open_set.rows.push(row);
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
     Ok(EvalReport {
         detection: detection_report,
         recognition: recognition_report,
+        open_set,
         errors,
     })
+}
+
+/// One labelled detection image recognized against everyone: its row, its
+/// face count and the reasons of its unknown faces.
+fn open_set_row(
+    pipeline: &FacePipeline,
+    data: &Path,
+    label: &devset::DetectionLabel,
+    everyone: &Collection,
+) -> Result<(OpenSetRow, usize, Vec<String>)> {
+    let bytes = read(data, &label.path)?;
+    let image = pipeline
+        .decode(&bytes)
+        .with_context(|| label.path.clone())?;
+    let faces = pipeline
+        .recognize_image(&image, everyone, &mut StageTimings::default())
+        .with_context(|| label.path.clone())?;
+    let known = label
+        .known_identities
+        .split(';')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    let named = faces
+        .iter()
+        .filter_map(|f| {
+            f.face_match
+                .identity
+                .as_ref()
+                .map(|c| (c.person.clone(), c.distance))
+        })
+        .collect();
+    let reasons = faces
+        .iter()
+        .filter_map(|f| f.face_match.unknown_reason.map(|r| r.as_str().to_string()))
+        .collect();
+    Ok((
+        OpenSetRow {
+            path: label.path.clone(),
+            known,
+            named,
+        },
+        faces.len(),
+        reasons,
+    ))
 }
 
 fn analyze_photo(
@@ -372,6 +490,35 @@ pub fn render(report: &EvalReport) -> String {
         r.tar_at_far_1e_3, r.threshold_at_far_1e_3, r.threshold, r.max_genuine_distance,
         r.min_impostor_distance, r.genuine_pairs, r.impostor_pairs
     ));
+    let o = &report.open_set;
+    out.push_str(&format!(
+        "open set: {} photos, {} faces; {}/{} labelled people named, {} false identifications; unknown: {}\n",
+        o.images,
+        o.faces,
+        o.labelled_found,
+        o.labelled_identities,
+        o.false_identifications,
+        o.unknown_reasons
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for row in &o.rows {
+        for (name, d) in row.named.iter().filter(|(n, _)| !row.known.contains(n)) {
+            out.push_str(&format!(
+                "  false identification: {} named {name} at {d:.3}\n",
+                row.path
+            ));
+        }
+        for k in row
+            .known
+            .iter()
+            .filter(|k| !row.named.iter().any(|(n, _)| n == *k))
+        {
+            out.push_str(&format!("  labelled but not named: {k} on {}\n", row.path));
+        }
+    }
     for u in &r.unindexed {
         out.push_str(&format!("  not enrolled: {u}\n"));
     }

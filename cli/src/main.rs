@@ -45,8 +45,24 @@ struct GlobalArgs {
     #[arg(long, global = true)]
     store: Option<PathBuf>,
     /// Open-set L2 distance threshold: farther faces are "unknown"
-    #[arg(long, global = true, default_value_t = 0.6)]
+    #[arg(long, global = true, default_value_t = 0.55)]
     threshold: f32,
+    /// The best person must be this much closer than the second best, else
+    /// the face is "unknown" (ambiguous)
+    #[arg(long, global = true, default_value_t = 0.05)]
+    min_margin: f32,
+    /// Quality gate: faces narrower than this (source pixels) are not searched
+    #[arg(long, global = true, default_value_t = 28.0)]
+    min_face_px: f32,
+    /// Quality gate: faces the detector scores lower are not searched (0..1)
+    #[arg(long, global = true, default_value_t = 0.8)]
+    min_face_confidence: f32,
+    /// Quality gate: faces turned further than this (degrees) are not searched
+    #[arg(long, global = true, default_value_t = 45.0)]
+    max_yaw_deg: f32,
+    /// Quality gate: chips less sharp than this (variance of the Laplacian) are not searched
+    #[arg(long, global = true, default_value_t = 10.0)]
+    min_sharpness: f32,
     /// Detector score threshold (0..1)
     #[arg(long, global = true, default_value_t = 0.7)]
     score_threshold: f32,
@@ -345,6 +361,11 @@ fn init_tracing() {
 fn pipeline_config(g: &GlobalArgs) -> PipelineConfig {
     let mut config = PipelineConfig::default();
     config.matching.threshold_l2 = g.threshold;
+    config.matching.min_margin_l2 = g.min_margin;
+    config.quality.min_face_px = g.min_face_px;
+    config.quality.min_confidence = g.min_face_confidence;
+    config.quality.max_yaw_deg = g.max_yaw_deg;
+    config.quality.min_sharpness = g.min_sharpness;
     config.detector.score_threshold = g.score_threshold;
     config.detector.input_long_side_px = g.input_size;
     config
@@ -1267,9 +1288,7 @@ fn recognize(
         |bytes| {
             let image = pipeline.decode(bytes)?;
             let mut timings = StageTimings::default();
-            let mut faces = pipeline.analyze_image(&image, &mut timings)?;
-            faces.sort_by(|a, b| b.face.bbox.area().total_cmp(&a.face.bbox.area()));
-            let faces = pipeline.match_faces(faces, &collection, &mut timings);
+            let faces = pipeline.recognize_image(&image, &collection, &mut timings)?;
             Ok((Pixels::Decoded(image), faces))
         },
         print_recognitions,
@@ -1286,7 +1305,10 @@ fn print_recognitions(path: &Path, faces: &[RecognizedFace]) {
                 c.person, c.similarity, c.distance, b.x, b.y, b.width, b.height
             ),
             None => println!(
-                "  #{i} unknown (nearest {}) at x={:.0} y={:.0} w={:.0} h={:.0}",
+                "  #{i} unknown ({}; nearest {}) at x={:.0} y={:.0} w={:.0} h={:.0}",
+                f.face_match
+                    .unknown_reason
+                    .map_or("below_threshold", |r| r.as_str()),
                 f.face_match
                     .candidates
                     .first()

@@ -449,7 +449,9 @@ pub fn recognized_faces(response: &SearchResponse) -> Vec<RecognizedFace> {
                     similarity: m.similarity,
                 }),
                 candidates: f.candidates.clone(),
+                unknown_reason: f.unknown_reason,
             },
+            quality: face_core::quality::measure_detection(&f.face),
         })
         .collect()
 }

@@ -136,7 +136,36 @@ pub struct Comparison {
     /// (frame, person) sightings the tracked scan reports and the baseline
     /// does not.
     pub extra_sightings: u64,
+    /// Everyone either path named: on how many frames, and how close.
+    pub names: BTreeMap<String, NamedBy>,
     pub naive_timeline: Vec<Appearance>,
+}
+
+/// How often, and at what best L2 distance, each path named one person.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NamedBy {
+    pub tracked_frames: u64,
+    pub naive_frames: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracked_best_distance: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub naive_best_distance: Option<f32>,
+}
+
+/// Per person named in `frames`: frames named and the best distance.
+fn names_in(frames: &[FrameMatches]) -> BTreeMap<String, (u64, Option<f32>)> {
+    let mut out: BTreeMap<String, (u64, Option<f32>)> = BTreeMap::new();
+    for (_, person) in sightings(frames) {
+        out.entry(person.to_string()).or_default().0 += 1;
+    }
+    for face in frames.iter().flat_map(|f| &f.faces) {
+        if let (Some(p), Some(d)) = (&face.person, face.distance)
+            && let Some(entry) = out.get_mut(p)
+        {
+            entry.1 = Some(entry.1.map_or(d, |best: f32| best.min(d)));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -591,6 +620,17 @@ fn compare(
         .filter(|a| overlaps(a))
         .count();
     let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    let mut names: BTreeMap<String, NamedBy> = BTreeMap::new();
+    for (person, (frames, best)) in names_in(tracked_frames) {
+        let entry = names.entry(person).or_default();
+        entry.tracked_frames = frames;
+        entry.tracked_best_distance = best;
+    }
+    for (person, (frames, best)) in names_in(naive_frames) {
+        let entry = names.entry(person).or_default();
+        entry.naive_frames = frames;
+        entry.naive_best_distance = best;
+    }
     Comparison {
         speedup_per_core: if tracked.per_frame_ms > 0.0 {
             naive.per_frame_ms / tracked.per_frame_ms
@@ -601,6 +641,7 @@ fn compare(
         sighting_recall: ratio(found, n.len()),
         appearance_recall: ratio(covered, naive_timeline.appearances.len()),
         extra_sightings: t.difference(&n).count() as u64,
+        names,
         naive_timeline: naive_timeline.appearances,
     }
 }
@@ -656,6 +697,16 @@ pub fn render_text(r: &ScanReport) -> String {
             c.sighting_recall,
             c.appearance_recall
         ));
+        let distance = |d: Option<f32>| d.map_or("-".to_string(), |d| format!("{d:.3}"));
+        for (person, n) in &c.names {
+            s.push_str(&format!(
+                "  {person}: tracked {} frame(s) (best {}), every-frame {} frame(s) (best {})\n",
+                n.tracked_frames,
+                distance(n.tracked_best_distance),
+                n.naive_frames,
+                distance(n.naive_best_distance)
+            ));
+        }
     }
     let e = &r.lambda_estimate;
     s.push_str(&format!(

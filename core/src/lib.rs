@@ -18,6 +18,7 @@ pub mod geometry;
 pub mod model_files;
 pub mod pipeline;
 mod plans;
+pub mod quality;
 pub mod resample;
 
 pub use collection::{Candidate, Collection, EnrolledFace, FaceMatch, MatchConfig};
@@ -32,3 +33,4 @@ pub use pipeline::{
     AnalyzedFace, EnrollOutcome, FaceComparison, FacePipeline, ModelBytes, PipelineConfig,
     RecognizedFace, StageTimings,
 };
+pub use quality::{FaceQuality, QualityGate, UnknownReason};

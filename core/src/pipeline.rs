@@ -14,6 +14,7 @@ use crate::detect::{DetectedFace, Detector, DetectorConfig};
 use crate::embed::{CHIP_VALUES, Embedder, Embedding, l2_distance, mean_embedding};
 use crate::enroll::{EnrollPolicy, UnindexedReason};
 use crate::error::{FaceError, ModelError};
+use crate::quality::{self, FaceQuality, QualityGate, UnknownReason};
 
 /// Everything tunable, with the calibrated defaults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -21,6 +22,8 @@ use crate::error::{FaceError, ModelError};
 pub struct PipelineConfig {
     pub detector: DetectorConfig,
     pub matching: MatchConfig,
+    /// Which faces are searched at all (see [`crate::quality`]).
+    pub quality: QualityGate,
     pub enroll: EnrollPolicy,
     pub decode_limits: DecodeLimits,
 }
@@ -63,6 +66,9 @@ pub struct RecognizedFace {
     pub face: DetectedFace,
     #[serde(rename = "match")]
     pub face_match: FaceMatch,
+    /// What the quality gate measured.
+    #[serde(default)]
+    pub quality: FaceQuality,
 }
 
 /// Two faces compared (`facectl compare`, `POST /v1/compare`).
@@ -106,6 +112,7 @@ fn ms(d: Duration) -> f64 {
 impl FacePipeline {
     pub fn new(models: ModelBytes<'_>, config: PipelineConfig) -> Result<Self, FaceError> {
         config.detector.validate()?;
+        config.quality.validate()?;
         let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector)?;
         let embedder = Embedder::from_onnx_bytes(models.recognizer_onnx)?;
         Ok(Self {
@@ -212,7 +219,81 @@ impl FacePipeline {
         Ok((image, faces))
     }
 
-    /// Matches analyzed faces against a collection.
+    /// Every face of `faces` with who it is, or why it is unknown: the
+    /// quality gate first (only the faces that pass are cut, measured for
+    /// sharpness and embedded), then open-set matching under `matching`
+    /// (usually `self.config().matching`). In `faces`' order.
+    pub fn recognize_detected(
+        &self,
+        image: &RgbImage,
+        faces: Vec<DetectedFace>,
+        collection: &Collection,
+        matching: &MatchConfig,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<RecognizedFace>, FaceError> {
+        let start = Instant::now();
+        let gate = &self.config.quality;
+        let mut verdicts: Vec<Result<FaceQuality, (UnknownReason, FaceQuality)>> =
+            faces.iter().map(|f| gate.check_detection(f)).collect();
+        let mut chip = vec![0.0f32; CHIP_VALUES];
+        let mut chips = Vec::new();
+        for (face, verdict) in faces.iter().zip(verdicts.iter_mut()) {
+            if let Ok(quality) = *verdict {
+                chip.fill(0.0);
+                extract_chip(image, &face.landmarks, &Jitter::NONE, &mut chip);
+                *verdict = gate.check_chip(quality, &chip);
+                if verdict.is_ok() {
+                    chips.extend_from_slice(&chip);
+                }
+            }
+        }
+        let aligned = Instant::now();
+        let mut embeddings = self.embed(&chips)?.into_iter();
+        let embedded = Instant::now();
+        let out = faces
+            .into_iter()
+            .zip(verdicts)
+            .map(|(face, verdict)| match verdict {
+                Ok(quality) => RecognizedFace {
+                    // One embedding per chip that passed, in order; the
+                    // fallback cannot happen.
+                    face_match: embeddings.next().map_or_else(
+                        || FaceMatch::unsearched(UnknownReason::Blurry),
+                        |e| collection.match_embedding(&e, matching),
+                    ),
+                    face,
+                    quality,
+                },
+                Err((reason, quality)) => RecognizedFace {
+                    face_match: FaceMatch::unsearched(reason),
+                    face,
+                    quality,
+                },
+            })
+            .collect();
+        timings.align_ms += ms(aligned - start);
+        timings.embed_ms += ms(embedded - aligned);
+        timings.match_ms += ms(embedded.elapsed());
+        Ok(out)
+    }
+
+    /// Detects and recognizes every face of a decoded image, largest first.
+    pub fn recognize_image(
+        &self,
+        image: &RgbImage,
+        collection: &Collection,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<RecognizedFace>, FaceError> {
+        collection.check_compatible(&self.face_model_version)?;
+        let start = Instant::now();
+        let mut faces = self.detect(image)?;
+        timings.detect_ms += ms(start.elapsed());
+        DetectedFace::largest_first(&mut faces);
+        self.recognize_detected(image, faces, collection, &self.config.matching, timings)
+    }
+
+    /// Matches analyzed faces against a collection, ungated: every face is
+    /// searched (the benchmark's and the evaluation's raw figures).
     pub fn match_faces(
         &self,
         faces: Vec<AnalyzedFace>,
@@ -224,6 +305,7 @@ impl FacePipeline {
             .into_iter()
             .map(|f| RecognizedFace {
                 face_match: collection.match_embedding(&f.embedding, &self.config.matching),
+                quality: quality::measure_detection(&f.face),
                 face: f.face,
             })
             .collect();
@@ -231,7 +313,8 @@ impl FacePipeline {
         out
     }
 
-    /// Every face of the image with who it is, or unknown.
+    /// Every face of the image, largest first, with who it is, or why it
+    /// is unknown.
     pub fn recognize(
         &self,
         bytes: &[u8],
@@ -239,8 +322,11 @@ impl FacePipeline {
         timings: &mut StageTimings,
     ) -> Result<(RgbImage, Vec<RecognizedFace>), FaceError> {
         collection.check_compatible(&self.face_model_version)?;
-        let (image, faces) = self.analyze(bytes, timings)?;
-        Ok((image, self.match_faces(faces, collection, timings)))
+        let start = Instant::now();
+        let image = self.decode(bytes)?;
+        timings.decode_ms += ms(start.elapsed());
+        let faces = self.recognize_image(&image, collection, timings)?;
+        Ok((image, faces))
     }
 
     /// The enrollment embedding of a photo's main face: the mean over the

@@ -26,11 +26,12 @@ pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
 pub use error::VideoError;
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
 pub use montage::{
-    EncodeSettings, MontageConfig, concat_montage, encode_clip, montage_chunk, montage_moments,
+    EncodeSettings, MontageConfig, concat_montage, encode_clip, encode_images, montage_chunk,
+    montage_moments,
 };
 pub use scan::{
     ChunkScan, FaceInFrame, FrameMatches, ScanChunkRequest, ScanConfig, ScanError, ScanMode,
     ScanStats, scan_chunk,
 };
 pub use timeline::{Appearance, Timeline, TimelineConfig, frame_interval_s};
-pub use track::{Association, Track, Tracker, iou};
+pub use track::{Association, Track, TrackPolicy, TrackVotes, Tracker, iou};

@@ -274,6 +274,55 @@ pub fn encode_clip(
     )
 }
 
+/// Encodes still images as an H.264 MP4 at a constant `fps`, as they are
+/// (no captions), scaled per `settings`: for building test videos and
+/// clips from pictures. Every image must have the first one's size.
+pub fn encode_images(
+    images: impl IntoIterator<Item = RgbImage>,
+    fps: u32,
+    settings: &EncodeSettings,
+) -> Result<Vec<u8>, VideoError> {
+    settings.validate()?;
+    if !(1..=240).contains(&fps) {
+        return Err(VideoError::MontageConfig {
+            field: "fps",
+            reason: "must be within 1..=240",
+        });
+    }
+    let mut images = images.into_iter().peekable();
+    let Some(first) = images.peek() else {
+        return Err(VideoError::Encoder("no frames were encoded".into()));
+    };
+    let size = first.dimensions();
+    let timing = Timing::Constant {
+        timescale: fps * 1000,
+        ticks: 1000,
+    };
+    let max_bytes = MontageConfig::default().max_bytes;
+    let mut encoder =
+        SegmentEncoder::with_timing(timing, size, f64::from(fps), settings, max_bytes)?;
+    for (i, image) in images.enumerate() {
+        if image.dimensions() != size {
+            return Err(VideoError::Encoder(format!(
+                "image {i} is {}x{}, the first is {}x{}",
+                image.width(),
+                image.height(),
+                size.0,
+                size.1
+            )));
+        }
+        let frame = i as u64;
+        encoder.push(
+            image,
+            frame,
+            frame as f64 / f64::from(fps),
+            false,
+            &mut |_, _, _, _| {},
+        )?;
+    }
+    encoder.finish()
+}
+
 /// Joins montage segments, in order, into one MP4 by copying their
 /// encoded samples (nothing is re-encoded; the output is about the size of
 /// the inputs together). Each segment must start with an IDR frame and
@@ -564,9 +613,33 @@ impl Mp4Out {
     }
 }
 
+/// Where a frame's display duration comes from.
+enum Timing<'a> {
+    /// The source video's own timestamps.
+    Source(&'a VideoIndex),
+    /// Every frame `ticks` long at `timescale` ticks per second.
+    Constant { timescale: u32, ticks: u32 },
+}
+
+impl Timing<'_> {
+    fn timescale(&self) -> u32 {
+        match self {
+            Timing::Source(index) => index.timescale,
+            Timing::Constant { timescale, .. } => *timescale,
+        }
+    }
+
+    fn duration_ticks(&self, frame: u64) -> u32 {
+        match self {
+            Timing::Source(index) => frame_duration_ticks(index, frame),
+            Timing::Constant { ticks, .. } => *ticks,
+        }
+    }
+}
+
 /// OpenH264 fed captioned RGB frames, writing an MP4 as it goes.
 struct SegmentEncoder<'a> {
-    index: &'a VideoIndex,
+    timing: Timing<'a>,
     encoder: Encoder,
     /// Output frame size (even).
     width: u32,
@@ -585,11 +658,27 @@ impl<'a> SegmentEncoder<'a> {
         settings: &EncodeSettings,
         max_bytes: u64,
     ) -> Result<Self, VideoError> {
-        let (width, height) = output_size(index.width, index.height, settings.max_height);
         let fps = match index.info().fps {
             f if f.is_finite() && f > 0.0 => f,
             _ => 30.0,
         };
+        Self::with_timing(
+            Timing::Source(index),
+            (index.width, index.height),
+            fps,
+            settings,
+            max_bytes,
+        )
+    }
+
+    fn with_timing(
+        timing: Timing<'a>,
+        (source_width, source_height): (u32, u32),
+        fps: f64,
+        settings: &EncodeSettings,
+        max_bytes: u64,
+    ) -> Result<Self, VideoError> {
+        let (width, height) = output_size(source_width, source_height, settings.max_height);
         let intra = (settings.keyframe_interval_s * fps).round().max(1.0) as u32;
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(settings.bitrate_bps))
@@ -607,7 +696,7 @@ impl<'a> SegmentEncoder<'a> {
             .map_err(|_| VideoError::Encoder("the encoder panicked".into()))?
             .map_err(|e| VideoError::Encoder(e.to_string()))?;
         Ok(Self {
-            index,
+            timing,
             encoder,
             width,
             height,
@@ -700,7 +789,7 @@ impl<'a> SegmentEncoder<'a> {
                 self.out.insert(Mp4Out::new(
                     self.width,
                     self.height,
-                    self.index.timescale,
+                    self.timing.timescale(),
                     &sps,
                     &pps,
                 )?)
@@ -712,12 +801,7 @@ impl<'a> SegmentEncoder<'a> {
                 max_bytes: self.max_bytes,
             });
         }
-        out.push(
-            &self.sample,
-            frame_duration_ticks(self.index, frame),
-            0,
-            is_sync,
-        )
+        out.push(&self.sample, self.timing.duration_ticks(frame), 0, is_sync)
     }
 
     fn finish(self) -> Result<Vec<u8>, VideoError> {

@@ -1,15 +1,19 @@
 //! Scanning one chunk of video for known people. In tracked mode the
 //! detector runs on sampled frames, detections are tied into tracks by IoU,
-//! and the recognizer runs only on new tracks and on a periodic re-check;
-//! identities ride along the track. Every-frame mode is the naive
-//! baseline: detect and recognize every face of every frame.
+//! and the recognizer runs on new tracks, on a periodic re-check and when
+//! a track's face grows; a track's name is decided from all of its
+//! recognitions ([`crate::TrackPolicy`]) and holds on every frame of it.
+//! Every-frame mode is the naive baseline: detect and recognize every face
+//! of every frame, each decided alone. Both pass faces through the
+//! pipeline's quality gate first ([`face_core::quality`]).
 
 use std::time::Instant;
 
-use face_core::align::Jitter;
+use std::collections::HashMap;
+
 use face_core::{
-    Collection, DetectedFace, FaceError, FacePipeline, PixelBox, RgbImage,
-    collection::CollectionError,
+    Collection, DetectedFace, FaceError, FacePipeline, MatchConfig, PixelBox, RecognizedFace,
+    RgbImage, StageTimings, UnknownReason, collection::CollectionError,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -17,7 +21,7 @@ use thiserror::Error;
 use crate::decode::{FrameRange, FrameReader, Sampling};
 use crate::error::VideoError;
 use crate::index::VideoIndex;
-use crate::track::Tracker;
+use crate::track::{TrackPolicy, Tracker};
 
 #[derive(Debug, Error)]
 pub enum ScanError {
@@ -67,6 +71,9 @@ pub struct ScanConfig {
     /// slideshow's cuts measure 0.1-0.9, the handheld street clip stays
     /// under 0.05 for half a second).
     pub scene_change_threshold: f32,
+    /// Tracked mode: when a track is named, and when it is recognized
+    /// again (see [`TrackPolicy`]).
+    pub track: TrackPolicy,
 }
 
 impl Default for ScanConfig {
@@ -78,6 +85,7 @@ impl Default for ScanConfig {
             iou_threshold: 0.3,
             max_missed_detections: 1,
             scene_change_threshold: 0.08,
+            track: TrackPolicy::default(),
         }
     }
 }
@@ -97,6 +105,15 @@ impl ScanConfig {
         if !(0.0..=1.0).contains(&self.scene_change_threshold) {
             return bad("scene_change_threshold", "must be within 0..=1");
         }
+        if !(0.0..1.0).contains(&self.track.min_agreement) {
+            return bad("track.min_agreement", "must be within 0..1");
+        }
+        if self.track.vote_threshold_l2.is_nan() || self.track.vote_threshold_l2 <= 0.0 {
+            return bad("track.vote_threshold_l2", "must be above 0");
+        }
+        if self.track.recheck_growth.is_nan() || self.track.recheck_growth < 1.0 {
+            return bad("track.recheck_growth", "must be at least 1");
+        }
         Ok(())
     }
 }
@@ -111,9 +128,14 @@ pub struct FaceInFrame {
     pub confidence: f32,
     /// The person, or `None` for unknown.
     pub person: Option<String>,
-    /// L2 distance of the recognition that named the person.
+    /// L2 distance of the recognition that named the person (tracked: the
+    /// track's best).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance: Option<f32>,
+    /// Why the face is unknown (tracked: the track's last recognition's
+    /// reason, or `below_threshold` when its recognitions did not agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<UnknownReason>,
     /// Whether the recognizer ran on this face in this frame (otherwise
     /// the identity was carried along the track).
     pub recognized: bool,
@@ -221,6 +243,7 @@ pub fn scan_chunk(
         ..ScanStats::default()
     };
     let mut tracker = Tracker::new(config.iou_threshold, config.max_missed_detections);
+    let mut decisions = TrackDecisions::new();
     let mut matches = Vec::with_capacity(frames.len() as usize);
     loop {
         let t = Instant::now();
@@ -229,7 +252,7 @@ pub fn scan_chunk(
         let Some(frame) = frame else { break };
         stats.frames += 1;
         if frame.changed {
-            tracker = Tracker::new(config.iou_threshold, config.max_missed_detections);
+            tracker.clear();
         }
         let faces = match &frame.image {
             Some(image) => {
@@ -250,6 +273,7 @@ pub fn scan_chunk(
                         frame.index,
                         &detections,
                         &mut tracker,
+                        &mut decisions,
                         config,
                         &mut stats,
                     )?,
@@ -269,6 +293,14 @@ pub fn scan_chunk(
         }
         matches.push(m);
     }
+    // A track's name holds on every frame of it, before it was decided too.
+    for m in &mut matches {
+        for face in &mut m.faces {
+            if let Some(decided) = face.track.and_then(|t| decisions.get(&t)) {
+                decided.apply(face);
+            }
+        }
+    }
     stats.total_ms = ms_since(start);
     Ok(ChunkScan {
         frames,
@@ -277,25 +309,61 @@ pub fn scan_chunk(
     })
 }
 
-/// Embeds the given faces and matches them against the collection.
+/// What the recognitions of a track decided, by track id: kept past the
+/// track's end so that every frame of it can be given the final answer.
+type TrackDecisions = HashMap<u32, Decision>;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Decision {
+    identity: Option<(String, f32)>,
+    unknown_reason: Option<UnknownReason>,
+}
+
+impl Decision {
+    fn of(track: &crate::track::Track) -> Self {
+        Self {
+            identity: track.identity.clone(),
+            unknown_reason: match (&track.identity, track.votes.last_reason) {
+                (Some(_), _) => None,
+                (None, Some(reason)) => Some(reason),
+                // Named now and then, but not agreed on.
+                (None, None) => Some(UnknownReason::BelowThreshold),
+            },
+        }
+    }
+
+    fn apply(&self, face: &mut FaceInFrame) {
+        face.person = self.identity.as_ref().map(|(p, _)| p.clone());
+        face.distance = self.identity.as_ref().map(|(_, d)| *d);
+        face.unknown_reason = self.unknown_reason;
+    }
+}
+
+/// Gates, embeds and matches the given faces (see
+/// [`FacePipeline::recognize_detected`]).
 fn recognize(
     pipeline: &FacePipeline,
     collection: &Collection,
     image: &RgbImage,
     faces: &[DetectedFace],
+    matching: &MatchConfig,
     stats: &mut ScanStats,
-) -> Result<Vec<face_core::FaceMatch>, ScanError> {
+) -> Result<Vec<RecognizedFace>, ScanError> {
     if faces.is_empty() {
         return Ok(Vec::new());
     }
-    let chips = pipeline.chips(image, faces, &[Jitter::NONE]);
-    let embeddings = pipeline.embed(&chips)?;
-    stats.faces_recognized += embeddings.len() as u64;
-    let matching = &pipeline.config().matching;
-    Ok(embeddings
+    let mut timings = StageTimings::default();
+    let found =
+        pipeline.recognize_detected(image, faces.to_vec(), collection, matching, &mut timings)?;
+    stats.faces_recognized += found
         .iter()
-        .map(|e| collection.match_embedding(e, matching))
-        .collect())
+        .filter(|f| {
+            !f.face_match
+                .unknown_reason
+                .is_some_and(UnknownReason::unsearched)
+        })
+        .count() as u64;
+    Ok(found)
 }
 
 fn recognize_all(
@@ -305,16 +373,17 @@ fn recognize_all(
     detections: &[DetectedFace],
     stats: &mut ScanStats,
 ) -> Result<Vec<FaceInFrame>, ScanError> {
-    let found = recognize(pipeline, collection, image, detections, stats)?;
-    Ok(detections
-        .iter()
-        .zip(found)
-        .map(|(d, m)| FaceInFrame {
+    let matching = &pipeline.config().matching;
+    let found = recognize(pipeline, collection, image, detections, matching, stats)?;
+    Ok(found
+        .into_iter()
+        .map(|f| FaceInFrame {
             track: None,
-            bbox: d.bbox,
-            confidence: d.confidence,
-            distance: m.identity.as_ref().map(|c| c.distance),
-            person: m.identity.map(|c| c.person),
+            bbox: f.face.bbox,
+            confidence: f.face.confidence,
+            distance: f.face_match.identity.as_ref().map(|c| c.distance),
+            person: f.face_match.identity.map(|c| c.person),
+            unknown_reason: f.face_match.unknown_reason,
             recognized: true,
             detected: true,
         })
@@ -329,21 +398,40 @@ fn recognize_tracked(
     frame: u64,
     detections: &[DetectedFace],
     tracker: &mut Tracker,
+    decisions: &mut TrackDecisions,
     config: &ScanConfig,
     stats: &mut ScanStats,
 ) -> Result<Vec<FaceInFrame>, ScanError> {
     let associations = tracker.update(frame, detections);
     let recheck = config.recheck_every_n_detections;
+    let policy = &config.track;
     let due: Vec<usize> = associations
         .iter()
         .enumerate()
-        .filter(|(_, a)| a.is_new || tracker.tracks[a.track].since_recognition >= recheck)
+        .filter(|(_, a)| {
+            let track = &tracker.tracks[a.track];
+            a.is_new || track.since_recognition >= recheck || track.improved(policy)
+        })
         .map(|(d, _)| d)
         .collect();
     let due_faces: Vec<DetectedFace> = due.iter().map(|&d| detections[d].clone()).collect();
-    let found = recognize(pipeline, collection, image, &due_faces, stats)?;
-    for (&d, m) in due.iter().zip(&found) {
-        tracker.tracks[associations[d].track].record(m);
+    // Votes are matched at the looser vote threshold; naming needs the
+    // matching threshold (see `TrackPolicy`).
+    let naming = &pipeline.config().matching;
+    let voting = MatchConfig {
+        threshold_l2: policy.vote_threshold_l2,
+        ..*naming
+    };
+    let found = recognize(pipeline, collection, image, &due_faces, &voting, stats)?;
+    for (&d, f) in due.iter().zip(&found) {
+        let track = &mut tracker.tracks[associations[d].track];
+        track.record(
+            &f.face_match,
+            f.face.bbox.width,
+            policy,
+            naming.threshold_l2,
+        );
+        decisions.insert(track.id, Decision::of(track));
     }
     Ok(detections
         .iter()
@@ -351,15 +439,18 @@ fn recognize_tracked(
         .enumerate()
         .map(|(d, (det, a))| {
             let track = &tracker.tracks[a.track];
-            FaceInFrame {
+            let mut face = FaceInFrame {
                 track: Some(track.id),
                 bbox: det.bbox,
                 confidence: det.confidence,
-                person: track.identity.as_ref().map(|(p, _)| p.clone()),
-                distance: track.identity.as_ref().map(|(_, dist)| *dist),
+                person: None,
+                distance: None,
+                unknown_reason: None,
                 recognized: due.contains(&d),
                 detected: true,
-            }
+            };
+            Decision::of(track).apply(&mut face);
+            face
         })
         .collect())
 }
@@ -371,14 +462,19 @@ fn carried(tracker: &Tracker) -> Vec<FaceInFrame> {
         .tracks
         .iter()
         .filter(|t| t.missed == 0)
-        .map(|t| FaceInFrame {
-            track: Some(t.id),
-            bbox: t.face.bbox,
-            confidence: t.face.confidence,
-            person: t.identity.as_ref().map(|(p, _)| p.clone()),
-            distance: t.identity.as_ref().map(|(_, d)| *d),
-            recognized: false,
-            detected: false,
+        .map(|t| {
+            let mut face = FaceInFrame {
+                track: Some(t.id),
+                bbox: t.face.bbox,
+                confidence: t.face.confidence,
+                person: None,
+                distance: None,
+                unknown_reason: None,
+                recognized: false,
+                detected: false,
+            };
+            Decision::of(t).apply(&mut face);
+            face
         })
         .collect()
 }

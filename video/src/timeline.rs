@@ -144,6 +144,7 @@ mod tests {
                     confidence: 1.0,
                     person: Some(p.into()),
                     distance: Some(0.4 - i as f32 * 0.001),
+                    unknown_reason: None,
                     recognized: true,
                     detected: true,
                 })

@@ -53,6 +53,7 @@ fn slideshow() -> Slideshow {
                     confidence: 0.9,
                     person: Some(person.to_string()),
                     distance: Some(0.4),
+                    unknown_reason: None,
                     recognized: true,
                     detected: true,
                 })

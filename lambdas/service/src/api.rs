@@ -26,8 +26,7 @@ use face_api::limits::{
 };
 use face_api::routes::{NoRoute, RouteId, RouteMatch, match_route};
 use face_api::types as t;
-use face_core::align::Jitter;
-use face_core::{DetectedFace, FacePipeline, MatchConfig};
+use face_core::{DetectedFace, FacePipeline, MatchConfig, StageTimings};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -1085,6 +1084,7 @@ where
         let config = MatchConfig {
             threshold_l2: threshold,
             max_candidates: max_candidates as usize,
+            ..self.pipeline.config().matching
         };
         let collection_name = collection.to_string();
         self.blocking(move |pipeline| {
@@ -1093,15 +1093,14 @@ where
             largest_first(&mut faces);
             // Bounded, so the answer fits a Lambda response.
             faces.truncate(max_faces as usize);
-            let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
-            let embeddings = pipeline.embed(&chips)?;
-            let faces = faces
+            let mut timings = StageTimings::default();
+            let faces = pipeline
+                .recognize_detected(&image, faces, &current, &config, &mut timings)?
                 .into_iter()
-                .zip(embeddings)
-                .map(|(face, embedding)| {
-                    let found = current.match_embedding(&embedding, &config);
+                .map(|recognized| {
+                    let found = recognized.face_match;
                     t::SearchFace {
-                        face,
+                        face: recognized.face,
                         face_match: found.identity.map(|c| t::SearchMatch {
                             attributes: current
                                 .people
@@ -1113,6 +1112,7 @@ where
                             similarity: c.similarity,
                         }),
                         candidates: found.candidates,
+                        unknown_reason: found.unknown_reason,
                     }
                 })
                 .collect();

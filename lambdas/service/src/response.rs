@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use face_core::{RecognizedFace, RelativeBox, StageTimings};
+use face_core::{RecognizedFace, RelativeBox, StageTimings, UnknownReason};
 use serde::{Deserialize, Serialize};
 
 /// Rekognition's landmark names, in face-core's landmark order (the
@@ -48,6 +48,10 @@ pub struct FaceResult {
     /// Detector score in percent.
     pub confidence: f32,
     pub r#match: Option<FaceMatchResult>,
+    /// Why `Match` is `null` (`small_face`, `low_confidence`, `pose`,
+    /// `blurry`: not searched; `below_threshold`, `ambiguous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<UnknownReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub person_details: Option<PersonDetails>,
 }
@@ -74,6 +78,7 @@ impl FaceResult {
                 similarity: c.similarity,
                 distance: c.distance,
             }),
+            unknown_reason: face.face_match.unknown_reason,
             person_details: None,
         }
     }
