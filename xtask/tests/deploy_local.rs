@@ -95,8 +95,8 @@ async fn local_round_trip_converges_and_leaves_nothing() {
             buckets: 2,   // data + assets
             functions: 5, // enroll, recognize, scan-worker, api, authorizer
             roles: 5,
-            queues: 3, // work, its DLQ, results FIFO
-            tables: 3, // people, results, api keys
+            queues: 5, // work, scan and their DLQs, results FIFO
+            tables: 4, // people, results, api keys, scan jobs
             log_groups: 5,
         }
     );

@@ -155,19 +155,18 @@ fn video_jobs_on_the_local_stack() {
         .as_str()
         .unwrap()
         .to_string();
-    let s3 = runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = runtime.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(moto.endpoint_url())
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
-            .load()
-            .await;
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(true)
-                .build(),
-        )
-    });
+            .load(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
     let montage = runtime.block_on(async {
         s3.get_object()
             .bucket(&bucket)
@@ -201,7 +200,12 @@ fn video_jobs_on_the_local_stack() {
                 &video,
                 0,
                 face_video::FrameRange { start, end },
-                &face_video::EncodeSettings::default(),
+                // A camera's own quality: one re-encode at a high
+                // bitrate, not the montage's 1.5 Mbit/s.
+                &face_video::EncodeSettings {
+                    bitrate_bps: 8_000_000,
+                    ..face_video::EncodeSettings::default()
+                },
             )
             .expect("a clip");
             (format!("uploads/{c}/camera/clip-{i:02}.mp4"), clip, slide)
@@ -287,12 +291,6 @@ fn video_jobs_on_the_local_stack() {
         // Where the others are: every job's state.
         let table = record["outputs"]["ScanJobsTableName"].as_str().unwrap();
         let items = runtime.block_on(async {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(moto.endpoint_url())
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
-                .load()
-                .await;
             aws_sdk_dynamodb::Client::new(&config)
                 .scan()
                 .table_name(table)
@@ -332,7 +330,9 @@ fn video_jobs_on_the_local_stack() {
                 }
             }
         }
-        if shown.len() == 1 {
+        // A slide of one face (not a group photo with one labelled person)
+        // is named exactly.
+        if shown.len() == 1 && slide.min_faces == 1 {
             assert_eq!(
                 named.iter().map(String::as_str).collect::<BTreeSet<_>>(),
                 shown,
