@@ -223,46 +223,11 @@ fn video_jobs_on_the_local_stack() {
             put.expect("a clip upload");
         }
     });
+    // `facectl results --follow`: its JSON lines, the summary last.
     let aws_env = moto.client_env();
-    let out = common::facectl_with_env(
-        &key,
-        &aws_env,
-        &[
-            "results",
-            "--stack",
-            "local",
-            "--follow",
-            "--threads",
-            "8",
-            "--count",
-            "20",
-            "--idle-timeout-s",
-            "600",
-            "--json",
-        ],
-    );
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    let (summary, results) = lines.split_last().expect("a summary");
-    eprintln!("facectl results: {summary}");
-    for other in results
-        .iter()
-        .filter(|r| !r["key"].as_str().is_some_and(|k| k.contains("/camera/")))
-    {
-        let text = other.to_string();
-        eprintln!("not a clip's result: {}", &text[..text.len().min(800)]);
-    }
-    // The slideshow's own result may come first (it was not read yet).
-    let clip_results: Vec<&Value> = results
-        .iter()
-        .filter(|r| r["key"].as_str().is_some_and(|k| k.contains("/camera/")))
-        .collect();
-    let late: Vec<Value> = if clip_results.len() < 20 {
-        let more = common::facectl_with_env(
+    let follow = |threads: &str, count: usize, idle_s: &str| -> Vec<Value> {
+        let count = count.to_string();
+        let out = common::facectl_with_env(
             &key,
             &aws_env,
             &[
@@ -270,18 +235,32 @@ fn video_jobs_on_the_local_stack() {
                 "--stack",
                 "local",
                 "--follow",
+                "--threads",
+                threads,
                 "--count",
-                &(20 - clip_results.len()).to_string(),
+                &count,
                 "--idle-timeout-s",
-                "120",
+                idle_s,
                 "--json",
             ],
         );
-        String::from_utf8_lossy(&more.stdout)
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .filter(|r: &Value| r["key"].as_str().is_some_and(|k| k.contains("/camera/")))
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect()
+    };
+    let is_clip = |r: &&Value| r["key"].as_str().is_some_and(|k| k.contains("/camera/"));
+    let lines = follow("8", 20, "600");
+    let (summary, results) = lines.split_last().expect("a summary");
+    eprintln!("facectl results: {summary}");
+    // The slideshow's own result may come first (it was not read yet).
+    let clip_results: Vec<&Value> = results.iter().filter(is_clip).collect();
+    let late: Vec<Value> = if clip_results.len() < 20 {
+        let more = follow("1", 20 - clip_results.len(), "120");
+        more.split_last()
+            .map(|(_, r)| r.iter().filter(is_clip).cloned().collect())
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
