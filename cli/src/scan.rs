@@ -648,8 +648,12 @@ fn compare(
 
 /// The human summary printed without `--json`.
 pub fn render_text(r: &ScanReport) -> String {
+    let rotated = match r.info.rotation_deg {
+        0 => String::new(),
+        deg => format!(" (turned {deg} degrees upright)"),
+    };
     let mut s = format!(
-        "{}: {}x{}, {} frames, {:.1} s at {:.2} fps; {} chunk(s) on {} thread(s)\n",
+        "{}: {}x{}{rotated}, {} frames, {:.1} s at {:.2} fps; {} chunk(s) on {} thread(s)\n",
         r.video,
         r.info.width,
         r.info.height,

@@ -354,3 +354,108 @@ fn a_badly_filmed_person_is_named_by_the_tracked_scan_where_the_baseline_names_t
     let recall = comparison["sighting_recall"].as_f64().expect("recall");
     assert!(recall >= 0.95, "sighting recall {recall}: {comparison:#}");
 }
+
+/// Boxes per frame, `[x, y, width, height]`, from a report.
+fn boxes(report: &Value) -> Vec<Vec<[f64; 4]>> {
+    report["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| {
+            f["faces"]
+                .as_array()
+                .expect("faces")
+                .iter()
+                .map(|x| ["x", "y", "width", "height"].map(|k| x["bbox"][k].as_f64().expect(k)))
+                .collect()
+        })
+        .collect()
+}
+
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let h = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    let inter = w.max(0.0) * h.max(0.0);
+    inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
+#[test]
+fn a_portrait_phone_video_scans_upright() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let enrolled = enroll_all(store.path());
+    let slide = slides()
+        .into_iter()
+        .find(|s| s.people().count() == 1 && s.people().all(|p| enrolled.contains(p)))
+        .expect("a slide of one enrolled person");
+    let person = slide.people().next().expect("one person").to_string();
+    let photo = image::open(data_dir().join(&slide.source_image))
+        .expect("the slide's photo")
+        .to_rgb8();
+    // What the camera saw, upright: a portrait frame, the photo drifting down.
+    let shot = image::imageops::resize(
+        &photo,
+        320,
+        (320 * photo.height() / photo.width()).min(560),
+        image::imageops::FilterType::Triangle,
+    );
+    let seen: Vec<image::RgbImage> = (0..20u32)
+        .map(|i| {
+            let mut frame = image::RgbImage::from_pixel(360, 640, image::Rgb([40, 40, 40]));
+            image::imageops::overlay(&mut frame, &shot, 20, i64::from(10 + 2 * i));
+            frame
+        })
+        .collect();
+    let settings = face_video::EncodeSettings::default();
+    let scan_file = |name: &str, bytes: Vec<u8>| {
+        let path = store.path().join(name);
+        std::fs::write(&path, bytes).expect("written");
+        let path = path.to_str().expect("utf-8 path");
+        let args = ["scan-video", path, "--collection", "video", "--json"];
+        let out = facectl(store.path(), &args);
+        assert!(out.status.success(), "scan-video {name}: {}", stderr(&out));
+        json(&out)
+    };
+    let upright = scan_file(
+        "upright.mp4",
+        face_video::encode_images(seen.clone(), 10, &settings).expect("encoded"),
+    );
+    // The phone stores the sensor's landscape picture and a 90-degree turn.
+    let stored = seen.iter().map(image::imageops::rotate270);
+    let mut phone = face_video::encode_images(stored, 10, &settings).expect("encoded");
+    face_video::set_display_rotation(&mut phone, face_video::Rotation::Clockwise90)
+        .expect("rotation set");
+    let phone = scan_file("phone.mp4", phone);
+
+    let info = &phone["info"];
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(360), Some(640))
+    );
+    assert_eq!(info["rotation_deg"].as_u64(), Some(90));
+    let (want, got) = (boxes(&upright), boxes(&phone));
+    assert_eq!(got.len(), 20);
+    for (f, (want, got)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(want.len(), 1, "frame {f}: {want:?} in the upright clip");
+        assert_eq!(got.len(), 1, "frame {f}: {got:?} in the phone clip");
+        let (w, g) = (want[0], got[0]);
+        // Two encodes of one picture move a box by a few pixels.
+        let overlap = iou(w, g);
+        assert!(
+            overlap >= 0.85,
+            "frame {f}: upright box {w:?}, phone box {g:?}, IoU {overlap:.2}"
+        );
+        // An upright face is taller than wide and lies within the photo.
+        assert!(
+            g[3] > g[2] * 0.9 && g[0] >= 20.0 && g[0] + g[2] <= 340.0,
+            "{g:?}"
+        );
+    }
+    let named = per_frame(&phone)
+        .values()
+        .filter(|(_, people)| people.len() == 1 && people.contains(&person))
+        .count();
+    assert!(
+        named >= 18,
+        "{person} named on {named} of 20 upright frames"
+    );
+}

@@ -361,7 +361,7 @@ fn emit(
         *last_converted = Some((frame, signature.unwrap_or_default()));
         let mut rgb = vec![0u8; w * h * 3];
         yuv.write_rgb8(&mut rgb);
-        RgbImage::from_raw(index.width, index.height, rgb)
+        RgbImage::from_raw(index.width, index.height, rgb).map(|img| index.rotation.apply(img))
     } else {
         None
     };

@@ -8,8 +8,10 @@ pub enum VideoError {
     NotMp4(String),
     #[error("the MP4 file has no video track")]
     NoVideoTrack,
-    #[error("video codec {0} is not supported (only H.264/AVC)")]
+    #[error("{0} is not supported (only H.264/AVC video is)")]
     UnsupportedCodec(String),
+    #[error("{0} is not supported (only 8-bit 4:2:0 H.264 is)")]
+    UnsupportedFormat(String),
     #[error("fragmented MP4 is not supported")]
     Fragmented,
     #[error("video is {width}x{height}, more than the limit of {max_pixels} pixels per frame")]

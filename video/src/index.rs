@@ -9,6 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::VideoError;
+use crate::format::{Rotation, check_sps, codec_name, sample_entry_type};
 
 /// Bounds checked before anything proportional to them is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -50,8 +51,12 @@ pub struct Sample {
 /// What a video is, for people and planners.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoInfo {
+    /// As displayed (after the header's rotation), like the frames.
     pub width: u32,
     pub height: u32,
+    /// Clockwise degrees the stored frames are turned to be upright.
+    #[serde(default)]
+    pub rotation_deg: u16,
     pub frames: u64,
     pub duration_s: f64,
     pub fps: f64,
@@ -61,8 +66,12 @@ pub struct VideoInfo {
 /// The H.264 track's sample table and decoder configuration.
 #[derive(Debug, Clone)]
 pub struct VideoIndex {
+    /// As stored (what the decoder outputs); see [`Self::display_size`].
     pub width: u32,
     pub height: u32,
+    /// Applied to every decoded frame, so frames, boxes and reports are
+    /// upright.
+    pub rotation: Rotation,
     pub timescale: u32,
     /// AVCC NAL length prefix size (1, 2 or 4).
     pub nal_length_size: u8,
@@ -85,14 +94,15 @@ impl VideoIndex {
     /// Reads the header from any seekable source of `size` bytes; the
     /// media data (`mdat`) is skipped, not read.
     pub fn from_reader<R: Read + Seek>(
-        reader: R,
+        mut reader: R,
         size: u64,
         limits: &VideoLimits,
     ) -> Result<Self, VideoError> {
         // The mp4 crate bounds its allocations by box sizes, but a parser of
         // untrusted input may still panic: that must become an error.
-        let parsed = catch_unwind(AssertUnwindSafe(|| {
-            mp4::Mp4Reader::read_header(reader, size)
+        let borrowed = &mut reader;
+        let parsed = catch_unwind(AssertUnwindSafe(move || {
+            mp4::Mp4Reader::read_header(borrowed, size)
         }))
         .map_err(|_| VideoError::NotMp4("the MP4 parser gave up on this file".into()))?
         .map_err(|e| VideoError::NotMp4(e.to_string()))?;
@@ -106,22 +116,29 @@ impl VideoIndex {
             .filter(|t| t.trak.mdia.hdlr.handler_type.value == *b"vide")
             .min_by_key(|t| t.track_id())
             .ok_or(VideoError::NoVideoTrack)?;
-        Self::from_track(video, limits)
+        if video.trak.mdia.minf.stbl.stsd.avc1.is_some() {
+            return Self::from_track(video, limits);
+        }
+        // The crate keeps only the sample entries it models: name the codec
+        // from the raw one.
+        let track_id = video.track_id();
+        drop(parsed);
+        let codec = sample_entry_type(&mut reader, size, track_id)
+            .map_or_else(|| "this video codec".to_string(), codec_name);
+        Err(VideoError::UnsupportedCodec(codec))
     }
 
     fn from_track(track: &mp4::Mp4Track, limits: &VideoLimits) -> Result<Self, VideoError> {
         let trak = &track.trak;
         let stbl = &trak.mdia.minf.stbl;
         let Some(avc1) = &stbl.stsd.avc1 else {
-            let codec = if stbl.stsd.hev1.is_some() {
-                "H.265/HEVC"
-            } else if stbl.stsd.vp09.is_some() {
-                "VP9"
-            } else {
-                "unknown"
-            };
-            return Err(VideoError::UnsupportedCodec(codec.into()));
+            return Err(VideoError::UnsupportedCodec("this video codec".into()));
         };
+        for sps in &avc1.avcc.sequence_parameter_sets {
+            check_sps(&sps.bytes)?;
+        }
+        let matrix = &trak.tkhd.matrix;
+        let rotation = Rotation::from_matrix(matrix.a, matrix.b, matrix.c, matrix.d);
         let (width, height) = (u32::from(avc1.width), u32::from(avc1.height));
         if width == 0 || height == 0 || u64::from(width) * u64::from(height) > limits.max_pixels {
             return Err(VideoError::TooManyPixels {
@@ -157,6 +174,7 @@ impl VideoIndex {
         Ok(Self {
             width,
             height,
+            rotation,
             timescale,
             nal_length_size,
             sps: avc1
@@ -175,6 +193,11 @@ impl VideoIndex {
             frame_of_sample,
             sample_of_frame: order,
         })
+    }
+
+    /// The frame size as displayed: what [`crate::FrameReader`] outputs.
+    pub fn display_size(&self) -> (u32, u32) {
+        self.rotation.display_size(self.width, self.height)
     }
 
     pub fn frames(&self) -> u64 {
@@ -221,9 +244,11 @@ impl VideoIndex {
 
     fn info_from(&self, duration_s: f64) -> VideoInfo {
         let frames = self.frames();
+        let (width, height) = self.display_size();
         VideoInfo {
-            width: self.width,
-            height: self.height,
+            width,
+            height,
+            rotation_deg: self.rotation.degrees(),
             frames,
             duration_s,
             fps: if duration_s > 0.0 {

@@ -15,6 +15,7 @@ mod caption;
 mod chunk;
 mod decode;
 mod error;
+mod format;
 mod index;
 mod montage;
 mod scan;
@@ -24,6 +25,7 @@ mod track;
 pub use chunk::{Chunk, check_every_frame_once, merge_chunk_frames, plan_chunks};
 pub use decode::{DecodeSpan, Frame, FrameRange, FrameReader, Sampling};
 pub use error::VideoError;
+pub use format::{Rotation, set_display_rotation};
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
 pub use montage::{
     EncodeSettings, MontageConfig, concat_montage, encode_clip, encode_images, montage_chunk,

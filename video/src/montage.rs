@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::caption::{self, BLACK, WHITE};
 use crate::decode::{FrameRange, FrameReader, Sampling};
 use crate::error::VideoError;
+use crate::format::{Rotation, set_display_rotation};
 use crate::index::{VideoIndex, VideoLimits};
 use crate::scan::FrameMatches;
 
@@ -241,7 +242,13 @@ pub fn montage_chunk(
         &config.encode,
         caps,
         &mut |img, frame, pts_s, scale| {
-            draw_captions(img, captions.get(&frame), pts_s, scale, index.width)
+            draw_captions(
+                img,
+                captions.get(&frame),
+                pts_s,
+                scale,
+                index.display_size().0,
+            )
         },
     )
     .map(Some)
@@ -333,6 +340,7 @@ pub fn concat_montage(segments: &[&[u8]]) -> Result<Vec<u8>, VideoError> {
         return Err(VideoError::NoSegments);
     }
     let mut out: Option<Mp4Out> = None;
+    let mut first_rotation = Rotation::None;
     for (i, &bytes) in segments.iter().enumerate() {
         let bad = |reason: String| VideoError::BadSegment { segment: i, reason };
         let index = VideoIndex::from_bytes(bytes, &VideoLimits::default())
@@ -349,6 +357,9 @@ pub fn concat_montage(segments: &[&[u8]]) -> Result<Vec<u8>, VideoError> {
                 index.nal_length_size
             )));
         }
+        if i == 0 {
+            first_rotation = index.rotation;
+        }
         let out = match &mut out {
             None => out.insert(Mp4Out::new(
                 index.width,
@@ -364,6 +375,9 @@ pub fn concat_montage(segments: &[&[u8]]) -> Result<Vec<u8>, VideoError> {
                 }
                 if index.timescale != o.timescale {
                     return Err(mismatch("timescale"));
+                }
+                if index.rotation != first_rotation {
+                    return Err(mismatch("display rotation"));
                 }
                 if sps != &o.sps || pps != &o.pps {
                     return Err(mismatch("parameter sets (SPS/PPS)"));
@@ -384,7 +398,11 @@ pub fn concat_montage(segments: &[&[u8]]) -> Result<Vec<u8>, VideoError> {
             dts += i64::from(sample.duration_ticks);
         }
     }
-    out.ok_or(VideoError::NoSegments)?.finish()
+    let mut bytes = out.ok_or(VideoError::NoSegments)?.finish()?;
+    if first_rotation != Rotation::None {
+        set_display_rotation(&mut bytes, first_rotation)?;
+    }
+    Ok(bytes)
 }
 
 /// Bounds on one encoded output.
@@ -664,7 +682,7 @@ impl<'a> SegmentEncoder<'a> {
         };
         Self::with_timing(
             Timing::Source(index),
-            (index.width, index.height),
+            index.display_size(),
             fps,
             settings,
             max_bytes,

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use face_video::{
-    FrameRange, FrameReader, Sampling, VideoError, VideoIndex, VideoLimits, plan_chunks,
+    EncodeSettings, FrameRange, FrameReader, Rotation, Sampling, VideoError, VideoIndex,
+    VideoLimits, encode_images, plan_chunks, set_display_rotation,
 };
 
 fn video(name: &str) -> Vec<u8> {
@@ -225,4 +226,64 @@ fn bad_input_gives_typed_errors() {
     let mut reader =
         FrameReader::new(&index, &garbled, 0, all, Sampling::default()).expect("reader");
     while let Ok(Some(_)) = reader.next_frame() {}
+}
+
+/// Every frame of an MP4 held in memory, decoded and converted.
+fn decode_frames(bytes: &[u8]) -> (VideoIndex, Vec<image::RgbImage>) {
+    let index = VideoIndex::from_bytes(bytes, &VideoLimits::default()).expect("index");
+    let all = FrameRange {
+        start: 0,
+        end: index.frames(),
+    };
+    let mut reader = FrameReader::new(&index, bytes, 0, all, Sampling::default()).expect("reader");
+    let mut frames = Vec::new();
+    while let Some(f) = reader.next_frame().expect("decode") {
+        frames.push(f.image.expect("rgb asked for every frame"));
+    }
+    (index, frames)
+}
+
+#[test]
+fn a_rotated_phone_video_decodes_upright() {
+    // Six slideshow frames stand in for what a camera saw, upright.
+    let bytes = video("slideshow_shared.mp4");
+    let (_, seen) = decode_frames(&bytes);
+    let seen: Vec<image::RgbImage> = seen.into_iter().step_by(20).take(6).collect();
+    let settings = EncodeSettings::default();
+    let (_, upright) = decode_frames(&encode_images(seen.clone(), 10, &settings).unwrap());
+    let (w, h) = upright[0].dimensions();
+    for rotation in [
+        Rotation::Clockwise90,
+        Rotation::Half,
+        Rotation::Clockwise270,
+    ] {
+        // A phone stores the sensor's picture, turned the other way, and
+        // says in the header how to turn it back.
+        let stored = seen.iter().map(|img| match rotation {
+            Rotation::Clockwise90 => image::imageops::rotate270(img),
+            Rotation::Half => image::imageops::rotate180(img),
+            _ => image::imageops::rotate90(img),
+        });
+        let mut phone = encode_images(stored, 10, &settings).unwrap();
+        set_display_rotation(&mut phone, rotation).unwrap();
+        let (index, frames) = decode_frames(&phone);
+        assert_eq!(index.rotation, rotation);
+        let info = index.info();
+        assert_eq!(
+            (info.width, info.height, info.rotation_deg),
+            (w, h, rotation.degrees())
+        );
+        assert_eq!(frames.len(), upright.len());
+        for (i, (got, want)) in frames.iter().zip(&upright).enumerate() {
+            assert_eq!(got.dimensions(), (w, h), "{rotation:?} frame {i}");
+            let same = mad(got.as_raw(), want.as_raw());
+            let flipped = mad(image::imageops::rotate180(got).as_raw(), want.as_raw());
+            // Two encodes of one picture differ by a few levels; the same
+            // picture upside down by tens.
+            assert!(
+                same < 4.0 && flipped > 4.0 * same,
+                "{rotation:?} frame {i}: {same:.2} vs {flipped:.2} upside down"
+            );
+        }
+    }
 }
