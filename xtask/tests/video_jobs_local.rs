@@ -5,6 +5,9 @@
 //! - the slideshow uploaded through a presigned URL becomes a job whose
 //!   timeline equals `facectl scan-video`'s on this machine, with a
 //!   montage that decodes;
+//!   A worker is killed (SIGKILL) in the middle of an invocation first: the
+//!   scan queue hands its message back and the job still completes with
+//!   one kept invocation per chunk and every frame once;
 //! - twenty one-second clips uploaded to S3 in a burst are read back by
 //!   `facectl results --follow --threads 8`: twenty results with their
 //!   latencies and, on every frame, only the person the slide shows.
@@ -112,6 +115,10 @@ fn video_jobs_on_the_local_stack() {
         }
     }
     put.send_bytes(&video).expect("PUT to the presigned URL");
+    // A worker dies while it runs (an out-of-memory kill, a lost host): its
+    // message comes back after the scan queue's visibility timeout and the
+    // job completes as if nothing happened.
+    kill_worker_mid_invocation(Instant::now() + Duration::from_secs(120));
     let result_url = url(&format!(
         "/v1/results/{}",
         upload["result_id"].as_str().unwrap()
@@ -137,6 +144,14 @@ fn video_jobs_on_the_local_stack() {
         "{job}"
     );
     assert_eq!(job["chunks_done"], job["chunks_total"]);
+    // Every frame counted once: one kept invocation per chunk, the job's
+    // frames the video's, and the timeline (frames seen per person) the
+    // local scan's, above.
+    assert_eq!(job["usage"]["invocations"], job["chunks_total"], "{job}");
+    let frames = face_video::VideoIndex::from_bytes(&video, &face_video::VideoLimits::default())
+        .unwrap()
+        .frames();
+    assert_eq!(job["frames"].as_u64(), Some(frames), "{job}");
     assert!(job["usage"]["gb_s"].as_f64().unwrap() > 0.0, "{job}");
     // The same job by its id, through facectl.
     let job_id = job["job_id"].as_str().unwrap();
@@ -332,5 +347,82 @@ fn same_f32s(value: &Value) -> Value {
             Value::Object(o.iter().map(|(k, v)| (k.clone(), same_f32s(v))).collect())
         }
         other => other.clone(),
+    }
+}
+
+/// The newest log of the local stack's scan-worker under the RIE.
+fn scan_worker_log() -> Option<std::path::PathBuf> {
+    let dir = local_aws::workspace_root().join("target/deploy/local/functions");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("scan-worker"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
+/// The pids of running scan-worker bootstraps (the function's own process,
+/// under the RIE that plays Lambda's runtime API).
+fn scan_worker_pids() -> Vec<String> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let argv0 = c.split(|&b| b == 0).next().unwrap_or_default();
+                String::from_utf8_lossy(argv0).ends_with("x86_64/scan-worker/bootstrap")
+            })
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// SIGKILLs the scan-worker's bootstrap while an invocation is in flight
+/// (the RIE's log shows an `INVOKE START` not yet done) and waits for the
+/// RIE to report the invocation failed with the kill.
+fn kill_worker_mid_invocation(deadline: Instant) {
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no scan-worker invocation was seen in flight"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let Some(log) = scan_worker_log() else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let started = text.rfind("INVOKE START(");
+        let done = text.rfind("INVOKE RTDONE(").max(text.rfind("Invoke DONE"));
+        if started.is_none() || done > started {
+            continue;
+        }
+        let pids = scan_worker_pids();
+        if pids.is_empty() {
+            continue;
+        }
+        let killed = std::process::Command::new("kill")
+            .arg("-9")
+            .args(&pids)
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "kill -9 {pids:?}");
+        let waited = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < waited {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("signal: killed") {
+                eprintln!("scan-worker {pids:?} killed mid-invocation");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the RIE did not report the killed invocation: {log:?}");
     }
 }
