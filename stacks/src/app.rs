@@ -14,8 +14,8 @@ use crate::cfn::{self, Statement, Template};
 use crate::config::FunctionName;
 use crate::constructs::function::CodeLocation;
 use crate::constructs::{
-    Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource, RestApi, Scope,
-    Table, Topic, WorkQueue,
+    Alarms, Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource,
+    QueueNotification, RestApi, Scope, Table, Topic, WorkQueue,
 };
 use crate::error::StackError;
 use crate::plan::{Architecture, Deployment, RegionPlan};
@@ -41,6 +41,8 @@ pub mod outputs {
     pub const SCAN_DEAD_LETTER_QUEUE_URL: &str = "ScanDeadLetterQueueUrl";
     /// The SNS topic every finished video job is published to.
     pub const RESULTS_TOPIC_ARN: &str = "ResultsTopicArn";
+    /// The SNS topic of the stack's CloudWatch alarms.
+    pub const ALARM_TOPIC_ARN: &str = "AlarmTopicArn";
 
     /// `EnrollFunctionName`, `RecognizeFunctionName`, ...
     pub fn function_name(function: crate::FunctionName) -> String {
@@ -50,6 +52,21 @@ pub mod outputs {
     /// `EnrollFunctionArn`, ...
     pub fn function_arn(function: crate::FunctionName) -> String {
         format!("{}FunctionArn", function.camel())
+    }
+}
+
+/// The template's parameters: where the function zips are.
+pub mod parameters {
+    /// The bucket holding every zip; empty (the default) means
+    /// `<stack>-assets-<account>-<region>`, where `cargo xtask deploy`
+    /// uploads them.
+    pub const CODE_BUCKET: &str = "CodeBucket";
+    /// The condition "CodeBucket is empty".
+    pub const DEFAULT_CODE_BUCKET: &str = "DefaultCodeBucket";
+
+    /// `EnrollCodeKey`, ...: the zip's key, by default its content hash.
+    pub fn code_key(function: crate::FunctionName) -> String {
+        format!("{}CodeKey", function.camel())
     }
 }
 
@@ -100,10 +117,13 @@ impl Assets {
     }
 }
 
-/// An S3 notification CloudFormation cannot hold well (a bucket that
-/// notifies a queue whose policy names the bucket is a dependency cycle).
-/// Deploy applies it with the S3 API once the stack is up, reading the
-/// names from the stack outputs.
+/// The S3 events that start recognition of an upload.
+const UPLOAD_EVENTS: &str = "s3:ObjectCreated:*";
+
+/// The bucket → queue notification the template declares, for deploy to
+/// check once the stack is up: a CloudFormation implementation that skips
+/// a bucket's `NotificationConfiguration` (moto does) gets it applied with
+/// the S3 API, from the stack outputs. On AWS the check finds it in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketNotification {
     /// Notification configuration id.
@@ -153,8 +173,10 @@ impl<'a> FaceStack<'a> {
         let bucket = DataBucket {
             logical_id: "DataBucket",
             noncurrent_version_expiration_days: region.noncurrent_version_expiration_days,
+            retain: deployment.production,
+            notifications: Vec::new(),
         };
-        FaceStack {
+        let mut stack = FaceStack {
             deployment,
             region,
             scope,
@@ -165,6 +187,7 @@ impl<'a> FaceStack<'a> {
                 sort_key: Some("person"),
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: None,
+                retain: deployment.production,
             },
             results: Table {
                 logical_id: "ResultsTable",
@@ -173,6 +196,7 @@ impl<'a> FaceStack<'a> {
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: None,
+                retain: deployment.production,
             },
             // `key#<sha256 hex>` (a key, never the key itself) and
             // `name#<name>` items; per-window usage items expire by TTL.
@@ -183,6 +207,7 @@ impl<'a> FaceStack<'a> {
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: Some("expires_at"),
+                retain: deployment.production,
             },
             results_queue: FifoQueue {
                 logical_id: "ResultsQueue",
@@ -202,6 +227,7 @@ impl<'a> FaceStack<'a> {
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: None,
+                retain: deployment.production,
             },
             // Fed by recognize/api (plan requests) and by scan-worker
             // itself (one message per chunk); hidden for six times the
@@ -220,7 +246,22 @@ impl<'a> FaceStack<'a> {
                 suffix: "results",
             },
             bucket,
-        }
+        };
+        stack.bucket.notifications = vec![QueueNotification {
+            queue_arn: stack.work_queue.arn(),
+            key_prefix: deployment.upload_prefix.clone(),
+            events: vec![UPLOAD_EVENTS],
+            queue_policy_logical_id: stack.work_queue.policy_logical_id(),
+        }];
+        stack
+    }
+
+    /// The physical names of the stack's tables (what a production
+    /// template retains).
+    pub fn table_names(&self) -> Vec<String> {
+        [&self.people, &self.results, &self.api_keys, &self.scan_jobs]
+            .map(|t| self.scope.physical_name(t.suffix))
+            .to_vec()
     }
 
     /// Environment and least-privilege grants of each function, exactly as
@@ -239,14 +280,21 @@ impl<'a> FaceStack<'a> {
                     function,
                     architecture: config.architecture.as_str(),
                 })?;
+        // Parameters, so that any tool deploys the template once the zips
+        // are uploaded: ours passes none and gets the defaults.
         let code = CodeLocation {
-            bucket: cfn::join([
-                cfn::text(self.scope.physical_name("assets-")),
-                cfn::account_id(),
-                cfn::text("-"),
-                cfn::region(),
-            ]),
-            key: key.clone(),
+            bucket: cfn::if_then(
+                parameters::DEFAULT_CODE_BUCKET,
+                cfn::join([
+                    cfn::text(self.scope.physical_name("assets-")),
+                    cfn::account_id(),
+                    cfn::text("-"),
+                    cfn::region(),
+                ]),
+                cfn::reference(parameters::CODE_BUCKET),
+            ),
+            key: cfn::reference(&parameters::code_key(function)),
+            default_key: key.clone(),
         };
         let b = &self.bucket;
         let upload_prefix = &self.deployment.upload_prefix;
@@ -445,11 +493,25 @@ impl<'a> FaceStack<'a> {
         self.scan_queue.synth(scope, &mut t);
         self.results_topic.synth(scope, &mut t);
 
+        t.add_parameter(
+            parameters::CODE_BUCKET,
+            "Bucket of the function zips; empty: <stack>-assets-<account>-<region>",
+            "",
+        );
+        t.add_condition(
+            parameters::DEFAULT_CODE_BUCKET,
+            serde_json::json!({ "Fn::Equals": [cfn::reference(parameters::CODE_BUCKET), ""] }),
+        );
         let mut functions = BTreeMap::new();
         for function in FunctionName::ALL {
             let f = Function {
                 props: self.function_props(function, assets)?,
             };
+            t.add_parameter(
+                &parameters::code_key(function),
+                &format!("Key of the {function} zip in the code bucket"),
+                &f.props.code.default_key,
+            );
             f.synth(scope, &mut t);
             functions.insert(function, f);
         }
@@ -483,6 +545,21 @@ impl<'a> FaceStack<'a> {
             throttling: self.region.api,
         };
         api.synth(scope, &mut t);
+
+        let dlq_name = |q: &WorkQueue| cfn::get_att(&q.dlq_logical_id(), "QueueName");
+        let alarms = Alarms {
+            topic_logical_id: "AlarmTopic",
+            dead_letter_queues: vec![
+                (self.work_queue.dlq_logical_id(), dlq_name(&self.work_queue)),
+                (self.scan_queue.dlq_logical_id(), dlq_name(&self.scan_queue)),
+            ],
+            functions: functions
+                .values()
+                .map(|f| (f.logical_id(), f.name()))
+                .collect(),
+            email: self.deployment.alarm_email.clone(),
+        };
+        alarms.synth(scope, &mut t);
 
         use outputs::*;
         t.add_output(DATA_BUCKET_NAME, "data bucket", self.bucket.name());
@@ -539,6 +616,11 @@ impl<'a> FaceStack<'a> {
             "SNS topic of finished video jobs (subscribe here)",
             self.results_topic.arn(),
         );
+        t.add_output(
+            ALARM_TOPIC_ARN,
+            "SNS topic of the alarms (DLQ depth, function errors, throttles)",
+            alarms.topic_arn(),
+        );
         t.add_output(API_URL, "HTTPS API base URL (stage live)", api.url());
         t.add_output(REST_API_ID, "API Gateway REST API id", api.id());
         t.add_output(
@@ -555,7 +637,7 @@ impl<'a> FaceStack<'a> {
                 id: "uploads-to-work-queue",
                 bucket_output: DATA_BUCKET_NAME,
                 queue_arn_output: WORK_QUEUE_ARN,
-                events: vec!["s3:ObjectCreated:*"],
+                events: vec![UPLOAD_EVENTS],
                 key_prefix: self.deployment.upload_prefix.clone(),
             }],
         })

@@ -28,6 +28,11 @@ pub fn text(s: impl Into<String>) -> Value {
     Value::String(s.into())
 }
 
+/// `{"Fn::If": [condition, then, else]}`.
+pub fn if_then(condition: &str, then: Value, otherwise: Value) -> Value {
+    json!({ "Fn::If": [condition, then, otherwise] })
+}
+
 /// `AWS::AccountId`.
 pub fn account_id() -> Value {
     reference("AWS::AccountId")
@@ -103,6 +108,8 @@ pub fn policy_document(statements: impl IntoIterator<Item = Value>) -> Value {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Template {
     pub description: String,
+    pub parameters: Map<String, Value>,
+    pub conditions: Map<String, Value>,
     pub resources: Map<String, Value>,
     pub outputs: Map<String, Value>,
 }
@@ -121,6 +128,20 @@ impl Template {
         debug_assert!(previous.is_none(), "duplicate logical id {logical_id}");
     }
 
+    /// Adds a string parameter with a default, so a deploy that passes
+    /// none (ours) gets the default and any other tool may override it.
+    pub fn add_parameter(&mut self, name: &str, description: &str, default: &str) {
+        self.parameters.insert(
+            name.into(),
+            json!({ "Type": "String", "Description": description, "Default": default }),
+        );
+    }
+
+    /// Adds a condition (an `Fn::Equals`, `Fn::Not`, ... expression).
+    pub fn add_condition(&mut self, name: &str, condition: Value) {
+        self.conditions.insert(name.into(), condition);
+    }
+
     /// Adds an output, described for people reading the console.
     pub fn add_output(&mut self, key: &str, description: &str, value: Value) {
         self.outputs.insert(
@@ -130,11 +151,18 @@ impl Template {
     }
 
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut template = json!({
             "AWSTemplateFormatVersion": "2010-09-09",
             "Description": self.description,
             "Resources": self.resources,
             "Outputs": self.outputs,
-        })
+        });
+        if !self.parameters.is_empty() {
+            template["Parameters"] = Value::Object(self.parameters.clone());
+        }
+        if !self.conditions.is_empty() {
+            template["Conditions"] = Value::Object(self.conditions.clone());
+        }
+        template
     }
 }

@@ -86,6 +86,16 @@ pub struct DeploymentFile {
     pub upload_prefix: Option<String>,
     /// Collection of uploads whose key names none. Default `default`.
     pub default_collection: Option<String>,
+    /// Production data outlives the stack: the data bucket and the tables
+    /// are retained when the stack is deleted (or a change replaces them),
+    /// tables have DynamoDB deletion protection, and `cargo xtask teardown`
+    /// deletes them only with `--delete-data`. Default false.
+    #[serde(default)]
+    pub production: bool,
+    /// An e-mail address subscribed to the stack's alarm topic (DLQ depth,
+    /// function errors and throttles); it must confirm the subscription.
+    /// Default none: subscribe to the `AlarmTopicArn` output yourself.
+    pub alarm_email: Option<String>,
     /// Settings shared by every region.
     #[serde(default)]
     pub defaults: RegionSettings,

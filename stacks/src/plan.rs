@@ -95,6 +95,9 @@ pub struct Deployment {
     pub tags: BTreeMap<String, String>,
     pub upload_prefix: String,
     pub default_collection: String,
+    /// Data (bucket, tables) retained on stack deletion, tables protected.
+    pub production: bool,
+    pub alarm_email: Option<String>,
     /// Sorted by region name.
     pub regions: Vec<RegionPlan>,
 }
@@ -183,6 +186,15 @@ impl Deployment {
                 reason: "must be a non-empty name without '/'",
             });
         }
+        if let Some(email) = &file.alarm_email
+            && (email.len() > 254 || email.split('@').filter(|p| !p.is_empty()).count() != 2)
+        {
+            return Err(StackError::InvalidValue {
+                field: "alarm_email",
+                value: email.clone(),
+                reason: "must be an e-mail address",
+            });
+        }
         let shares = work_shares(&file.regions)?;
         let mut regions = Vec::with_capacity(file.regions.len());
         for ((region, settings), work_share) in file.regions.iter().zip(shares) {
@@ -203,6 +215,8 @@ impl Deployment {
             tags,
             upload_prefix,
             default_collection,
+            production: file.production,
+            alarm_email: file.alarm_email.clone(),
             regions,
         })
     }

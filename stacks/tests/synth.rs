@@ -353,12 +353,7 @@ fn every_api_method_is_behind_the_key_authorizer() {
         let deployments = of_type(&s, "AWS::ApiGateway::Deployment");
         assert_eq!(deployments.len(), 1);
         let (deployment_id, deployment) = deployments[0];
-        let depends: BTreeSet<&str> = deployment["DependsOn"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_str().unwrap())
-            .collect();
+        let depends = dependencies(deployment);
         for (id, _) in &methods {
             assert!(depends.contains(id.as_str()), "{id}");
         }
@@ -603,6 +598,177 @@ fn notifications_point_uploads_at_the_work_queue() {
         assert_eq!(n.key_prefix, "uploads/");
         for output in [n.bucket_output, n.queue_arn_output] {
             assert!(s.template.outputs.contains_key(output), "{output}");
+        }
+        // The template holds it itself: any tool that deploys the
+        // template gets the uploads flowing.
+        let bucket = &resources(&s)["DataBucket"];
+        let configs = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+            .as_array()
+            .expect("queue notifications in the template");
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0]["Event"], "s3:ObjectCreated:*");
+        assert_eq!(describe(&configs[0]["Queue"]), "WorkQueue.Arn");
+        assert_eq!(
+            configs[0]["Filter"]["S3Key"]["Rules"][0]["Value"],
+            "uploads/"
+        );
+        // S3 tests the destination when the notification is set: the
+        // queue policy must exist first.
+        assert!(dependencies(bucket).contains("WorkQueuePolicy"));
+    }
+}
+
+/// The resources `resource` waits for: its `DependsOn`, `Ref`s and
+/// `Fn::GetAtt`s (parameters and pseudo parameters included).
+fn dependencies(resource: &Value) -> BTreeSet<&str> {
+    fn walk<'a>(v: &'a Value, out: &mut BTreeSet<&'a str>) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    match (k.as_str(), v) {
+                        ("Ref", Value::String(id)) => {
+                            out.insert(id);
+                        }
+                        ("Fn::GetAtt", Value::Array(a)) => {
+                            if let Some(id) = a.first().and_then(Value::as_str) {
+                                out.insert(id);
+                            }
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(resource, &mut out);
+    match &resource["DependsOn"] {
+        Value::String(id) => {
+            out.insert(id);
+        }
+        Value::Array(ids) => out.extend(ids.iter().filter_map(Value::as_str)),
+        _ => {}
+    }
+    out
+}
+
+#[test]
+fn templates_have_no_dependency_cycle() {
+    for s in all_stacks() {
+        let res = resources(&s);
+        // Kahn's algorithm over resource → resource edges.
+        let edges: BTreeMap<&str, BTreeSet<&str>> = res
+            .iter()
+            .map(|(id, r)| {
+                let deps = dependencies(r)
+                    .into_iter()
+                    .filter(|d| res.contains_key(*d) && d != id)
+                    .collect();
+                (id.as_str(), deps)
+            })
+            .collect();
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        loop {
+            let ready: Vec<&str> = edges
+                .iter()
+                .filter(|(id, deps)| !done.contains(*id) && deps.is_subset(&done))
+                .map(|(id, _)| *id)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            done.extend(ready);
+        }
+        let stuck: Vec<&&str> = edges.keys().filter(|id| !done.contains(**id)).collect();
+        assert!(stuck.is_empty(), "{}: a cycle among {stuck:?}", s.region);
+    }
+}
+
+#[test]
+fn production_data_outlives_the_stack() {
+    let tables = [
+        "PeopleTable",
+        "ResultsTable",
+        "ApiKeysTable",
+        "ScanJobsTable",
+    ];
+    for (name, production) in [("local", false), ("dev", false), ("prod", true)] {
+        for s in stacks(name) {
+            let policy = if production { "Retain" } else { "Delete" };
+            for id in tables.iter().chain(&["DataBucket"]) {
+                let r = &resources(&s)[*id];
+                assert_eq!(r["DeletionPolicy"], policy, "{name} {id}");
+                assert_eq!(r["UpdateReplacePolicy"], policy, "{name} {id}");
+            }
+            for id in tables {
+                let protection = &resources(&s)[id]["Properties"]["DeletionProtectionEnabled"];
+                assert_eq!(
+                    protection.as_bool() == Some(true),
+                    production,
+                    "{name} {id}"
+                );
+            }
+            // Queues, functions and logs hold no data: deleted either way.
+            assert_eq!(resources(&s)["WorkQueue"]["DeletionPolicy"], "Delete");
+        }
+    }
+}
+
+#[test]
+fn alarms_watch_every_dead_letter_queue_and_function() {
+    for s in all_stacks() {
+        let alarms = of_type(&s, "AWS::CloudWatch::Alarm");
+        let watched: BTreeSet<(String, String)> = alarms
+            .iter()
+            .map(|(_, a)| {
+                let p = &a["Properties"];
+                assert_eq!(describe(&p["AlarmActions"][0]), "AlarmTopic");
+                assert_eq!(p["Threshold"], 0);
+                assert_eq!(p["ComparisonOperator"], "GreaterThanThreshold");
+                (
+                    p["MetricName"].as_str().unwrap().to_string(),
+                    describe(&p["Dimensions"][0]["Value"]),
+                )
+            })
+            .collect();
+        let mut expected = BTreeSet::new();
+        for dlq in ["WorkQueueDeadLetter", "ScanQueueDeadLetter"] {
+            expected.insert((
+                "ApproximateNumberOfMessagesVisible".to_string(),
+                format!("{dlq}.QueueName"),
+            ));
+        }
+        for f in FunctionName::ALL {
+            for metric in ["Errors", "Throttles"] {
+                expected.insert((metric.to_string(), format!("{}Function", f.camel())));
+            }
+        }
+        assert_eq!(watched, expected, "{}", s.region);
+        // CloudWatch cannot publish to a topic under SNS's AWS managed key.
+        let topic = &resources(&s)["AlarmTopic"]["Properties"];
+        assert!(topic.get("KmsMasterKeyId").is_none());
+        assert!(s.template.outputs.contains_key("AlarmTopicArn"));
+    }
+}
+
+#[test]
+fn code_locations_are_parameters_defaulting_to_the_built_zips() {
+    let built = assets();
+    for s in all_stacks() {
+        let params = &s.template.parameters;
+        assert_eq!(params["CodeBucket"]["Default"], "");
+        for f in FunctionName::ALL {
+            let code = &resources(&s)[&format!("{}Function", f.camel())]["Properties"]["Code"];
+            let param = format!("{}CodeKey", f.camel());
+            assert_eq!(describe(&code["S3Key"]), param);
+            assert!(
+                built.keys.values().any(|k| params[&param]["Default"] == *k),
+                "{param}: {}",
+                params[&param]
+            );
+            assert_eq!(code["S3Bucket"]["Fn::If"][0], "DefaultCodeBucket");
         }
     }
 }

@@ -111,6 +111,7 @@ fn local_stack_round_trip(root: &Path, data: &Path, facectl: &Path) -> Result<()
         &deploy::teardown::TeardownArgs {
             stack: stack(),
             yes: true,
+            delete_data: false,
         },
     );
     smoke.and(teardown)

@@ -7,11 +7,27 @@ use crate::cfn::{self, Template};
 
 /// Private, encrypted (SSE-S3), public access blocked, owner-enforced,
 /// versioned, TLS only. Old versions expire; the bucket is deleted with
-/// the stack (teardown empties it first).
+/// the stack (teardown empties it first) unless `retain` (production).
 #[derive(Debug, Clone)]
 pub struct DataBucket {
     pub logical_id: &'static str,
     pub noncurrent_version_expiration_days: u32,
+    pub retain: bool,
+    /// Object events sent to queues, set in the template itself.
+    pub notifications: Vec<QueueNotification>,
+}
+
+/// S3 events of keys under a prefix, sent to a queue.
+#[derive(Debug, Clone)]
+pub struct QueueNotification {
+    pub queue_arn: Value,
+    pub key_prefix: String,
+    pub events: Vec<&'static str>,
+    /// The queue policy that lets the bucket send: S3 tests the
+    /// destination when the notification is set, so the bucket waits for it
+    /// (the policy names the bucket by its deterministic ARN, not a
+    /// reference, so there is no cycle).
+    pub queue_policy_logical_id: String,
 }
 
 impl DataBucket {
@@ -22,6 +38,17 @@ impl DataBucket {
             cfn::account_id(),
             cfn::text("-"),
             cfn::region(),
+        ])
+    }
+
+    /// `arn:<partition>:s3:::<name>`, built from the name rather than
+    /// referenced, for what the bucket itself depends on.
+    pub fn arn_expr(scope: &Scope) -> Value {
+        cfn::join([
+            cfn::text("arn:"),
+            cfn::partition(),
+            cfn::text(":s3:::"),
+            Self::name_expr(scope),
         ])
     }
 
@@ -47,49 +74,72 @@ impl DataBucket {
 
 impl Construct for DataBucket {
     fn synth(&self, scope: &Scope, t: &mut Template) {
-        t.add_resource(
-            self.logical_id,
-            json!({
-                "Type": "AWS::S3::Bucket",
-                "DeletionPolicy": "Delete",
-                "UpdateReplacePolicy": "Delete",
-                "Properties": {
-                    "BucketName": Self::name_expr(scope),
-                    "BucketEncryption": {
-                        "ServerSideEncryptionConfiguration": [{
-                            "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" },
-                        }],
-                    },
-                    "PublicAccessBlockConfiguration": {
-                        "BlockPublicAcls": true,
-                        "BlockPublicPolicy": true,
-                        "IgnorePublicAcls": true,
-                        "RestrictPublicBuckets": true,
-                    },
-                    "OwnershipControls": {
-                        "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }],
-                    },
-                    "VersioningConfiguration": { "Status": "Enabled" },
-                    "LifecycleConfiguration": {
-                        "Rules": [
-                            {
-                                "Id": "expire-noncurrent-versions",
-                                "Status": "Enabled",
-                                "NoncurrentVersionExpiration": {
-                                    "NoncurrentDays": self.noncurrent_version_expiration_days,
-                                },
-                            },
-                            {
-                                "Id": "abort-incomplete-uploads",
-                                "Status": "Enabled",
-                                "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 },
-                            },
-                        ],
-                    },
-                    "Tags": scope.tags(),
+        let queue_configurations: Vec<Value> = self
+            .notifications
+            .iter()
+            .flat_map(|n| {
+                n.events.iter().map(|event| {
+                    json!({
+                        "Event": event,
+                        "Queue": n.queue_arn,
+                        "Filter": { "S3Key": { "Rules": [
+                            { "Name": "prefix", "Value": n.key_prefix },
+                        ] } },
+                    })
+                })
+            })
+            .collect();
+        let depends_on: Vec<&str> = self
+            .notifications
+            .iter()
+            .map(|n| n.queue_policy_logical_id.as_str())
+            .collect();
+        let mut bucket = json!({
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": super::data_policy(self.retain),
+            "UpdateReplacePolicy": super::data_policy(self.retain),
+            "Properties": {
+                "BucketName": Self::name_expr(scope),
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{
+                        "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" },
+                    }],
                 },
-            }),
-        );
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": true,
+                    "BlockPublicPolicy": true,
+                    "IgnorePublicAcls": true,
+                    "RestrictPublicBuckets": true,
+                },
+                "OwnershipControls": {
+                    "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }],
+                },
+                "VersioningConfiguration": { "Status": "Enabled" },
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "expire-noncurrent-versions",
+                            "Status": "Enabled",
+                            "NoncurrentVersionExpiration": {
+                                "NoncurrentDays": self.noncurrent_version_expiration_days,
+                            },
+                        },
+                        {
+                            "Id": "abort-incomplete-uploads",
+                            "Status": "Enabled",
+                            "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 },
+                        },
+                    ],
+                },
+                "Tags": scope.tags(),
+            },
+        });
+        if !self.notifications.is_empty() {
+            bucket["DependsOn"] = json!(depends_on);
+            bucket["Properties"]["NotificationConfiguration"] =
+                json!({ "QueueConfigurations": queue_configurations });
+        }
+        t.add_resource(self.logical_id, bucket);
         // Deny plain HTTP. Principal "*" is the point here: it is a Deny
         // for everyone, on this bucket's ARNs only.
         t.add_resource(

@@ -14,7 +14,9 @@ use crate::plan::FunctionConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeLocation {
     pub bucket: Value,
-    pub key: String,
+    pub key: Value,
+    /// The key's parameter default: the artifact's content-hash key.
+    pub default_key: String,
 }
 
 /// Everything a function needs besides its scope.

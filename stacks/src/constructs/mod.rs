@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::cfn::{self, Template};
 
+pub mod alarms;
 pub mod api;
 pub mod bucket;
 pub mod event_source;
@@ -15,8 +16,9 @@ pub mod function;
 pub mod queue;
 pub mod table;
 
+pub use alarms::Alarms;
 pub use api::RestApi;
-pub use bucket::DataBucket;
+pub use bucket::{DataBucket, QueueNotification};
 pub use event_source::QueueEventSource;
 pub use function::{Function, FunctionProps};
 pub use queue::{FifoQueue, Topic, WorkQueue};
@@ -40,6 +42,13 @@ impl Scope {
     pub fn tags(&self) -> Value {
         cfn::tag_list(&self.tags)
     }
+}
+
+/// `DeletionPolicy`/`UpdateReplacePolicy` of a resource holding data:
+/// `Retain` in production (the data outlives the stack and any
+/// replacement), else `Delete`.
+pub fn data_policy(retain: bool) -> &'static str {
+    if retain { "Retain" } else { "Delete" }
 }
 
 /// Something that adds resources (and outputs) to a template.

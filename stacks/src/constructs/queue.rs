@@ -31,6 +31,11 @@ impl WorkQueue {
         cfn::get_att(self.logical_id, "Arn")
     }
 
+    /// The policy letting the source bucket send, if it has one.
+    pub fn policy_logical_id(&self) -> String {
+        format!("{}Policy", self.logical_id)
+    }
+
     pub fn dlq_logical_id(&self) -> String {
         format!("{}DeadLetter", self.logical_id)
     }
@@ -78,13 +83,13 @@ impl Construct for WorkQueue {
                 },
             }),
         );
-        // The bucket's notifications (applied after the stack, see
-        // `crate::app::BucketNotification`) send as the S3 service.
-        let Some(source_bucket) = &self.source_bucket else {
+        // The bucket's notifications send as the S3 service. The bucket is
+        // named by its deterministic ARN: it depends on this policy.
+        if self.source_bucket.is_none() {
             return;
-        };
+        }
         t.add_resource(
-            &format!("{}Policy", self.logical_id),
+            &self.policy_logical_id(),
             json!({
                 "Type": "AWS::SQS::QueuePolicy",
                 "Properties": {
@@ -96,7 +101,7 @@ impl Construct for WorkQueue {
                         "Action": "sqs:SendMessage",
                         "Resource": self.arn(),
                         "Condition": {
-                            "ArnEquals": { "aws:SourceArn": source_bucket.arn() },
+                            "ArnEquals": { "aws:SourceArn": DataBucket::arn_expr(scope) },
                             "StringEquals": { "aws:SourceAccount": cfn::account_id() },
                         },
                     })]),

@@ -18,6 +18,8 @@ pub struct Table {
     /// DynamoDB deletes an item some time after the epoch seconds (N) in
     /// this attribute have passed; items without it stay.
     pub ttl_attribute: Option<&'static str>,
+    /// Production: retained on stack deletion, with deletion protection.
+    pub retain: bool,
 }
 
 impl Table {
@@ -50,6 +52,9 @@ impl Construct for Table {
             properties["PointInTimeRecoverySpecification"] =
                 json!({ "PointInTimeRecoveryEnabled": true });
         }
+        if self.retain {
+            properties["DeletionProtectionEnabled"] = json!(true);
+        }
         if let Some(attribute) = self.ttl_attribute {
             properties["TimeToLiveSpecification"] =
                 json!({ "AttributeName": attribute, "Enabled": true });
@@ -58,8 +63,8 @@ impl Construct for Table {
             self.logical_id,
             json!({
                 "Type": "AWS::DynamoDB::Table",
-                "DeletionPolicy": "Delete",
-                "UpdateReplacePolicy": "Delete",
+                "DeletionPolicy": super::data_policy(self.retain),
+                "UpdateReplacePolicy": super::data_policy(self.retain),
                 "Properties": properties,
             }),
         );

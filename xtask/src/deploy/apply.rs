@@ -157,7 +157,9 @@ async fn deploy_region(
     )
     .await?;
 
-    // 3. What the template cannot hold: bucket → queue notifications.
+    // 3. The bucket → queue notification is in the template; moto's
+    // CloudFormation skips a bucket's NotificationConfiguration, so what is
+    // not in place is applied with the S3 API (on AWS it always is).
     let values = outputs::read(
         &cfn,
         &stack.stack_name,
@@ -173,6 +175,30 @@ async fn deploy_region(
         let queue_arn = values
             .get(n.queue_arn_output)
             .context("queue output missing")?;
+        let current = s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .with_context(|| format!("reading the notifications of {bucket}"))?;
+        let in_place = current.queue_configurations().iter().any(|q| {
+            q.queue_arn() == queue_arn
+                && q.filter().and_then(|f| f.key()).is_some_and(|k| {
+                    k.filter_rules()
+                        .iter()
+                        .any(|r| r.value() == Some(&n.key_prefix))
+                })
+        });
+        if in_place {
+            step(
+                r,
+                format_args!(
+                    "s3://{bucket}/{}* → {queue_arn} (from the template)",
+                    n.key_prefix
+                ),
+            );
+            continue;
+        }
         let queue = QueueConfiguration::builder()
             .id(n.id)
             .queue_arn(queue_arn)
@@ -204,7 +230,10 @@ async fn deploy_region(
             .with_context(|| format!("notification on {bucket}"))?;
         step(
             r,
-            format_args!("s3://{bucket}/{}* → {queue_arn}", n.key_prefix),
+            format_args!(
+                "s3://{bucket}/{}* → {queue_arn} (applied: the stack did not set it)",
+                n.key_prefix
+            ),
         );
     }
 

@@ -314,8 +314,13 @@ pub fn teardown_command(root: &Path, args: &teardown::TeardownArgs) -> Result<()
                 deployment.name
             );
         }
+        let what = if deployment.production && !args.delete_data {
+            "every resource but the data (bucket, tables)"
+        } else {
+            "every resource and object"
+        };
         print!(
-            "delete every resource and object of {} in {} region(s)? type the stack name: ",
+            "delete {what} of {} in {} region(s)? type the stack name: ",
             deployment.name,
             deployment.regions.len()
         );
@@ -327,7 +332,7 @@ pub fn teardown_command(root: &Path, args: &teardown::TeardownArgs) -> Result<()
         }
     }
     let target = target_for(root, &args.stack)?;
-    runtime()?.block_on(teardown::run(root, &target, &deployment))?;
+    runtime()?.block_on(teardown::run(root, &target, &deployment, args.delete_data))?;
     if args.stack.is_local() {
         local::stop(root)?;
     }

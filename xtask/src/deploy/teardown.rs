@@ -1,5 +1,7 @@
-//! `cargo xtask teardown`: nothing of the deployment remains. Every step
-//! treats "already gone" as done, so an interrupted teardown is re-run.
+//! `cargo xtask teardown`: nothing of the deployment remains, except the
+//! data of a production stack (its bucket and tables are retained by the
+//! template) unless `--delete-data`. Every step treats "already gone" as
+//! done, so an interrupted teardown is re-run.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use anyhow::{Context, Result};
 use aws_sdk_cloudformation::client::Waiters;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use face_stacks::constructs::{DataBucket, Function, Scope};
-use face_stacks::{Deployment, FunctionName, RegionPlan, asset_bucket_name};
+use face_stacks::{Deployment, FaceStack, FunctionName, RegionPlan, asset_bucket_name};
 
 use super::{StackArg, Target, account_id, state_dir, step};
 
@@ -20,11 +22,20 @@ pub struct TeardownArgs {
     /// except for the local stack)
     #[arg(long)]
     pub yes: bool,
+    /// Also delete the data bucket and the tables of a production stack
+    /// (`production: true`), which are otherwise kept
+    #[arg(long)]
+    pub delete_data: bool,
 }
 
-pub async fn run(root: &Path, target: &Target, deployment: &Deployment) -> Result<()> {
+pub async fn run(
+    root: &Path,
+    target: &Target,
+    deployment: &Deployment,
+    delete_data: bool,
+) -> Result<()> {
     for region in &deployment.regions {
-        teardown_region(target, deployment, region)
+        teardown_region(target, deployment, region, delete_data)
             .await
             .with_context(|| format!("tearing down {}", region.region))?;
     }
@@ -39,8 +50,10 @@ async fn teardown_region(
     target: &Target,
     deployment: &Deployment,
     region: &RegionPlan,
+    delete_data: bool,
 ) -> Result<()> {
     let r = region.region.as_str();
+    let keep_data = deployment.production && !delete_data;
     let config = target.sdk_config(r).await;
     let account = account_id(&config).await?;
     step(
@@ -54,15 +67,28 @@ async fn teardown_region(
 
     // CloudFormation cannot delete a bucket with objects in it.
     let data_bucket = DataBucket::name_in(&deployment.name, &account, r);
-    empty_bucket(&s3, &data_bucket, r).await?;
+    if !deployment.production {
+        empty_bucket(&s3, &data_bucket, r).await?;
+    }
 
     let cfn = aws_sdk_cloudformation::Client::new(&config);
-    let exists = cfn
+    let exists = match cfn
         .describe_stacks()
         .stack_name(&deployment.name)
         .send()
         .await
-        .is_ok();
+    {
+        Ok(_) => true,
+        // CloudFormation's answer for a stack that is not there.
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            false
+        }
+        Err(e) => return Err(e).context("cloudformation:DescribeStacks"),
+    };
     if exists {
         cfn.delete_stack()
             .stack_name(&deployment.name)
@@ -78,8 +104,24 @@ async fn teardown_region(
     } else {
         step(r, format_args!("stack {} already gone", deployment.name));
     }
-    // A bucket the stack failed to delete (it was refilled meanwhile).
-    delete_bucket(&s3, &data_bucket, r).await?;
+    let tables = FaceStack::new(deployment, region).table_names();
+    if keep_data {
+        step(
+            r,
+            format_args!(
+                "kept the production data: s3://{data_bucket}, tables {} (--delete-data removes them)",
+                tables.join(", ")
+            ),
+        );
+    } else {
+        // Retained by a production template: deleted here, protection off
+        // first. Elsewhere only what the stack failed to delete (a bucket
+        // refilled meanwhile) is left.
+        if deployment.production {
+            delete_tables(&config, &tables, r).await?;
+        }
+        delete_bucket(&s3, &data_bucket, r).await?;
+    }
 
     let assets = asset_bucket_name(&deployment.name, &account, r);
     delete_bucket(&s3, &assets, r).await?;
@@ -99,6 +141,38 @@ async fn teardown_region(
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => return Err(e).with_context(|| format!("deleting log group {group}")),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes retained tables, switching their deletion protection off
+/// first; a missing table is done.
+async fn delete_tables(config: &aws_config::SdkConfig, tables: &[String], r: &str) -> Result<()> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    for table in tables {
+        match dynamodb
+            .update_table()
+            .table_name(table)
+            .deletion_protection_enabled(false)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("unprotecting table {table}")),
+        }
+        match dynamodb.delete_table().table_name(table).send().await {
+            Ok(_) => step(r, format_args!("deleted table {table}")),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting table {table}")),
         }
     }
     Ok(())
