@@ -133,6 +133,7 @@ pub async fn stage_video(
     s3: &aws_sdk_s3::Client,
     region: &str,
     bucket: &str,
+    owner: &str,
     key: &str,
     path: &Path,
     part_bytes: u64,
@@ -144,7 +145,14 @@ pub async fn stage_video(
     let size = std::fs::metadata(path)
         .map_err(|e| fail(format!("{}: {e}", path.display())))?
         .len();
-    match s3.head_object().bucket(bucket).key(key).send().await {
+    match s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .expected_bucket_owner(owner)
+        .send()
+        .await
+    {
         Ok(head) if head.content_length().and_then(|n| u64::try_from(n).ok()) == Some(size) => {
             return Ok(false);
         }
@@ -160,6 +168,7 @@ pub async fn stage_video(
         s3.put_object()
             .bucket(bucket)
             .key(key)
+            .expected_bucket_owner(owner)
             .body(body)
             .send()
             .await
@@ -170,6 +179,7 @@ pub async fn stage_video(
         .create_multipart_upload()
         .bucket(bucket)
         .key(key)
+        .expected_bucket_owner(owner)
         .send()
         .await
         .map_err(|e| {
@@ -179,12 +189,14 @@ pub async fn stage_video(
             ))
         })?;
     let upload_id = upload.upload_id().unwrap_or_default().to_string();
-    let parts = upload_parts(s3, bucket, key, &upload_id, path, size, part_bytes).await;
+    let target = (bucket, owner, key);
+    let parts = upload_parts(s3, target, &upload_id, path, size, part_bytes).await;
     match parts {
         Ok(parts) => {
             s3.complete_multipart_upload()
                 .bucket(bucket)
                 .key(key)
+                .expected_bucket_owner(owner)
                 .upload_id(&upload_id)
                 .multipart_upload(
                     CompletedMultipartUpload::builder()
@@ -207,6 +219,7 @@ pub async fn stage_video(
                 .abort_multipart_upload()
                 .bucket(bucket)
                 .key(key)
+                .expected_bucket_owner(owner)
                 .upload_id(&upload_id)
                 .send()
                 .await;
@@ -215,10 +228,10 @@ pub async fn stage_video(
     }
 }
 
+/// `target`: bucket, its expected owner, key.
 async fn upload_parts(
     s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
+    (bucket, owner, key): (&str, &str, &str),
     upload_id: &str,
     path: &Path,
     size: u64,
@@ -240,6 +253,7 @@ async fn upload_parts(
             .upload_part()
             .bucket(bucket)
             .key(key)
+            .expected_bucket_owner(owner)
             .upload_id(upload_id)
             .part_number(number)
             .body(body)
@@ -311,7 +325,7 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
         }
         // People are a few KB (128 floats per face).
         let stored = src
-            .get(src_bucket, &object.key, 64 * 1024 * 1024)
+            .get(src_bucket, &object.key, None, 64 * 1024 * 1024)
             .await
             .map_err(|e| fail(e.to_string()))?;
         dst.put(dst_bucket, &object.key, stored.bytes)

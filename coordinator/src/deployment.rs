@@ -146,6 +146,9 @@ pub struct RegionSelection {
 pub struct DeployedRegion {
     pub region: ScanRegion,
     pub sdk: SdkConfig,
+    /// The account deploy recorded: every S3 call on the region's bucket
+    /// expects it to own the bucket (`ExpectedBucketOwner`).
+    pub bucket_owner: String,
 }
 
 /// One SDK config per region, built explicitly (never through
@@ -227,6 +230,7 @@ pub async fn deployed_regions(
                 ),
             },
             sdk,
+            bucket_owner: record.account.clone(),
         });
     }
     if regions.is_empty() {

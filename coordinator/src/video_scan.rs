@@ -177,7 +177,7 @@ pub async fn scan_video(
         .iter()
         .find(|r| r.region.name == source_name)
         .ok_or(VideoScanError::CollectionRegion(source_name))?;
-    let source_objects = S3Objects::new(s3_client(&source.sdk));
+    let source_objects = S3Objects::new(s3_client(&source.sdk), Some(source.bucket_owner.clone()));
     let mut staged = Vec::new();
     for deployed in &regions {
         let region = &deployed.region;
@@ -186,7 +186,10 @@ pub async fn scan_video(
         // upload.
         let copy = cloud::copy_collection(
             (&source_objects, source.region.bucket.as_str()),
-            (&S3Objects::new(s3.clone()), region.bucket.as_str()),
+            (
+                &S3Objects::new(s3.clone(), Some(deployed.bucket_owner.clone())),
+                region.bucket.as_str(),
+            ),
             &region.name,
             &options.collection,
         )
@@ -195,6 +198,7 @@ pub async fn scan_video(
             &s3,
             &region.name,
             &region.bucket,
+            &deployed.bucket_owner,
             &key,
             &options.video,
             cloud::UPLOAD_PART_BYTES,

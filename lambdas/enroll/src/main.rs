@@ -1,7 +1,7 @@
 //! The enroll function: enroll a person from photos, forget a person, list
 //! a collection. See lambdas/README.md for the payloads.
 
-use face_service::aws::{DynamoPeople, S3Objects, s3_client};
+use face_service::aws::{DynamoPeople, s3_objects};
 use face_service::enroll::Enroller;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, pipeline, sdk) = face_service::init_function().await?;
     let enroller = Enroller::new(
         pipeline,
-        S3Objects::new(s3_client(&sdk)),
+        s3_objects(&sdk, &config),
         DynamoPeople::new(aws_sdk_dynamodb::Client::new(&sdk), &config.people_table),
         config.bucket.clone(),
     );

@@ -351,7 +351,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         for chunk in 0..total {
             let key = contract::chunk_result_key(&job.job_id, chunk);
             let object = objects
-                .get(&job.bucket, &key, MAX_CHUNK_RESULT_BYTES)
+                .get(&job.bucket, &key, None, MAX_CHUNK_RESULT_BYTES)
                 .await?;
             let record: ChunkRecord =
                 serde_json::from_slice(&object.bytes).map_err(|e| ServiceError::CorruptStore {
@@ -433,7 +433,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         for l in &listed {
             segments.push(
                 objects
-                    .get(&job.bucket, &l.key, MAX_SEGMENT_BYTES)
+                    .get(&job.bucket, &l.key, None, MAX_SEGMENT_BYTES)
                     .await?
                     .bytes,
             );

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use face_service::ServiceError;
 use face_service::aws::{
-    DynamoJobs, DynamoPeople, DynamoResults, S3Objects, SnsTopic, SqsResults, SqsWork, s3_client,
+    DynamoJobs, DynamoPeople, DynamoResults, SnsTopic, SqsResults, SqsWork, s3_objects,
 };
 use face_service::events::Invocation;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, pipeline, sdk) = face_service::init_function().await?;
     let worker = Arc::new(ScanWorker::new(
         pipeline,
-        S3Objects::new(s3_client(&sdk)),
+        s3_objects(&sdk, &config),
         config.bucket.clone(),
     ));
     // Jobs need their table and queues; without them only direct invokes work.

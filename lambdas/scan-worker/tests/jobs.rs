@@ -209,10 +209,11 @@ async fn an_uploaded_video_becomes_one_timeline_delivered_once() {
         .into_iter()
         .find(|k| *k == montage_key)
         .expect("montage written");
-    let bytes = face_service::storage::ObjectStore::get(&h.objects, "data", &montage, u64::MAX)
-        .await
-        .unwrap()
-        .bytes;
+    let bytes =
+        face_service::storage::ObjectStore::get(&h.objects, "data", &montage, None, u64::MAX)
+            .await
+            .unwrap()
+            .bytes;
     let montage_index = VideoIndex::from_bytes(&bytes, &VideoLimits::default()).unwrap();
     let kept: u64 = planned
         .iter()

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
 use crate::error::StorageError;
 use crate::storage::{
@@ -35,67 +37,130 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
-const TRANSIENT_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "SlowDown",
-    "InternalError",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-];
-
-/// Sorts an SDK failure into not found / transient / permanent.
+/// Sorts an SDK failure into not found / transient / permanent. Whether a
+/// failure is worth retrying is the SDK's call, not a list kept here: see
+/// [`sdk_retry_kind`].
 fn classify<E>(operation: &str, what: &str, err: SdkError<E, HttpResponse>) -> StorageError
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + Send + Sync + 'static,
 {
     let message = DisplayErrorContext(&err).to_string();
+    let transient = || StorageError::Transient {
+        operation: operation.into(),
+        message: message.clone(),
+    };
+    let permanent = || StorageError::Permanent {
+        operation: operation.into(),
+        message: message.clone(),
+    };
     match &err {
         SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
+            let code = ProvideErrorMetadata::code(service.err());
             let status = service.raw().status().as_u16();
-            if matches!(code, "NoSuchKey" | "NotFound" | "ResourceNotFoundException")
-                || (status == 404 && code != "NoSuchBucket")
+            // S3's missing object or version. DynamoDB's and SQS's "not
+            // found" codes name a missing table or queue: a broken
+            // deployment, never a missing item (those read as empty).
+            if matches!(code, Some("NoSuchKey" | "NoSuchVersion" | "NotFound"))
+                || (status == 404 && code != Some("NoSuchBucket"))
             {
                 StorageError::NotFound { what: what.into() }
-            } else if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
-                StorageError::Transient {
-                    operation: operation.into(),
-                    message,
-                }
+            } else if sdk_retry_kind(service.err().retryable_error_kind(), code, status).is_some() {
+                transient()
             } else {
-                StorageError::Permanent {
-                    operation: operation.into(),
-                    message,
-                }
+                permanent()
             }
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StorageError::Transient {
-                operation: operation.into(),
-                message,
-            }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(),
+        // As the SDK's `TransientErrorClassifier`: I/O and timeouts, or a
+        // connector that says what kind of error it was.
+        SdkError::DispatchFailure(failure)
+            if failure.is_io() || failure.is_timeout() || failure.as_other().is_some() =>
+        {
+            transient()
         }
-        _ => StorageError::Permanent {
-            operation: operation.into(),
-            message,
-        },
+        _ => permanent(),
     }
 }
 
+/// What the SDK's retry classifiers make of a service error: an error the
+/// service models as retryable (`ModeledAsRetryableClassifier`), a code on
+/// `aws_runtime`'s throttling or transient lists (`AwsErrorCodeClassifier`),
+/// or a server error status (`HttpStatusCodeClassifier`'s default codes,
+/// private to `aws-smithy-runtime`). `None`: retrying will not help.
+fn sdk_retry_kind(
+    modeled: Option<RetryKind>,
+    code: Option<&str>,
+    status: u16,
+) -> Option<RetryKind> {
+    let listed = |list: &[&str], kind| code.filter(|c| list.contains(c)).map(|_| kind);
+    modeled
+        .or_else(|| listed(THROTTLING_ERRORS, RetryKind::ThrottlingError))
+        .or_else(|| listed(TRANSIENT_ERRORS, RetryKind::TransientError))
+        .or_else(|| matches!(status, 500 | 502 | 503 | 504).then_some(RetryKind::ServerError))
+}
+
+/// Objects in S3. With an expected owner (the account id), every call
+/// sends it as `ExpectedBucketOwner`: S3 refuses the call (403) when the
+/// bucket belongs to another account, so a bucket name taken by someone
+/// else never receives our uploads or serves us its objects.
 #[derive(Debug, Clone)]
 pub struct S3Objects {
     client: aws_sdk_s3::Client,
+    expected_owner: Option<String>,
 }
 
 impl S3Objects {
-    pub fn new(client: aws_sdk_s3::Client) -> Self {
-        Self { client }
+    pub fn new(client: aws_sdk_s3::Client, expected_owner: Option<String>) -> Self {
+        Self {
+            client,
+            expected_owner,
+        }
     }
+
+    fn owner(&self) -> Option<String> {
+        self.expected_owner.clone()
+    }
+
+    /// S3 answers a read of a missing key with 403, not 404, to a caller it
+    /// does not count as allowed to list that key, and the functions may
+    /// list only their prefixes (an `s3:prefix` condition). A listing of the
+    /// key itself tells a missing object from a refused read.
+    async fn refused_or_missing(
+        &self,
+        bucket: &str,
+        key: &str,
+        refused: StorageError,
+    ) -> StorageError {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(key)
+            .max_keys(1)
+            .set_expected_bucket_owner(self.owner())
+            .send()
+            .await;
+        match listed {
+            // Keys sort after their prefixes: the key, if there, is first.
+            Ok(page) if !page.contents().iter().any(|o| o.key() == Some(key)) => {
+                StorageError::NotFound {
+                    what: format!("s3://{bucket}/{key}"),
+                }
+            }
+            _ => refused,
+        }
+    }
+}
+
+/// A 403 (HEAD answers carry no error code).
+fn is_refused<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(err, SdkError::ServiceError(s) if s.raw().status().as_u16() == 403)
+}
+
+/// The function's bucket client: `s3_client`, expecting the configured
+/// owner (`FACE_BUCKET_OWNER`).
+pub fn s3_objects(sdk: &SdkConfig, config: &crate::ServiceConfig) -> S3Objects {
+    S3Objects::new(s3_client(sdk), config.bucket_owner.clone())
 }
 
 #[async_trait]
@@ -104,17 +169,30 @@ impl ObjectStore for S3Objects {
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         max_bytes: u64,
     ) -> Result<StoredObject, StorageError> {
-        let what = format!("s3://{bucket}/{key}");
+        let what = match version_id {
+            Some(v) => format!("s3://{bucket}/{key} version {v}"),
+            None => format!("s3://{bucket}/{key}"),
+        };
         let output = self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .set_expected_bucket_owner(self.owner())
             .send()
-            .await
-            .map_err(|e| classify("s3:GetObject", &what, e))?;
+            .await;
+        let output = match output {
+            Ok(output) => output,
+            Err(e) if is_refused(&e) => {
+                let refused = classify("s3:GetObject", &what, e);
+                return Err(self.refused_or_missing(bucket, key, refused).await);
+            }
+            Err(e) => return Err(classify("s3:GetObject", &what, e)),
+        };
         let too_large = |size_bytes: u64| StorageError::TooLarge {
             what: what.clone(),
             size_bytes,
@@ -166,6 +244,7 @@ impl ObjectStore for S3Objects {
             .bucket(bucket)
             .key(key)
             .range(format!("bytes={start}-{}", end - 1))
+            .set_expected_bucket_owner(self.owner())
             .send()
             .await
             .map_err(|e| classify("s3:GetObject", &what, e))?;
@@ -211,6 +290,7 @@ impl ObjectStore for S3Objects {
             .key(key)
             .content_type("application/json")
             .body(bytes.into())
+            .set_expected_bucket_owner(self.owner())
             .send()
             .await
             .map_err(|e| classify("s3:PutObject", &what, e))?;
@@ -224,9 +304,17 @@ impl ObjectStore for S3Objects {
             .head_object()
             .bucket(bucket)
             .key(key)
+            .set_expected_bucket_owner(self.owner())
             .send()
-            .await
-            .map_err(|e| classify("s3:GetObject", &what, e))?;
+            .await;
+        let output = match output {
+            Ok(output) => output,
+            Err(e) if is_refused(&e) => {
+                let refused = classify("s3:HeadObject", &what, e);
+                return Err(self.refused_or_missing(bucket, key, refused).await);
+            }
+            Err(e) => return Err(classify("s3:HeadObject", &what, e)),
+        };
         Ok(ObjectHead {
             size: output.content_length().unwrap_or(0).max(0) as u64,
             etag: output.e_tag().map(|e| e.trim_matches('"').to_string()),
@@ -241,6 +329,7 @@ impl ObjectStore for S3Objects {
             .delete_object()
             .bucket(bucket)
             .key(key)
+            .set_expected_bucket_owner(self.owner())
             .send()
             .await
         {
@@ -263,6 +352,7 @@ impl ObjectStore for S3Objects {
                 .bucket(bucket)
                 .prefix(prefix)
                 .set_continuation_token(token.take())
+                .set_expected_bucket_owner(self.owner())
                 .send()
                 .await
                 .map_err(|e| classify("s3:ListBucket", &what, e))?;
@@ -585,7 +675,7 @@ pub fn recognizer_stores(
     let (results_table, queue_url) = config.results()?;
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     Ok(crate::recognize::RecognizerStores {
-        objects: S3Objects::new(s3_client(sdk)),
+        objects: s3_objects(sdk, config),
         people: DynamoPeople::new(dynamo.clone(), &config.people_table),
         results: DynamoResults::new(dynamo, results_table),
         queue: SqsResults::new(aws_sdk_sqs::Client::new(sdk), queue_url),
@@ -686,11 +776,17 @@ impl ApiKeys for DynamoApiKeys {
 #[derive(Debug, Clone)]
 pub struct S3UploadSigner {
     client: aws_sdk_s3::Client,
+    expected_owner: Option<String>,
 }
 
 impl S3UploadSigner {
-    pub fn new(client: aws_sdk_s3::Client) -> Self {
-        Self { client }
+    /// With an expected owner, the upload must send it (a signed header):
+    /// a URL never writes into another account's bucket.
+    pub fn new(client: aws_sdk_s3::Client, expected_owner: Option<String>) -> Self {
+        Self {
+            client,
+            expected_owner,
+        }
     }
 }
 
@@ -718,6 +814,7 @@ impl UploadSigner for S3UploadSigner {
             .key(key)
             .content_type(content_type)
             .content_length(length)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .presigned(config)
             .await
             .map_err(|e| permanent(DisplayErrorContext(&e).to_string()))?;
@@ -752,62 +849,12 @@ pub fn api_stores(
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let s3 = s3_client(sdk);
     Ok(crate::api::ApiStores {
-        objects: S3Objects::new(s3.clone()),
+        objects: S3Objects::new(s3.clone(), config.bucket_owner.clone()),
         people: DynamoPeople::new(dynamo.clone(), &config.people_table),
         results: DynamoResults::new(dynamo.clone(), results_table),
         keys: DynamoApiKeys::new(dynamo, keys_table),
-        signer: S3UploadSigner::new(s3),
+        signer: S3UploadSigner::new(s3, config.bucket_owner.clone()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn presigned_puts_sign_the_content_type_and_length() {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "AKIDEXAMPLE",
-                "secret",
-                None,
-                None,
-                "test",
-            ))
-            .build();
-        let signer = S3UploadSigner::new(aws_sdk_s3::Client::from_conf(config));
-        let put = signer
-            .presign_put(
-                "data",
-                "uploads/c/0123",
-                "image/jpeg",
-                12345,
-                std::time::Duration::from_secs(300),
-            )
-            .await
-            .unwrap();
-        assert!(put.url.contains("uploads/c/0123"), "{}", put.url);
-        assert!(put.url.contains("X-Amz-Expires=300"), "{}", put.url);
-        let signed = put
-            .url
-            .split(['?', '&'])
-            .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
-            .unwrap_or_else(|| panic!("no signed headers in {}", put.url));
-        let signed: Vec<&str> = signed.split("%3B").collect();
-        for header in ["content-length", "content-type", "host"] {
-            assert!(signed.contains(&header), "{header} not signed: {signed:?}");
-        }
-        assert_eq!(
-            put.headers.get("content-type").map(String::as_str),
-            Some("image/jpeg")
-        );
-        assert_eq!(
-            put.headers.get("content-length").map(String::as_str),
-            Some("12345")
-        );
-    }
 }
 
 /// The scan jobs table (`FACE_JOBS_TABLE`): one item per job, keyed
@@ -1114,4 +1161,416 @@ pub fn video_intake(
         jobs: std::sync::Arc::new(DynamoJobs::new(aws_sdk_dynamodb::Client::new(sdk), table)),
         queue: std::sync::Arc::new(SqsWork::new(aws_sdk_sqs::Client::new(sdk), queue)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_runtime_api::client::http::{
+        HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    const OWNER: &str = "123456789012";
+
+    /// What the fake connection answers, in order.
+    #[derive(Debug, Clone)]
+    struct Reply {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    fn dynamo_error(code: &str) -> Reply {
+        Reply {
+            status: 400,
+            headers: vec![("content-type", "application/x-amz-json-1.0".into())],
+            body: format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"m"}}"#
+            ),
+        }
+    }
+
+    fn s3_error(status: u16, code: &str) -> Reply {
+        reply(
+            status,
+            &format!(
+                "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>"
+            ),
+        )
+    }
+
+    /// One request as the connection saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        uri: String,
+        headers: BTreeMap<String, String>,
+    }
+
+    /// An HTTP connection that records requests and answers canned replies
+    /// (500 once they run out): the SDK's own serializers and parsers run.
+    #[derive(Debug, Clone, Default)]
+    struct Fake {
+        replies: Arc<Mutex<VecDeque<Reply>>>,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Fake {
+        fn new(replies: impl IntoIterator<Item = Reply>) -> Self {
+            let fake = Self::default();
+            fake.replies.lock().unwrap().extend(replies);
+            fake
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        fn s3(&self) -> aws_sdk_s3::Client {
+            let fake = self.clone();
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("eu-west-1"))
+                    .credentials_provider(Credentials::new("AKID", "secret", None, None, "t"))
+                    .retry_config(RetryConfig::disabled())
+                    .http_client(http_client_fn(move |_, _| {
+                        SharedHttpConnector::new(fake.clone())
+                    }))
+                    .build(),
+            )
+        }
+
+        fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+            let fake = self.clone();
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                    .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+                    .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                        "AKID", "secret", None, None, "t",
+                    ))
+                    .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+                    .http_client(http_client_fn(move |_, _| {
+                        SharedHttpConnector::new(fake.clone())
+                    }))
+                    .build(),
+            )
+        }
+    }
+
+    impl HttpConnector for Fake {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            self.seen.lock().unwrap().push(Seen {
+                method: request.method().to_string(),
+                uri: request.uri().to_string(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                    .collect(),
+            });
+            let r = self
+                .replies
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| reply(500, "no reply left"));
+            let mut response = HttpResponse::new(
+                StatusCode::try_from(r.status).unwrap(),
+                SdkBody::from(r.body),
+            );
+            for (name, value) in r.headers {
+                response.headers_mut().insert(name, value);
+            }
+            HttpConnectorFuture::ready(Ok(response))
+        }
+    }
+
+    fn object_reply(bytes: &str, version: &str) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![
+                ("content-length", bytes.len().to_string()),
+                ("etag", "\"e1\"".into()),
+                ("x-amz-version-id", version.into()),
+            ],
+            body: bytes.into(),
+        }
+    }
+
+    fn listing(keys: &[&str]) -> Reply {
+        let contents: String = keys
+            .iter()
+            .map(|k| format!("<Contents><Key>{k}</Key><ETag>&quot;e&quot;</ETag></Contents>"))
+            .collect();
+        reply(
+            200,
+            &format!(
+                "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>false</IsTruncated>\
+                 <KeyCount>{}</KeyCount>{contents}</ListBucketResult>",
+                keys.len()
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_s3_call_expects_the_owner_and_a_pinned_get_names_its_version() {
+        let fake = Fake::new([
+            object_reply("v1 bytes", "v1"),
+            object_reply("now", "v2"),
+            Reply {
+                status: 206,
+                headers: vec![("content-range", "bytes 0-1/3".into())],
+                body: "no".into(),
+            },
+            reply(200, ""),
+            object_reply("", "v2"),
+            reply(204, ""),
+            listing(&["collections/c/people/a.json"]),
+        ]);
+        let objects = S3Objects::new(fake.s3(), Some(OWNER.into()));
+        let pinned = objects
+            .get("data", "uploads/a.jpg", Some("v1"), 100)
+            .await
+            .unwrap();
+        assert_eq!(pinned.bytes, b"v1 bytes");
+        assert_eq!(pinned.version_id.as_deref(), Some("v1"));
+        objects
+            .get("data", "uploads/a.jpg", None, 100)
+            .await
+            .unwrap();
+        objects.get_range("data", "v.mp4", 0, 2).await.unwrap();
+        objects
+            .put("data", "collections/c/people/a.json", b"{}".to_vec())
+            .await
+            .unwrap();
+        objects.head("data", "uploads/a.jpg").await.unwrap();
+        objects.delete("data", "uploads/a.jpg").await.unwrap();
+        let listed = objects.list("data", "collections/c/").await.unwrap();
+        assert_eq!(listed.len(), 1);
+
+        let seen = fake.seen();
+        let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
+        assert_eq!(
+            methods,
+            ["GET", "GET", "GET", "PUT", "HEAD", "DELETE", "GET"]
+        );
+        for s in &seen {
+            assert_eq!(
+                s.headers
+                    .get("x-amz-expected-bucket-owner")
+                    .map(String::as_str),
+                Some(OWNER),
+                "{} {}",
+                s.method,
+                s.uri
+            );
+        }
+        assert!(seen[0].uri.contains("versionId=v1"), "{}", seen[0].uri);
+        assert!(!seen[1].uri.contains("versionId"), "{}", seen[1].uri);
+
+        // Without an owner (tests, hand-run functions) nothing is sent.
+        let fake = Fake::new([object_reply("x", "v1")]);
+        let unowned = S3Objects::new(fake.s3(), None);
+        unowned.get("data", "k", None, 10).await.unwrap();
+        assert!(
+            !fake.seen()[0]
+                .headers
+                .contains_key("x-amz-expected-bucket-owner")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_is_not_found_only_when_a_listing_says_the_key_is_not_there() {
+        // Without s3:ListBucket on a key, S3 answers 403 for a missing object.
+        let fake = Fake::new([s3_error(403, "AccessDenied"), listing(&["uploads/ab.jpg"])]);
+        let objects = S3Objects::new(fake.s3(), Some(OWNER.into()));
+        let missing = objects
+            .get("data", "uploads/a.jpg", None, 10)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, StorageError::NotFound { .. }),
+            "{missing:?}"
+        );
+        let list = &fake.seen()[1];
+        assert!(list.uri.contains("prefix=uploads%2Fa.jpg"), "{}", list.uri);
+        assert_eq!(list.headers["x-amz-expected-bucket-owner"], OWNER);
+
+        // The key is there (or the listing is refused too): really denied.
+        let fake = Fake::new([
+            reply(403, ""),
+            listing(&["uploads/a.jpg"]),
+            s3_error(403, "AccessDenied"),
+            s3_error(403, "AccessDenied"),
+        ]);
+        let objects = S3Objects::new(fake.s3(), Some(OWNER.into()));
+        for _ in 0..2 {
+            let denied = objects.head("data", "uploads/a.jpg").await.unwrap_err();
+            assert!(
+                matches!(denied, StorageError::Permanent { .. }),
+                "{denied:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_are_classed_by_the_sdks_own_lists() {
+        let cases = [
+            // aws_runtime's throttling list.
+            (dynamo_error("ThrottlingException"), "transient"),
+            (dynamo_error("RequestLimitExceeded"), "transient"),
+            // Modeled as retryable for PutItem; on no list kept here.
+            (
+                dynamo_error("ReplicatedWriteConflictException"),
+                "transient",
+            ),
+            (reply(500, "{}"), "transient"),
+            (reply(503, "{}"), "transient"),
+            // A missing table is a broken deployment, not a missing item.
+            (dynamo_error("ResourceNotFoundException"), "permanent"),
+            (dynamo_error("AccessDeniedException"), "permanent"),
+            (dynamo_error("ValidationException"), "permanent"),
+        ];
+        for (r, want) in cases {
+            let what = r.body.clone();
+            let fake = Fake::new([r]);
+            let people = DynamoPeople::new(fake.dynamo(), "people");
+            let record = PersonRecord {
+                collection: "c".into(),
+                person: "p".into(),
+                attributes: Default::default(),
+                face_count: 1,
+                updated_at: "2026-01-01T00:00:00Z".into(),
+            };
+            let err = people.put(&record).await.unwrap_err();
+            let got = match err {
+                StorageError::Transient { .. } => "transient",
+                StorageError::Permanent { .. } => "permanent",
+                StorageError::NotFound { .. } => "not found",
+                StorageError::TooLarge { .. } => "too large",
+            };
+            assert_eq!(got, want, "{what}");
+        }
+
+        let s3_cases = [
+            (s3_error(503, "SlowDown"), "transient"),
+            (s3_error(500, "InternalError"), "transient"),
+            (s3_error(404, "NoSuchKey"), "not found"),
+            (s3_error(404, "NoSuchVersion"), "not found"),
+            (s3_error(404, "NoSuchBucket"), "permanent"),
+            (s3_error(400, "InvalidArgument"), "permanent"),
+        ];
+        for (r, want) in s3_cases {
+            let what = r.body.clone();
+            let fake = Fake::new([r]);
+            let err = S3Objects::new(fake.s3(), None)
+                .get("data", "k", Some("v1"), 10)
+                .await
+                .unwrap_err();
+            let got = match err {
+                StorageError::Transient { .. } => "transient",
+                StorageError::Permanent { .. } => "permanent",
+                StorageError::NotFound { .. } => "not found",
+                StorageError::TooLarge { .. } => "too large",
+            };
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_retry_verdict_is_the_sdks() {
+        assert_eq!(
+            sdk_retry_kind(None, Some("TooManyRequestsException"), 400),
+            Some(RetryKind::ThrottlingError)
+        );
+        assert_eq!(
+            sdk_retry_kind(None, Some("RequestTimeout"), 400),
+            Some(RetryKind::TransientError)
+        );
+        assert_eq!(
+            sdk_retry_kind(Some(RetryKind::TransientError), Some("Anything"), 400),
+            Some(RetryKind::TransientError)
+        );
+        assert_eq!(
+            sdk_retry_kind(None, None, 502),
+            Some(RetryKind::ServerError)
+        );
+        assert_eq!(sdk_retry_kind(None, Some("AccessDenied"), 403), None);
+        assert_eq!(sdk_retry_kind(None, None, 501), None);
+    }
+
+    #[tokio::test]
+    async fn presigned_puts_sign_the_content_type_length_and_owner() {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        let signer = S3UploadSigner::new(aws_sdk_s3::Client::from_conf(config), Some(OWNER.into()));
+        let put = signer
+            .presign_put(
+                "data",
+                "uploads/c/0123",
+                "image/jpeg",
+                12345,
+                std::time::Duration::from_secs(300),
+            )
+            .await
+            .unwrap();
+        assert!(put.url.contains("uploads/c/0123"), "{}", put.url);
+        assert!(put.url.contains("X-Amz-Expires=300"), "{}", put.url);
+        let signed = put
+            .url
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+            .unwrap_or_else(|| panic!("no signed headers in {}", put.url));
+        let signed: Vec<&str> = signed.split("%3B").collect();
+        for header in [
+            "content-length",
+            "content-type",
+            "host",
+            "x-amz-expected-bucket-owner",
+        ] {
+            assert!(signed.contains(&header), "{header} not signed: {signed:?}");
+        }
+        assert_eq!(
+            put.headers.get("content-type").map(String::as_str),
+            Some("image/jpeg")
+        );
+        assert_eq!(
+            put.headers.get("content-length").map(String::as_str),
+            Some("12345")
+        );
+        assert_eq!(
+            put.headers
+                .get("x-amz-expected-bucket-owner")
+                .map(String::as_str),
+            Some(OWNER)
+        );
+    }
 }

@@ -93,7 +93,10 @@ pub async fn load_person<O: ObjectStore>(
     person: &str,
 ) -> Result<Option<StoredPerson>, ServiceError> {
     let key = person_key(collection, person);
-    match objects.get(bucket, &key, MAX_PERSON_OBJECT_BYTES).await {
+    match objects
+        .get(bucket, &key, None, MAX_PERSON_OBJECT_BYTES)
+        .await
+    {
         Ok(object) => Ok(Some(StoredPerson::parse(&key, &object.bytes)?)),
         Err(crate::StorageError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
@@ -145,7 +148,10 @@ impl CollectionCache {
                 continue;
             }
             changed = true;
-            let object = match objects.get(bucket, key, MAX_PERSON_OBJECT_BYTES).await {
+            let object = match objects
+                .get(bucket, key, None, MAX_PERSON_OBJECT_BYTES)
+                .await
+            {
                 Ok(o) => o,
                 // Deleted between the listing and the read.
                 Err(crate::StorageError::NotFound { .. }) => {

@@ -15,12 +15,17 @@ pub mod env {
     pub const SCAN_QUEUE_URL: &str = "FACE_SCAN_QUEUE_URL";
     pub const RESULTS_TOPIC_ARN: &str = "FACE_RESULTS_TOPIC_ARN";
     pub const SCAN_MAX_RECEIVE_COUNT: &str = "FACE_SCAN_MAX_RECEIVE_COUNT";
+    pub const BUCKET_OWNER: &str = "FACE_BUCKET_OWNER";
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
     /// `FACE_BUCKET`: collections, uploads, frames.
     pub bucket: String,
+    /// `FACE_BUCKET_OWNER`: the account id every S3 call expects to own
+    /// the bucket (`ExpectedBucketOwner`); the stack sets it. Unset (tests,
+    /// hand-run functions): no owner is checked.
+    pub bucket_owner: Option<String>,
     /// `FACE_PEOPLE_TABLE`.
     pub people_table: String,
     /// `FACE_RESULTS_TABLE`: only the recognize function writes results.
@@ -73,8 +78,18 @@ impl ServiceConfig {
         let default_collection =
             get("FACE_DEFAULT_COLLECTION").unwrap_or(DEFAULT_COLLECTION.into());
         crate::collections::validate_collection_name(&default_collection)?;
+        let bucket_owner = get(env::BUCKET_OWNER);
+        if let Some(owner) = &bucket_owner
+            && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ServiceError::Config(format!(
+                "{} must be a 12-digit account id, not {owner:?}",
+                env::BUCKET_OWNER
+            )));
+        }
         Ok(Self {
             bucket: required("FACE_BUCKET")?,
+            bucket_owner,
             people_table: required("FACE_PEOPLE_TABLE")?,
             results_table: get("FACE_RESULTS_TABLE"),
             results_queue_url: get("FACE_RESULTS_QUEUE_URL"),
@@ -131,9 +146,24 @@ mod tests {
         assert_eq!(c.default_collection, "default");
         assert_eq!(c.models_dir, PathBuf::from("/var/task/models"));
         assert!(c.results().is_err());
+        assert_eq!(c.bucket_owner, None);
 
         let err = config(&[("FACE_PEOPLE_TABLE", "p")]).unwrap_err();
         assert!(err.to_string().contains("FACE_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn the_bucket_owner_is_an_account_id() {
+        let base = [("FACE_BUCKET", "b"), ("FACE_PEOPLE_TABLE", "p")];
+        let owned = config(&[base[0], base[1], ("FACE_BUCKET_OWNER", "123456789012")]).unwrap();
+        assert_eq!(owned.bucket_owner.as_deref(), Some("123456789012"));
+        for bad in ["12345", "12345678901x", "arn:aws:iam::123456789012:root"] {
+            let err = config(&[base[0], base[1], ("FACE_BUCKET_OWNER", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("FACE_BUCKET_OWNER"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

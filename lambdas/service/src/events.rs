@@ -90,12 +90,18 @@ impl S3Object {
             .ok_or_else(|| ServiceError::BadRequest(format!("undecodable key {:?}", self.key)))
     }
 
-    /// What identifies this version of the object: the version id when the
-    /// bucket is versioned, else the ETag.
-    pub fn version_tag(&self) -> Option<&str> {
+    /// The version the event is about, when the bucket is versioned (S3
+    /// says `"null"` for an object written while versioning was off).
+    pub fn version_id(&self) -> Option<&str> {
         self.version_id
             .as_deref()
             .filter(|v| !v.is_empty() && *v != "null")
+    }
+
+    /// What identifies this version of the object: the version id when the
+    /// bucket is versioned, else the ETag.
+    pub fn version_tag(&self) -> Option<&str> {
+        self.version_id()
             .or(self.e_tag.as_deref().filter(|e| !e.is_empty()))
     }
 }
@@ -238,11 +244,13 @@ mod tests {
             version_id: Some("v1".into()),
         };
         assert_eq!(object.version_tag(), Some("v1"));
+        assert_eq!(object.version_id(), Some("v1"));
         let unversioned = S3Object {
             version_id: Some("null".into()),
             ..object
         };
         assert_eq!(unversioned.version_tag(), Some("e"));
+        assert_eq!(unversioned.version_id(), None);
     }
 
     #[test]

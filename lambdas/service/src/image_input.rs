@@ -92,7 +92,7 @@ impl ImageInput {
         if key.is_empty() {
             return Err(ServiceError::BadRequest("image key is empty".into()));
         }
-        let object = objects.get(bucket, key, max_bytes).await?;
+        let object = objects.get(bucket, key, None, max_bytes).await?;
         Ok(FetchedImage {
             source,
             bytes: object.bytes,

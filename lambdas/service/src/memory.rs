@@ -43,27 +43,103 @@ impl FailNext {
     }
 }
 
-/// (bucket, key) → bytes.
-type Objects = BTreeMap<(String, String), Vec<u8>>;
+/// One version of an object; `None` bytes is a delete marker.
+#[derive(Debug, Clone)]
+struct Version {
+    version_id: Option<String>,
+    bytes: Option<Vec<u8>>,
+}
 
+/// (bucket, key) → its versions, oldest first (one, unversioned).
+type Objects = BTreeMap<(String, String), Vec<Version>>;
+
+/// Objects in memory. [`MemoryObjects::versioned`] keeps every version
+/// like a versioned S3 bucket (ids `v1`, `v2`, ...; a delete adds a
+/// marker); the default keeps only the last bytes and has no version ids.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryObjects {
     objects: Arc<Mutex<Objects>>,
+    versioned: bool,
+    versions_made: Arc<AtomicUsize>,
     pub fail_next: FailNext,
 }
 
 impl MemoryObjects {
-    pub fn insert(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
-        lock(&self.objects).insert((bucket.into(), key.into()), bytes);
+    /// A store that keeps versions, as the stacks' data bucket does.
+    pub fn versioned() -> Self {
+        Self {
+            versioned: true,
+            ..Self::default()
+        }
     }
 
+    /// Stores `bytes` as the key's current version; returns its version id
+    /// (none when unversioned).
+    pub fn insert(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Option<String> {
+        self.push(bucket, key, Some(bytes))
+    }
+
+    fn push(&self, bucket: &str, key: &str, bytes: Option<Vec<u8>>) -> Option<String> {
+        let mut objects = lock(&self.objects);
+        let versions = objects.entry((bucket.into(), key.into())).or_default();
+        if !self.versioned {
+            versions.clear();
+            if bytes.is_none() {
+                objects.remove(&(bucket.into(), key.into()));
+            } else {
+                versions.push(Version {
+                    version_id: None,
+                    bytes,
+                });
+            }
+            return None;
+        }
+        let id = format!("v{}", self.versions_made.fetch_add(1, Ordering::SeqCst) + 1);
+        versions.push(Version {
+            version_id: Some(id.clone()),
+            bytes,
+        });
+        Some(id)
+    }
+
+    /// Keys whose current version is an object (not a delete marker).
     pub fn keys(&self, bucket: &str) -> Vec<String> {
         lock(&self.objects)
-            .keys()
-            .filter(|(b, _)| b == bucket)
-            .map(|(_, k)| k.clone())
+            .iter()
+            .filter(|((b, _), v)| b == bucket && current(v).is_some())
+            .map(|((_, k), _)| k.clone())
             .collect()
     }
+
+    /// The version asked for (else the current one) and its bytes.
+    fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<(Option<String>, Vec<u8>), StorageError> {
+        let objects = lock(&self.objects);
+        let versions = objects.get(&(bucket.into(), key.into()));
+        let found = match version_id {
+            None => versions.and_then(|v| current(v)),
+            Some(id) => versions
+                .and_then(|v| v.iter().find(|v| v.version_id.as_deref() == Some(id)))
+                .and_then(|v| v.bytes.as_ref().map(|b| (v, b))),
+        };
+        let (version, bytes) = found.ok_or_else(|| StorageError::NotFound {
+            what: match version_id {
+                Some(id) => format!("s3://{bucket}/{key} version {id}"),
+                None => format!("s3://{bucket}/{key}"),
+            },
+        })?;
+        Ok((version.version_id.clone(), bytes.clone()))
+    }
+}
+
+/// The current version, unless it is a delete marker.
+fn current(versions: &[Version]) -> Option<(&Version, &Vec<u8>)> {
+    let last = versions.last()?;
+    last.bytes.as_ref().map(|b| (last, b))
 }
 
 fn etag(bytes: &[u8]) -> String {
@@ -76,16 +152,11 @@ impl ObjectStore for MemoryObjects {
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         max_bytes: u64,
     ) -> Result<StoredObject, StorageError> {
         self.fail_next.check("get")?;
-        let objects = lock(&self.objects);
-        let bytes =
-            objects
-                .get(&(bucket.into(), key.into()))
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("s3://{bucket}/{key}"),
-                })?;
+        let (version_id, bytes) = self.read(bucket, key, version_id)?;
         if bytes.len() as u64 > max_bytes {
             return Err(StorageError::TooLarge {
                 what: format!("s3://{bucket}/{key}"),
@@ -94,9 +165,9 @@ impl ObjectStore for MemoryObjects {
             });
         }
         Ok(StoredObject {
-            etag: Some(etag(bytes)),
-            version_id: None,
-            bytes: bytes.clone(),
+            etag: Some(etag(&bytes)),
+            version_id,
+            bytes,
         })
     }
 
@@ -108,19 +179,13 @@ impl ObjectStore for MemoryObjects {
         end: u64,
     ) -> Result<RangeRead, StorageError> {
         self.fail_next.check("get_range")?;
-        let objects = lock(&self.objects);
-        let bytes =
-            objects
-                .get(&(bucket.into(), key.into()))
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("s3://{bucket}/{key}"),
-                })?;
+        let (_, bytes) = self.read(bucket, key, None)?;
         let size = bytes.len() as u64;
         let (from, to) = (start.min(size) as usize, end.min(size) as usize);
         Ok(RangeRead {
             bytes: bytes[from..to.max(from)].to_vec(),
             object_size: size,
-            etag: Some(etag(bytes)),
+            etag: Some(etag(&bytes)),
         })
     }
 
@@ -132,23 +197,20 @@ impl ObjectStore for MemoryObjects {
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectHead, StorageError> {
         self.fail_next.check("head")?;
-        let objects = lock(&self.objects);
-        let bytes =
-            objects
-                .get(&(bucket.into(), key.into()))
-                .ok_or_else(|| StorageError::NotFound {
-                    what: format!("s3://{bucket}/{key}"),
-                })?;
+        let (version_id, bytes) = self.read(bucket, key, None)?;
         Ok(ObjectHead {
             size: bytes.len() as u64,
-            etag: Some(etag(bytes)),
-            version_id: None,
+            etag: Some(etag(&bytes)),
+            version_id,
         })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         self.fail_next.check("delete")?;
-        lock(&self.objects).remove(&(bucket.into(), key.into()));
+        let exists = lock(&self.objects).contains_key(&(bucket.into(), key.into()));
+        if exists {
+            self.push(bucket, key, None);
+        }
         Ok(())
     }
 
@@ -157,9 +219,11 @@ impl ObjectStore for MemoryObjects {
         Ok(lock(&self.objects)
             .iter()
             .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
-            .map(|((_, k), v)| ListedObject {
-                key: k.clone(),
-                etag: etag(v),
+            .filter_map(|((_, k), v)| {
+                current(v).map(|(_, bytes)| ListedObject {
+                    key: k.clone(),
+                    etag: etag(bytes),
+                })
             })
             .collect())
     }

@@ -340,7 +340,13 @@ where
         }
 
         let max_bytes = self.pipeline.config().decode_limits.max_encoded_bytes;
-        let fetched = self.objects.get(&bucket, &key, max_bytes).await;
+        // The event's version, not the key's current one: an overwrite
+        // before this runs must not be recorded under this version's id.
+        let event_version = record.s3.object.version_id();
+        let fetched = self
+            .objects
+            .get(&bucket, &key, event_version, max_bytes)
+            .await;
         let is_video = match &fetched {
             Ok(object) => looks_like_mp4(&object.bytes),
             // Too large for an image: a video, if its first box says so.

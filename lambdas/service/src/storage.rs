@@ -50,11 +50,13 @@ pub struct ListedObject {
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Reads a whole object, refusing (without reading it) one over
-    /// `max_bytes`.
+    /// `max_bytes`: the version `version_id` when given (`NotFound` once
+    /// that version is gone), else the current one.
     async fn get(
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         max_bytes: u64,
     ) -> Result<StoredObject, StorageError>;
     /// Bytes `[start, end)` of an object (fewer at its end) and the

@@ -22,7 +22,10 @@ struct World {
 }
 
 fn world() -> World {
-    let objects = MemoryObjects::default();
+    world_with(MemoryObjects::default())
+}
+
+fn world_with(objects: MemoryObjects) -> World {
     let people = MemoryPeople::default();
     let enroller = Enroller::new(pipeline(), objects.clone(), people.clone(), BUCKET.into());
     let recognizer = Recognizer::new(
@@ -98,6 +101,14 @@ fn s3_event(key: &str) -> Value {
     // Shaped like moto's events: no versionId, no eTag.
     json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": BUCKET}, "object": {"key": key}}}]})
+}
+
+/// Shaped like real S3's events on a versioned bucket.
+fn s3_event_of_version(key: &str, version_id: &str) -> Value {
+    json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "s3": {"bucket": {"name": BUCKET},
+               "object": {"key": key, "versionId": version_id, "eTag": "ignored"}}}]})
 }
 
 fn people_of(reply: &Value) -> Vec<String> {
@@ -262,6 +273,45 @@ async fn a_repeated_s3_event_makes_one_result_and_one_message() {
         .find_map(|f| f.person_details.as_ref())
         .expect("person details attached");
     assert_eq!(details.attributes["show"], "Game of Thrones");
+}
+
+#[tokio::test]
+async fn an_overwrite_before_processing_leaves_each_result_to_its_own_version() {
+    let w = world_with(MemoryObjects::versioned());
+    w.enroll_two().await;
+    let key = "uploads/got/door.jpg";
+    let kit = "recognition/kit_harington/face_recognition_johnsnow_test1.jpg";
+    let rose = "recognition/rose_leslie/face_recognition_img2.jpg";
+    let v1 = w.objects.insert(BUCKET, key, data(kit)).unwrap();
+    // The key is overwritten before the first upload's event is processed.
+    let v2 = w.objects.insert(BUCKET, key, data(rose)).unwrap();
+    for version in [&v1, &v2] {
+        let reply = w
+            .recognizer
+            .handle(s3_event_of_version(key, version))
+            .await
+            .unwrap();
+        assert_eq!(reply["uploads"][0]["status"], "recognized", "{reply:#}");
+    }
+    let mut seen: Vec<(String, Vec<String>)> = w
+        .messages()
+        .into_iter()
+        .map(|m| (m.result_id, m.result.unwrap().people()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                format!("s3://{BUCKET}/{key}#{v1}"),
+                vec!["kit_harington".to_string()]
+            ),
+            (
+                format!("s3://{BUCKET}/{key}#{v2}"),
+                vec!["rose_leslie".to_string()]
+            ),
+        ]
+    );
 }
 
 #[tokio::test]
