@@ -93,19 +93,6 @@ pub enum UploadStatus {
     Skipped { reason: String },
 }
 
-impl UploadStatus {
-    fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            UploadStatus::BadInput { .. }
-                | UploadStatus::Duplicate {
-                    original: ResultStatus::BadInput,
-                    ..
-                }
-        )
-    }
-}
-
 /// The reply to a direct S3 event invocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadsReport {
@@ -255,8 +242,10 @@ where
     }
 
     /// Processes each message on its own: one bad image never fails or
-    /// repeats the others. Messages run one after another: an environment
-    /// has one or two vCPUs and inference is CPU-bound.
+    /// repeats the others. Only what a retry can fix is reported failed (SQS
+    /// redelivers it, then moves it to the DLQ): a bad input is recorded
+    /// once and its message deleted. Messages run one after another: an
+    /// environment has one or two vCPUs and inference is CPU-bound.
     async fn sqs_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         let mut failures = Vec::new();
         for message in &event.records {
@@ -268,7 +257,10 @@ where
                     let mut failed = false;
                     for record in &records {
                         match self.upload(record).await {
-                            Ok(outcome) => failed |= outcome.status.is_failure(),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == ErrorKind::BadInput => {
+                                tracing::warn!(error = %e, "bad input, not retried");
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, kind = ?e.kind(), "upload failed");
                                 failed = true;
@@ -277,6 +269,8 @@ where
                     }
                     failed
                 }
+                // Not an upload, so nothing to record: only S3 sends here,
+                // so this is a misconfiguration an operator finds in the DLQ.
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable message");
                     true
