@@ -576,7 +576,7 @@ fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let received = runtime.block_on(async {
+    let followed = runtime.block_on(async {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(record.region.clone()))
             .load()
@@ -592,7 +592,7 @@ fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
         });
         facectl::results::follow(&sqs, &options, &stop).await
     })?;
-    let summary = facectl::results::summarize(&received);
+    let summary = facectl::results::summarize(&followed);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

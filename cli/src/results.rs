@@ -3,14 +3,17 @@
 //! thread long-polls the queue, prints every result as it arrives with its
 //! latency from the upload's S3 event time, and deletes what it printed.
 //! Results are grouped per upload, so the threads really run in parallel.
-//! On exit: count, p50, p95 and max latency.
+//! Delivery is at least once: a result seen again (same `result_id`, among
+//! the last [`RecentResultIds::DEFAULT_CAPACITY`] of this run) is deleted
+//! and not printed again. On exit: count, duplicates dropped, p50, p95 and
+//! max latency.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use face_service::recognize::ResultMessage;
+use face_service::recognize::{RecentResultIds, ResultMessage};
 use serde::Serialize;
 
 /// Longest wait of one receive (SQS's maximum is 20 s).
@@ -44,6 +47,8 @@ pub struct Received {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct LatencySummary {
     pub count: usize,
+    /// Copies of results already printed, deleted unprinted.
+    pub duplicates: usize,
     pub with_latency: usize,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -59,11 +64,13 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-pub fn summarize(received: &[Received]) -> LatencySummary {
+pub fn summarize(followed: &Followed) -> LatencySummary {
+    let received = &followed.received;
     let mut latencies: Vec<f64> = received.iter().filter_map(|r| r.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
     LatencySummary {
         count: received.len(),
+        duplicates: followed.duplicates,
         with_latency: latencies.len(),
         p50_ms: percentile(&latencies, 50.0),
         p95_ms: percentile(&latencies, 95.0),
@@ -129,14 +136,24 @@ fn render(r: &Received) -> String {
     format!("{}  {}  {people}  latency {latency}", r.key, r.status)
 }
 
+/// What a run printed, and how many copies it dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Followed {
+    /// In arrival order.
+    pub received: Vec<Received>,
+    pub duplicates: usize,
+}
+
 /// Consumes the queue until `count` results, `idle_timeout` without one, or
-/// `stop` (Ctrl-C); returns what was printed, in arrival order.
+/// `stop` (Ctrl-C); returns what was printed.
 pub async fn follow(
     sqs: &aws_sdk_sqs::Client,
     options: &FollowOptions,
     stop: &AtomicBool,
-) -> Result<Vec<Received>> {
+) -> Result<Followed> {
     let received = Mutex::new(Vec::new());
+    let recent = Mutex::new(RecentResultIds::default());
+    let duplicates = AtomicUsize::new(0);
     let printed = AtomicUsize::new(0);
     let last_message = Mutex::new(Instant::now());
     let done = |printed: &AtomicUsize| {
@@ -166,7 +183,15 @@ pub async fn follow(
             for message in out.messages() {
                 let r = describe(message.body().unwrap_or_default(), SystemTime::now());
                 *last_message.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                if options.json {
+                // An unreadable body has no id: printed every time.
+                let first = r.result_id.is_empty()
+                    || recent
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .first_time(&r.result_id);
+                if !first {
+                    eprintln!("dropped a repeated delivery of {}", r.result_id);
+                } else if options.json {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
                     println!("{}", render(&r));
@@ -179,8 +204,12 @@ pub async fn follow(
                         .await
                         .context("sqs:DeleteMessage")?;
                 }
-                received.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-                printed.fetch_add(1, Ordering::Relaxed);
+                if first {
+                    received.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+                    printed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    duplicates.fetch_add(1, Ordering::Relaxed);
+                }
             }
             if done(&printed) {
                 return Ok::<(), anyhow::Error>(());
@@ -191,14 +220,21 @@ pub async fn follow(
     for result in futures_util::future::join_all(threads).await {
         result?;
     }
-    Ok(received.into_inner().unwrap_or_else(|e| e.into_inner()))
+    Ok(Followed {
+        received: received.into_inner().unwrap_or_else(|e| e.into_inner()),
+        duplicates: duplicates.into_inner(),
+    })
 }
 
 /// The summary line.
 pub fn render_summary(s: &LatencySummary) -> String {
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0} ms"));
+    let duplicates = match s.duplicates {
+        0 => String::new(),
+        n => format!(" ({n} repeated deliveries dropped)"),
+    };
     format!(
-        "{} result(s), latency p50 {}, p95 {}, max {} ({} with an upload time)",
+        "{} result(s){duplicates}, latency p50 {}, p95 {}, max {} ({} with an upload time)",
         s.count,
         ms(s.p50_ms),
         ms(s.p95_ms),
@@ -236,10 +272,18 @@ mod tests {
         assert_eq!(r.people, ["al", "bo"]);
         assert_eq!(r.latency_ms, Some(2000.0));
         assert_eq!(r.status, "ok");
-        let s = summarize(&[r.clone(), r]);
+        let s = summarize(&Followed {
+            received: vec![r.clone(), r],
+            duplicates: 1,
+        });
         assert_eq!(
-            (s.count, s.p50_ms, s.max_ms),
-            (2, Some(2000.0), Some(2000.0))
+            (s.count, s.duplicates, s.p50_ms, s.max_ms),
+            (2, 1, Some(2000.0), Some(2000.0))
+        );
+        assert!(
+            render_summary(&s).starts_with("2 result(s) (1 repeated deliveries dropped),"),
+            "{}",
+            render_summary(&s)
         );
         assert_eq!(describe("nope", now).status, "unreadable");
     }

@@ -272,6 +272,8 @@ impl PeopleTable for MemoryPeople {
 #[derive(Debug, Default, Clone)]
 pub struct MemoryResults {
     records: Arc<Mutex<BTreeMap<String, ResultRecord>>>,
+    /// Fails `mark_delivered`: a function dying after the send.
+    pub fail_next_mark: FailNext,
 }
 
 impl MemoryResults {
@@ -296,6 +298,7 @@ impl ResultsTable for MemoryResults {
     }
 
     async fn mark_delivered(&self, result_id: &str) -> Result<(), StorageError> {
+        self.fail_next_mark.check("mark_delivered")?;
         if let Some(r) = lock(&self.records).get_mut(result_id) {
             r.delivered = true;
         }
@@ -304,7 +307,7 @@ impl ResultsTable for MemoryResults {
 }
 
 /// A FIFO queue that, like SQS, drops a message whose deduplication id it
-/// has already seen.
+/// has already seen, until [`MemoryQueue::end_deduplication_window`].
 #[derive(Debug, Default, Clone)]
 pub struct MemoryQueue {
     messages: Arc<Mutex<Vec<(String, String)>>>,
@@ -316,6 +319,11 @@ impl MemoryQueue {
     /// (group id, body) of every accepted message, in order.
     pub fn messages(&self) -> Vec<(String, String)> {
         lock(&self.messages).clone()
+    }
+
+    /// Forgets the deduplication ids seen, as SQS does after 5 minutes.
+    pub fn end_deduplication_window(&self) {
+        lock(&self.seen).clear();
     }
 }
 

@@ -33,9 +33,13 @@ pub struct RecognizeRequest {
 }
 
 /// What the results queue receives, and the results table keeps, for one
-/// uploaded object version.
+/// uploaded object version. Delivery is at least once: a copy can arrive
+/// again, with the same `result_id` (see [`deliver_result`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultMessage {
+    /// `s3://<bucket>/<key>#<version id or etag>`: one per object version,
+    /// the same in every copy. Consumers drop an id they have already seen
+    /// ([`RecentResultIds`]).
     pub result_id: String,
     pub bucket: String,
     pub key: String,
@@ -302,8 +306,8 @@ where
         }
     }
 
-    /// One uploaded object version, processed at most once: the results
-    /// table is the record of what was done, the queue hears of it once.
+    /// One uploaded object version, processed once: the results table is
+    /// the record of what was done; the queue hears of it at least once.
     async fn upload(&self, record: &S3EventRecord) -> Result<UploadOutcome, ServiceError> {
         let bucket = record.s3.bucket.name.clone();
         let key = record.s3.object.decoded_key()?;
@@ -534,6 +538,12 @@ where
 /// Sends a written result to the results queue and marks it delivered.
 /// The message group is the result (one per upload, so consumers' threads
 /// run in parallel), the deduplication id its hash.
+///
+/// At least once, not exactly once: a function that dies after the send
+/// and before the mark sends again when the upload is retried, and SQS
+/// drops that copy only within its 5-minute deduplication window, while a
+/// retry comes after the visibility timeout (minutes). Consumers dedupe on
+/// `result_id`.
 pub async fn deliver_result<R: ResultsTable + ?Sized, Q: ResultsQueue + ?Sized>(
     results: &R,
     queue: &Q,
@@ -543,4 +553,70 @@ pub async fn deliver_result<R: ResultsTable + ?Sized, Q: ResultsQueue + ?Sized>(
     queue.send(&dedup, &dedup, &record.message).await?;
     results.mark_delivered(&record.result_id).await?;
     Ok(())
+}
+
+/// The result ids a consumer saw last, to drop a result delivered again
+/// (delivery is at least once, with a stable `result_id`). Bounded: past
+/// `capacity` ids the oldest is forgotten, so a copy is recognized only
+/// while its first is among the last `capacity` results; a copy comes
+/// minutes after its first.
+#[derive(Debug)]
+pub struct RecentResultIds {
+    capacity: usize,
+    order: std::collections::VecDeque<Arc<str>>,
+    seen: std::collections::HashSet<Arc<str>>,
+}
+
+impl RecentResultIds {
+    /// Hours of results at tens per second, in a few MB.
+    pub const DEFAULT_CAPACITY: usize = 50_000;
+
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            order: Default::default(),
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether `result_id` is new; remembers it.
+    pub fn first_time(&mut self, result_id: &str) -> bool {
+        if self.seen.contains(result_id) {
+            return false;
+        }
+        if self.order.len() >= self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        let id: Arc<str> = Arc::from(result_id);
+        self.order.push_back(Arc::clone(&id));
+        self.seen.insert(id);
+        true
+    }
+}
+
+impl Default for RecentResultIds {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_drop_repeats_and_forget_the_oldest_first() {
+        let mut recent = RecentResultIds::new(2);
+        assert!(recent.first_time("s3://b/k#1"));
+        assert!(!recent.first_time("s3://b/k#1"));
+        assert!(recent.first_time("s3://b/k#2"));
+        assert!(recent.first_time("s3://b/k#3"));
+        // #1 was the oldest of three: forgotten, so new again.
+        assert!(recent.first_time("s3://b/k#1"));
+        assert!(!recent.first_time("s3://b/k#3"));
+        assert_eq!(recent.order.len(), 2);
+        assert_eq!(recent.seen.len(), 2);
+    }
 }

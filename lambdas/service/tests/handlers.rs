@@ -6,7 +6,7 @@ mod common;
 use base64::Engine;
 use face_service::enroll::{EnrollResponse, Enroller};
 use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
-use face_service::recognize::{Recognizer, RecognizerStores, ResultMessage};
+use face_service::recognize::{RecentResultIds, Recognizer, RecognizerStores, ResultMessage};
 use face_service::storage::ResultStatus;
 use serde_json::{Value, json};
 
@@ -336,6 +336,37 @@ async fn an_interrupted_delivery_is_finished_by_the_retry() {
         ["kit_harington"]
     );
     assert_eq!(messages[0].collection, "got");
+}
+
+#[tokio::test]
+async fn a_crash_after_the_send_delivers_twice_with_one_result_id() {
+    let w = world();
+    w.enroll_two().await;
+    let event = w.upload(
+        "uploads/got/kit.jpg",
+        "recognition/kit_harington/face_recognition_johnsnow_test1.jpg",
+    );
+    // Sent, then the function dies before marking the result delivered.
+    w.recognizer.stores().results.fail_next_mark.set(1);
+    let err = w.recognizer.handle(event.clone()).await.unwrap_err();
+    assert_eq!(err.error_type(), "FaceService.Retryable", "{err}");
+    // SQS retries after the visibility timeout, past FIFO's 5 minutes.
+    w.recognizer.stores().queue.end_deduplication_window();
+    let retry = w.recognizer.handle(event).await.unwrap();
+    assert_eq!(retry["uploads"][0]["status"], "duplicate", "{retry:#}");
+
+    // At least once: two copies, one result id, one result row.
+    let messages = w.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0], messages[1]);
+    assert_eq!(w.recognizer.stores().results.all().len(), 1);
+    // What a consumer keeps.
+    let mut recent = RecentResultIds::default();
+    let kept: Vec<&ResultMessage> = messages
+        .iter()
+        .filter(|m| recent.first_time(&m.result_id))
+        .collect();
+    assert_eq!(kept, [&messages[0]]);
 }
 
 #[tokio::test]
