@@ -85,6 +85,7 @@ pub mod env {
     pub const SCAN_QUEUE_URL: &str = "FACE_SCAN_QUEUE_URL";
     pub const RESULTS_TOPIC_ARN: &str = "FACE_RESULTS_TOPIC_ARN";
     pub const SCAN_MAX_RECEIVE_COUNT: &str = "FACE_SCAN_MAX_RECEIVE_COUNT";
+    pub const BUCKET_OWNER: &str = "FACE_BUCKET_OWNER";
 }
 
 /// The per-region bucket the caller uploads function zips to before
@@ -297,10 +298,12 @@ impl<'a> FaceStack<'a> {
             default_key: key.clone(),
         };
         let b = &self.bucket;
-        let upload_prefix = &self.deployment.upload_prefix;
+        let upload_prefix = self.deployment.upload_prefix.as_str();
         let mut environment = BTreeMap::new();
         if function != FunctionName::Authorizer {
             environment.insert(env::BUCKET, b.name());
+            // Every S3 call expects the stack's account to own the bucket.
+            environment.insert(env::BUCKET_OWNER, cfn::account_id());
             environment.insert(env::PEOPLE_TABLE, self.people.name());
         }
         if matches!(function, FunctionName::Recognize | FunctionName::Api) {
@@ -347,7 +350,7 @@ impl<'a> FaceStack<'a> {
                     &["s3:PutObject", "s3:DeleteObject"],
                     [b.objects_arn("collections/*")],
                 ),
-                Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                b.list_under(&["collections/", upload_prefix]),
                 Statement::allow(
                     &[
                         "dynamodb:GetItem",
@@ -362,7 +365,7 @@ impl<'a> FaceStack<'a> {
                 environment.insert(env::RESULTS_QUEUE_URL, self.results_queue.url());
                 vec![
                     Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
-                    Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                    b.list_under(&["collections/", upload_prefix]),
                     Statement::allow(
                         &["dynamodb:GetItem", "dynamodb:BatchGetItem"],
                         [self.people.arn()],
@@ -396,7 +399,7 @@ impl<'a> FaceStack<'a> {
             FunctionName::ScanWorker => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
                 Statement::allow(&["s3:PutObject"], [b.objects_arn("scans/*")]),
-                Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                b.list_under(&["collections/", "scans/", upload_prefix]),
                 Statement::allow(&["dynamodb:GetItem"], [self.people.arn()]),
                 Statement::allow(
                     &["dynamodb:GetItem", "dynamodb:UpdateItem"],
@@ -442,7 +445,7 @@ impl<'a> FaceStack<'a> {
                         b.objects_arn("collections/*"),
                     ],
                 ),
-                Statement::allow(&["s3:ListBucket"], [b.arn()]),
+                b.list_under(&["collections/", upload_prefix]),
                 Statement::allow(
                     &[
                         "dynamodb:GetItem",

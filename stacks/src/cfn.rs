@@ -77,6 +77,8 @@ pub fn tag_list(tags: &BTreeMap<String, String>) -> Value {
 pub struct Statement {
     pub actions: Vec<&'static str>,
     pub resources: Vec<Value>,
+    /// IAM's `Condition` block, when the grant has one.
+    pub condition: Option<Value>,
 }
 
 impl Statement {
@@ -84,15 +86,26 @@ impl Statement {
         Statement {
             actions: actions.to_vec(),
             resources: resources.into_iter().collect(),
+            condition: None,
         }
     }
 
+    /// The grant only under `condition`, e.g. `{"StringLike": {"s3:prefix": [...]}}`.
+    pub fn when(mut self, condition: Value) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut statement = json!({
             "Effect": "Allow",
             "Action": self.actions,
             "Resource": self.resources,
-        })
+        });
+        if let Some(condition) = &self.condition {
+            statement["Condition"] = condition.clone();
+        }
+        statement
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use face_stacks::{Architecture, Assets, Deployment, FunctionName, Stack, StackError};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Fixed artifact keys, as deploy would compute from the zips' hashes.
 fn assets() -> Assets {
@@ -486,12 +486,13 @@ fn functions_get_the_environment_of_the_contract() {
     let names = |n: &[&str]| -> BTreeSet<String> { n.iter().map(|s| s.to_string()).collect() };
     assert_eq!(
         env("EnrollFunction"),
-        names(&["FACE_BUCKET", "FACE_PEOPLE_TABLE"])
+        names(&["FACE_BUCKET", "FACE_BUCKET_OWNER", "FACE_PEOPLE_TABLE"])
     );
     assert_eq!(
         env("ApiFunction"),
         names(&[
             "FACE_BUCKET",
+            "FACE_BUCKET_OWNER",
             "FACE_PEOPLE_TABLE",
             "FACE_RESULTS_TABLE",
             "FACE_UPLOAD_PREFIX",
@@ -505,6 +506,7 @@ fn functions_get_the_environment_of_the_contract() {
         env("ScanWorkerFunction"),
         names(&[
             "FACE_BUCKET",
+            "FACE_BUCKET_OWNER",
             "FACE_PEOPLE_TABLE",
             "FACE_RESULTS_TABLE",
             "FACE_RESULTS_QUEUE_URL",
@@ -519,6 +521,7 @@ fn functions_get_the_environment_of_the_contract() {
         env("RecognizeFunction"),
         [
             "FACE_BUCKET",
+            "FACE_BUCKET_OWNER",
             "FACE_PEOPLE_TABLE",
             "FACE_RESULTS_TABLE",
             "FACE_RESULTS_QUEUE_URL",
@@ -531,6 +534,59 @@ fn functions_get_the_environment_of_the_contract() {
         .map(String::from)
         .collect()
     );
+}
+
+#[test]
+fn functions_expect_the_stacks_account_to_own_the_bucket() {
+    for s in all_stacks() {
+        for (id, r) in resources(&s) {
+            if r["Type"] != "AWS::Lambda::Function" || id == "AuthorizerFunction" {
+                continue;
+            }
+            assert_eq!(
+                r["Properties"]["Environment"]["Variables"]["FACE_BUCKET_OWNER"],
+                json!({"Ref": "AWS::AccountId"}),
+                "{} {id}",
+                s.stack_name
+            );
+        }
+    }
+}
+
+#[test]
+fn list_bucket_is_granted_under_each_functions_prefixes_only() {
+    for s in all_stacks() {
+        let r = resources(&s);
+        for (role, want) in [
+            ("EnrollRole", vec!["collections/*", "uploads/*"]),
+            ("RecognizeRole", vec!["collections/*", "uploads/*"]),
+            ("ApiRole", vec!["collections/*", "uploads/*"]),
+            (
+                "ScanWorkerRole",
+                vec!["collections/*", "scans/*", "uploads/*"],
+            ),
+        ] {
+            let doc = &r[role]["Properties"]["Policies"][0]["PolicyDocument"];
+            let lists: Vec<&Value> = doc["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|st| {
+                    st["Action"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!("s3:ListBucket"))
+                })
+                .collect();
+            assert_eq!(lists.len(), 1, "{} {role}", s.stack_name);
+            assert_eq!(
+                lists[0]["Condition"],
+                json!({"StringLike": {"s3:prefix": want}}),
+                "{} {role}",
+                s.stack_name
+            );
+        }
+    }
 }
 
 #[test]

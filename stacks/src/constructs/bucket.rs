@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Construct, Scope};
-use crate::cfn::{self, Template};
+use crate::cfn::{self, Statement, Template};
 
 /// Private, encrypted (SSE-S3), public access blocked, owner-enforced,
 /// versioned, TLS only. Old versions expire; the bucket is deleted with
@@ -64,6 +64,16 @@ impl DataBucket {
     /// The bucket ARN (for `s3:ListBucket`).
     pub fn arn(&self) -> Value {
         cfn::get_att(self.logical_id, "Arn")
+    }
+
+    /// `s3:ListBucket` for listings under these key prefixes only. S3 also
+    /// answers a read of a missing key 404 (not 403) only to a caller it
+    /// lets list; `face_service::aws::S3Objects` lists the key itself when
+    /// a read is refused, so a function needs the prefixes it reads too.
+    pub fn list_under(&self, prefixes: &[&str]) -> Statement {
+        let patterns: Vec<String> = prefixes.iter().map(|p| format!("{p}*")).collect();
+        Statement::allow(&["s3:ListBucket"], [self.arn()])
+            .when(json!({ "StringLike": { "s3:prefix": patterns } }))
     }
 
     /// ARN of the objects under `pattern`, e.g. `*` or `collections/*`.
