@@ -117,7 +117,7 @@ async fn deploy_region(
     // 1. Artifacts, by content hash: an unchanged zip is not re-uploaded.
     let s3 = target.s3(&config);
     let asset_bucket = asset_bucket_name(&deployment.name, &account, r);
-    ensure_private_bucket(&s3, &asset_bucket, r).await?;
+    ensure_private_bucket(&s3, &asset_bucket, &account, r).await?;
     let mut assets = Assets::default();
     for (function, arch) in Assets::needed(region) {
         let key = artifacts::hash_key(root, function, arch)?;
@@ -125,6 +125,7 @@ async fn deploy_region(
             .head_object()
             .bucket(&asset_bucket)
             .key(&key)
+            .expected_bucket_owner(&account)
             .send()
             .await
             .is_ok();
@@ -136,6 +137,7 @@ async fn deploy_region(
             s3.put_object()
                 .bucket(&asset_bucket)
                 .key(&key)
+                .expected_bucket_owner(&account)
                 .body(body)
                 .send()
                 .await
@@ -220,6 +222,7 @@ async fn deploy_region(
             .build()?;
         s3.put_bucket_notification_configuration()
             .bucket(bucket)
+            .expected_bucket_owner(&account)
             .notification_configuration(
                 NotificationConfiguration::builder()
                     .queue_configurations(queue)
@@ -266,13 +269,22 @@ async fn deploy_region(
     Ok(change)
 }
 
-/// Creates the bucket if it is not there, private and encrypted.
+/// Creates the bucket if it is not there, private and encrypted. Its name
+/// is predictable, so one that exists in another account (taken after a
+/// teardown freed it) is refused: every call expects `owner`.
 pub async fn ensure_private_bucket(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
+    owner: &str,
     region: &str,
 ) -> Result<()> {
-    if s3.head_bucket().bucket(bucket).send().await.is_ok() {
+    let head = s3
+        .head_bucket()
+        .bucket(bucket)
+        .expected_bucket_owner(owner)
+        .send()
+        .await;
+    if head.is_ok() {
         return Ok(());
     }
     let mut create = s3.create_bucket().bucket(bucket);
@@ -285,15 +297,20 @@ pub async fn ensure_private_bucket(
         );
     }
     if let Err(e) = create.send().await {
-        let owned = e
-            .as_service_error()
-            .is_some_and(|s| s.is_bucket_already_owned_by_you());
-        if !owned {
+        let service = e.as_service_error();
+        if service.is_some_and(|s| s.is_bucket_already_exists()) {
+            anyhow::bail!(
+                "bucket {bucket} exists and belongs to another account than {owner}: \
+                 refusing to deploy into it"
+            );
+        }
+        if !service.is_some_and(|s| s.is_bucket_already_owned_by_you()) {
             return Err(e).with_context(|| format!("creating bucket {bucket}"));
         }
     }
     s3.put_public_access_block()
         .bucket(bucket)
+        .expected_bucket_owner(owner)
         .public_access_block_configuration(
             PublicAccessBlockConfiguration::builder()
                 .block_public_acls(true)

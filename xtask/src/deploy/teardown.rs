@@ -68,7 +68,7 @@ async fn teardown_region(
     // CloudFormation cannot delete a bucket with objects in it.
     let data_bucket = DataBucket::name_in(&deployment.name, &account, r);
     if !deployment.production {
-        empty_bucket(&s3, &data_bucket, r).await?;
+        empty_bucket(&s3, &data_bucket, &account, r).await?;
     }
 
     let cfn = aws_sdk_cloudformation::Client::new(&config);
@@ -120,11 +120,11 @@ async fn teardown_region(
         if deployment.production {
             delete_tables(&config, &tables, r).await?;
         }
-        delete_bucket(&s3, &data_bucket, r).await?;
+        delete_bucket(&s3, &data_bucket, &account, r).await?;
     }
 
     let assets = asset_bucket_name(&deployment.name, &account, r);
-    delete_bucket(&s3, &assets, r).await?;
+    delete_bucket(&s3, &assets, &account, r).await?;
 
     // The runtime recreates a function's log group if it logs after the
     // stack deleted it; remove whatever is there now.
@@ -179,12 +179,19 @@ async fn delete_tables(config: &aws_config::SdkConfig, tables: &[String], r: &st
 }
 
 /// Deletes every object version and delete marker; a missing bucket is empty.
-pub async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str, r: &str) -> Result<()> {
+/// Every call expects `owner` to own the bucket.
+pub async fn empty_bucket(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    owner: &str,
+    r: &str,
+) -> Result<()> {
     let mut removed = 0usize;
     loop {
         let page = match s3
             .list_object_versions()
             .bucket(bucket)
+            .expected_bucket_owner(owner)
             .max_keys(1000)
             .send()
             .await
@@ -217,6 +224,7 @@ pub async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str, r: &str) -> Res
         // Each page is at most 1000 entries, DeleteObjects' own limit.
         s3.delete_objects()
             .bucket(bucket)
+            .expected_bucket_owner(owner)
             .delete(
                 Delete::builder()
                     .set_objects(Some(ids))
@@ -236,10 +244,21 @@ pub async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str, r: &str) -> Res
     Ok(())
 }
 
-/// Empties and deletes a bucket; a missing one is done.
-pub async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str, r: &str) -> Result<()> {
-    empty_bucket(s3, bucket, r).await?;
-    match s3.delete_bucket().bucket(bucket).send().await {
+/// Empties and deletes a bucket `owner` owns; a missing one is done.
+pub async fn delete_bucket(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    owner: &str,
+    r: &str,
+) -> Result<()> {
+    empty_bucket(s3, bucket, owner, r).await?;
+    match s3
+        .delete_bucket()
+        .bucket(bucket)
+        .expected_bucket_owner(owner)
+        .send()
+        .await
+    {
         Ok(_) => {
             step(r, format_args!("deleted bucket {bucket}"));
             Ok(())
