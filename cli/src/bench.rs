@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use face_core::stats::median;
 use face_core::{Collection, FacePipeline, PipelineConfig, StageTimings};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -50,19 +51,6 @@ pub struct BenchReport {
     /// From `process_start` to the first one-face result, plans optimized
     /// on the way.
     pub cold_start_ms: f64,
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
 }
 
 /// The dev images: every recognition and detection photo, in label order.
@@ -161,8 +149,10 @@ pub fn run(process_start: Instant, options: &BenchOptions) -> Result<BenchReport
         samples.extend(pass.into_iter().collect::<Result<Vec<_>>>()?);
     }
     let wall_s = timed_start.elapsed().as_secs_f64();
-    let pick =
-        |f: &dyn Fn(&StageTimings) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
+    // NaN (JSON null) when there were no images, as before.
+    let pick = |f: &dyn Fn(&StageTimings) -> f64| {
+        median(&samples.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+    };
     let stages = StageMedians {
         decode: pick(&|t| t.decode_ms),
         detect: pick(&|t| t.detect_ms),

@@ -20,6 +20,7 @@ pub mod pipeline;
 mod plans;
 pub mod quality;
 pub mod resample;
+pub mod stats;
 
 pub use collection::{Candidate, Collection, EnrolledFace, FaceMatch, MatchConfig};
 pub use decode::{DecodeLimits, DecodedImage, SourceFormat, decode_image};

@@ -14,13 +14,8 @@ use tract_onnx::prelude::*;
 type Phases = [Vec<Duration>; 6];
 
 fn median_ms(v: &[Duration]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort();
-    v.get(v.len() / 2)
-        .copied()
-        .unwrap_or_default()
-        .as_secs_f64()
-        * 1e3
+    let ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    face_core::stats::median(&ms).unwrap_or_default()
 }
 
 fn time<T>(acc: &mut Vec<Duration>, f: impl FnOnce() -> TractResult<T>) -> TractResult<T> {

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use face_core::stats::median;
 use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
@@ -254,20 +255,7 @@ pub(crate) fn facectl_cold_start_ms(
         }
         times.push(elapsed);
     }
-    median(&mut times).context("no cold-start runs")
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    Some(if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    })
+    median(&times).context("no cold-start runs")
 }
 
 /// Makes `target/bench-venv` and installs bench/requirements.txt unless the
@@ -437,10 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn median_and_hash_are_stable() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&mut []), None);
+    fn hash_is_stable() {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
+use face_core::stats::median;
 use local_aws::{MotoServer, Rie, RieOptions, Tools};
 use serde::Serialize;
 use serde_json::json;
@@ -163,13 +164,13 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
         image,
         cold_runs: args.cold_runs,
         warm_invokes: args.warm_invokes,
-        cold_start_ms: median(&mut cold),
-        rie_listening_ms: median(&mut listening),
-        init_ms: (!init.is_empty()).then(|| median(&mut init)),
-        first_invoke_ms: median(&mut first),
+        cold_start_ms: median(&cold).context("no cold starts")?,
+        rie_listening_ms: median(&listening).context("no cold starts")?,
+        init_ms: median(&init),
+        first_invoke_ms: median(&first).context("no cold starts")?,
         warm_min_ms: warm.iter().copied().fold(f64::INFINITY, f64::min),
         warm_max_ms: warm.iter().copied().fold(0.0, f64::max),
-        warm_median_ms: median(&mut warm),
+        warm_median_ms: median(&warm).context("no warm invokes")?,
         faces_found,
         facectl_cold_start_ms,
         pytorch_cold_start_ms: PYTORCH_COLD_START_MS,
@@ -274,9 +275,4 @@ fn render(s: &Summary) -> String {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
