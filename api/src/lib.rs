@@ -6,7 +6,8 @@
 //! error body and the status of each error code ([`error`]), the route
 //! table ([`routes`]) that both the server's router and the OpenAPI
 //! generator ([`openapi`]) read, the API keys table layout and key format
-//! ([`keys`]), and the id and limit formats ([`ids`], [`limits`]). No I/O,
+//! ([`keys`]), the id and limit formats ([`ids`], [`limits`]), and the
+//! Lambda price table behind the costs it reports ([`pricing`]). No I/O,
 //! no AWS: faces reuse `face-core`'s serde shapes, so a remote result
 //! renders exactly like a local one.
 
@@ -16,6 +17,7 @@ pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod openapi;
+pub mod pricing;
 pub mod routes;
 pub mod types;
 

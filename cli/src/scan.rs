@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use base64::Engine;
+use face_api::pricing;
 use face_core::{Collection, FacePipeline, RgbImage};
 use face_video::{
     Appearance, Chunk, FrameMatches, FrameRange, FrameReader, MontageConfig, Sampling, ScanConfig,
@@ -23,11 +24,6 @@ use image::Rgb;
 use rayon::prelude::*;
 use scan_coordinator::video_scan::CloudRun;
 use serde::Serialize;
-
-/// Lambda x86 on-demand prices (us-east-1, 2026): per GB-second and per
-/// request.
-pub const LAMBDA_USD_PER_GB_S: f64 = 0.000_016_666_7;
-pub const LAMBDA_USD_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
 
 /// Width of the contact-sheet thumbnails, in pixels.
 const THUMB_WIDTH_PX: u32 = 320;
@@ -97,14 +93,15 @@ impl LambdaAssumptions {
             + requests as f64 * self.invoke_overhead_ms
             + environments as f64 * self.init_ms;
         let billed_s = billed_ms / 1000.0;
-        let gb_s = billed_s * f64::from(self.memory_mib) / 1024.0;
+        let gb_s = pricing::gb_s(billed_ms, self.memory_mib);
         LambdaEstimate {
             assumptions: *self,
             requests,
             environments,
             billed_s,
             gb_s,
-            usd: gb_s * LAMBDA_USD_PER_GB_S + requests as f64 * LAMBDA_USD_PER_REQUEST,
+            // The estimate is for x86 workers.
+            usd: pricing::usd(gb_s, requests, false),
         }
     }
 }
@@ -920,7 +917,7 @@ td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
         requests = e.requests,
         gbs = e.gb_s,
         usd = e.usd,
-        gb_price = LAMBDA_USD_PER_GB_S,
+        gb_price = pricing::USD_PER_GB_S_X86_64,
         mem = a.memory_mib,
         fpc = a.frames_per_chunk,
         init = a.init_ms,
@@ -949,7 +946,7 @@ mod tests {
         assert_eq!((e.requests, e.environments), (10, 5));
         assert!((e.billed_s - 16.0).abs() < 1e-9);
         assert!((e.gb_s - 32.0).abs() < 1e-9);
-        let usd = 32.0 * LAMBDA_USD_PER_GB_S + 10.0 * 0.2e-6;
+        let usd = 32.0 * pricing::USD_PER_GB_S_X86_64 + 10.0 * 0.2e-6;
         assert!((e.usd - usd).abs() < 1e-12);
     }
 }

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use face_api::pricing;
 use face_service::collections::people_prefix;
 use face_service::storage::ObjectStore;
 use face_video::{
@@ -28,9 +29,6 @@ use crate::schedule::{
 
 /// Where staged videos live in each region's bucket, by content hash.
 pub const VIDEO_PREFIX: &str = "scans/videos/";
-
-/// Lambda on-demand prices (us-east-1, 2026), per GB-second and request.
-pub use face_service::pricing::{USD_PER_GB_S_ARM64, USD_PER_GB_S_X86_64, USD_PER_REQUEST};
 
 /// Used when neither the stack nor the account says how many invocations a
 /// region may run (moto, for one, has no account settings).
@@ -66,16 +64,6 @@ pub struct ScanRegion {
     pub arm64: bool,
     /// Invocations in flight at most (see [`region_capacity`]).
     pub max_in_flight: usize,
-}
-
-impl ScanRegion {
-    fn usd_per_gb_s(&self) -> f64 {
-        if self.arm64 {
-            USD_PER_GB_S_ARM64
-        } else {
-            USD_PER_GB_S_X86_64
-        }
-    }
 }
 
 /// How many invocations a region may run at once: the least of the
@@ -368,11 +356,11 @@ impl Worker<ScanChunkRequest, ChunkScan> for Metered {
         let result = self.inner.run(region, job).await;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(r) = self.regions.get(region) {
-            let gb_s = seconds * f64::from(r.memory_mib) / 1024.0;
+            let gb_s = pricing::gb_s(seconds * 1000.0, r.memory_mib);
             let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
             usage.invocations += 1;
             usage.gb_s += gb_s;
-            usage.usd += gb_s * r.usd_per_gb_s() + USD_PER_REQUEST;
+            usage.usd += pricing::usd(gb_s, 1, r.arm64);
         }
         result
     }

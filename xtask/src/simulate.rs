@@ -12,13 +12,13 @@ use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+// Lambda's prices (x86 workers) are the one table's; S3's and the
+// transfer's below are only this model's.
+use face_api::pricing::{USD_PER_GB_S_X86_64 as USD_PER_GB_S, USD_PER_REQUEST};
 use serde::Serialize;
 
 use crate::bench_scan::BenchScanReport;
 
-/// Lambda x86 on-demand, us-east-1 (2026).
-const USD_PER_GB_S: f64 = 0.000_016_666_7;
-const USD_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
 /// S3 GET requests (the workers' ranged reads).
 const USD_PER_S3_GET: f64 = 0.0004 / 1000.0;
 /// S3 data transfer between regions, per GB.
@@ -178,7 +178,7 @@ pub fn predict(
     let compute_s = frames as f64 * m.per_frame_ms / 1000.0 / m.lambda_speed_vs_local;
     let billed_s =
         compute_s + chunks as f64 * m.invoke_overhead_s + environments as f64 * m.cold_start_s;
-    let gb_s = billed_s * f64::from(m.memory_mib) / 1024.0;
+    let gb_s = face_api::pricing::gb_s(billed_s * 1000.0, m.memory_mib);
     let video_gb = frames as f64 / fps * m.video_mbps / 8.0 / 1000.0;
     let remote_share = f64::from(regions - 1) / f64::from(regions);
     let usd_compute = gb_s * USD_PER_GB_S;

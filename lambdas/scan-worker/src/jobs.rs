@@ -325,7 +325,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 chunk,
                 scan: scanned.scan,
                 worker_ms,
-                gb_s: face_service::pricing::gb_s(worker_ms, self.settings.memory_mib),
+                gb_s: face_api::pricing::gb_s(worker_ms, self.settings.memory_mib),
             };
             let body = serde_json::to_vec(&record)
                 .map_err(|e| ServiceError::Internal(format!("serializing chunk {chunk}: {e}")))?;
@@ -362,7 +362,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             usage.gb_s += record.gb_s;
             frames.extend(record.scan.matches);
         }
-        usage.usd = face_service::pricing::usd(usage.gb_s, usage.invocations, self.settings.arm64);
+        usage.usd = face_api::pricing::usd(usage.gb_s, usage.invocations, self.settings.arm64);
         let frames = merge_chunk_frames(frames, job.frames.unwrap_or(0))
             .map_err(|e| ServiceError::Internal(format!("job {}: {e}", job.job_id)))?;
         let interval = frame_interval_s(job.fps.unwrap_or(0.0));

@@ -19,7 +19,6 @@ pub mod image_input;
 pub mod jobs;
 pub mod memory;
 pub mod models;
-pub mod pricing;
 pub mod recognize;
 pub mod response;
 pub mod storage;

@@ -1,6 +1,7 @@
 //! AWS Lambda's on-demand prices (us-east-1, the first pricing tier): the
-//! one table the workers' metering, the coordinator, `facectl`'s estimate
-//! and `xtask simulate-scan` read.
+//! one table behind every cost figure, the `usd` of a video job's usage
+//! ([`crate::jobs`]) included: the workers' metering, the client-side
+//! coordinator, `facectl scan-video`'s estimate and `xtask simulate-scan`.
 
 /// USD per GB-second on x86_64.
 pub const USD_PER_GB_S_X86_64: f64 = 0.000_016_666_7;
