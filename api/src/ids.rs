@@ -26,16 +26,30 @@ pub enum IdError {
     Token(String),
 }
 
-/// 1-64 of `A-Z a-z 0-9 _ . -`, not `.` or `..`: safe in S3 keys, DynamoDB
-/// keys and URL paths (the same rule as `face-service`'s collections).
-pub fn is_valid_collection_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
+/// The longest collection name, in bytes (all ASCII).
+pub const COLLECTION_NAME_MAX_LEN: usize = 64;
+
+/// The one collection name rule, for the API, the functions and `facectl`'s
+/// local store alike: 1-64 of `A-Z a-z 0-9 _ . -`, not `.` or `..`. Safe in
+/// S3 keys, DynamoDB keys, URL paths and file names, and never holds the
+/// result id's `~`.
+pub fn validate_collection_name(name: &str) -> Result<(), IdError> {
+    let ok = (1..=COLLECTION_NAME_MAX_LEN).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && name != "."
-        && name != ".."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError::Collection(name.into()))
+    }
+}
+
+/// [`validate_collection_name`] as a yes or no.
+pub fn is_valid_collection_name(name: &str) -> bool {
+    validate_collection_name(name).is_ok()
 }
 
 fn is_token(token: &str) -> bool {
@@ -59,9 +73,7 @@ impl UploadRef {
     }
 
     pub fn from_parts(collection: &str, token: &str) -> Result<Self, IdError> {
-        if !is_valid_collection_name(collection) {
-            return Err(IdError::Collection(collection.into()));
-        }
+        validate_collection_name(collection)?;
         if !is_token(token) {
             return Err(IdError::Token(token.into()));
         }
@@ -111,6 +123,44 @@ mod tests {
             format!("uploads/class-2024/{}", "ab".repeat(16))
         );
         assert_eq!(upload.upload_key("in"), upload.upload_key("in/"));
+    }
+
+    #[test]
+    fn collection_names_follow_one_rule() {
+        for good in [
+            "a",
+            "class-2024",
+            "A_b.c-9",
+            ".hidden",
+            "...",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(validate_collection_name(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../etc",
+            "a b",
+            "a~b",
+            "caf\u{e9}",
+            "tab\t",
+            &"x".repeat(65),
+        ] {
+            assert_eq!(
+                validate_collection_name(bad),
+                Err(IdError::Collection(bad.into())),
+                "{bad:?}"
+            );
+            assert!(!is_valid_collection_name(bad));
+        }
+        let message = validate_collection_name("a/b").unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "invalid collection name \"a/b\": use 1-64 of A-Z a-z 0-9 _ . -"
+        );
     }
 
     #[test]

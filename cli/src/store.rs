@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use face_core::Collection;
 
 /// The store root: `--store`, `$FACECTL_STORE`, `$XDG_DATA_HOME/facectl`
@@ -34,20 +34,10 @@ impl Store {
         Self { root }
     }
 
-    /// Collection names become file names: keep them boring.
+    /// Collection names become file names: the API's one rule, so a local
+    /// collection's name is valid on a deployed stack too.
     pub fn validate_name(name: &str) -> Result<()> {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
-            bail!(
-                "invalid collection name {name:?}: use 1-64 of A-Z a-z 0-9 - _ . (not starting with .)"
-            );
-        }
-        Ok(())
+        Ok(face_api::ids::validate_collection_name(name)?)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -107,6 +97,8 @@ mod tests {
         assert_eq!(store.load_existing("team").expect("load"), c);
         assert!(Store::validate_name("../etc").is_err());
         assert!(Store::validate_name("").is_err());
+        // Once refused here only; the API has always taken it.
+        assert!(Store::validate_name(".team").is_ok());
         assert!(store.load_existing("other").is_err());
     }
 }

@@ -18,22 +18,10 @@ pub const PERSON_FORMAT_VERSION: u32 = 1;
 /// A person object is small (a few KiB per face); anything larger is not ours.
 const MAX_PERSON_OBJECT_BYTES: u64 = 8 * 1024 * 1024;
 
-/// 1-64 of `A-Z a-z 0-9 _ . -`: safe in S3 keys, DynamoDB keys and URLs.
+/// `face_api::ids::validate_collection_name`, refused as bad input.
 pub fn validate_collection_name(name: &str) -> Result<(), ServiceError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name != "."
-        && name != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::BadRequest(format!(
-            "invalid collection name {name:?}: use 1-64 of A-Z a-z 0-9 _ . -"
-        )))
-    }
+    face_api::ids::validate_collection_name(name)
+        .map_err(|e| ServiceError::BadRequest(e.to_string()))
 }
 
 pub fn validate_person_name(name: &str) -> Result<(), ServiceError> {
