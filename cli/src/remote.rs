@@ -82,7 +82,7 @@ pub fn deploy_record_of_stack(
     region: Option<&str>,
     outputs_dir: Option<&Path>,
 ) -> Result<DeployRecord, RemoteError> {
-    let deployment = scan_coordinator::deployment::load_deployment(stack)
+    let deployment = face_stacks::Deployment::load(stack)
         .map_err(|e| RemoteError::Config(format!("{:#}", anyhow::Error::new(e))))?;
     let region = match region {
         Some(r) => deployment

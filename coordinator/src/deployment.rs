@@ -1,5 +1,5 @@
-//! A deployed stack as the client-side scan sees it: the deployment (an
-//! embedded name or a YAML file), the outputs `cargo xtask deploy` wrote
+//! A deployed stack as the client-side scan sees it: the deployment
+//! (`face_stacks::Deployment::load`), the outputs `cargo xtask deploy` wrote
 //! per region, and from them each region's `scan-worker`, bucket, SDK
 //! configuration and capacity (the tightest of the stack's limits and the
 //! account's unreserved concurrency, `lambda:GetAccountSettings`).
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use aws_config::{BehaviorVersion, Region as AwsRegion, SdkConfig};
 use face_stacks::{
-    Architecture, DeployRecord, Deployment, FunctionName, RecordError, StackError, outputs,
+    Architecture, DeployRecord, Deployment, FunctionName, LoadError, RecordError, outputs,
 };
 use thiserror::Error;
 
@@ -17,20 +17,8 @@ use crate::cloud::{ScanRegion, account_unreserved_concurrency, region_capacity};
 
 #[derive(Debug, Error)]
 pub enum DeploymentError {
-    #[error("reading {path}")]
-    ReadYaml {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("no deployment named {0} (local, dev, prod, or a YAML file)")]
-    Unknown(String),
-    #[error("deployment {stack}")]
-    Invalid {
-        stack: String,
-        #[source]
-        source: StackError,
-    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{} is missing: deploy the stack first (`cargo xtask deploy`)", .path.display())]
     MissingRecord {
         path: PathBuf,
@@ -52,24 +40,6 @@ pub enum DeploymentError {
         deployment: String,
         wanted: Vec<String>,
     },
-}
-
-/// A deployment by name (`local`, `dev`, `prod`) or YAML file.
-pub fn load_deployment(stack: &str) -> Result<Deployment, DeploymentError> {
-    let text = if stack.ends_with(".yaml") || stack.ends_with(".yml") {
-        std::fs::read_to_string(stack).map_err(|source| DeploymentError::ReadYaml {
-            path: stack.to_string(),
-            source,
-        })?
-    } else {
-        face_stacks::config::embedded(stack)
-            .ok_or_else(|| DeploymentError::Unknown(stack.to_string()))?
-            .to_string()
-    };
-    Deployment::from_yaml(&text).map_err(|source| DeploymentError::Invalid {
-        stack: stack.to_string(),
-        source,
-    })
 }
 
 /// Where deploy writes a deployment's `<region>.json` records when no
@@ -321,19 +291,6 @@ regions:
             matches!(&none, Err(DeploymentError::NoRegions { deployment, .. }) if deployment == "face-t"),
             "{none:?}"
         );
-    }
-
-    #[test]
-    fn deployments_load_by_name_or_file() {
-        assert!(load_deployment("local").is_ok());
-        assert!(matches!(
-            load_deployment("nowhere"),
-            Err(DeploymentError::Unknown(name)) if name == "nowhere"
-        ));
-        assert!(matches!(
-            load_deployment("/nonexistent/stack.yaml"),
-            Err(DeploymentError::ReadYaml { .. })
-        ));
     }
 
     #[test]

@@ -164,7 +164,8 @@ pub async fn scan_video(
     options: &CloudOptions,
     on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> Result<VideoScan, VideoScanError> {
-    let deployment = deployment::load_deployment(&options.stack)?;
+    let deployment =
+        face_stacks::Deployment::load(&options.stack).map_err(DeploymentError::from)?;
     let regions = deployment::deployed_regions(&deployment, &options.target).await?;
     let staging = Instant::now();
     let sha = sha256_file(&options.video)?;

@@ -68,3 +68,22 @@ pub enum StackError {
         architecture: &'static str,
     },
 }
+
+/// A deployment that [`crate::Deployment::load`] could not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {}", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no deployment named {0} (local, dev, prod, or a .yaml/.yml file)")]
+    Unknown(String),
+    #[error("deployment {stack}")]
+    Invalid {
+        stack: String,
+        #[source]
+        source: StackError,
+    },
+}

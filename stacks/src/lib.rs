@@ -11,7 +11,8 @@
 //!   them, synthesized to a [`cfn::Template`] plus the S3 notifications
 //!   deploy applies after the stack.
 //!
-//! Pure: no AWS calls, no files, no environment.
+//! Pure: no AWS calls, no environment, and no files but the deployment
+//! YAML that [`Deployment::load`] is given by path.
 
 pub mod app;
 pub mod cfn;
@@ -24,7 +25,7 @@ pub mod record;
 pub use app::{Assets, BucketNotification, FaceStack, Stack, asset_bucket_name, outputs};
 pub use config::{DeploymentFile, FunctionName};
 pub use constructs::api::API_STAGE;
-pub use error::StackError;
+pub use error::{LoadError, StackError};
 pub use plan::{ApiConfig, Architecture, Deployment, FunctionConfig, RegionPlan};
 pub use record::{
     DeployRecord, LOCAL_API_PORT, LOCAL_API_PORT_ENV, RecordError, local_api_port, local_api_url,

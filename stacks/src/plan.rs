@@ -152,6 +152,30 @@ impl Deployment {
         crate::config::embedded(name).map(Self::from_yaml)
     }
 
+    /// A deployment as every tool names it (`--stack`): a path ending in
+    /// `.yaml` or `.yml` is read from disk; anything else is the name of a
+    /// shipped deployment, whose compiled-in copy is used, so an installed
+    /// `facectl` needs no checkout (cargo rebuilds the tools when a
+    /// `stacks/*.yaml` changes). The one file this crate reads.
+    pub fn load(stack: &str) -> Result<Self, crate::error::LoadError> {
+        use crate::error::LoadError;
+        let invalid = |source| LoadError::Invalid {
+            stack: stack.to_string(),
+            source,
+        };
+        if stack.ends_with(".yaml") || stack.ends_with(".yml") {
+            let text = std::fs::read_to_string(stack).map_err(|source| LoadError::Read {
+                path: stack.into(),
+                source,
+            })?;
+            Self::from_yaml(&text).map_err(invalid)
+        } else {
+            Self::embedded(stack)
+                .ok_or_else(|| LoadError::Unknown(stack.to_string()))?
+                .map_err(invalid)
+        }
+    }
+
     /// Applies the defaults and checks every rule.
     pub fn resolve(file: &DeploymentFile) -> Result<Self, StackError> {
         check_name(&file.name)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use face_stacks::{Assets, Deployment};
 
-use crate::deploy::{artifacts, load_deployment};
+use crate::deploy::artifacts;
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
@@ -19,7 +19,7 @@ pub struct SynthArgs {
 }
 
 pub fn run(root: &Path, args: &SynthArgs) -> Result<()> {
-    let deployment = load_deployment(root, &args.stack)?;
+    let deployment = Deployment::load(&args.stack)?;
     let assets = placeholder_or_built_assets(root, &deployment);
     for stack in deployment.synth(&assets)? {
         let text = serde_json::to_string_pretty(&stack.template.to_json())?;

@@ -23,7 +23,7 @@ use face_api::keys::{
 };
 use face_stacks::outputs::API_KEYS_TABLE_NAME;
 
-use super::{StackArg, Target, load_deployment, local, select_regions, state_dir};
+use super::{StackArg, Target, local, select_regions, state_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct ApiKeyArgs {
@@ -118,7 +118,7 @@ pub async fn create_local_key(root: &Path, name: &str) -> Result<String> {
 
 /// The keys table of each selected region, from the deploy records.
 async fn keys_tables(root: &Path, at: &Where) -> Result<Vec<KeysTable>> {
-    let deployment = load_deployment(root, &at.stack.stack)?;
+    let deployment = face_stacks::Deployment::load(&at.stack.stack)?;
     let regions = select_regions(&deployment, &at.regions)?;
     let target = if at.stack.is_local() {
         match local::running(root) {

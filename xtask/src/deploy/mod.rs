@@ -35,23 +35,6 @@ impl StackArg {
     }
 }
 
-/// Reads `stacks/<name>.yaml` (or the file at `name`) and validates it.
-pub fn load_deployment(root: &Path, name: &str) -> Result<Deployment> {
-    let path = if name.ends_with(".yaml") || name.ends_with(".yml") {
-        PathBuf::from(name)
-    } else {
-        root.join("stacks").join(format!("{name}.yaml"))
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) => match face_stacks::config::embedded(name) {
-            Some(text) => text.to_string(),
-            None => return Err(e).with_context(|| format!("reading {}", path.display())),
-        },
-    };
-    Deployment::from_yaml(&text).with_context(|| format!("deployment {}", path.display()))
-}
-
 /// Where the commands send their requests.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -146,7 +129,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `cargo xtask deploy`.
 pub fn deploy_command(root: &Path, args: &apply::DeployArgs) -> Result<()> {
-    let deployment = load_deployment(root, &args.stack.stack)?;
+    let deployment = Deployment::load(&args.stack.stack)?;
     let regions = select_regions(&deployment, &args.regions)?;
     let target = target_for(root, &args.stack)?;
     let changes = runtime()?.block_on(apply::run(root, &target, &deployment, &regions))?;
@@ -161,7 +144,7 @@ pub fn deploy_command(root: &Path, args: &apply::DeployArgs) -> Result<()> {
 
 /// `cargo xtask smoke-test`.
 pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
-    let deployment = load_deployment(root, &args.stack.stack)?;
+    let deployment = Deployment::load(&args.stack.stack)?;
     let regions = select_regions(&deployment, &args.regions)?;
     let target = if args.stack.is_local() {
         match local::running(root) {
@@ -278,7 +261,7 @@ fn api_walkthrough(root: &Path, data: &Path, facectl: &Path, url: &str, key: &st
 /// The video scan through the local stack (`cargo xtask demo`): enroll
 /// and scan with the deployed functions under the RIE.
 pub fn local_scan_command(root: &Path, data: &Path) -> Result<()> {
-    let deployment = load_deployment(root, "local")?;
+    let deployment = Deployment::load("local")?;
     let Some(endpoint_url) = local::running(root) else {
         bail!("local AWS is not running: `cargo xtask deploy --stack local` first");
     };
@@ -299,7 +282,7 @@ pub fn local_scan_command(root: &Path, data: &Path) -> Result<()> {
 /// `cargo xtask teardown`.
 pub fn teardown_command(root: &Path, args: &teardown::TeardownArgs) -> Result<()> {
     use std::io::{BufRead, IsTerminal, Write};
-    let deployment = load_deployment(root, &args.stack.stack)?;
+    let deployment = Deployment::load(&args.stack.stack)?;
     if args.stack.is_local() && local::running(root).is_none() {
         println!(
             "local AWS is not running: nothing of {} remains",

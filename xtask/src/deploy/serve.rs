@@ -527,7 +527,7 @@ impl RunningGateway {
 /// Starts the local stack's gateway on `port` (0: any free port) and
 /// records its URL as the local deploy record's `api_url`.
 pub async fn start(root: &Path, port: u16) -> Result<RunningGateway> {
-    let deployment = super::load_deployment(root, "local")?;
+    let deployment = face_stacks::Deployment::load("local")?;
     let region = deployment
         .regions
         .first()
