@@ -577,10 +577,7 @@ fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let followed = runtime.block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(record.region.clone()))
-            .load()
-            .await;
+        let sdk = face_sdk_config::region_config(None, &record.region).await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let on_ctrl_c = std::sync::Arc::clone(&stop);

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aws_config::{BehaviorVersion, Region as AwsRegion, SdkConfig};
+use face_sdk_config::{SdkConfig, region_config};
 use face_stacks::{
     Architecture, DeployRecord, Deployment, FunctionName, LoadError, RecordError, outputs,
 };
@@ -119,21 +119,6 @@ pub struct DeployedRegion {
     /// The account deploy recorded: every S3 call on the region's bucket
     /// expects it to own the bucket (`ExpectedBucketOwner`).
     pub bucket_owner: String,
-}
-
-/// One SDK config per region, built explicitly (never through
-/// process-wide region state).
-pub async fn region_config(base: Option<&SdkConfig>, region: &str) -> SdkConfig {
-    let region = AwsRegion::new(region.to_string());
-    match base {
-        Some(base) => base.to_builder().region(region).build(),
-        None => {
-            aws_config::defaults(BehaviorVersion::latest())
-                .region(region)
-                .load()
-                .await
-        }
-    }
 }
 
 /// The selected regions of `deployment`, in the deployment's order: bucket
@@ -256,11 +241,7 @@ regions:
             regions: vec!["eu-west-1".into()],
             lambda_endpoints: [("eu-west-1".to_string(), endpoint)].into(),
             max_in_flight: Some(3),
-            sdk: Some(
-                SdkConfig::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .build(),
-            ),
+            sdk: Some(face_sdk_config::local_config("http://127.0.0.1:1", "us-east-1").await),
         };
         let regions = deployed_regions(&deployment, &select).await.unwrap();
         let worker = &deployment.region("eu-west-1").unwrap().functions[&FunctionName::ScanWorker];
@@ -276,7 +257,8 @@ regions:
                 max_in_flight: 3,
             }
         );
-        assert_eq!(regions[0].sdk.region(), Some(&AwsRegion::new("eu-west-1")));
+        let region = regions[0].sdk.region().map(|r| r.as_ref());
+        assert_eq!(region, Some("eu-west-1"));
 
         // A region deploy has not written says so.
         select.regions = vec!["us-east-1".into()];

@@ -34,15 +34,16 @@ pub struct LambdaWorker<J, R> {
 impl<J, R> LambdaWorker<J, R> {
     /// One client per target, from the shared credentials chain but each
     /// with its own region (and endpoint).
-    pub fn new(base: &aws_config::SdkConfig, targets: &[LambdaTarget]) -> Self {
+    pub fn new(base: &face_sdk_config::SdkConfig, targets: &[LambdaTarget]) -> Self {
         let targets = targets
             .iter()
             .map(|t| {
                 // The scheduler retries (elsewhere, with its own backoff);
                 // SDK retries underneath would hide a dead region for seconds.
-                let mut config = aws_sdk_lambda::config::Builder::from(base)
-                    .region(aws_sdk_lambda::config::Region::new(t.region.clone()))
-                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled());
+                let mut config = aws_sdk_lambda::config::Builder::from(
+                    &face_sdk_config::with_region(base, &t.region),
+                )
+                .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled());
                 if let Some(endpoint) = &t.endpoint_url {
                     config = config.endpoint_url(endpoint);
                 }

@@ -104,13 +104,8 @@ impl MotoServer {
     /// An SDK config aimed at this server: its endpoint, test credentials,
     /// [`DEFAULT_REGION`]. For S3 build the client with
     /// `aws_sdk_s3::config::Builder::from(&config).force_path_style(true)`.
-    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new(DEFAULT_REGION))
-            .test_credentials()
-            .load()
-            .await
+    pub async fn sdk_config(&self) -> face_sdk_config::SdkConfig {
+        face_sdk_config::local_config(&self.endpoint, DEFAULT_REGION).await
     }
 }
 

@@ -170,13 +170,10 @@ fn video_jobs_on_the_local_stack() {
         .as_str()
         .unwrap()
         .to_string();
-    let config = runtime.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint_url())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
-            .load(),
-    );
+    let config = runtime.block_on(face_sdk_config::local_config(
+        moto.endpoint_url(),
+        "us-east-1",
+    ));
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)

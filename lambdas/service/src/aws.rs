@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -20,10 +19,8 @@ use crate::storage::{
 };
 use face_api::jobs::JobStatus;
 
-/// The shared SDK configuration from the standard chain.
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
-}
+/// The shared SDK configuration, built as every crate builds it.
+pub use face_sdk_config::{SdkConfig, load_sdk_config};
 
 /// An S3 client; path-style addressing when an endpoint is set, because
 /// local endpoints (moto) have no per-bucket DNS names.

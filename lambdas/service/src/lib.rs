@@ -34,7 +34,7 @@ pub async fn init_function() -> Result<
     (
         ServiceConfig,
         std::sync::Arc<face_core::FacePipeline>,
-        aws_config::SdkConfig,
+        face_sdk_config::SdkConfig,
     ),
     ServiceError,
 > {

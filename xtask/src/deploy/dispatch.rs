@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use aws_config::SdkConfig;
+use face_sdk_config::SdkConfig;
 use serde_json::{Value, json};
 
 /// How long one receive waits for messages (also how fast `stop` is seen).

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use face_sdk_config::SdkConfig;
 use face_stacks::Deployment;
 
 pub mod api_key;
@@ -48,16 +48,10 @@ impl Target {
     /// One SDK config for `region`, built explicitly: never through
     /// process-wide state, so several regions can be served at once.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
-        let loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
         match self {
-            Target::Aws => loader.load().await,
+            Target::Aws => face_sdk_config::region_config(None, region).await,
             Target::Local { endpoint_url } => {
-                loader
-                    .endpoint_url(endpoint_url)
-                    .test_credentials()
-                    .load()
-                    .await
+                face_sdk_config::local_config(endpoint_url, region).await
             }
         }
     }

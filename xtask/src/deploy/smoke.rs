@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
+use face_sdk_config::SdkConfig;
 use face_stacks::app::outputs as keys;
 use face_stacks::{DeployRecord, Deployment, FunctionName};
 use serde_json::{Value, json};
