@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             ))
         })?;
     let sdk = load_sdk_config().await;
-    let keys = DynamoApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let keys = DynamoApiKeys::from_sdk(&sdk, table);
     let keys = &keys;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         authorize(keys, event.payload).await

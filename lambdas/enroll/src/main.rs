@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let enroller = Enroller::new(
         pipeline,
         s3_objects(&sdk, &config),
-        DynamoPeople::new(aws_sdk_dynamodb::Client::new(&sdk), &config.people_table),
+        DynamoPeople::from_sdk(&sdk, &config.people_table),
         config.bucket.clone(),
     );
     let enroller = &enroller;

@@ -38,16 +38,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &config.results_queue_url,
     ) {
         (Some(jobs), Some(scan_queue), Some(results), Some(results_queue)) => {
-            let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
             let stores = JobStores {
-                jobs: Arc::new(DynamoJobs::new(dynamo.clone(), jobs)),
-                scan_queue: Arc::new(SqsWork::new(sqs.clone(), scan_queue)),
-                people: Arc::new(DynamoPeople::new(dynamo.clone(), &config.people_table)),
-                results: Arc::new(DynamoResults::new(dynamo, results)),
-                results_queue: Arc::new(SqsResults::new(sqs, results_queue)),
+                jobs: Arc::new(DynamoJobs::from_sdk(&sdk, jobs)),
+                scan_queue: Arc::new(SqsWork::from_sdk(&sdk, scan_queue)),
+                people: Arc::new(DynamoPeople::from_sdk(&sdk, &config.people_table)),
+                results: Arc::new(DynamoResults::from_sdk(&sdk, results)),
+                results_queue: Arc::new(SqsResults::from_sdk(&sdk, results_queue)),
                 topic: config.results_topic_arn.as_ref().map(|arn| {
-                    Arc::new(SnsTopic::new(aws_sdk_sns::Client::new(&sdk), arn))
+                    Arc::new(SnsTopic::from_sdk(&sdk, arn))
                         as Arc<dyn face_service::storage::Notifier>
                 }),
             };

@@ -394,6 +394,12 @@ impl DynamoPeople {
         }
     }
 
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+
     fn record(item: &HashMap<String, AttributeValue>) -> PersonRecord {
         let attributes = item
             .get("attributes")
@@ -556,6 +562,12 @@ impl DynamoResults {
             table: table.into(),
         }
     }
+
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
 }
 
 #[async_trait]
@@ -638,6 +650,12 @@ impl SqsResults {
             queue_url: queue_url.into(),
         }
     }
+
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sqs::Client::new(sdk), queue_url)
+    }
 }
 
 #[async_trait]
@@ -692,6 +710,12 @@ impl DynamoApiKeys {
             client,
             table: table.into(),
         }
+    }
+
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
 }
 
@@ -868,6 +892,12 @@ impl DynamoJobs {
             client,
             table: table.into(),
         }
+    }
+
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
 }
 
@@ -1100,6 +1130,12 @@ impl SqsWork {
             queue_url: queue_url.into(),
         }
     }
+
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sqs::Client::new(sdk), queue_url)
+    }
 }
 
 #[async_trait]
@@ -1129,6 +1165,12 @@ impl SnsTopic {
             client,
             topic_arn: topic_arn.into(),
         }
+    }
+
+    /// With its own client from `sdk`, so a function binary never names an
+    /// SDK crate.
+    pub fn from_sdk(sdk: &SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sns::Client::new(sdk), topic_arn)
     }
 }
 
