@@ -14,9 +14,6 @@ use serde::Serialize;
 use crate::models::load_pipeline;
 use devset::{detection_labels, recognition_labels};
 
-/// The one-face photo timed for the cold start.
-pub const COLD_START_IMAGE: &str = "recognition/george_clooney/deepface_img38.jpg";
-
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     pub data: PathBuf,
@@ -85,7 +82,9 @@ pub fn run(process_start: Instant, options: &BenchOptions) -> Result<BenchReport
     let pipeline = load_pipeline(&options.models, &options.detector, options.config.clone())?;
     let model_load_ms = load_start.elapsed().as_secs_f64() * 1000.0;
 
-    let first_path = options.data.join(COLD_START_IMAGE);
+    let labels = recognition_labels(&options.data)?;
+    let first = devset::cold_start_photo(&labels).context("no recognition photos")?;
+    let first_path = options.data.join(&first.path);
     let first =
         std::fs::read(&first_path).with_context(|| format!("reading {}", first_path.display()))?;
     let (_, first_faces) = process(

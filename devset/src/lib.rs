@@ -1,11 +1,12 @@
 //! The labelled development set's layout (see `../shared/data/SOURCES.md`):
 //! `labels_recognition.csv` (photo → person), `labels_detection.csv` (photo →
-//! face count, known people) and `video_slideshow_shared.csv` (second of a
-//! video → slide photo, people on it), plus the choices the demo and the
-//! tests derive from them, so that no file name of the set is written in
-//! code and another set with the same layout works unchanged.
+//! face count, known people), `video_slideshow_shared.csv` (second of a
+//! video → slide photo, people on it) and `video_segments.csv` (the real
+//! footage), plus the choices the tools derive from them (the demo, the
+//! smoke test, the benches), so that no file name of the set is written in
+//! the tools' code and another set with the same layout works unchanged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -30,6 +31,8 @@ pub const RECOGNITION_LABELS: &str = "labels_recognition.csv";
 pub const DETECTION_LABELS: &str = "labels_detection.csv";
 /// The slideshow video's labels' file name in a data folder.
 pub const SLIDESHOW_LABELS: &str = "video_slideshow_shared.csv";
+/// The real footage's labels' file name in a data folder.
+pub const VIDEO_SEGMENTS: &str = "video_segments.csv";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevsetError {
@@ -96,6 +99,32 @@ impl SlideLabel {
     }
 }
 
+/// One labelled stretch of real footage.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VideoSegment {
+    /// The video, relative to the data folder.
+    pub video: String,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub start_pts_s: f64,
+    pub end_pts_s: f64,
+    /// `;`-separated people of the recognition set seen in the stretch.
+    #[serde(default)]
+    pub identities_visible: String,
+    /// Faces per frame, roughly (`3-8`).
+    pub approx_faces: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// A video of the set to time a scan on, and what it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchVideo {
+    /// Relative to the data folder.
+    pub video: String,
+    pub what: String,
+}
+
 /// A person to enroll and their photos, relative to the data folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enrollment {
@@ -127,6 +156,55 @@ pub fn recognition_labels(data: &Path) -> Result<Vec<RecognitionLabel>, DevsetEr
 
 pub fn detection_labels(data: &Path) -> Result<Vec<DetectionLabel>, DevsetError> {
     read(&data.join(DETECTION_LABELS))
+}
+
+pub fn video_segments(data: &Path) -> Result<Vec<VideoSegment>, DevsetError> {
+    read(&data.join(VIDEO_SEGMENTS))
+}
+
+/// Each person's recognition photos in label order, by person.
+pub fn photos_by_person(labels: &[RecognitionLabel]) -> BTreeMap<&str, Vec<&str>> {
+    let mut people: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for label in labels {
+        people
+            .entry(label.identity.as_str())
+            .or_default()
+            .push(label.path.as_str());
+    }
+    people
+}
+
+/// The photo the benches time a cold start on: the first recognition
+/// photo in label order (its person's face is the main one; the benches
+/// check it is the only one).
+pub fn cold_start_photo(labels: &[RecognitionLabel]) -> Option<&RecognitionLabel> {
+    labels.first()
+}
+
+/// The videos a scan is timed on: each video of the real footage in label
+/// order, then the slideshow's.
+pub fn bench_videos(data: &Path) -> Result<Vec<BenchVideo>, DevsetError> {
+    let mut videos: Vec<BenchVideo> = Vec::new();
+    for segment in video_segments(data)? {
+        if !videos.iter().any(|v| v.video == segment.video) {
+            videos.push(BenchVideo {
+                what: format!("footage, {} faces per frame", segment.approx_faces),
+                video: segment.video,
+            });
+        }
+    }
+    let slides = slideshow_labels(data)?;
+    if let Some(first) = slides.first() {
+        let most = slides.iter().map(|s| s.min_faces).max().unwrap_or(0);
+        videos.push(BenchVideo {
+            video: first.video.clone(),
+            what: format!(
+                "slideshow of {} labelled photos, 0-{most} faces",
+                slides.len()
+            ),
+        });
+    }
+    Ok(videos)
 }
 
 /// The slideshow's labels in playing order; every slide names the same
@@ -370,6 +448,59 @@ mod tests {
             ["recognition/cy/1.jpg", "recognition/cy/2.jpg"]
         );
         assert_eq!(group_of_people(&recognition, &detection, 3), None);
+    }
+
+    #[test]
+    fn the_benches_time_the_first_photo_and_every_video_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), RECOGNITION_LABELS, PHOTOS);
+        write(
+            dir.path(),
+            VIDEO_SEGMENTS,
+            "video,first_frame,last_frame,start_pts_s,end_pts_s,identities_visible,approx_faces,notes\n\
+             video/street.mp4,0,9,0.0,0.4,,3-8,\"crowd, walking\"\n\
+             video/street.mp4,10,19,0.4,0.8,ann,2,\n\
+             video/hall.mp4,0,4,0.0,0.2,,1,\n",
+        );
+        write(
+            dir.path(),
+            SLIDESHOW_LABELS,
+            "video,start_s,end_s,source_image,identities,min_faces\n\
+             video/show.mp4,0,1,detection/empty.png,,0\n\
+             video/show.mp4,1,2,detection/group.jpg,ann;bob,2\n",
+        );
+        let labels = recognition_labels(dir.path()).unwrap();
+        assert_eq!(
+            cold_start_photo(&labels).map(|l| l.path.as_str()),
+            Some("recognition/ann/1.jpg")
+        );
+        assert_eq!(cold_start_photo(&[]), None);
+        let people = photos_by_person(&labels);
+        assert_eq!(
+            people["cy"],
+            ["recognition/cy/1.jpg", "recognition/cy/2.jpg"]
+        );
+        assert_eq!(
+            people.keys().copied().collect::<Vec<_>>(),
+            ["ann", "bob", "cy", "dee"]
+        );
+        assert_eq!(
+            bench_videos(dir.path()).unwrap(),
+            [
+                BenchVideo {
+                    video: "video/street.mp4".into(),
+                    what: "footage, 3-8 faces per frame".into(),
+                },
+                BenchVideo {
+                    video: "video/hall.mp4".into(),
+                    what: "footage, 1 faces per frame".into(),
+                },
+                BenchVideo {
+                    video: "video/show.mp4".into(),
+                    what: "slideshow of 2 labelled photos, 0-2 faces".into(),
+                },
+            ]
+        );
     }
 
     #[test]

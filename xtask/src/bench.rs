@@ -15,8 +15,6 @@ use xshell::{Shell, cmd};
 const THREADS: [u32; 2] = [1, 2];
 /// External cold-start runs of `facectl detect` (median taken).
 const COLD_START_RUNS: usize = 5;
-/// A one-face photo of the shared data set, for the cold-start runs.
-const COLD_START_IMAGE: &str = "recognition/george_clooney/deepface_img38.jpg";
 /// The old CSE546 system (PyTorch on Lambda): measured cold start.
 const PYTORCH_COLD_START_MS: f64 = 19_900.0;
 const PYTORCH_COLD_START_LABEL: &str = "  19.9 s PyTorch cold start (old CSE546)";
@@ -29,8 +27,8 @@ const STAMP: &str = ".requirements-stamp";
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Data folder with labels_recognition.csv and labels_detection.csv
-    /// [default: $FACE_DATA_DIR, else <repo>/../shared/data]
+    /// Labelled data folder [default: $FACE_DATA_DIR, else
+    /// <repo>/../shared/data]
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Folder with the .onnx models [default: <repo>/blobs, else
@@ -97,7 +95,8 @@ pub fn run(sh: &Shell, root: &Path, args: BenchArgs) -> Result<()> {
         bail!("--repeat must be at least 1");
     }
     let data = devset::data_dir(args.data.as_deref(), root);
-    check_file(&data.join("labels_recognition.csv"), "data folder (--data)")?;
+    let labels = devset::recognition_labels(&data)?;
+    let cold_start = devset::cold_start_photo(&labels).context("no recognition photos")?;
     let models = match &args.models {
         Some(m) => m.clone(),
         None => default_models(root)?,
@@ -139,7 +138,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchArgs) -> Result<()> {
                 .ours
                 .push(parse_report(&out).context("parsing the JSON of facectl bench")?);
         }
-        let image = data.join(COLD_START_IMAGE);
+        let image = data.join(&cold_start.path);
         check_file(&image, "cold-start image")?;
         summary.ours_external_cold_start_ms = Some(facectl_cold_start_ms(
             &facectl,

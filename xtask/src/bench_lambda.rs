@@ -17,8 +17,6 @@ use serde_json::json;
 
 use crate::build;
 
-/// A one-face photo of the shared data set (the core bench uses it too).
-const IMAGE: &str = "recognition/george_clooney/deepface_img38.jpg";
 const BUCKET: &str = "bench-faces";
 const COLLECTION: &str = "bench";
 /// The old CSE546 system (PyTorch on Lambda): measured cold start.
@@ -75,7 +73,10 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
         "--cold-runs and --warm-invokes must be at least 1"
     );
     let data = devset::data_dir(args.data.as_deref(), root);
-    let image = data.join(IMAGE);
+    // The photo the other benches time their cold start on.
+    let labels = devset::recognition_labels(&data)?;
+    let photo = devset::cold_start_photo(&labels).context("no recognition photos")?;
+    let image = data.join(&photo.path);
     let bytes = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
     let event = json!({
         "collection": COLLECTION,

@@ -9,18 +9,6 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
-/// The videos measured, with what they stand for.
-const VIDEOS: [(&str, &str); 2] = [
-    (
-        "facenet-pytorch_video.mp4",
-        "1920x1080 25 fps street crowd, 3-8 faces per frame",
-    ),
-    (
-        "slideshow_shared.mp4",
-        "640x360 10 fps slideshow, 0-6 faces",
-    ),
-];
-
 #[derive(Debug, clap::Args)]
 pub struct BenchScanArgs {
     /// Labelled data folder [default: $FACE_DATA_DIR, else ../shared/data
@@ -71,19 +59,12 @@ fn num(v: &serde_json::Value, path: &[&str]) -> Result<f64> {
 /// The people with two or more photos, enrolled from all their photos:
 /// throughput does not depend on which photos, only on how many people.
 fn enroll(sh: &Shell, facectl: &Path, store: &Path, data: &Path) -> Result<()> {
-    let labels = data.join("labels_recognition.csv");
-    let text = std::fs::read_to_string(&labels)
-        .with_context(|| format!("reading {}", labels.display()))?;
-    let mut people: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
-    for line in text.lines().skip(1) {
-        if let Some((path, who)) = line.split_once(',') {
-            people
-                .entry(who.trim().to_string())
-                .or_default()
-                .push(data.join(path));
-        }
-    }
-    for (person, photos) in people.iter().filter(|(_, p)| p.len() >= 2) {
+    let labels = devset::recognition_labels(data)?;
+    for (person, photos) in devset::photos_by_person(&labels)
+        .into_iter()
+        .filter(|(_, p)| p.len() >= 2)
+    {
+        let photos: Vec<PathBuf> = photos.into_iter().map(|p| data.join(p)).collect();
         cmd!(
             sh,
             "{facectl} --store {store} enroll --collection bench --person {person} {photos...}"
@@ -98,8 +79,9 @@ fn enroll(sh: &Shell, facectl: &Path, store: &Path, data: &Path) -> Result<()> {
 
 pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
     let data = devset::data_dir(args.data.as_deref(), root);
-    if !data.join("video").is_dir() {
-        bail!("no video folder in {} (use --data)", data.display());
+    let videos = devset::bench_videos(&data)?;
+    if videos.is_empty() {
+        bail!("no labelled video in {} (use --data)", data.display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     cmd!(sh, "{cargo} build --release -p facectl")
@@ -117,8 +99,8 @@ pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
         threads: 1,
         videos: Vec::new(),
     };
-    for (video, what) in VIDEOS {
-        let path = data.join("video").join(video);
+    for devset::BenchVideo { video, what } in videos {
+        let path = data.join(&video);
         eprintln!("== scan {video}: tracked and every-frame, 1 thread");
         let out = cmd!(
             sh,
@@ -129,8 +111,8 @@ pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
         .with_context(|| format!("scanning {video}"))?;
         let v: serde_json::Value = serde_json::from_str(&out).context("scan-video output")?;
         report.videos.push(ScanBench {
-            video: video.to_string(),
-            what: what.to_string(),
+            video,
+            what,
             frames: num(&v, &["info", "frames"])? as u64,
             width: num(&v, &["info", "width"])? as u32,
             height: num(&v, &["info", "height"])? as u32,
