@@ -1,0 +1,248 @@
+//! Tidy tests (as rust-analyzer's): rules of ARCHITECTURE.md that the
+//! compiler does not check, checked over the whole workspace's files.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use toml::Table;
+
+/// The crates allowed to depend on an AWS SDK crate (`aws-*`: `aws-config`,
+/// `aws-sdk-*`, `aws-smithy-*`, ...), each with why. ARCHITECTURE.md lists
+/// the same names; [`aws_sdk_list_matches_the_architecture`] checks it.
+const AWS_SDK_ALLOWED: [(&str, &str); 7] = [
+    ("face-service", "the storage traits on S3/DynamoDB/SQS/SNS"),
+    ("face-sdk-config", "builds every SDK config"),
+    (
+        "scan-coordinator",
+        "Lambda invokes, staging, account settings",
+    ),
+    ("facectl", "`results` reads the results queue (SQS)"),
+    ("xtask", "deploy, teardown, smoke test, local stack"),
+    ("local-aws", "its tests talk to moto"),
+    ("e2e", "sets up and inspects moto"),
+];
+
+fn root() -> PathBuf {
+    e2e::workspace()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn manifest(path: &Path) -> Table {
+    read(path)
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every workspace member: its package name and folder.
+fn members() -> Vec<(String, PathBuf)> {
+    let workspace = manifest(&root().join("Cargo.toml"));
+    let members = workspace["workspace"]["members"]
+        .as_array()
+        .expect("workspace.members");
+    members
+        .iter()
+        .map(|m| {
+            let dir = m.as_str().expect("a member is a path");
+            assert!(!dir.contains('*'), "expand the glob {dir:?} here");
+            let dir = root().join(dir);
+            let package = manifest(&dir.join("Cargo.toml"));
+            let name = package["package"]["name"].as_str().expect("package.name");
+            (name.to_string(), dir)
+        })
+        .collect()
+}
+
+/// The crates a manifest depends on, of every kind and target, by their
+/// real name (`package = "..."` when renamed).
+fn dependencies(manifest: &Table) -> BTreeSet<String> {
+    const KINDS: [&str; 3] = ["dependencies", "dev-dependencies", "build-dependencies"];
+    let mut tables: Vec<&Table> = KINDS
+        .iter()
+        .filter_map(|k| manifest.get(*k)?.as_table())
+        .collect();
+    if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
+        for target in targets.values().filter_map(|t| t.as_table()) {
+            tables.extend(KINDS.iter().filter_map(|k| target.get(*k)?.as_table()));
+        }
+    }
+    tables
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .map(|(key, spec)| {
+            spec.get("package")
+                .and_then(|p| p.as_str())
+                .unwrap_or(key)
+                .to_string()
+        })
+        .collect()
+}
+
+fn is_aws_sdk(dependency: &str) -> bool {
+    dependency.starts_with("aws-")
+}
+
+#[test]
+fn only_the_allowed_crates_depend_on_an_aws_sdk() {
+    let allowed: BTreeSet<&str> = AWS_SDK_ALLOWED.iter().map(|(name, _)| *name).collect();
+    let mut users = BTreeSet::new();
+    let mut offenders = Vec::new();
+    for (name, dir) in members() {
+        let sdk: Vec<String> = dependencies(&manifest(&dir.join("Cargo.toml")))
+            .into_iter()
+            .filter(|d| is_aws_sdk(d))
+            .collect();
+        if sdk.is_empty() {
+            continue;
+        }
+        users.insert(name.clone());
+        if !allowed.contains(name.as_str()) {
+            offenders.push(format!("{name} depends on {}", sdk.join(", ")));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "only infrastructure code talks to AWS (ARCHITECTURE.md): {offenders:#?}; \
+         go through face-service::aws or face-sdk-config, or argue for the crate in both lists"
+    );
+    // A crate that no longer needs the SDK leaves the list.
+    let stale: Vec<&&str> = allowed.iter().filter(|a| !users.contains(**a)).collect();
+    assert!(
+        stale.is_empty(),
+        "allowed but no AWS SDK dependency: {stale:?}"
+    );
+}
+
+#[test]
+fn aws_sdk_list_matches_the_architecture() {
+    // Lines wrap anywhere: compare on single spaces.
+    let doc = read(&root().join("ARCHITECTURE.md"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let marker = "allowed an AWS SDK dependency";
+    let start = doc
+        .find(marker)
+        .expect("ARCHITECTURE.md names the allowed crates")
+        + marker.len();
+    let sentence = &doc[start..];
+    let sentence = &sentence[..sentence.find('.').expect("the sentence ends")];
+    let listed: BTreeSet<&str> = sentence.split('`').skip(1).step_by(2).collect();
+    let allowed: BTreeSet<&str> = AWS_SDK_ALLOWED.iter().map(|(name, _)| *name).collect();
+    assert_eq!(listed, allowed, "ARCHITECTURE.md: {sentence:?}");
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every file name of the labelled data set: its label files and photos
+/// and videos, however deep.
+fn data_file_names(dir: &Path, out: &mut BTreeSet<String>) {
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (set FACE_DATA_DIR)", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            data_file_names(&path, out);
+        } else if path.extension().is_some_and(|e| e != "md") {
+            out.insert(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[test]
+fn only_devset_and_tests_name_files_of_the_data_set() {
+    let mut names = BTreeSet::new();
+    data_file_names(&e2e::data_dir(), &mut names);
+    assert!(names.len() > 10, "the data set looks empty: {names:?}");
+    let mut files = Vec::new();
+    for (name, dir) in members() {
+        // The layout's home; integration tests pin photos on purpose.
+        if name == "devset" || name == "e2e" {
+            continue;
+        }
+        for code in ["src", "examples", "benches"] {
+            rust_files(&dir.join(code), &mut files);
+        }
+    }
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    let mut offenders = Vec::new();
+    for file in &files {
+        let text = read(file);
+        for name in names.iter().filter(|n| text.contains(n.as_str())) {
+            offenders.push(format!("{}: {name}", file.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "name files of the data set through devset (ARCHITECTURE.md): {offenders:#?}"
+    );
+}
+
+/// The subcommands of the first `enum Command` in `crate_dir/src`, in
+/// kebab case as clap names them.
+fn subcommands(crate_dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&crate_dir.join("src"), &mut files);
+    files.sort();
+    let text = files
+        .iter()
+        .map(|f| read(f))
+        .find(|t| t.contains("enum Command {"))
+        .unwrap_or_else(|| panic!("no enum Command in {}", crate_dir.display()));
+    let body = &text[text.find("enum Command {").unwrap()..];
+    let body = &body[..body.find("\n}").expect("the enum ends")];
+    body.lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|l| {
+            let name: String = l.chars().take_while(char::is_ascii_alphanumeric).collect();
+            let mut kebab = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    kebab.push('-');
+                }
+                kebab.push(c.to_ascii_lowercase());
+            }
+            kebab
+        })
+        .collect()
+}
+
+#[test]
+fn the_code_map_names_every_command() {
+    let doc = read(&root().join("ARCHITECTURE.md"));
+    for (dir, row_start) in [("xtask", "| `xtask/` |"), ("cli", "| `cli/` (`facectl`) |")] {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(row_start))
+            .unwrap_or_else(|| panic!("ARCHITECTURE.md has no {row_start} row"));
+        let words: BTreeSet<&str> = row
+            .split(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        let commands = subcommands(&root().join(dir));
+        assert!(commands.len() >= 5, "{dir}: {commands:?}");
+        let missing: Vec<&String> = commands
+            .iter()
+            .filter(|c| !words.contains(c.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the {dir} row of ARCHITECTURE.md misses {missing:?}"
+        );
+    }
+}
