@@ -148,7 +148,11 @@ async fn teardown_region(
 
 /// Deletes retained tables, switching their deletion protection off
 /// first; a missing table is done.
-async fn delete_tables(config: &aws_config::SdkConfig, tables: &[String], r: &str) -> Result<()> {
+async fn delete_tables(
+    config: &face_sdk_config::SdkConfig,
+    tables: &[String],
+    r: &str,
+) -> Result<()> {
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     for table in tables {
         match dynamodb
