@@ -1,7 +1,7 @@
 //! The pinned tools, provisioned once under `target/tools/`:
 //!
 //! - `venv/`: a Python venv with `moto[server]`, `cargo-lambda` and `ziglang`
-//!   (the linker cargo-lambda drives for musl targets);
+//!   (the linker cargo-lambda drives for musl targets), and `cfn-lint`;
 //! - `bin/aws-lambda-rie-<arch>`: AWS's Lambda Runtime Interface Emulator,
 //!   taken out of the `aws-sam-cli` wheel, which ships it.
 //!
@@ -25,6 +25,9 @@ pub const MOTO_VERSION: &str = "5.2.5";
 pub const CARGO_LAMBDA_VERSION: &str = "1.9.2";
 /// `ziglang`, pinned to a zig that cargo-lambda's zigbuild supports.
 pub const ZIGLANG_VERSION: &str = "0.14.1";
+/// `cfn-lint`, pinned: the test gate lints every synthesized template with
+/// it (new releases add rules).
+pub const CFN_LINT_VERSION: &str = "1.58.0";
 /// `aws-sam-cli`, whose wheel carries the RIE binaries.
 pub const SAM_CLI_VERSION: &str = "1.170.0";
 
@@ -42,6 +45,8 @@ pub struct Tools {
     /// The venv's `cargo-lambda` (run as `cargo-lambda lambda build ...`,
     /// or put [`Tools::path_env`] on PATH and run `cargo lambda build`).
     pub cargo_lambda: PathBuf,
+    /// The venv's `cfn-lint`.
+    pub cfn_lint: PathBuf,
     /// The folder holding the `zig` executable of the ziglang package.
     pub zig_dir: PathBuf,
     /// The RIE binary for this machine's architecture.
@@ -97,7 +102,8 @@ impl Tools {
                 .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
                 .arg(format!("moto[server]=={MOTO_VERSION}"))
                 .arg(format!("cargo-lambda=={CARGO_LAMBDA_VERSION}"))
-                .arg(format!("ziglang=={ZIGLANG_VERSION}")),
+                .arg(format!("ziglang=={ZIGLANG_VERSION}"))
+                .arg(format!("cfn-lint=={CFN_LINT_VERSION}")),
         )?;
         extract_rie(&python, dir)?;
         let tools = Tools::locate(dir)?;
@@ -114,6 +120,7 @@ impl Tools {
             python: venv.join("bin/python"),
             moto_server: venv.join("bin/moto_server"),
             cargo_lambda: venv.join("bin/cargo-lambda"),
+            cfn_lint: venv.join("bin/cfn-lint"),
             zig_dir,
             rie: dir.join("bin").join(rie_name()),
         };
@@ -121,6 +128,7 @@ impl Tools {
             &tools.python,
             &tools.moto_server,
             &tools.cargo_lambda,
+            &tools.cfn_lint,
             &tools.rie,
         ] {
             if !path.is_file() {
@@ -144,7 +152,8 @@ impl Tools {
 fn stamp_text() -> String {
     format!(
         "moto[server]=={MOTO_VERSION}\ncargo-lambda=={CARGO_LAMBDA_VERSION}\n\
-         ziglang=={ZIGLANG_VERSION}\naws-sam-cli=={SAM_CLI_VERSION} ({})\n",
+         ziglang=={ZIGLANG_VERSION}\ncfn-lint=={CFN_LINT_VERSION}\n\
+         aws-sam-cli=={SAM_CLI_VERSION} ({})\n",
         rie_name()
     )
 }

@@ -21,6 +21,32 @@ fn timed<T>(phase: &str, run: impl FnOnce() -> Result<T>) -> Result<T> {
     outcome
 }
 
+/// Every shipped deployment's templates through `cfn-lint`: no error, no
+/// warning (it exits non-zero on either).
+fn lint_templates(sh: &Shell, root: &Path) -> Result<()> {
+    let tools = local_aws::Tools::ensure_default()?;
+    let out = root.join("target/synth");
+    let mut templates = Vec::new();
+    for stack in ["local", "dev", "prod"] {
+        let dir = out.join(stack);
+        std::fs::remove_dir_all(&dir).ok();
+        crate::synth::run(
+            root,
+            &crate::synth::SynthArgs {
+                stack: stack.into(),
+                out: Some(dir.clone()),
+            },
+        )?;
+        for entry in std::fs::read_dir(&dir)? {
+            templates.push(entry?.path());
+        }
+    }
+    let (cfn_lint, count) = (&tools.cfn_lint, templates.len());
+    cmd!(sh, "{cfn_lint} {templates...}").run()?;
+    println!("cfn-lint: {count} templates, no error or warning");
+    Ok(())
+}
+
 pub fn run(sh: &Shell, root: &Path) -> Result<()> {
     let started = Instant::now();
     timed("fetch-blobs", || {
@@ -30,6 +56,7 @@ pub fn run(sh: &Shell, root: &Path) -> Result<()> {
     timed("clippy", || {
         Ok(cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?)
     })?;
+    timed("cfn-lint", || lint_templates(sh, root))?;
     // The end-to-end tests (tests/) run the real musl bootstraps.
     timed("build the Lambda functions", || {
         build::build(root, build::Arch::X86_64, build::Profile::Ci, &[])
