@@ -14,7 +14,7 @@ use crate::cfn::{self, Statement, Template};
 use crate::config::FunctionName;
 use crate::constructs::function::CodeLocation;
 use crate::constructs::{
-    Alarms, Construct, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource,
+    Alarms, Construct, Dashboard, DataBucket, FifoQueue, Function, FunctionProps, QueueEventSource,
     QueueNotification, RestApi, Scope, Table, Topic, WorkQueue,
 };
 use crate::error::StackError;
@@ -117,6 +117,9 @@ impl Assets {
             .collect()
     }
 }
+
+/// Namespace of the functions' embedded-metric-format metrics.
+pub const METRICS_NAMESPACE: &str = "FaceRecognition";
 
 /// The S3 events that start recognition of an upload.
 const UPLOAD_EVENTS: &str = "s3:ObjectCreated:*";
@@ -476,6 +479,7 @@ impl<'a> FaceStack<'a> {
             environment,
             grants,
             log_retention_days: self.region.log_retention_days,
+            xray_tracing: self.region.xray_tracing,
         })
     }
 
@@ -563,6 +567,22 @@ impl<'a> FaceStack<'a> {
             email: self.deployment.alarm_email.clone(),
         };
         alarms.synth(scope, &mut t);
+        Dashboard {
+            logical_id: "Dashboard",
+            functions: FunctionName::ALL
+                .iter()
+                .map(|f| Function::physical_name(scope, *f))
+                .collect(),
+            queues: [&self.work_queue, &self.scan_queue]
+                .map(|q| scope.physical_name(q.suffix))
+                .to_vec(),
+            dead_letter_queues: [&self.work_queue, &self.scan_queue]
+                .map(|q| scope.physical_name(&format!("{}-dlq", q.suffix)))
+                .to_vec(),
+            metrics_namespace: METRICS_NAMESPACE,
+            function_metrics: Vec::new(),
+        }
+        .synth(scope, &mut t);
 
         use outputs::*;
         t.add_output(DATA_BUCKET_NAME, "data bucket", self.bucket.name());

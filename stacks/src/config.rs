@@ -146,6 +146,9 @@ pub struct RegionSettings {
     pub noncurrent_version_expiration_days: Option<u32>,
     /// DynamoDB point-in-time recovery on every table. Default false.
     pub point_in_time_recovery: Option<bool>,
+    /// X-Ray active tracing on every function (a segment per invocation,
+    /// its AWS SDK calls as subsegments). Default false.
+    pub xray_tracing: Option<bool>,
     /// The HTTPS API's stage-wide throttling. Each field layers on its own.
     #[serde(default)]
     pub api: ApiSettings,

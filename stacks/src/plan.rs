@@ -112,6 +112,7 @@ pub struct RegionPlan {
     pub work_queue: WorkQueueConfig,
     pub noncurrent_version_expiration_days: u32,
     pub point_in_time_recovery: bool,
+    pub xray_tracing: bool,
     pub api: ApiConfig,
 }
 
@@ -411,6 +412,7 @@ fn resolve_region(
             .point_in_time_recovery
             .or(shared.point_in_time_recovery)
             .unwrap_or(false),
+        xray_tracing: own.xray_tracing.or(shared.xray_tracing).unwrap_or(false),
         api: ApiConfig {
             rate_per_s: api_rate_per_s,
             burst: api_burst,

@@ -95,7 +95,7 @@ fn no_policy_grants_on_every_resource() {
 }
 
 /// Types that take no tags in CloudFormation.
-const UNTAGGABLE: [&str; 8] = [
+const UNTAGGABLE: [&str; 9] = [
     "AWS::SQS::QueuePolicy",
     "AWS::S3::BucketPolicy",
     "AWS::ApiGateway::Resource",
@@ -104,6 +104,7 @@ const UNTAGGABLE: [&str; 8] = [
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::GatewayResponse",
     "AWS::Lambda::Permission",
+    "AWS::CloudWatch::Dashboard",
 ];
 
 #[test]
@@ -989,4 +990,56 @@ fn a_missing_artifact_is_a_typed_error() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn functions_log_structured_json_into_their_own_group() {
+    for s in all_stacks() {
+        for f in FunctionName::ALL {
+            let p = &resources(&s)[&format!("{}Function", f.camel())]["Properties"];
+            let logging = &p["LoggingConfig"];
+            assert_eq!(logging["LogFormat"], "JSON", "{f}");
+            let group = &resources(&s)[&format!("{}LogGroup", f.camel())]["Properties"];
+            assert_eq!(logging["LogGroup"], group["LogGroupName"], "{f}");
+            // Tracing is opt-in.
+            assert!(p.get("TracingConfig").is_none());
+        }
+    }
+}
+
+#[test]
+fn xray_tracing_is_a_yaml_switch_with_its_grant() {
+    let d = parse("name: t\ndefaults: {xray_tracing: true}\nregions: {eu-west-1: {}}").unwrap();
+    let s = &d.synth(&assets()).unwrap()[0];
+    for f in FunctionName::ALL {
+        let camel = f.camel();
+        let p = &resources(s)[&format!("{camel}Function")]["Properties"];
+        assert_eq!(p["TracingConfig"]["Mode"], "Active", "{f}");
+        let actions = role_actions(s, &format!("{camel}Role"));
+        assert!(
+            actions.contains(&("xray:PutTraceSegments".to_string(), "*".to_string())),
+            "{f}: {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn the_dashboard_charts_every_function_and_queue() {
+    for s in all_stacks() {
+        let d = &resources(&s)["Dashboard"]["Properties"];
+        let body = d["DashboardBody"]["Fn::Sub"].as_str().expect("a Sub body");
+        let body: Value =
+            serde_json::from_str(&body.replace("${AWS::Region}", &s.region)).expect("JSON body");
+        let text = body.to_string();
+        for f in FunctionName::ALL {
+            let name = format!("{}-{f}", s.stack_name);
+            assert!(text.contains(&format!("\"{name}\"")), "{name} not charted");
+        }
+        for q in ["work-dlq", "scan-dlq", "work", "scan"] {
+            let name = format!("{}-{q}", s.stack_name);
+            assert!(text.contains(&format!("\"{name}\"")), "{name} not charted");
+        }
+        let widgets = body["widgets"].as_array().unwrap();
+        assert!(widgets.iter().all(|w| w["properties"]["region"] == s.region.as_str()));
+    }
 }

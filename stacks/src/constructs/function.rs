@@ -29,6 +29,8 @@ pub struct FunctionProps {
     /// The only permissions the role gets, besides writing its own logs.
     pub grants: Vec<Statement>,
     pub log_retention_days: u32,
+    /// X-Ray active tracing.
+    pub xray_tracing: bool,
 }
 
 /// `AWS::Lambda::Function` + `AWS::Logs::LogGroup` + `AWS::IAM::Role`.
@@ -72,6 +74,13 @@ impl Function {
     pub fn statements(&self, scope: &Scope) -> Vec<Statement> {
         let log_group = Self::log_group_name(scope, self.props.function);
         let mut statements = self.props.grants.clone();
+        if self.props.xray_tracing {
+            // X-Ray's write actions take no resource but "*".
+            statements.push(Statement::allow(
+                &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                [cfn::text("*")],
+            ));
+        }
         statements.push(Statement::allow(
             &["logs:CreateLogStream", "logs:PutLogEvents"],
             // The log group's streams: `log-group:<name>:log-stream:<stream>`.
@@ -133,8 +142,20 @@ impl Construct for Function {
             "Timeout": p.config.timeout_s,
             "Code": { "S3Bucket": p.code.bucket, "S3Key": p.code.key },
             "Environment": { "Variables": p.environment },
+            // Lambda's structured logs into the group made above: the
+            // runtime sets AWS_LAMBDA_LOG_FORMAT/LEVEL, which the functions'
+            // subscriber honours.
+            "LoggingConfig": {
+                "LogFormat": "JSON",
+                "ApplicationLogLevel": "INFO",
+                "SystemLogLevel": "WARN",
+                "LogGroup": Self::log_group_name(scope, p.function),
+            },
             "Tags": scope.tags(),
         });
+        if p.xray_tracing {
+            properties["TracingConfig"] = json!({ "Mode": "Active" });
+        }
         if let Some(reserved) = p.config.reserved_concurrency {
             properties["ReservedConcurrentExecutions"] = reserved.into();
         }
