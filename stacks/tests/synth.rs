@@ -1040,6 +1040,10 @@ fn the_dashboard_charts_every_function_and_queue() {
             assert!(text.contains(&format!("\"{name}\"")), "{name} not charted");
         }
         let widgets = body["widgets"].as_array().unwrap();
-        assert!(widgets.iter().all(|w| w["properties"]["region"] == s.region.as_str()));
+        assert!(
+            widgets
+                .iter()
+                .all(|w| w["properties"]["region"] == s.region.as_str())
+        );
     }
 }

@@ -327,7 +327,9 @@ pub async fn ensure_private_bucket(
 
 /// Creates or updates the stack; "no changes" is success. A stack left in
 /// ROLLBACK_COMPLETE (a failed first creation) is deleted and created
-/// again; one still in progress (a killed deploy) is waited for.
+/// again; one in UPDATE_ROLLBACK_FAILED (a rollback that could not undo a
+/// resource) has its rollback continued first; one still in progress (a
+/// killed deploy) is waited for.
 async fn apply_change_set(
     cfn: &aws_sdk_cloudformation::Client,
     stack_name: &str,
@@ -359,6 +361,25 @@ async fn apply_change_set(
             ChangeSetType::Create
         }
         Some(StackStatus::DeleteComplete) => ChangeSetType::Create,
+        Some(StackStatus::UpdateRollbackFailed) => {
+            step(
+                r,
+                "stack is UPDATE_ROLLBACK_FAILED; continuing the rollback first",
+            );
+            cfn.continue_update_rollback()
+                .stack_name(stack_name)
+                .send()
+                .await
+                .context("continuing the failed rollback")?;
+            match wait_settled(cfn, stack_name).await? {
+                Some(StackStatus::UpdateRollbackComplete) => ChangeSetType::Update,
+                other => bail!(
+                    "stack {stack_name} is {other:?} after continuing its rollback: fix the \
+                     resource named in its events (or continue the rollback skipping it with \
+                     `aws cloudformation continue-update-rollback --resources-to-skip`)"
+                ),
+            }
+        }
         Some(_) => ChangeSetType::Update,
     };
     let name = format!(
