@@ -204,6 +204,20 @@ impl VideoIndex {
         self.samples.len() as u64
     }
 
+    /// Heap bytes this index holds (capacities, not lengths): what a
+    /// cache of indexes weighs it by.
+    pub fn heap_bytes(&self) -> usize {
+        let nal_units = |units: &Vec<Vec<u8>>| -> usize {
+            units.capacity() * std::mem::size_of::<Vec<u8>>()
+                + units.iter().map(Vec::capacity).sum::<usize>()
+        };
+        self.samples.capacity() * std::mem::size_of::<Sample>()
+            + (self.frame_of_sample.capacity() + self.sample_of_frame.capacity())
+                * std::mem::size_of::<u32>()
+            + nal_units(&self.sps)
+            + nal_units(&self.pps)
+    }
+
     /// Presentation time of frame `frame`, in seconds.
     pub fn pts_s(&self, frame: u64) -> f64 {
         self.sample_of_frame.get(frame as usize).map_or(0.0, |&s| {

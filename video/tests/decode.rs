@@ -111,6 +111,14 @@ fn slideshow_has_ten_frames_per_second() {
     for f in [0u64, 10, 55, 119] {
         assert!((index.pts_s(f) - f as f64 / 10.0).abs() < 1e-6);
     }
+    // What a cache weighs it by: at least each frame's sample (32 bytes)
+    // and its two order entries, and not far more.
+    let per_frame = std::mem::size_of::<face_video::Sample>() + 2 * 4;
+    let bytes = index.heap_bytes();
+    assert!(
+        (120 * per_frame..2 * 120 * per_frame).contains(&bytes),
+        "{bytes} bytes for 120 frames"
+    );
 }
 
 /// Frames converted (index, changed) under a sampling.
