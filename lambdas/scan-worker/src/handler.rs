@@ -1,16 +1,16 @@
 //! The worker's one job: `{video, collection, frames}` in, the chunk's
 //! per-frame matches out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use face_core::FacePipeline;
-use face_service::ServiceError;
 use face_service::collections::{CollectionCache, validate_collection_name};
 use face_service::storage::ObjectStore;
-use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, VideoLimits, scan_chunk};
+use face_service::{ServiceError, StorageError};
+use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, scan_chunk};
 use serde_json::Value;
-use tokio::sync::Mutex;
+
+use crate::indexes::VideoIndexes;
 
 /// Compressed bytes one chunk may span (a 300-frame 4K chunk at 50 Mbit/s
 /// is ~60 MB).
@@ -32,21 +32,27 @@ pub struct ScanWorker<O> {
     objects: O,
     bucket: String,
     collections: CollectionCache,
-    /// Headers already read by this container, by bucket/key/etag: chunks
-    /// of the same video often land on the same warm environment.
-    indexes: Mutex<HashMap<String, Arc<VideoIndex>>>,
-    limits: VideoLimits,
+    indexes: VideoIndexes,
 }
 
 impl<O: ObjectStore> ScanWorker<O> {
     pub fn new(pipeline: Arc<FacePipeline>, objects: O, bucket: String) -> Self {
+        Self::with_indexes(pipeline, objects, bucket, VideoIndexes::default())
+    }
+
+    /// With other header and index cache budgets than the defaults.
+    pub fn with_indexes(
+        pipeline: Arc<FacePipeline>,
+        objects: O,
+        bucket: String,
+        indexes: VideoIndexes,
+    ) -> Self {
         Self {
             pipeline,
             objects,
             bucket,
             collections: CollectionCache::default(),
-            indexes: Mutex::default(),
-            limits: VideoLimits::default(),
+            indexes,
         }
     }
 
@@ -66,13 +72,17 @@ impl<O: ObjectStore> ScanWorker<O> {
         &self.objects
     }
 
+    pub fn indexes(&self) -> &VideoIndexes {
+        &self.indexes
+    }
+
     /// The MP4 header of `bucket/key`, read once per container and version.
     pub async fn video_index(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Arc<VideoIndex>, ServiceError> {
-        self.index(bucket, key).await
+        Ok(self.indexes.get(&self.objects, bucket, key).await?.index)
     }
 
     /// Scans one chunk; also hands back what was decoded (the chunk's
@@ -87,7 +97,11 @@ impl<O: ObjectStore> ScanWorker<O> {
             .bucket
             .clone()
             .unwrap_or_else(|| self.bucket.clone());
-        let index = self.index(&bucket, &request.key).await?;
+        let read = self
+            .indexes
+            .get(&self.objects, &bucket, &request.key)
+            .await?;
+        let index = read.index;
         let span = index
             .decode_span(request.frames)
             .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
@@ -98,12 +112,22 @@ impl<O: ObjectStore> ScanWorker<O> {
                 request.frames.start, request.frames.end
             )));
         }
-        let data = Arc::new(
-            self.objects
-                .get_range(&bucket, &request.key, span.bytes_start, span.bytes_end)
-                .await?
-                .bytes,
-        );
+        let chunk = self
+            .objects
+            .get_range(&bucket, &request.key, span.bytes_start, span.bytes_end)
+            .await?;
+        // Overwritten since the index was read: these bytes are not the
+        // frames it describes. A retry reads the new version's index.
+        if chunk.etag != read.etag {
+            return Err(ServiceError::Storage(StorageError::Transient {
+                operation: "s3:GetObject".into(),
+                message: format!(
+                    "{} changed while it was scanned (ETag {:?} then {:?}): retry",
+                    request.key, read.etag, chunk.etag
+                ),
+            }));
+        }
+        let data = Arc::new(chunk.bytes);
         let collection = self
             .collections
             .current(
@@ -144,24 +168,5 @@ impl<O: ObjectStore> ScanWorker<O> {
             data,
             data_offset: span.bytes_start,
         })
-    }
-
-    async fn index(&self, bucket: &str, key: &str) -> Result<Arc<VideoIndex>, ServiceError> {
-        let header = crate::sparse::fetch_header(&self.objects, bucket, key).await?;
-        // Keyed by size too: a re-upload under the same key is re-read.
-        let cache_key = format!("{bucket}/{key}#{}", header.size());
-        if let Some(index) = self.indexes.lock().await.get(&cache_key) {
-            return Ok(index.clone());
-        }
-        let size = header.size();
-        let limits = self.limits;
-        let index =
-            tokio::task::spawn_blocking(move || VideoIndex::from_reader(header, size, &limits))
-                .await
-                .map_err(|e| ServiceError::Internal(format!("index task: {e}")))?
-                .map_err(|e| ServiceError::BadRequest(format!("{key}: {e}")))?;
-        let index = Arc::new(index);
-        self.indexes.lock().await.insert(cache_key, index.clone());
-        Ok(index)
     }
 }

@@ -1,19 +1,63 @@
-//! An MP4 file seen through the few byte ranges its header needs: the
-//! top-level box headers, `ftyp` and `moov`. The MP4 parser seeks over
-//! `mdat`, so this is all it reads.
+//! An MP4 file seen through the few byte ranges its index needs: the
+//! top-level box headers (16-byte ranged GETs), then `ftyp` and `moov`
+//! whole. `mdat` is never read: the MP4 parser seeks over it. What the
+//! header boxes add up to is checked against a budget before any of them
+//! is downloaded.
 
 use std::io::{Read, Seek, SeekFrom};
 
 use face_service::ServiceError;
-use face_service::storage::ObjectStore;
+use face_service::StorageError;
+use face_service::storage::{ObjectStore, RangeRead};
+use thiserror::Error;
 
-/// The first read: covers `ftyp` and, for "fast start" files, `moov`.
-const FIRST_READ_BYTES: u64 = 64 * 1024;
-/// A header (`moov`) larger than this is refused (a 37 h video's sample
-/// table is ~60 MB).
-pub const MAX_HEADER_BOX_BYTES: u64 = 96 * 1024 * 1024;
-/// Top-level boxes walked at most.
+/// One read per top-level box header: its size, type and a 64-bit size.
+pub const BOX_HEADER_READ_BYTES: u64 = 16;
+/// The header boxes (`ftyp` + `moov` + `emsg`) of one video together: the
+/// sample table of `VideoLimits::max_frames` (4M frames, 37 h at 30 fps)
+/// is ~60 MB.
+pub const MAX_HEADER_BYTES: u64 = 96 * 1024 * 1024;
+/// Top-level boxes walked at most (a plain MP4 has 3-5).
 const MAX_TOP_LEVEL_BOXES: usize = 64;
+
+/// Why a video's header could not be fetched.
+#[derive(Debug, Error)]
+pub enum HeaderError {
+    #[error(
+        "{key}: the MP4 header boxes (ftyp, moov) are {header_bytes} bytes, over the budget of {budget_bytes}"
+    )]
+    OverBudget {
+        key: String,
+        header_bytes: u64,
+        budget_bytes: u64,
+    },
+    #[error("{key}: not a usable MP4: {why}")]
+    Malformed { key: String, why: String },
+    /// Overwritten between two reads: the ranges would mix two videos.
+    #[error("{key} changed while its header was read (ETag {before} then {after}): retry")]
+    Changed {
+        key: String,
+        before: String,
+        after: String,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<HeaderError> for ServiceError {
+    fn from(error: HeaderError) -> Self {
+        match error {
+            HeaderError::OverBudget { .. } | HeaderError::Malformed { .. } => {
+                ServiceError::BadRequest(error.to_string())
+            }
+            HeaderError::Changed { .. } => ServiceError::Storage(StorageError::Transient {
+                operation: "s3:GetObject".into(),
+                message: error.to_string(),
+            }),
+            HeaderError::Storage(e) => ServiceError::Storage(e),
+        }
+    }
+}
 
 /// Byte regions of a file of `size` bytes; reading elsewhere is an error.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +65,7 @@ pub struct SparseFile {
     regions: Vec<(u64, Vec<u8>)>,
     size: u64,
     pos: u64,
+    etag: Option<String>,
 }
 
 impl SparseFile {
@@ -28,10 +73,14 @@ impl SparseFile {
         self.size
     }
 
-    fn covers(&self, start: u64, len: u64) -> bool {
-        self.regions
-            .iter()
-            .any(|(at, bytes)| *at <= start && start + len <= at + bytes.len() as u64)
+    /// The ETag every region was read at (S3 always sends one).
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    /// Bytes held: what was downloaded.
+    pub fn fetched_bytes(&self) -> u64 {
+        self.regions.iter().map(|(_, b)| b.len() as u64).sum()
     }
 
     fn slice(&self, start: u64, len: u64) -> Option<&[u8]> {
@@ -75,71 +124,175 @@ impl Seek for SparseFile {
     }
 }
 
-fn bad(key: &str, why: impl std::fmt::Display) -> ServiceError {
-    ServiceError::BadRequest(format!("{key}: not a usable MP4: {why}"))
+/// Reads bytes `[start, end)` of `key`, refusing a read of another version
+/// than the first one's.
+struct Reader<'a, O> {
+    objects: &'a O,
+    bucket: &'a str,
+    key: &'a str,
+    file: SparseFile,
 }
 
-/// Fetches what the MP4 parser needs of `key`: each top-level box header,
-/// and all of `ftyp` and `moov`.
+impl<O: ObjectStore> Reader<'_, O> {
+    async fn read(&mut self, start: u64, end: u64) -> Result<(), HeaderError> {
+        let read = self
+            .objects
+            .get_range(self.bucket, self.key, start, end)
+            .await?;
+        if read.etag != self.file.etag || read.object_size != self.file.size {
+            return Err(HeaderError::Changed {
+                key: self.key.into(),
+                before: self.file.etag.clone().unwrap_or_default(),
+                after: read.etag.unwrap_or_default(),
+            });
+        }
+        self.file.regions.push((start, read.bytes));
+        Ok(())
+    }
+
+    fn malformed(&self, why: impl Into<String>) -> HeaderError {
+        HeaderError::Malformed {
+            key: self.key.into(),
+            why: why.into(),
+        }
+    }
+}
+
+/// The first read of a video: its first box header, and the size and
+/// ETag every later read must match (the index cache's key).
+pub async fn first_read<O: ObjectStore>(
+    objects: &O,
+    bucket: &str,
+    key: &str,
+) -> Result<RangeRead, HeaderError> {
+    Ok(objects
+        .get_range(bucket, key, 0, BOX_HEADER_READ_BYTES)
+        .await?)
+}
+
+/// Fetches what the MP4 parser needs of `key`, given its [`first_read`]:
+/// every top-level box header, then all of `ftyp`, `moov` and `emsg` (the
+/// boxes the parser reads), only once their sizes together are within
+/// `budget_bytes`.
 pub async fn fetch_header<O: ObjectStore>(
     objects: &O,
     bucket: &str,
     key: &str,
-) -> Result<SparseFile, ServiceError> {
-    let first = objects.get_range(bucket, key, 0, FIRST_READ_BYTES).await?;
-    let mut file = SparseFile {
-        regions: vec![(0, first.bytes)],
-        size: first.object_size,
-        pos: 0,
+    first: RangeRead,
+    budget_bytes: u64,
+) -> Result<SparseFile, HeaderError> {
+    let mut reader = Reader {
+        objects,
+        bucket,
+        key,
+        file: SparseFile {
+            regions: vec![(0, first.bytes)],
+            size: first.object_size,
+            pos: 0,
+            etag: first.etag,
+        },
     };
+    let size = reader.file.size;
+    let mut wanted: Vec<(u64, u64)> = Vec::new();
+    let mut header_bytes = 0u64;
     let mut pos = 0u64;
-    for _ in 0..MAX_TOP_LEVEL_BOXES {
-        if pos + 8 > file.size {
-            return Ok(file);
+    let mut boxes = 0usize;
+    // The parser stops at fewer than 8 bytes left.
+    while pos + 8 <= size {
+        boxes += 1;
+        if boxes > MAX_TOP_LEVEL_BOXES {
+            return Err(
+                reader.malformed(format!("more than {MAX_TOP_LEVEL_BOXES} top-level boxes"))
+            );
         }
-        if !file.covers(pos, 16.min(file.size - pos)) {
-            let end = (pos + 16).min(file.size);
-            let read = objects.get_range(bucket, key, pos, end).await?;
-            file.regions.push((pos, read.bytes));
+        if reader.file.slice(pos, 8).is_none() {
+            reader
+                .read(pos, (pos + BOX_HEADER_READ_BYTES).min(size))
+                .await?;
         }
-        let header = file
+        let header = reader
+            .file
             .slice(pos, 8)
-            .ok_or_else(|| bad(key, format!("box header at byte {pos} is cut short")))?;
+            .ok_or_else(|| reader.malformed(format!("box header at byte {pos} is cut short")))?;
         let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let kind = [header[4], header[5], header[6], header[7]];
-        let size = match size32 {
-            0 => file.size - pos,
+        let box_size = match size32 {
+            0 => size - pos,
             1 => {
-                let large = file
+                if reader.file.slice(pos + 8, 8).is_none() && pos + 16 <= size {
+                    reader.read(pos, pos + BOX_HEADER_READ_BYTES).await?;
+                }
+                let large = reader
+                    .file
                     .slice(pos + 8, 8)
-                    .ok_or_else(|| bad(key, "64-bit box size is cut short"))?;
-                u64::from_be_bytes(large.try_into().unwrap_or_default())
+                    .ok_or_else(|| reader.malformed("64-bit box size is cut short"))?;
+                let mut be = [0u8; 8];
+                be.copy_from_slice(large);
+                u64::from_be_bytes(be)
             }
             n => u64::from(n),
         };
-        if size < 8 || pos + size > file.size {
-            return Err(bad(
-                key,
-                format!(
-                    "box {:?} of {size} bytes at {pos}",
-                    String::from_utf8_lossy(&kind)
-                ),
-            ));
+        let name = String::from_utf8_lossy(&kind).into_owned();
+        if box_size < 8 || box_size > size - pos {
+            return Err(reader.malformed(format!("box {name:?} of {box_size} bytes at {pos}")));
         }
-        if matches!(&kind, b"ftyp" | b"moov") && !file.covers(pos, size) {
-            if size > MAX_HEADER_BOX_BYTES {
-                return Err(bad(
-                    key,
-                    format!("header box of {size} bytes, over {MAX_HEADER_BOX_BYTES}"),
-                ));
+        match &kind {
+            b"ftyp" | b"moov" | b"emsg" => {
+                header_bytes += box_size;
+                // Before anything is downloaded: the sizes come from headers.
+                if header_bytes > budget_bytes {
+                    return Err(HeaderError::OverBudget {
+                        key: key.into(),
+                        header_bytes,
+                        budget_bytes,
+                    });
+                }
+                wanted.push((pos, pos + box_size));
             }
-            let read = objects.get_range(bucket, key, pos, pos + size).await?;
-            file.regions.push((pos, read.bytes));
+            // The index refuses fragmented MP4 anyway: say so without
+            // fetching its fragments.
+            b"moof" => return Err(reader.malformed("fragmented MP4 (moof) is not supported")),
+            _ => {}
         }
-        pos += size;
+        pos += box_size;
     }
-    Err(bad(
-        key,
-        format!("more than {MAX_TOP_LEVEL_BOXES} top-level boxes"),
-    ))
+    // Adjacent boxes (a "fast start" ftyp + moov) in one request.
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in wanted {
+        match ranges.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => ranges.push((start, end)),
+        }
+    }
+    for (start, end) in ranges {
+        if reader.file.slice(start, end - start).is_none() {
+            reader.read(start, end).await?;
+        }
+    }
+    Ok(reader.file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_fetched_regions_can_be_read() {
+        let mut file = SparseFile {
+            regions: vec![(0, vec![1, 2, 3, 4]), (10, vec![5, 6])],
+            size: 12,
+            pos: 0,
+            etag: None,
+        };
+        let mut buf = [0u8; 4];
+        file.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 3, 4]);
+        file.seek(SeekFrom::Start(10)).unwrap();
+        let mut two = [0u8; 2];
+        file.read_exact(&mut two).unwrap();
+        assert_eq!(two, [5, 6]);
+        file.seek(SeekFrom::Start(5)).unwrap();
+        assert!(file.read(&mut two).is_err(), "byte 5 was never fetched");
+        assert_eq!(file.fetched_bytes(), 6);
+    }
 }
