@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::collections::{
-    CollectionCache, StoredPerson, load_person, people_prefix, person_key,
+    CollectionCache, StoredPerson, load_person, people_prefix, person_key, save_person,
     validate_collection_name, validate_person_name,
 };
 use crate::enroll::{EnrollResponse, Enroller, check_attributes};
@@ -695,11 +695,16 @@ where
         })
     }
 
-    /// The people of a collection with their stored faces (from S3).
-    async fn stored_people(&self, collection: &str) -> Result<Vec<StoredPerson>, ServiceError> {
+    /// The people of a collection with their stored faces (from S3), and
+    /// the names of those whose object is over the cap (not read).
+    async fn stored_people(
+        &self,
+        collection: &str,
+    ) -> Result<(Vec<StoredPerson>, Vec<String>), ServiceError> {
         let prefix = people_prefix(collection);
         let listed = self.stores.objects.list(&self.bucket, &prefix).await?;
         let mut people = Vec::new();
+        let mut over_cap = Vec::new();
         for object in listed {
             let Some(name) = object
                 .key
@@ -708,22 +713,26 @@ where
             else {
                 continue;
             };
-            if let Some(person) =
-                load_person(&self.stores.objects, &self.bucket, collection, name).await?
-            {
-                people.push(person);
+            match load_person(&self.stores.objects, &self.bucket, collection, name).await {
+                Ok(Some(person)) => people.push(person),
+                Ok(None) => {}
+                Err(e @ ServiceError::PersonTooLarge { .. }) => {
+                    tracing::error!(error = %e, "person object over the cap is not read");
+                    over_cap.push(name.to_string());
+                }
+                Err(e) => return Err(e),
             }
         }
-        Ok(people)
+        Ok((people, over_cap))
     }
 
     async fn delete_collection(
         &self,
         collection: &str,
     ) -> Result<t::DeleteCollectionResponse, ServiceError> {
-        let stored = self.stored_people(collection).await?;
+        let (stored, over_cap) = self.stored_people(collection).await?;
         let records = self.stores.people.list(collection).await?;
-        if stored.is_empty() && records.is_empty() {
+        if stored.is_empty() && over_cap.is_empty() && records.is_empty() {
             return Err(not_found(format!("no collection named {collection:?}")));
         }
         let mut names: std::collections::BTreeSet<String> =
@@ -738,6 +747,18 @@ where
                 .await?;
             removed_faces += person.faces.len() as u32;
             names.insert(person.person.clone());
+        }
+        // Not read, so counted from their records.
+        for name in &over_cap {
+            self.stores
+                .objects
+                .delete(&self.bucket, &person_key(collection, name))
+                .await?;
+            removed_faces += records
+                .iter()
+                .find(|r| &r.person == name)
+                .map_or(0, |r| r.face_count);
+            names.insert(name.clone());
         }
         for name in &names {
             self.stores.people.delete(collection, name).await?;
@@ -929,14 +950,7 @@ where
         // The embeddings object carries the attributes a search answers with.
         if let Some(stored) = &mut stored {
             stored.attributes = attributes.clone();
-            self.stores
-                .objects
-                .put(
-                    &self.bucket,
-                    &person_key(collection, person),
-                    stored.to_json(),
-                )
-                .await?;
+            save_person(&self.stores.objects, &self.bucket, collection, stored).await?;
         }
         let record = PersonRecord {
             collection: collection.into(),
@@ -958,7 +972,11 @@ where
         collection: &str,
         person: &str,
     ) -> Result<t::ForgetResponse, ServiceError> {
-        self.load_both(collection, person).await?;
+        match self.load_both(collection, person).await {
+            // An object over the cap is not read, but can be forgotten.
+            Ok(_) | Err(ServiceError::PersonTooLarge { .. }) => {}
+            Err(e) => return Err(e),
+        }
         match self
             .enroller
             .forget(collection.into(), person.into())
@@ -984,7 +1002,8 @@ where
         collection: &str,
         face_id: &str,
     ) -> Result<t::DeleteFaceResponse, ServiceError> {
-        let people = self.stored_people(collection).await?;
+        // A face of a person over the cap is not found: forget them instead.
+        let (people, _) = self.stored_people(collection).await?;
         let Some(mut stored) = people
             .into_iter()
             .find(|p| p.faces.iter().any(|f| f.face_id == face_id))
@@ -1002,14 +1021,7 @@ where
                 .forget(collection.into(), person.clone())
                 .await?;
         } else {
-            self.stores
-                .objects
-                .put(
-                    &self.bucket,
-                    &person_key(collection, &person),
-                    stored.to_json(),
-                )
-                .await?;
+            save_person(&self.stores.objects, &self.bucket, collection, &stored).await?;
             let record = self.stores.people.get(collection, &person).await?;
             self.stores
                 .people

@@ -2,6 +2,10 @@
 //! `collections/<collection>/people/<person>.json`, so concurrent
 //! enrollments of different people never overwrite each other, and a warm
 //! container's cache that re-reads only the objects whose ETag changed.
+//! A person object never grows past [`MAX_PERSON_OBJECT_BYTES`]
+//! ([`save_person`] refuses the write), and one that is over it anyway
+//! (written before the cap, or by hand) is left out of recognition, logged,
+//! rather than failing every recognition of its collection.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,8 +19,9 @@ use crate::storage::ObjectStore;
 
 /// Bumped when the person object's layout changes.
 pub const PERSON_FORMAT_VERSION: u32 = 1;
-/// A person object is small (a few KiB per face); anything larger is not ours.
-const MAX_PERSON_OBJECT_BYTES: u64 = 8 * 1024 * 1024;
+/// The cap of one person's object (~1.6 KB a face: ~5,000 faces);
+/// reads refuse anything larger without downloading it.
+pub const MAX_PERSON_OBJECT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// `face_api::ids::validate_collection_name`, refused as bad input.
 pub fn validate_collection_name(name: &str) -> Result<(), ServiceError> {
@@ -87,14 +92,50 @@ pub async fn load_person<O: ObjectStore>(
     {
         Ok(object) => Ok(Some(StoredPerson::parse(&key, &object.bytes)?)),
         Err(crate::StorageError::NotFound { .. }) => Ok(None),
+        Err(crate::StorageError::TooLarge { size_bytes, .. }) => {
+            Err(ServiceError::PersonTooLarge {
+                collection: collection.into(),
+                person: person.into(),
+                size_bytes,
+                limit_bytes: MAX_PERSON_OBJECT_BYTES,
+            })
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Writes one person, unless their object would be over
+/// [`MAX_PERSON_OBJECT_BYTES`]: then nothing is written and the caller's
+/// request fails ([`ServiceError::PersonTooLarge`]), instead of every later
+/// read of the collection.
+pub async fn save_person<O: ObjectStore>(
+    objects: &O,
+    bucket: &str,
+    collection: &str,
+    stored: &StoredPerson,
+) -> Result<(), ServiceError> {
+    let bytes = stored.to_json();
+    if bytes.len() as u64 > MAX_PERSON_OBJECT_BYTES {
+        return Err(ServiceError::PersonTooLarge {
+            collection: collection.into(),
+            person: stored.person.clone(),
+            size_bytes: bytes.len() as u64,
+            limit_bytes: MAX_PERSON_OBJECT_BYTES,
+        });
+    }
+    objects
+        .put(bucket, &person_key(collection, &stored.person), bytes)
+        .await?;
+    Ok(())
 }
 
 #[derive(Debug, Default)]
 struct CachedCollection {
     /// person object key → (etag, person name, person)
     people: HashMap<String, (String, String, Person)>,
+    /// Objects left out (unreadable, too large, another model) → their
+    /// ETag: the same bytes are not fetched and logged again.
+    ignored: HashMap<String, String>,
     collection: Option<Arc<Collection>>,
 }
 
@@ -130,12 +171,18 @@ impl CollectionCache {
             .people
             .retain(|key, _| listed.contains_key(key.as_str()));
         changed |= cached.people.len() != before;
+        cached
+            .ignored
+            .retain(|key, etag| listed.get(key.as_str()) == Some(&etag.as_str()));
 
         for (key, etag) in listed {
-            if cached.people.get(key).is_some_and(|(e, _, _)| e == etag) {
+            if cached.people.get(key).is_some_and(|(e, _, _)| e == etag)
+                || cached.ignored.get(key).is_some_and(|e| e == etag)
+            {
                 continue;
             }
             changed = true;
+            cached.ignored.remove(key);
             let object = match objects
                 .get(bucket, key, None, MAX_PERSON_OBJECT_BYTES)
                 .await
@@ -144,6 +191,14 @@ impl CollectionCache {
                 // Deleted between the listing and the read.
                 Err(crate::StorageError::NotFound { .. }) => {
                     cached.people.remove(key);
+                    continue;
+                }
+                // Not a bad input of this request, and not worth retrying:
+                // the others are still recognized.
+                Err(e @ crate::StorageError::TooLarge { .. }) => {
+                    tracing::error!(key, error = %e, "person object over the cap is ignored: forget and re-enroll them");
+                    cached.people.remove(key);
+                    cached.ignored.insert(key.to_string(), etag.to_string());
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -157,6 +212,7 @@ impl CollectionCache {
                         "person enrolled with another face model is ignored: re-enroll"
                     );
                     cached.people.remove(key);
+                    cached.ignored.insert(key.to_string(), etag.to_string());
                 }
                 Ok(stored) => {
                     let person = Person {
@@ -171,6 +227,7 @@ impl CollectionCache {
                     // One unreadable object must not stop recognition of everyone else.
                     tracing::error!(key, error = %e, "unreadable person object is ignored");
                     cached.people.remove(key);
+                    cached.ignored.insert(key.to_string(), etag.to_string());
                 }
             }
         }

@@ -10,8 +10,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::collections::{
-    PERSON_FORMAT_VERSION, StoredPerson, load_person, person_key, validate_collection_name,
-    validate_person_name,
+    PERSON_FORMAT_VERSION, StoredPerson, load_person, person_key, save_person,
+    validate_collection_name, validate_person_name,
 };
 use crate::error::{ErrorKind, ServiceError};
 use crate::image_input::ImageInput;
@@ -266,14 +266,8 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
             stored.faces.push(face);
         }
         // Embeddings first: a record without embeddings would list a person
-        // who can never be recognized.
-        self.objects
-            .put(
-                &self.bucket,
-                &person_key(&collection, &person),
-                stored.to_json(),
-            )
-            .await?;
+        // who can never be recognized. Past the cap nothing is written.
+        save_person(&self.objects, &self.bucket, &collection, &stored).await?;
         let face_count = stored.faces.len() as u32;
         self.people
             .put(&PersonRecord {
@@ -303,19 +297,32 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
     ) -> Result<EnrollResponse, ServiceError> {
         validate_collection_name(&collection)?;
         validate_person_name(&person)?;
-        let existing = load_person(&self.objects, &self.bucket, &collection, &person).await?;
+        // Faces removed: the object's, else the record's count (an object
+        // over the cap is not read, but can always be forgotten).
+        let removed_faces =
+            match load_person(&self.objects, &self.bucket, &collection, &person).await {
+                Ok(Some(existing)) => Some(existing.faces.len() as u32),
+                Ok(None) => None,
+                Err(ServiceError::PersonTooLarge { .. }) => Some(
+                    self.people
+                        .get(&collection, &person)
+                        .await?
+                        .map_or(0, |r| r.face_count),
+                ),
+                Err(e) => return Err(e),
+            };
         // Embeddings first, so the person stops being recognized even if
         // the record's deletion fails and is retried.
         self.objects
             .delete(&self.bucket, &person_key(&collection, &person))
             .await?;
         let had_record = self.people.delete(&collection, &person).await?;
-        if existing.is_none() && !had_record {
+        if removed_faces.is_none() && !had_record {
             return Err(ServiceError::BadRequest(format!(
                 "no person named {person:?} in collection {collection:?}"
             )));
         }
-        let removed_faces = existing.map_or(0, |p| p.faces.len() as u32);
+        let removed_faces = removed_faces.unwrap_or(0);
         tracing::info!(%collection, %person, removed_faces, "forgotten");
         Ok(EnrollResponse::Forget {
             collection,

@@ -48,6 +48,17 @@ pub enum ServiceError {
     Storage(#[from] StorageError),
     #[error("stored data at {location} is unreadable: {message}")]
     CorruptStore { location: String, message: String },
+    /// A person's object (their faces) past the cap of one person: an
+    /// enrollment refused, nothing written.
+    #[error(
+        "person {person:?} of collection {collection:?} needs {size_bytes} bytes, over the cap of {limit_bytes} per person: forget them or delete some of their faces before enrolling more"
+    )]
+    PersonTooLarge {
+        collection: String,
+        person: String,
+        size_bytes: u64,
+        limit_bytes: u64,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal error: {0}")]
@@ -57,7 +68,9 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ServiceError::BadRequest(_) | ServiceError::NotFound(_) => ErrorKind::BadInput,
+            ServiceError::BadRequest(_)
+            | ServiceError::NotFound(_)
+            | ServiceError::PersonTooLarge { .. } => ErrorKind::BadInput,
             ServiceError::Face(e) if e.is_bad_input() => ErrorKind::BadInput,
             ServiceError::Face(_) => ErrorKind::Fatal,
             ServiceError::Storage(StorageError::NotFound { .. })

@@ -9,13 +9,15 @@ use face_api::error::ErrorCode;
 use face_api::ids::UploadRef;
 use face_api::limits::MAX_INLINE_BODY_BYTES;
 use face_service::api::{Api, ApiRequest, ApiResponse, ApiStores, Caller};
+use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson, person_key};
 use face_service::memory::{
     MemoryApiKeys, MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults, MemorySigner,
 };
 use face_service::recognize::{Recognizer, RecognizerStores};
+use face_service::storage::ObjectStore;
 use serde_json::{Value, json};
 
-use common::{BUCKET, config, data, pipeline};
+use common::{BUCKET, config, data, grown_to, pipeline};
 
 const KIT: [&str; 2] = [
     "recognition/kit_harington/face_recognition_john1.jpeg",
@@ -577,4 +579,51 @@ async fn every_error_row() {
     assert!(message.contains("daily quota"), "{message}");
     // Other keys are not affected.
     ok(&api, req("GET", "/v1/collections")).await;
+}
+
+#[tokio::test]
+async fn people_over_the_cap_are_refused_left_out_and_still_deletable() {
+    let api = api();
+    enroll_two(&api).await;
+    let objects = api.stores().objects.clone();
+    // Kit's object past the cap, as enrollments before it could leave it.
+    let kit = person_key("got", "kit_harington");
+    let stored = objects.get(BUCKET, &kit, None, u64::MAX).await.unwrap();
+    let stored = StoredPerson::parse(&kit, &stored.bytes).unwrap();
+    let over = grown_to(&stored, MAX_PERSON_OBJECT_BYTES as usize + 4096);
+    objects.insert(BUCKET, &kit, over.to_json());
+
+    // Searches leave kit out; rose is still found.
+    let search = ok(
+        &api,
+        req("POST", "/v1/collections/got/search").with_raw_body(&data(GROUP), "image/jpeg"),
+    )
+    .await;
+    assert_eq!(names(&search), ["rose_leslie"], "{search}");
+    // Enrolling kit further is a 400 that says why; nothing is written.
+    let message = error(
+        &api,
+        req("POST", "/v1/collections/got/people/kit_harington/faces")
+            .with_json(&json!({"images": [{"base64": b64(KIT[0])}]})),
+        ErrorCode::BadInput,
+    )
+    .await;
+    assert!(message.contains("over the cap of 8388608"), "{message}");
+    let now = objects.get(BUCKET, &kit, None, u64::MAX).await.unwrap();
+    assert!(now.bytes == over.to_json());
+
+    // Kit can be forgotten (faces counted from the record), and a
+    // collection with someone over the cap deleted whole.
+    let forgotten = ok(
+        &api,
+        req("DELETE", "/v1/collections/got/people/kit_harington"),
+    )
+    .await;
+    assert_eq!(forgotten["removed_faces"], 2, "{forgotten}");
+    let mut ned = over.clone();
+    ned.person = "ned_stark".into();
+    objects.insert(BUCKET, &person_key("got", "ned_stark"), ned.to_json());
+    let removed = ok(&api, req("DELETE", "/v1/collections/got")).await;
+    assert_eq!(removed["removed_people"], 2, "{removed}");
+    assert!(objects.keys(BUCKET).is_empty());
 }

@@ -4,13 +4,15 @@
 mod common;
 
 use base64::Engine;
+use face_service::ServiceError;
+use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson, person_key};
 use face_service::enroll::{EnrollResponse, Enroller};
 use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
 use face_service::recognize::{RecentResultIds, Recognizer, RecognizerStores, ResultMessage};
-use face_service::storage::ResultStatus;
+use face_service::storage::{ObjectStore, PeopleTable, ResultStatus};
 use serde_json::{Value, json};
 
-use common::{BUCKET, config, data, pipeline};
+use common::{BUCKET, config, data, grown_to, pipeline};
 
 type TestRecognizer = Recognizer<MemoryObjects, MemoryPeople, MemoryResults, MemoryQueue>;
 
@@ -488,7 +490,6 @@ async fn the_warm_cache_follows_enrollments_and_forgetting() {
 }
 
 async fn people_in(people: &MemoryPeople, collection: &str) -> Vec<String> {
-    use face_service::storage::PeopleTable;
     people
         .list(collection)
         .await
@@ -496,4 +497,99 @@ async fn people_in(people: &MemoryPeople, collection: &str) -> Vec<String> {
         .into_iter()
         .map(|r| r.person)
         .collect()
+}
+
+#[tokio::test]
+async fn a_person_at_the_cap_is_refused_and_the_collection_still_recognizes() {
+    let w = world();
+    w.enroll_two().await;
+    let cap = MAX_PERSON_OBJECT_BYTES as usize;
+    let kit = person_key("got", "kit_harington");
+    let stored = w.objects.get(BUCKET, &kit, None, u64::MAX).await.unwrap();
+    let stored = StoredPerson::parse(&kit, &stored.bytes).unwrap();
+    let full = grown_to(&stored, cap);
+    // ~1.6 KB a face: the cap is thousands of faces, no real person's.
+    assert!(full.faces.len() > 4_000, "{}", full.faces.len());
+    let full = full.to_json();
+    assert!((cap - 16..=cap).contains(&full.len()), "{}", full.len());
+    w.objects.insert(BUCKET, &kit, full.clone());
+    let record = w.people.get("got", "kit_harington").await.unwrap();
+
+    // One more face would take kit past the cap: the enrollment fails,
+    // typed and non-retryable, and writes nothing.
+    let enroll_kit = json!({"action": "enroll", "collection": "got", "person": "kit_harington",
+        "attributes": {"house": "Stark"},
+        "images": [{"base64": b64("recognition/kit_harington/face_recognition_johnsnow_test1.jpg")}]});
+    let err = w.enroller.handle(enroll_kit).await.unwrap_err();
+    match &err {
+        ServiceError::PersonTooLarge {
+            person,
+            size_bytes,
+            limit_bytes,
+            ..
+        } => {
+            assert_eq!(person, "kit_harington");
+            assert_eq!(*limit_bytes, MAX_PERSON_OBJECT_BYTES);
+            assert!(*size_bytes > MAX_PERSON_OBJECT_BYTES);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.error_type(), "FaceService.BadInput");
+    assert!(err.to_string().contains("over the cap of 8388608"), "{err}");
+    let after = w.objects.get(BUCKET, &kit, None, u64::MAX).await.unwrap();
+    assert!(after.bytes == full, "kit's object was rewritten");
+    assert_eq!(w.people.get("got", "kit_harington").await.unwrap(), record);
+
+    // Everyone is still recognized, kit (at the cap) included.
+    let group = json!({"collection": "got",
+        "image": {"base64": b64("detection/face_recognition_kit_with_rose.jpg")}});
+    let reply = w.recognizer.handle(group.clone()).await.unwrap();
+    assert_eq!(
+        people_of(&reply),
+        ["kit_harington", "rose_leslie"],
+        "{reply:#}"
+    );
+
+    // An object over the cap anyway (written before there was one) leaves
+    // that person out, logged; it is no bad input of every upload.
+    let ned = person_key("got", "ned_stark");
+    let mut over = grown_to(&stored, cap + 4096);
+    over.person = "ned_stark".into();
+    w.objects.insert(BUCKET, &ned, over.to_json());
+    let reply = w.recognizer.handle(group).await.unwrap();
+    assert_eq!(
+        people_of(&reply),
+        ["kit_harington", "rose_leslie"],
+        "{reply:#}"
+    );
+    assert_eq!(reply["collection_people"], 2);
+    let event = w.upload(
+        "uploads/got/party.jpg",
+        "detection/face_recognition_kit_with_rose.jpg",
+    );
+    let reply = w.recognizer.handle(event).await.unwrap();
+    assert_eq!(reply["uploads"][0]["status"], "recognized", "{reply:#}");
+    let results = w.recognizer.stores().results.all();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, ResultStatus::Ok);
+
+    // That person cannot be enrolled further, but can be forgotten.
+    let err = w
+        .enroller
+        .handle(
+            json!({"action": "enroll", "collection": "got", "person": "ned_stark",
+            "images": [{"base64": b64("recognition/kit_harington/face_recognition_john1.jpeg")}]}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::PersonTooLarge { .. }),
+        "{err:?}"
+    );
+    assert!(w.objects.keys(BUCKET).contains(&ned));
+    w.enroller
+        .handle(json!({"action": "forget", "collection": "got", "person": "ned_stark"}))
+        .await
+        .unwrap();
+    assert!(!w.objects.keys(BUCKET).contains(&ned));
 }

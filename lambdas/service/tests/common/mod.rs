@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use face_core::FacePipeline;
 use face_service::ServiceConfig;
+use face_service::collections::StoredPerson;
 
 pub const BUCKET: &str = "data";
 
@@ -51,4 +52,27 @@ pub fn config() -> ServiceConfig {
         PathBuf::from("."),
     )
     .unwrap()
+}
+
+/// `person` with their first face copied under new ids, and one source
+/// padded, until the object is `target` bytes (within 16).
+pub fn grown_to(person: &StoredPerson, target: usize) -> StoredPerson {
+    let mut grown = person.clone();
+    let mut face = person.faces[0].clone();
+    let one = serde_json::to_vec(&face).unwrap().len() + 1;
+    let mut n = 0u64;
+    while grown.to_json().len() + 2 * one < target {
+        // Same length as real ids (16 hex), so each copy adds `one` bytes.
+        let copies = (target - grown.to_json().len()) / one - 1;
+        for _ in 0..copies {
+            face.face_id = format!("{n:016x}");
+            grown.faces.push(face.clone());
+            n += 1;
+        }
+    }
+    let room = target - 16 - grown.to_json().len();
+    if let Some(last) = grown.faces.last_mut() {
+        last.source.push_str(&"x".repeat(room));
+    }
+    grown
 }
