@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    face_service::telemetry::init_json_logs();
+    face_service::telemetry::init_logs();
     let table = std::env::var(API_KEYS_TABLE_ENV)
         .ok()
         .filter(|t| !t.trim().is_empty())

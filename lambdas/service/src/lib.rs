@@ -27,7 +27,8 @@ pub mod telemetry;
 pub use config::ServiceConfig;
 pub use error::{ErrorKind, ServiceError, StorageError};
 
-/// What every function's `main` does before serving: JSON logs, the
+/// What every function's `main` does before serving: logs as Lambda's
+/// `LoggingConfig` asks ([`telemetry`]), the
 /// config from the environment, the models from the artifact (once), the
 /// AWS config from the standard chain.
 pub async fn init_function() -> Result<
@@ -38,7 +39,7 @@ pub async fn init_function() -> Result<
     ),
     ServiceError,
 > {
-    telemetry::init_json_logs();
+    telemetry::init_logs();
     let config = ServiceConfig::from_env()?;
     let pipeline = std::sync::Arc::new(models::load_pipeline(&config.models_dir)?);
     let sdk = aws::load_sdk_config().await;
