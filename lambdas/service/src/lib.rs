@@ -18,6 +18,7 @@ pub mod events;
 pub mod image_input;
 pub mod jobs;
 pub mod memory;
+pub mod metrics;
 pub mod models;
 pub mod recognize;
 pub mod response;
