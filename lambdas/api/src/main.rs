@@ -2,9 +2,9 @@
 //! every route of the HTTPS API, answered by `face_service::api::Api`.
 //! Models load once, at init. See lambdas/README.md for the environment.
 
-use face_service::ServiceError;
 use face_service::api::Api;
 use face_service::aws::{api_stores, video_intake};
+use face_service::{FunctionInit, ServiceError};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -14,13 +14,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, pipeline, sdk) = face_service::init_function().await?;
+    let FunctionInit {
+        config,
+        pipeline,
+        sdk,
+        metrics,
+    } = face_service::init_function().await?;
     let mut api = Api::new(pipeline, api_stores(&sdk, &config)?, &config);
     if let Some(videos) = video_intake(&sdk, &config) {
         api = api.with_videos(videos);
     }
-    let api = &api;
+    let (api, metrics) = (&api, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        metrics.invocation_started();
         Ok::<Value, ServiceError>(api.handle_proxy_event(event.payload).await)
     }))
     .await

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use face_core::FacePipeline;
 use face_service::collections::{CollectionCache, validate_collection_name};
+use face_service::metrics::{Metric, Metrics};
 use face_service::storage::ObjectStore;
 use face_service::{ServiceError, StorageError};
 use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, scan_chunk};
@@ -33,6 +34,7 @@ pub struct ScanWorker<O> {
     bucket: String,
     collections: CollectionCache,
     indexes: VideoIndexes,
+    metrics: Metrics,
 }
 
 impl<O: ObjectStore> ScanWorker<O> {
@@ -53,7 +55,14 @@ impl<O: ObjectStore> ScanWorker<O> {
             bucket,
             collections: CollectionCache::default(),
             indexes,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Each scanned chunk writes its frame and face counts and times.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A direct invoke (the client-side coordinator's): one chunk's request
@@ -162,6 +171,23 @@ impl<O: ObjectStore> ScanWorker<O> {
             total_ms = scan.stats.total_ms,
             "chunk scanned"
         );
+        let stats = &scan.stats;
+        let matched = scan
+            .matches
+            .iter()
+            .flat_map(|m| &m.faces)
+            .filter(|f| f.detected && f.person.is_some())
+            .count();
+        self.metrics.emit(&[
+            (Metric::ChunkFrames, stats.frames as f64),
+            (Metric::FramesDetected, stats.frames_detected as f64),
+            (Metric::FacesFound, stats.faces_detected as f64),
+            (Metric::FacesMatched, matched as f64),
+            (Metric::DecodeTime, stats.decode_ms),
+            (Metric::DetectTime, stats.detect_ms),
+            (Metric::RecognizeTime, stats.recognize_ms),
+            (Metric::ChunkTime, stats.total_ms),
+        ]);
         Ok(ScannedChunk {
             scan,
             index,

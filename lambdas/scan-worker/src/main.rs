@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use face_service::ServiceError;
 use face_service::aws::{
     DynamoJobs, DynamoPeople, DynamoResults, SnsTopic, SqsResults, SqsWork, s3_objects,
 };
 use face_service::events::Invocation;
+use face_service::{FunctionInit, ServiceError};
 use lambda_runtime::{LambdaEvent, service_fn};
 use scan_worker::ScanWorker;
 use scan_worker::jobs::{JobRunner, JobSettings, JobStores};
@@ -24,12 +24,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, pipeline, sdk) = face_service::init_function().await?;
-    let worker = Arc::new(ScanWorker::new(
+    let FunctionInit {
+        config,
         pipeline,
-        s3_objects(&sdk, &config),
-        config.bucket.clone(),
-    ));
+        sdk,
+        metrics,
+    } = face_service::init_function().await?;
+    let worker = Arc::new(
+        ScanWorker::new(pipeline, s3_objects(&sdk, &config), config.bucket.clone())
+            .with_metrics(metrics.clone()),
+    );
     // Jobs need their table and queues; without them only direct invokes work.
     let runner = match (
         &config.jobs_table,
@@ -61,8 +65,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
         _ => None,
     };
-    let (worker, runner) = (&worker, &runner);
+    let (worker, runner, metrics) = (&worker, &runner, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        metrics.invocation_started();
         match Invocation::classify(event.payload)? {
             Invocation::Sqs(batch) => {
                 let runner = runner.as_ref().ok_or_else(|| {

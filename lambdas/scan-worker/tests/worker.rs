@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use face_service::enroll::Enroller;
 use face_service::memory::{MemoryObjects, MemoryPeople};
+use face_service::metrics::Metrics;
 use scan_worker::ScanWorker;
 use serde_json::json;
 
@@ -63,7 +64,8 @@ async fn a_chunk_of_the_slideshow_names_who_is_on_screen() {
         "videos/slideshow.mp4",
         data("video/slideshow_shared.mp4"),
     );
-    let worker = ScanWorker::new(pipeline, objects, "data".into());
+    let metrics = Metrics::in_memory("faces-scan-worker", None);
+    let worker = ScanWorker::new(pipeline, objects, "data".into()).with_metrics(metrics.clone());
 
     // Seconds 0-4: brick wall, Jennifer Aniston, Matt Damon, no faces.
     let index = face_video::VideoIndex::from_bytes(
@@ -95,6 +97,24 @@ async fn a_chunk_of_the_slideshow_names_who_is_on_screen() {
         "{:?}",
         scan.stats
     );
+
+    // One metrics line for the chunk, its counts the scan's own.
+    let lines = metrics.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["Function"], "faces-scan-worker");
+    assert_eq!(line["ChunkFrames"], end as f64);
+    assert_eq!(line["FramesDetected"], scan.stats.frames_detected as f64);
+    assert_eq!(line["FacesFound"], scan.stats.faces_detected as f64);
+    let named = scan
+        .matches
+        .iter()
+        .flat_map(|m| &m.faces)
+        .filter(|f| f.detected && f.person.is_some())
+        .count();
+    assert!(named > 0);
+    assert_eq!(line["FacesMatched"], named as f64);
+    assert!(line["ChunkTime"].as_f64().unwrap() >= line["DetectTime"].as_f64().unwrap());
 
     // A later chunk decodes from its own keyframe.
     let later = worker

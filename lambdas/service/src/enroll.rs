@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use face_core::{EnrollOutcome, FacePipeline, RelativeBox};
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use crate::collections::{
 };
 use crate::error::{ErrorKind, ServiceError};
 use crate::image_input::ImageInput;
+use crate::metrics::{Metric, Metrics};
 use crate::storage::{ObjectStore, PeopleTable, PersonRecord, now_rfc3339};
 
 /// More photos than this per call would risk the function's timeout.
@@ -98,6 +100,7 @@ pub struct Enroller<O, P> {
     objects: O,
     people: P,
     bucket: String,
+    metrics: Metrics,
 }
 
 /// The limits on a person's attributes.
@@ -136,7 +139,22 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
             objects,
             people,
             bucket,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Each enroll call writes its photo counts and time.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn emit_enrolled(&self, started: Instant, indexed: usize, refused: usize) {
+        self.metrics.emit(&[
+            (Metric::PhotosIndexed, indexed as f64),
+            (Metric::PhotosUnindexed, refused as f64),
+            (Metric::EnrollTime, started.elapsed().as_secs_f64() * 1e3),
+        ]);
     }
 
     pub async fn handle(&self, payload: Value) -> Result<EnrollResponse, ServiceError> {
@@ -171,6 +189,7 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
                 images.len()
             )));
         }
+        let started = Instant::now();
         let max_bytes = self.pipeline.config().decode_limits.max_encoded_bytes;
         let mut indexed = Vec::new();
         let mut faces = Vec::new();
@@ -239,6 +258,7 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
         let existing = load_person(&self.objects, &self.bucket, &collection, &person).await?;
         if faces.is_empty() {
             tracing::info!(%collection, %person, refused = refused.len(), "nothing indexed");
+            self.emit_enrolled(started, 0, refused.len());
             return Ok(EnrollResponse::Enroll {
                 face_count: existing.map_or(0, |p| p.faces.len() as u32),
                 collection,
@@ -279,6 +299,7 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
             })
             .await?;
         tracing::info!(%collection, %person, indexed = indexed.len(), refused = refused.len(), face_count, "enrolled");
+        self.emit_enrolled(started, indexed.len(), refused.len());
         Ok(EnrollResponse::Enroll {
             collection,
             person,

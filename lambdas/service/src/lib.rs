@@ -28,21 +28,31 @@ pub mod telemetry;
 pub use config::ServiceConfig;
 pub use error::{ErrorKind, ServiceError, StorageError};
 
+/// What a function's `main` starts from.
+#[derive(Debug)]
+pub struct FunctionInit {
+    pub config: ServiceConfig,
+    pub pipeline: std::sync::Arc<face_core::FacePipeline>,
+    pub sdk: face_sdk_config::SdkConfig,
+    /// EMF metrics on stdout, knowing how long this init took.
+    pub metrics: metrics::Metrics,
+}
+
 /// What every function's `main` does before serving: logs as Lambda's
-/// `LoggingConfig` asks ([`telemetry`]), the
-/// config from the environment, the models from the artifact (once), the
-/// AWS config from the standard chain.
-pub async fn init_function() -> Result<
-    (
-        ServiceConfig,
-        std::sync::Arc<face_core::FacePipeline>,
-        face_sdk_config::SdkConfig,
-    ),
-    ServiceError,
-> {
+/// `LoggingConfig` asks ([`telemetry`]), the config from the environment,
+/// the models from the artifact (once), the AWS config from the standard
+/// chain, and the metrics handle.
+pub async fn init_function() -> Result<FunctionInit, ServiceError> {
+    let started = std::time::Instant::now();
     telemetry::init_logs();
     let config = ServiceConfig::from_env()?;
     let pipeline = std::sync::Arc::new(models::load_pipeline(&config.models_dir)?);
     let sdk = aws::load_sdk_config().await;
-    Ok((config, pipeline, sdk))
+    let metrics = metrics::Metrics::from_env(Some(started.elapsed()));
+    Ok(FunctionInit {
+        config,
+        pipeline,
+        sdk,
+        metrics,
+    })
 }

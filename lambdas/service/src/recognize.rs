@@ -17,6 +17,7 @@ use crate::events::{
 };
 use crate::image_input::ImageInput;
 use crate::jobs::{VideoIntake, looks_like_mp4};
+use crate::metrics::{Metric, Metrics};
 use crate::response::{FaceResult, PersonDetails, RecognitionResult};
 use crate::storage::{
     JobRecord, ObjectStore, PeopleTable, ResultRecord, ResultStatus, ResultsQueue, ResultsTable,
@@ -120,6 +121,7 @@ pub struct Recognizer<O, P, R, Q> {
     upload_prefix: String,
     default_collection: String,
     videos: Option<VideoIntake>,
+    metrics: Metrics,
 }
 
 #[derive(Debug)]
@@ -153,7 +155,14 @@ where
             upload_prefix: config.upload_prefix.clone(),
             default_collection: config.default_collection.clone(),
             videos: None,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Each recognized image writes its stage timings and face counts.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// MP4 uploads start scan jobs here (without, they are bad input).
@@ -231,6 +240,16 @@ where
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("recognition task: {e}")))??;
+        let matched = faces.iter().filter(|f| f.face_match.identity.is_some());
+        self.metrics.emit(&[
+            (Metric::DecodeTime, timings.decode_ms),
+            (Metric::DetectTime, timings.detect_ms),
+            (Metric::AlignTime, timings.align_ms),
+            (Metric::EmbedTime, timings.embed_ms),
+            (Metric::MatchTime, timings.match_ms),
+            (Metric::FacesFound, faces.len() as f64),
+            (Metric::FacesMatched, matched.count() as f64),
+        ]);
         Ok(RecognitionResult {
             collection: collection.to_string(),
             face_model_version: self.pipeline.face_model_version().to_string(),

@@ -8,6 +8,7 @@ use face_service::ServiceError;
 use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson, person_key};
 use face_service::enroll::{EnrollResponse, Enroller};
 use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
+use face_service::metrics::Metrics;
 use face_service::recognize::{RecentResultIds, Recognizer, RecognizerStores, ResultMessage};
 use face_service::storage::{ObjectStore, PeopleTable, ResultStatus};
 use serde_json::{Value, json};
@@ -21,6 +22,8 @@ struct World {
     people: MemoryPeople,
     enroller: Enroller<MemoryObjects, MemoryPeople>,
     recognizer: TestRecognizer,
+    /// The EMF lines both handlers wrote.
+    metrics: Metrics,
 }
 
 fn world() -> World {
@@ -29,7 +32,9 @@ fn world() -> World {
 
 fn world_with(objects: MemoryObjects) -> World {
     let people = MemoryPeople::default();
-    let enroller = Enroller::new(pipeline(), objects.clone(), people.clone(), BUCKET.into());
+    let metrics = Metrics::in_memory("faces-test", None);
+    let enroller = Enroller::new(pipeline(), objects.clone(), people.clone(), BUCKET.into())
+        .with_metrics(metrics.clone());
     let recognizer = Recognizer::new(
         pipeline(),
         RecognizerStores {
@@ -39,12 +44,14 @@ fn world_with(objects: MemoryObjects) -> World {
             queue: MemoryQueue::default(),
         },
         &config(),
-    );
+    )
+    .with_metrics(metrics.clone());
     World {
         objects,
         people,
         enroller,
         recognizer,
+        metrics,
     }
 }
 
@@ -592,4 +599,94 @@ async fn a_person_at_the_cap_is_refused_and_the_collection_still_recognizes() {
         .await
         .unwrap();
     assert!(!w.objects.keys(BUCKET).contains(&ned));
+}
+
+/// The metric values of each EMF line written since `from`.
+fn metric_lines(w: &World, from: usize) -> Vec<serde_json::Map<String, Value>> {
+    w.metrics.lines()[from..]
+        .iter()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["Function"], "faces-test");
+            assert_eq!(
+                v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                "FaceRecognition"
+            );
+            v.as_object().unwrap().clone()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_enroll_call_and_recognized_image_writes_one_metrics_line() {
+    let w = world();
+    w.enroll_two().await;
+    let enrolled = metric_lines(&w, 0);
+    assert_eq!(enrolled.len(), 2, "one per enroll call");
+    for line in &enrolled {
+        assert_eq!(line["PhotosIndexed"], 2.0);
+        assert_eq!(line["PhotosUnindexed"], 0.0);
+        assert!(line["EnrollTime"].as_f64().unwrap() > 0.0);
+    }
+
+    // Sync: the stage timings and counts of the one image.
+    let reply = w
+        .recognizer
+        .handle(json!({"collection": "got",
+            "image": {"base64": b64("detection/face_recognition_kit_with_rose.jpg")}}))
+        .await
+        .unwrap();
+    let direct = metric_lines(&w, 2);
+    assert_eq!(direct.len(), 1);
+    let faces = reply["faces"].as_array().unwrap().len() as f64;
+    assert_eq!(direct[0]["FacesFound"], faces);
+    assert_eq!(direct[0]["FacesMatched"], 2.0);
+    // The same timings the reply reports, to the microsecond.
+    for (metric, timing) in [
+        ("DecodeTime", "decode_ms"),
+        ("DetectTime", "detect_ms"),
+        ("AlignTime", "align_ms"),
+        ("EmbedTime", "embed_ms"),
+        ("MatchTime", "match_ms"),
+    ] {
+        let reported = reply["timings_ms"][timing].as_f64().unwrap();
+        assert!(reported > 0.0, "{timing}");
+        assert_eq!(
+            direct[0][metric],
+            (reported * 1e3).round() / 1e3,
+            "{metric}"
+        );
+    }
+
+    // S3 event: one line per recognized upload; a repeat recognizes nothing.
+    let event = w.upload(
+        "uploads/got/party.jpg",
+        "detection/face_recognition_kit_with_rose.jpg",
+    );
+    w.recognizer.handle(event.clone()).await.unwrap();
+    w.recognizer.handle(event).await.unwrap();
+    let s3 = metric_lines(&w, 3);
+    assert_eq!(s3.len(), 1);
+    assert_eq!(s3[0]["FacesMatched"], 2.0);
+
+    // SQS: a line for the good image, none for the broken one.
+    let good = w.upload(
+        "uploads/got/a.jpg",
+        "recognition/rose_leslie/face_recognition_img2.jpg",
+    );
+    w.objects.insert(
+        BUCKET,
+        "uploads/got/broken.jpg",
+        b"\xff\xd8\xff\xe0 truncated".to_vec(),
+    );
+    let batch = json!({"Records": [
+        {"messageId": "m-good", "eventSource": "aws:sqs", "body": good.to_string()},
+        {"messageId": "m-bad", "eventSource": "aws:sqs",
+         "body": s3_event("uploads/got/broken.jpg").to_string()},
+    ]});
+    w.recognizer.handle(batch).await.unwrap();
+    let sqs = metric_lines(&w, 4);
+    assert_eq!(sqs.len(), 1);
+    assert_eq!(sqs[0]["FacesFound"], 1.0);
+    assert_eq!(sqs[0]["FacesMatched"], 1.0);
 }
