@@ -1,8 +1,9 @@
 //! The real musl bootstraps of `enroll` and `recognize` under AWS's Runtime
-//! Interface Emulator, against moto: every trigger, and the side effects in
-//! S3, DynamoDB and SQS.
+//! Interface Emulator, against moto: every trigger, the side effects in S3,
+//! DynamoDB and SQS, and the logs and EMF metrics they write.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::KeyType;
 use aws_sdk_s3::primitives::ByteStream;
@@ -206,6 +207,59 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The bootstrap's stdout lines (in the RIE's log) that parse as JSON.
+fn json_lines(rie: &Rie) -> Vec<Value> {
+    std::fs::read_to_string(rie.log_path())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The EMF lines in `rie`'s log once there are `count`, each checked
+/// against the EMF specification: metrics in namespace FaceRecognition
+/// with the one dimension Function = `function`, every declared metric a
+/// number, the timestamp in milliseconds.
+fn emf_lines(rie: &Rie, function: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let lines: Vec<Value> = json_lines(rie)
+            .into_iter()
+            .filter(|v| v.get("_aws").is_some())
+            .collect();
+        if lines.len() >= count || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), count, "{lines:#?}\n{}", rie.log_tail(40));
+    for line in &lines {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "FaceRecognition", "{line}");
+        assert_eq!(directive["Dimensions"], json!([["Function"]]), "{line}");
+        assert_eq!(line["Function"], function, "{line}");
+        let declared = directive["Metrics"].as_array().unwrap();
+        assert!(!declared.is_empty(), "{line}");
+        for metric in declared {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line[name].is_number(), "{name} in {line}");
+            assert!(
+                ["Milliseconds", "Count"].contains(&metric["Unit"].as_str().unwrap()),
+                "{line}"
+            );
+        }
+    }
+    lines
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_under_the_emulator_against_moto() {
     let moto = MotoServer::start().unwrap();
@@ -213,7 +267,12 @@ async fn functions_under_the_emulator_against_moto() {
     let env = function_env(&moto, &aws);
     let dir = tempfile::tempdir().unwrap();
     let enroll = start("enroll", dir.path(), &env);
-    let recognize = start("recognize", dir.path(), &env);
+    // recognize logs as `LoggingConfig` JSON makes it, enroll as the default
+    // (text).
+    let mut json_env = env.clone();
+    json_env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    json_env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
+    let recognize = start("recognize", dir.path(), &json_env);
 
     // Enroll two people from photos in the bucket (enrollment photos do
     // not go under uploads/, so they trigger nothing).
@@ -265,13 +324,31 @@ async fn functions_under_the_emulator_against_moto() {
         .key_count;
     assert_eq!(embeddings, Some(2));
 
+    // Enroll's metrics: its cold start, then a line per enroll call; its
+    // logs are plain text.
+    let enroll_metrics = emf_lines(&enroll, "enroll", 3);
+    assert_eq!(enroll_metrics[0]["ColdStart"], 1.0);
+    for line in &enroll_metrics[1..] {
+        assert_eq!(line["PhotosIndexed"], 2.0, "{line}");
+    }
+    let enroll_log = std::fs::read_to_string(enroll.log_path()).unwrap();
+    assert!(
+        enroll_log
+            .lines()
+            .any(|l| l.starts_with(" INFO") && l.contains("enrolled")),
+        "{enroll_log}"
+    );
+    assert!(!enroll_log.contains('\u{1b}'), "no colour codes");
+
     // Synchronous invoke with a group photo.
     let group = data("detection/face_recognition_kit_with_rose.jpg");
     aws.put("inbox/group.jpg", group.clone()).await;
+    let before = now_ms();
     let reply = invoke(
         &recognize,
         &json!({"collection": "got", "image": {"bucket": BUCKET, "key": "inbox/group.jpg"}}),
     );
+    let after = now_ms();
     assert_eq!(
         people_of(&reply),
         set(&["kit_harington", "rose_leslie"]),
@@ -281,6 +358,28 @@ async fn functions_under_the_emulator_against_moto() {
         reply["face_model_version"],
         "yunet_s_dynamic+dlib_resnet_v1"
     );
+    // Its first invocation: a cold start line, then the image's line with
+    // the reply's own timings and counts.
+    let metrics = emf_lines(&recognize, "recognize", 2);
+    assert_eq!(metrics[0]["ColdStart"], 1.0, "{:#}", metrics[0]);
+    assert!(metrics[0]["InitDuration"].as_f64().unwrap() > 0.0);
+    let image = &metrics[1];
+    let timestamp = image["_aws"]["Timestamp"].as_u64().unwrap();
+    assert!((before..=after).contains(&timestamp), "ms: {timestamp}");
+    assert_eq!(
+        image["FacesFound"],
+        reply["faces"].as_array().unwrap().len() as f64
+    );
+    assert_eq!(image["FacesMatched"], 2.0, "{image:#}");
+    let detect_ms = reply["timings_ms"]["detect_ms"].as_f64().unwrap();
+    assert_eq!(image["DetectTime"], (detect_ms * 1e3).round() / 1e3);
+    // JSON logs, each inside the invocation's span.
+    let logged = json_lines(&recognize)
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "collection refreshed")
+        .expect("a JSON log line");
+    assert_eq!(logged["level"], "INFO");
+    assert!(logged["span"]["requestId"].is_string(), "{logged}");
 
     // A bad image is a typed, non-retryable function error.
     let bad = recognize
