@@ -118,8 +118,20 @@ impl Assets {
     }
 }
 
-/// Namespace of the functions' embedded-metric-format metrics.
+/// Namespace of the functions' embedded-metric-format metrics (written by
+/// `face_service::metrics`; a test in `tests/` keeps the two in step).
 pub const METRICS_NAMESPACE: &str = "FaceRecognition";
+
+/// The functions' own metrics the dashboard charts per function.
+pub const DASHBOARD_METRICS: [&str; 7] = [
+    "ColdStart",
+    "InitDuration",
+    "DetectTime",
+    "EmbedTime",
+    "FacesFound",
+    "FacesMatched",
+    "ChunkTime",
+];
 
 /// The S3 events that start recognition of an upload.
 const UPLOAD_EVENTS: &str = "s3:ObjectCreated:*";
@@ -580,7 +592,7 @@ impl<'a> FaceStack<'a> {
                 .map(|q| scope.physical_name(&format!("{}-dlq", q.suffix)))
                 .to_vec(),
             metrics_namespace: METRICS_NAMESPACE,
-            function_metrics: Vec::new(),
+            function_metrics: DASHBOARD_METRICS.to_vec(),
         }
         .synth(scope, &mut t);
 

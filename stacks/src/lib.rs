@@ -22,7 +22,10 @@ pub mod error;
 pub mod plan;
 pub mod record;
 
-pub use app::{Assets, BucketNotification, FaceStack, Stack, asset_bucket_name, outputs};
+pub use app::{
+    Assets, BucketNotification, DASHBOARD_METRICS, FaceStack, METRICS_NAMESPACE, Stack,
+    asset_bucket_name, outputs,
+};
 pub use config::{DeploymentFile, FunctionName};
 pub use constructs::api::API_STAGE;
 pub use error::{LoadError, StackError};

@@ -246,3 +246,21 @@ fn the_code_map_names_every_command() {
         );
     }
 }
+
+#[test]
+fn the_dashboard_charts_metrics_the_functions_write() {
+    assert_eq!(
+        face_stacks::METRICS_NAMESPACE,
+        face_service::metrics::NAMESPACE
+    );
+    let written: BTreeSet<&str> = face_service::metrics::Metric::ALL
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    for metric in face_stacks::DASHBOARD_METRICS {
+        assert!(
+            written.contains(metric),
+            "{metric} is charted but never written"
+        );
+    }
+}
