@@ -268,6 +268,22 @@ fn montage_holds_the_padded_moments_of_the_scan() {
     assert_eq!((m.width, m.height), (index.width, index.height));
 }
 
+/// Enrolls everyone, then picks a slide of one enrolled person: the
+/// person and the slide's photo. Slides are never enrolled, so the photo
+/// is new to the collection.
+fn enroll_all_and_pick_a_new_photo(store: &std::path::Path) -> (String, image::RgbImage) {
+    let enrolled = enroll_all(store);
+    let slide = slides()
+        .into_iter()
+        .find(|s| s.people().count() == 1 && s.people().all(|p| enrolled.contains(p)))
+        .expect("a slide of one enrolled person");
+    let person = slide.people().next().expect("one person").to_string();
+    let photo = image::open(data_dir().join(&slide.source_image))
+        .expect("the slide's photo")
+        .to_rgb8();
+    (person, photo)
+}
+
 /// A held-out photo of an enrolled person filmed badly: panned across the
 /// frame, zoomed out and in, its lower third covered, then dimmed.
 fn handheld_clip(photo: &image::RgbImage) -> Vec<image::RgbImage> {
@@ -304,16 +320,7 @@ fn handheld_clip(photo: &image::RgbImage) -> Vec<image::RgbImage> {
 #[test]
 fn a_badly_filmed_person_is_named_by_the_tracked_scan_where_the_baseline_names_them() {
     let store = tempfile::tempdir().expect("tempdir");
-    let enrolled = enroll_all(store.path());
-    let slide = slides()
-        .into_iter()
-        .find(|s| s.people().count() == 1 && s.people().all(|p| enrolled.contains(p)))
-        .expect("a slide of one enrolled person");
-    let person = slide.people().next().expect("one person").to_string();
-    // Slides are never enrolled: this photo is new to the collection.
-    let photo = image::open(data_dir().join(&slide.source_image))
-        .expect("the slide's photo")
-        .to_rgb8();
+    let (person, photo) = enroll_all_and_pick_a_new_photo(store.path());
     let video = face_video::encode_images(
         handheld_clip(&photo),
         10,
@@ -382,15 +389,7 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
 #[test]
 fn a_portrait_phone_video_scans_upright() {
     let store = tempfile::tempdir().expect("tempdir");
-    let enrolled = enroll_all(store.path());
-    let slide = slides()
-        .into_iter()
-        .find(|s| s.people().count() == 1 && s.people().all(|p| enrolled.contains(p)))
-        .expect("a slide of one enrolled person");
-    let person = slide.people().next().expect("one person").to_string();
-    let photo = image::open(data_dir().join(&slide.source_image))
-        .expect("the slide's photo")
-        .to_rgb8();
+    let (person, photo) = enroll_all_and_pick_a_new_photo(store.path());
     // What the camera saw, upright: a portrait frame, the photo drifting down.
     let shot = image::imageops::resize(
         &photo,

@@ -54,35 +54,18 @@ impl Dashboard {
         let lambda = "AWS/Lambda";
         let mut errors = self.per_function(lambda, "Errors");
         errors.extend(self.per_function(lambda, "Throttles"));
-        let backlog: Vec<Value> = self
-            .queues
-            .iter()
-            .map(|q| {
-                json!([
-                    "AWS/SQS",
-                    "ApproximateNumberOfMessagesVisible",
-                    "QueueName",
-                    q
-                ])
-            })
-            .collect();
-        let oldest: Vec<Value> = self
-            .queues
-            .iter()
-            .map(|q| json!(["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", q]))
-            .collect();
-        let dead: Vec<Value> = self
-            .dead_letter_queues
-            .iter()
-            .map(|q| {
-                json!([
-                    "AWS/SQS",
-                    "ApproximateNumberOfMessagesVisible",
-                    "QueueName",
-                    q
-                ])
-            })
-            .collect();
+        let per_queue = |queues: &[String], metric: &str| -> Vec<Value> {
+            queues
+                .iter()
+                .map(|q| json!(["AWS/SQS", metric, "QueueName", q]))
+                .collect()
+        };
+        let backlog = per_queue(&self.queues, "ApproximateNumberOfMessagesVisible");
+        let oldest = per_queue(&self.queues, "ApproximateAgeOfOldestMessage");
+        let dead = per_queue(
+            &self.dead_letter_queues,
+            "ApproximateNumberOfMessagesVisible",
+        );
         let mut widgets = vec![
             self.widget(
                 "Invocations",
