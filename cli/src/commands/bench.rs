@@ -1,0 +1,40 @@
+//! `facectl bench`: timings per stage, throughput and cold start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use facectl::{bench, models};
+
+use crate::{GlobalArgs, pipeline_config};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(g: &GlobalArgs, process_start: Instant, args: BenchArgs) -> Result<ExitCode> {
+    let BenchArgs { data, repeat, json } = args;
+    let options = bench::BenchOptions {
+        data,
+        models: models::models_dir(g.models.as_deref()),
+        detector: g.detector.clone(),
+        repeat,
+        threads: g.threads,
+        config: pipeline_config(g),
+    };
+    let report = bench::run(process_start, &options)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! `facectl compare`: whether the largest faces of two photos are the same
+//! person.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use facectl::remote;
+
+use crate::{GlobalArgs, RemoteArgs, load};
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first photo
+    source: PathBuf,
+    /// The second photo
+    target: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+pub fn run(g: &GlobalArgs, args: CompareArgs) -> Result<ExitCode> {
+    let CompareArgs {
+        source,
+        target,
+        json,
+        remote,
+    } = args;
+    compare(g, remote.client()?.as_ref(), &source, &target, json)
+}
+
+fn compare(
+    g: &GlobalArgs,
+    client: Option<&remote::ApiClient>,
+    source: &Path,
+    target: &Path,
+    json: bool,
+) -> Result<ExitCode> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let (a, b) = (read(source)?, read(target)?);
+    let comparison = match client {
+        Some(client) => {
+            let r = client.compare(&a, &b)?;
+            face_core::FaceComparison {
+                distance: r.distance,
+                similarity: r.similarity,
+                same_person: r.same_person,
+                source_face: r.source_face,
+                target_face: r.target_face,
+            }
+        }
+        None => {
+            let pipeline = load(g)?;
+            let face_of = |bytes: &[u8], path: &Path| -> Result<face_core::AnalyzedFace> {
+                let image = pipeline.decode(bytes)?;
+                pipeline
+                    .largest_face(&image)?
+                    .with_context(|| format!("{}: no face found", path.display()))
+            };
+            let (s, t) = (face_of(&a, source)?, face_of(&b, target)?);
+            pipeline.compare_faces(&s, &t)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        println!(
+            "{}: distance {:.3}, similarity {:.1}",
+            if comparison.same_person {
+                "same person"
+            } else {
+                "different people"
+            },
+            comparison.distance,
+            comparison.similarity
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,91 @@
+//! `facectl detect`: boxes, landmarks and confidence of every face.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use face_core::DetectedFace;
+use facectl::remote;
+
+use super::images::{Pixels, one_image_to_annotate, per_image};
+use crate::{GlobalArgs, RemoteArgs, load};
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Image files (JPEG, PNG, WebP)
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+    /// Write a copy of the (single) image with boxes and landmarks drawn
+    #[arg(long, value_name = "OUT.png")]
+    annotate: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+pub fn run(g: &GlobalArgs, args: DetectArgs) -> Result<ExitCode> {
+    let DetectArgs {
+        images,
+        json,
+        annotate,
+        remote,
+    } = args;
+    match remote.client()? {
+        Some(client) => remote_detect(&client, &images, json, annotate.as_deref()),
+        None => detect(g, &images, json, annotate.as_deref()),
+    }
+}
+
+fn detect(
+    g: &GlobalArgs,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+) -> Result<ExitCode> {
+    one_image_to_annotate(images, annotate_to)?;
+    let pipeline = load(g)?;
+    per_image(
+        images,
+        json,
+        annotate_to,
+        |bytes| {
+            let image = pipeline.decode(bytes)?;
+            let mut faces = pipeline.detect(&image)?;
+            DetectedFace::largest_first(&mut faces);
+            Ok((Pixels::Decoded(image), faces))
+        },
+        print_detections,
+    )
+}
+
+fn remote_detect(
+    client: &remote::ApiClient,
+    images: &[PathBuf],
+    json: bool,
+    annotate_to: Option<&Path>,
+) -> Result<ExitCode> {
+    one_image_to_annotate(images, annotate_to)?;
+    per_image(
+        images,
+        json,
+        annotate_to,
+        |bytes| {
+            let r = client.detect(bytes)?;
+            Ok((Pixels::Size(r.image_width, r.image_height), r.faces))
+        },
+        print_detections,
+    )
+}
+
+fn print_detections(path: &Path, faces: &[DetectedFace]) {
+    println!("{}: {} face(s)", path.display(), faces.len());
+    for (i, f) in faces.iter().enumerate() {
+        println!(
+            "  #{i} box x={:.0} y={:.0} w={:.0} h={:.0} confidence {:.3}",
+            f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height, f.confidence
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! `facectl eval`: detection and recognition quality on a labelled folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use facectl::eval;
+
+use crate::{GlobalArgs, load};
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<ExitCode> {
+    let EvalArgs { data, json } = args;
+    let pipeline = load(g)?;
+    let report = eval::evaluate(&pipeline, &data, g.threads)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", eval::render(&report));
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,214 @@
+//! `facectl scan-video`: enrolled people in an MP4 (H.264) video, scanned
+//! on this machine's cores (`facectl::scan`) or, with `--stack`, on a
+//! deployed stack's `scan-worker` functions (`facectl::cloud`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use facectl::{cloud, scan, store};
+use scan_coordinator::deployment::{LambdaEndpoint, RegionSelection};
+use scan_coordinator::video_scan::CloudOptions;
+
+use super::progress;
+use crate::{GlobalArgs, load};
+
+#[derive(Debug, Args)]
+pub struct ScanVideoArgs {
+    video: PathBuf,
+    #[arg(long)]
+    collection: String,
+    #[arg(long)]
+    json: bool,
+    /// Write an HTML page with the timeline and a contact sheet
+    #[arg(long, value_name = "OUT.html")]
+    report: Option<PathBuf>,
+    /// Run the detector on every n-th frame; tracks carry faces in between
+    #[arg(long, default_value_t = 3)]
+    detect_every: u32,
+    /// Re-run the recognizer on a track after this many detections
+    #[arg(long, default_value_t = 10)]
+    recheck_every: u32,
+    /// Sightings closer than this merge into one appearance, in seconds
+    #[arg(long, default_value_t = 1.0)]
+    max_gap_s: f64,
+    /// Frames per local chunk [default: 4 chunks per thread, at least 30 frames]
+    #[arg(long)]
+    frames_per_chunk: Option<u64>,
+    /// Also run the naive every-frame baseline and compare throughput and recall
+    #[arg(long)]
+    compare_naive: bool,
+    /// Lambda estimate: function memory
+    #[arg(long, default_value_t = 2048)]
+    lambda_memory_mib: u32,
+    /// Frames per worker invocation (cloud mode), and for the Lambda estimate
+    #[arg(long, default_value_t = 300)]
+    lambda_frames_per_chunk: u64,
+    /// Cloud mode: scan on this deployment's scan-worker functions (`local`,
+    /// `dev`, `prod` or a YAML file) instead of this machine's cores
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    /// Cloud mode: where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
+    #[arg(long, value_name = "DIR", requires = "stack")]
+    outputs_dir: Option<PathBuf>,
+    /// Cloud mode: only these regions (repeatable) [default: all of the stack]
+    #[arg(long = "region", value_name = "REGION", requires = "stack")]
+    regions: Vec<String>,
+    /// Cloud mode: the region the collection was enrolled in; it is copied
+    /// to the others [default: the stack's first region]
+    #[arg(long, value_name = "REGION", requires = "stack")]
+    collection_region: Option<String>,
+    /// Cloud mode: invoke this region's scan-worker at URL instead of AWS
+    /// Lambda, repeatable. URL is a Lambda API endpoint, or one function's
+    /// `.../2015-03-31/functions/NAME/invocations` URL (the Runtime Interface
+    /// Emulator's, NAME `function`), whose NAME is invoked
+    #[arg(long = "lambda-endpoint", value_name = "REGION=URL", requires = "stack", value_parser = parse_endpoint)]
+    lambda_endpoints: Vec<(String, LambdaEndpoint)>,
+    /// Cloud mode: at most this many invocations in flight per region
+    /// [default: the stack's and the account's limits]
+    #[arg(long, requires = "stack")]
+    max_in_flight: Option<u32>,
+    /// Also write an H.264 MP4 of the moments people appear in, captioned
+    /// with their names and the time (encoded per chunk, then joined)
+    #[arg(long, value_name = "OUT.mp4")]
+    montage: Option<PathBuf>,
+    /// Montage: only this person's moments [default: every recognized person's]
+    #[arg(long, value_name = "NAME", requires = "montage")]
+    montage_person: Option<String>,
+    /// Montage: seconds kept before and after each moment (within a chunk)
+    #[arg(long, default_value_t = 1.0, requires = "montage")]
+    montage_pad_s: f64,
+}
+
+fn parse_endpoint(s: &str) -> std::result::Result<(String, LambdaEndpoint), String> {
+    match s.split_once('=') {
+        Some((region, url)) if !region.is_empty() && !url.is_empty() => {
+            Ok((region.to_string(), LambdaEndpoint::parse(url)))
+        }
+        _ => Err(format!("expected REGION=URL, got {s:?}")),
+    }
+}
+
+pub fn run(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result<ExitCode> {
+    let config = face_video::ScanConfig {
+        detect_every_n_frames: args.detect_every,
+        recheck_every_n_detections: args.recheck_every,
+        ..Default::default()
+    };
+    let timeline = face_video::TimelineConfig {
+        max_gap_s: args.max_gap_s,
+    };
+    let (report, thumbs) = if let Some(stack) = &args.stack {
+        let options = CloudOptions {
+            video: args.video.clone(),
+            collection: args.collection.clone(),
+            stack: stack.clone(),
+            target: RegionSelection {
+                outputs_dir: args.outputs_dir.clone(),
+                regions: args.regions.clone(),
+                lambda_endpoints: args.lambda_endpoints.iter().cloned().collect(),
+                max_in_flight: args.max_in_flight,
+                sdk: None,
+            },
+            collection_region: args.collection_region.clone(),
+            frames_per_chunk: args.lambda_frames_per_chunk,
+            config,
+            timeline,
+        };
+        let on_progress = cloud::progress_callback(progress(2));
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(cloud::scan_video(&options, on_progress))?
+    } else {
+        scan_locally(g, store, args, config, timeline)?
+    };
+    if let Some(out) = &args.report {
+        std::fs::write(out, scan::render_html(&report, &thumbs))
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if let Some(out) = &args.montage {
+        write_montage(g, args, &report.frames, out)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", scan::render_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--montage`, from the scan's matches, chunked as the scan was.
+fn write_montage(
+    g: &GlobalArgs,
+    args: &ScanVideoArgs,
+    frames: &[face_video::FrameMatches],
+    out: &Path,
+) -> Result<()> {
+    let config = face_video::MontageConfig {
+        pad_s: args.montage_pad_s,
+        person: args.montage_person.clone(),
+        ..Default::default()
+    };
+    let frames_per_chunk = match args.stack {
+        Some(_) => Some(args.lambda_frames_per_chunk),
+        None => args.frames_per_chunk,
+    };
+    let started = Instant::now();
+    match scan::write_montage(
+        &args.video,
+        frames,
+        frames_per_chunk,
+        g.threads,
+        &config,
+        out,
+    )? {
+        Some(m) => eprintln!(
+            "montage: {}: {} frames in {} moments from {} chunks, {} bytes, {:.1} s",
+            out.display(),
+            m.frames,
+            m.moments,
+            m.segments,
+            m.bytes,
+            started.elapsed().as_secs_f64()
+        ),
+        None => eprintln!(
+            "montage: {} in the video; {} not written",
+            match &args.montage_person {
+                Some(p) => format!("{p} appears nowhere"),
+                None => "nobody recognized".into(),
+            },
+            out.display()
+        ),
+    }
+    Ok(())
+}
+
+fn scan_locally(
+    g: &GlobalArgs,
+    store: &store::Store,
+    args: &ScanVideoArgs,
+    config: face_video::ScanConfig,
+    timeline: face_video::TimelineConfig,
+) -> Result<(scan::ScanReport, scan::Thumbnails)> {
+    let collection = store.load_existing(&args.collection)?;
+    let pipeline = load(g)?;
+    collection.check_compatible(pipeline.face_model_version())?;
+    let options = scan::ScanOptions {
+        video: args.video.clone(),
+        config,
+        timeline,
+        frames_per_chunk: args.frames_per_chunk,
+        threads: g.threads,
+        compare_naive: args.compare_naive,
+        lambda: scan::LambdaAssumptions {
+            memory_mib: args.lambda_memory_mib,
+            frames_per_chunk: args.lambda_frames_per_chunk,
+            ..Default::default()
+        },
+    };
+    scan::scan_video(&pipeline, &collection, &args.collection, &options)
+}
