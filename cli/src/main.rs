@@ -3,7 +3,7 @@
 //!
 //! This file is the command line (the flags every command shares and the
 //! list of commands); each command's own flags and body are a module of
-//! `commands/`.
+//! `commands/`. What talks to a deployed stack needs the `cloud` feature.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,15 +11,27 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use commands::{bench, compare, detect, enroll, eval, forget, people, recognize, scan_video};
+#[cfg(feature = "cloud")]
+use commands::{results, scan_status};
 use face_core::{FacePipeline, PipelineConfig};
-use facectl::{models, remote, store};
+#[cfg(feature = "cloud")]
+use facectl::remote;
+use facectl::{models, store};
 
 mod commands;
 
-use commands::{
-    bench, compare, detect, enroll, eval, forget, people, recognize, results, scan_status,
-    scan_video,
-};
+/// Whether this build has the commands and flags that talk to a deployed
+/// stack. Without it, their flags on local commands are hidden and refused.
+const CLOUD: bool = cfg!(feature = "cloud");
+
+/// The error of a cloud flag in a build without the `cloud` feature.
+#[cfg(not(feature = "cloud"))]
+fn needs_cloud(flags: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{flags} works on a deployed stack, and this facectl was built without the `cloud` feature; rebuild with `cargo install --path cli --features cloud`"
+    )
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,25 +92,50 @@ fn default_threads() -> usize {
 }
 
 /// Where a command runs: here (the default), or on a deployed stack's API.
+/// Without the `cloud` feature these flags are parsed only to be refused.
 #[derive(Debug, Clone, Args)]
+#[cfg_attr(not(feature = "cloud"), allow(dead_code))]
 struct RemoteArgs {
     /// Run on this deployment's HTTPS API (`local`, `dev`, `prod` or a YAML
     /// file; its URL from the deploy record) instead of this machine
-    #[arg(long, value_name = "NAME", conflicts_with = "endpoint")]
+    #[arg(long, value_name = "NAME", conflicts_with = "endpoint", hide = !CLOUD)]
     stack: Option<String>,
     /// Run on the API at this base URL (`https://.../live`) instead of this machine
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", hide = !CLOUD)]
     endpoint: Option<String>,
     /// API key for --stack/--endpoint [default: $FACE_API_KEY]
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", hide = !CLOUD)]
     api_key: Option<String>,
     /// With --stack: the region whose API to use [default: the deployment's first]
-    #[arg(long, value_name = "REGION", requires = "stack")]
+    #[arg(long, value_name = "REGION", requires = "stack", hide = !CLOUD)]
     region: Option<String>,
 }
 
+/// Where a command runs, from its [`RemoteArgs`].
+enum Target {
+    /// On this machine.
+    Here,
+    /// On a deployed stack's HTTPS API.
+    #[cfg(feature = "cloud")]
+    Api(remote::ApiClient),
+}
+
 impl RemoteArgs {
+    #[cfg(feature = "cloud")]
+    fn target(&self) -> Result<Target> {
+        Ok(self.client()?.map_or(Target::Here, Target::Api))
+    }
+
+    #[cfg(not(feature = "cloud"))]
+    fn target(&self) -> Result<Target> {
+        if self.stack.is_some() || self.endpoint.is_some() {
+            return Err(needs_cloud("--stack/--endpoint"));
+        }
+        Ok(Target::Here)
+    }
+
     /// The API client, when the command runs remotely.
+    #[cfg(feature = "cloud")]
     fn client(&self) -> Result<Option<remote::ApiClient>> {
         let target = remote::RemoteTarget {
             stack: self.stack.clone(),
@@ -135,8 +172,10 @@ enum Command {
     /// Find enrolled people in an MP4 (H.264) video: timeline, contact sheet, Lambda cost
     ScanVideo(scan_video::ScanVideoArgs),
     /// A deployed stack's video scan job: status, progress and, when done, the timeline
+    #[cfg(feature = "cloud")]
     ScanStatus(scan_status::ScanStatusArgs),
     /// Read a deployed stack's results queue: each result with its latency since upload
+    #[cfg(feature = "cloud")]
     Results(results::ResultsArgs),
 }
 
@@ -196,7 +235,9 @@ fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
         Command::Eval(args) => eval::run(g, args),
         Command::Bench(args) => bench::run(g, process_start, args),
         Command::ScanVideo(args) => scan_video::run(g, &store, &args),
+        #[cfg(feature = "cloud")]
         Command::ScanStatus(args) => scan_status::run(args),
+        #[cfg(feature = "cloud")]
         Command::Results(args) => results::follow_results(&args),
     }
 }

@@ -22,6 +22,7 @@ use face_video::{
 };
 use image::Rgb;
 use rayon::prelude::*;
+#[cfg(feature = "cloud")]
 use scan_coordinator::video_scan::CloudRun;
 use serde::Serialize;
 
@@ -180,6 +181,7 @@ pub struct ScanReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
     /// Set when the scan ran on deployed regions (`--stack`).
+    #[cfg(feature = "cloud")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud: Option<CloudRun>,
     /// Frames with at least one face.
@@ -274,6 +276,7 @@ pub fn scan_video(
         timeline: timeline.appearances,
         lambda_estimate,
         comparison,
+        #[cfg(feature = "cloud")]
         cloud: None,
         frames: frames.into_iter().filter(|f| !f.faces.is_empty()).collect(),
     };
@@ -686,6 +689,7 @@ pub fn render_text(r: &ScanReport) -> String {
         t.stats.faces_recognized,
         t.stats.faces_detected
     ));
+    #[cfg(feature = "cloud")]
     if let Some(c) = &r.cloud {
         s.push_str(&cloud_text(c));
     }
@@ -723,6 +727,7 @@ pub fn render_text(r: &ScanReport) -> String {
     s
 }
 
+#[cfg(feature = "cloud")]
 fn cloud_text(c: &CloudRun) -> String {
     let mut s = format!(
         "on stack {}: video staged as {} ({:.2} s staging), {} retries; measured {} invocation(s), {:.1} GB-s, ${:.6}\n",
@@ -757,6 +762,7 @@ fn cloud_text(c: &CloudRun) -> String {
     s
 }
 
+#[cfg(feature = "cloud")]
 fn cloud_html(c: &CloudRun) -> String {
     let mut rows = String::new();
     for r in &c.regions {
@@ -787,6 +793,22 @@ fn cloud_html(c: &CloudRun) -> String {
         c.usage.gb_s,
         c.usage.usd,
     )
+}
+
+/// The HTML report's part about the deployed regions, and whether the scan
+/// ran there.
+#[cfg(feature = "cloud")]
+fn cloud_section(r: &ScanReport) -> (String, bool) {
+    (
+        r.cloud.as_ref().map_or(String::new(), cloud_html),
+        r.cloud.is_some(),
+    )
+}
+
+/// Without the `cloud` feature every scan ran on this machine.
+#[cfg(not(feature = "cloud"))]
+fn cloud_section(_: &ScanReport) -> (String, bool) {
+    (String::new(), false)
 }
 
 fn escape(s: &str) -> String {
@@ -834,6 +856,7 @@ pub fn render_html(r: &ScanReport, thumbs: &Thumbnails) -> String {
     }
     let e = &r.lambda_estimate;
     let a = &e.assumptions;
+    let (cloud, on_stack) = cloud_section(r);
     let comparison = r.comparison.as_ref().map_or(String::new(), |c| {
         format!(
             "<li>Every-frame baseline: {:.2} s wall, {:.1} frames/s per core; the tracked scan is {:.2}x faster per core with sighting recall {:.3} and appearance recall {:.3} against it.</li>",
@@ -895,13 +918,12 @@ td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
         } else {
             ""
         },
-        cloud = r.cloud.as_ref().map_or(String::new(), cloud_html),
-        where_ = if r.cloud.is_some() {
+        where_ = if on_stack {
             "on Lambda"
         } else {
             "on this machine"
         },
-        unit = if r.cloud.is_some() {
+        unit = if on_stack {
             "worker slot(s)"
         } else {
             "thread(s)"

@@ -5,8 +5,9 @@
 //! `recognize` bootstrap behind the uploads' queue).
 //!
 //! It also runs the `facectl` binary beside the xtask's (the workspace's
-//! test build makes it; alone: `cargo build -p facectl` first) and the
-//! function zips of `cargo xtask build`.
+//! test build makes it, `--features facectl/cloud`; alone: `cargo build -p
+//! facectl --features cloud` first) and the function zips of `cargo xtask
+//! build`.
 
 mod common;
 

@@ -13,8 +13,9 @@
 //!   latencies and, on every frame, only the person the slide shows.
 //!
 //! It runs the `facectl` binary beside the xtask's (the workspace's test
-//! build makes it; alone: `cargo build -p facectl` first) and the function
-//! zips of `cargo xtask build`.
+//! build makes it, `--features facectl/cloud`; alone: `cargo build -p
+//! facectl --features cloud` first) and the function zips of `cargo xtask
+//! build`.
 
 mod common;
 

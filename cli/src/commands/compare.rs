@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use facectl::remote;
 
-use crate::{GlobalArgs, RemoteArgs, load};
+use crate::{GlobalArgs, RemoteArgs, Target, load};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -30,20 +29,21 @@ pub fn run(g: &GlobalArgs, args: CompareArgs) -> Result<ExitCode> {
         json,
         remote,
     } = args;
-    compare(g, remote.client()?.as_ref(), &source, &target, json)
+    compare(g, &remote.target()?, &source, &target, json)
 }
 
 fn compare(
     g: &GlobalArgs,
-    client: Option<&remote::ApiClient>,
+    on: &Target,
     source: &Path,
     target: &Path,
     json: bool,
 ) -> Result<ExitCode> {
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let (a, b) = (read(source)?, read(target)?);
-    let comparison = match client {
-        Some(client) => {
+    let comparison = match on {
+        #[cfg(feature = "cloud")]
+        Target::Api(client) => {
             let r = client.compare(&a, &b)?;
             face_core::FaceComparison {
                 distance: r.distance,
@@ -53,7 +53,7 @@ fn compare(
                 target_face: r.target_face,
             }
         }
-        None => {
+        Target::Here => {
             let pipeline = load(g)?;
             let face_of = |bytes: &[u8], path: &Path| -> Result<face_core::AnalyzedFace> {
                 let image = pipeline.decode(bytes)?;

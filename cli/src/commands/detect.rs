@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use face_core::DetectedFace;
+#[cfg(feature = "cloud")]
 use facectl::remote;
 
 use super::images::{Pixels, one_image_to_annotate, per_image};
-use crate::{GlobalArgs, RemoteArgs, load};
+use crate::{GlobalArgs, RemoteArgs, Target, load};
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
@@ -33,9 +34,10 @@ pub fn run(g: &GlobalArgs, args: DetectArgs) -> Result<ExitCode> {
         annotate,
         remote,
     } = args;
-    match remote.client()? {
-        Some(client) => remote_detect(&client, &images, json, annotate.as_deref()),
-        None => detect(g, &images, json, annotate.as_deref()),
+    match remote.target()? {
+        #[cfg(feature = "cloud")]
+        Target::Api(client) => remote_detect(&client, &images, json, annotate.as_deref()),
+        Target::Here => detect(g, &images, json, annotate.as_deref()),
     }
 }
 
@@ -61,6 +63,7 @@ fn detect(
     )
 }
 
+#[cfg(feature = "cloud")]
 fn remote_detect(
     client: &remote::ApiClient,
     images: &[PathBuf],

@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use face_core::{Collection, EnrollOutcome, FacePipeline};
-use facectl::{remote, store};
+#[cfg(feature = "cloud")]
+use facectl::remote;
+use facectl::store;
 use serde::Serialize;
 use sha2::Digest;
 
 use super::images::read_and_decode;
 use super::{progress, report_failure};
-use crate::{GlobalArgs, RemoteArgs, load};
+use crate::{GlobalArgs, RemoteArgs, Target, load};
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
@@ -45,12 +47,16 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: EnrollArgs) -> Result<Exi
         json,
         remote,
     } = args;
-    match remote.client()? {
-        Some(client) => remote_enroll(&client, &collection, &person, &attributes, &images, json),
-        None => enroll(g, store, &collection, &person, &attributes, &images, json),
+    match remote.target()? {
+        #[cfg(feature = "cloud")]
+        Target::Api(client) => {
+            remote_enroll(&client, &collection, &person, &attributes, &images, json)
+        }
+        Target::Here => enroll(g, store, &collection, &person, &attributes, &images, json),
     }
 }
 
+#[cfg(feature = "cloud")]
 fn remote_enroll(
     client: &remote::ApiClient,
     collection: &str,

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use facectl::store;
 
-use crate::RemoteArgs;
+use crate::{RemoteArgs, Target};
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -26,13 +26,17 @@ pub fn run(store: &store::Store, args: ForgetArgs) -> Result<ExitCode> {
         person,
         remote,
     } = args;
-    if let Some(client) = remote.client()? {
-        let forgotten = client.forget(&collection, &person)?;
-        println!(
-            "forgot {person}: {} embeddings removed",
-            forgotten.removed_faces
-        );
-        return Ok(ExitCode::SUCCESS);
+    match remote.target()? {
+        #[cfg(feature = "cloud")]
+        Target::Api(client) => {
+            let forgotten = client.forget(&collection, &person)?;
+            println!(
+                "forgot {person}: {} embeddings removed",
+                forgotten.removed_faces
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Target::Here => {}
     }
     let mut c = store.load_existing(&collection)?;
     let removed = c.forget(&person)?;

@@ -132,6 +132,7 @@ pub fn per_image<F: AnnotatedFace + Serialize>(
 /// An analyzed image: decoded here, or only its size (a remote answer).
 pub enum Pixels {
     Decoded(face_core::RgbImage),
+    #[cfg(feature = "cloud")]
     Size(u32, u32),
 }
 
@@ -139,15 +140,18 @@ impl Pixels {
     fn size(&self) -> (u32, u32) {
         match self {
             Pixels::Decoded(image) => (image.width(), image.height()),
+            #[cfg(feature = "cloud")]
             Pixels::Size(w, h) => (*w, *h),
         }
     }
 
     /// The pixels to draw on, decoding `bytes` here if the analysis ran
-    /// elsewhere.
+    /// elsewhere (only with the `cloud` feature).
+    #[cfg_attr(not(feature = "cloud"), allow(unused_variables))]
     fn into_image(self, bytes: &[u8]) -> Result<face_core::RgbImage> {
         match self {
             Pixels::Decoded(image) => Ok(image),
+            #[cfg(feature = "cloud")]
             Pixels::Size(..) => {
                 Ok(face_core::decode_image(bytes, &face_core::DecodeLimits::default())?.rgb)
             }

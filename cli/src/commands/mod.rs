@@ -15,7 +15,9 @@ pub mod forget;
 pub mod images;
 pub mod people;
 pub mod recognize;
+#[cfg(feature = "cloud")]
 pub mod results;
+#[cfg(feature = "cloud")]
 pub mod scan_status;
 pub mod scan_video;
 

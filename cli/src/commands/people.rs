@@ -8,7 +8,7 @@ use clap::Args;
 use facectl::store;
 use serde::Serialize;
 
-use crate::RemoteArgs;
+use crate::{RemoteArgs, Target};
 
 #[derive(Debug, Args)]
 pub struct PeopleArgs {
@@ -28,8 +28,9 @@ pub fn run(store: &store::Store, args: PeopleArgs) -> Result<ExitCode> {
         json,
         remote,
     } = args;
-    match remote.client()? {
-        Some(client) => {
+    match remote.target()? {
+        #[cfg(feature = "cloud")]
+        Target::Api(client) => {
             let people = client.people(&collection)?;
             let summary: Vec<PersonSummary<'_>> = people
                 .iter()
@@ -41,7 +42,7 @@ pub fn run(store: &store::Store, args: PeopleArgs) -> Result<ExitCode> {
                 .collect();
             print_people(&summary, json)
         }
-        None => people(store, &collection, json),
+        Target::Here => people(store, &collection, json),
     }
 }
 

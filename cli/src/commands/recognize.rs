@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use face_core::{RecognizedFace, StageTimings};
-use facectl::{remote, store};
+#[cfg(feature = "cloud")]
+use facectl::remote;
+use facectl::store;
 
 use super::images::{Pixels, one_image_to_annotate, per_image};
-use crate::{GlobalArgs, RemoteArgs, load};
+use crate::{GlobalArgs, RemoteArgs, Target, load};
 
 #[derive(Debug, Args)]
 pub struct RecognizeArgs {
@@ -37,9 +39,12 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: RecognizeArgs) -> Result<
         annotate,
         remote,
     } = args;
-    match remote.client()? {
-        Some(client) => remote_recognize(&client, &collection, &images, json, annotate.as_deref()),
-        None => recognize(g, store, &collection, &images, json, annotate.as_deref()),
+    match remote.target()? {
+        #[cfg(feature = "cloud")]
+        Target::Api(client) => {
+            remote_recognize(&client, &collection, &images, json, annotate.as_deref())
+        }
+        Target::Here => recognize(g, store, &collection, &images, json, annotate.as_deref()),
     }
 }
 
@@ -69,6 +74,7 @@ fn recognize(
     )
 }
 
+#[cfg(feature = "cloud")]
 fn remote_recognize(
     client: &remote::ApiClient,
     collection: &str,

@@ -8,12 +8,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use facectl::{cloud, scan, store};
+#[cfg(feature = "cloud")]
+use facectl::cloud;
+use facectl::{scan, store};
+#[cfg(feature = "cloud")]
 use scan_coordinator::deployment::{LambdaEndpoint, RegionSelection};
+#[cfg(feature = "cloud")]
 use scan_coordinator::video_scan::CloudOptions;
 
+#[cfg(feature = "cloud")]
 use super::progress;
-use crate::{GlobalArgs, load};
+use crate::{CLOUD, GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct ScanVideoArgs {
@@ -46,30 +51,8 @@ pub struct ScanVideoArgs {
     /// Frames per worker invocation (cloud mode), and for the Lambda estimate
     #[arg(long, default_value_t = 300)]
     lambda_frames_per_chunk: u64,
-    /// Cloud mode: scan on this deployment's scan-worker functions (`local`,
-    /// `dev`, `prod` or a YAML file) instead of this machine's cores
-    #[arg(long, value_name = "NAME")]
-    stack: Option<String>,
-    /// Cloud mode: where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
-    #[arg(long, value_name = "DIR", requires = "stack")]
-    outputs_dir: Option<PathBuf>,
-    /// Cloud mode: only these regions (repeatable) [default: all of the stack]
-    #[arg(long = "region", value_name = "REGION", requires = "stack")]
-    regions: Vec<String>,
-    /// Cloud mode: the region the collection was enrolled in; it is copied
-    /// to the others [default: the stack's first region]
-    #[arg(long, value_name = "REGION", requires = "stack")]
-    collection_region: Option<String>,
-    /// Cloud mode: invoke this region's scan-worker at URL instead of AWS
-    /// Lambda, repeatable. URL is a Lambda API endpoint, or one function's
-    /// `.../2015-03-31/functions/NAME/invocations` URL (the Runtime Interface
-    /// Emulator's, NAME `function`), whose NAME is invoked
-    #[arg(long = "lambda-endpoint", value_name = "REGION=URL", requires = "stack", value_parser = parse_endpoint)]
-    lambda_endpoints: Vec<(String, LambdaEndpoint)>,
-    /// Cloud mode: at most this many invocations in flight per region
-    /// [default: the stack's and the account's limits]
-    #[arg(long, requires = "stack")]
-    max_in_flight: Option<u32>,
+    #[command(flatten)]
+    cloud: CloudArgs,
     /// Also write an H.264 MP4 of the moments people appear in, captioned
     /// with their names and the time (encoded per chunk, then joined)
     #[arg(long, value_name = "OUT.mp4")]
@@ -82,10 +65,44 @@ pub struct ScanVideoArgs {
     montage_pad_s: f64,
 }
 
-fn parse_endpoint(s: &str) -> std::result::Result<(String, LambdaEndpoint), String> {
+/// Cloud mode: where the scan runs instead of this machine's cores. Without
+/// the `cloud` feature these flags are hidden, and `--stack` (which the
+/// others require) is refused.
+#[derive(Debug, Args)]
+#[cfg_attr(not(feature = "cloud"), allow(dead_code))]
+struct CloudArgs {
+    /// Cloud mode: scan on this deployment's scan-worker functions (`local`,
+    /// `dev`, `prod` or a YAML file) instead of this machine's cores
+    #[arg(long, value_name = "NAME", hide = !CLOUD)]
+    stack: Option<String>,
+    /// Cloud mode: where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
+    #[arg(long, value_name = "DIR", requires = "stack", hide = !CLOUD)]
+    outputs_dir: Option<PathBuf>,
+    /// Cloud mode: only these regions (repeatable) [default: all of the stack]
+    #[arg(long = "region", value_name = "REGION", requires = "stack", hide = !CLOUD)]
+    regions: Vec<String>,
+    /// Cloud mode: the region the collection was enrolled in; it is copied
+    /// to the others [default: the stack's first region]
+    #[arg(long, value_name = "REGION", requires = "stack", hide = !CLOUD)]
+    collection_region: Option<String>,
+    /// Cloud mode: invoke this region's scan-worker at URL instead of AWS
+    /// Lambda, repeatable. URL is a Lambda API endpoint, or one function's
+    /// `.../2015-03-31/functions/NAME/invocations` URL (the Runtime Interface
+    /// Emulator's, NAME `function`), whose NAME is invoked
+    #[arg(long = "lambda-endpoint", value_name = "REGION=URL", requires = "stack", value_parser = parse_endpoint, hide = !CLOUD)]
+    lambda_endpoints: Vec<(String, String)>,
+    /// Cloud mode: at most this many invocations in flight per region
+    /// [default: the stack's and the account's limits]
+    #[arg(long, requires = "stack", hide = !CLOUD)]
+    max_in_flight: Option<u32>,
+}
+
+/// `--lambda-endpoint REGION=URL`; the URL is read by
+/// `LambdaEndpoint::parse` when the scan starts.
+fn parse_endpoint(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((region, url)) if !region.is_empty() && !url.is_empty() => {
-            Ok((region.to_string(), LambdaEndpoint::parse(url)))
+            Ok((region.to_string(), url.to_string()))
         }
         _ => Err(format!("expected REGION=URL, got {s:?}")),
     }
@@ -100,29 +117,8 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result
     let timeline = face_video::TimelineConfig {
         max_gap_s: args.max_gap_s,
     };
-    let (report, thumbs) = if let Some(stack) = &args.stack {
-        let options = CloudOptions {
-            video: args.video.clone(),
-            collection: args.collection.clone(),
-            stack: stack.clone(),
-            target: RegionSelection {
-                outputs_dir: args.outputs_dir.clone(),
-                regions: args.regions.clone(),
-                lambda_endpoints: args.lambda_endpoints.iter().cloned().collect(),
-                max_in_flight: args.max_in_flight,
-                sdk: None,
-            },
-            collection_region: args.collection_region.clone(),
-            frames_per_chunk: args.lambda_frames_per_chunk,
-            config,
-            timeline,
-        };
-        let on_progress = cloud::progress_callback(progress(2));
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?
-            .block_on(cloud::scan_video(&options, on_progress))?
+    let (report, thumbs) = if let Some(stack) = &args.cloud.stack {
+        scan_on_stack(args, stack, config, timeline)?
     } else {
         scan_locally(g, store, args, config, timeline)?
     };
@@ -141,6 +137,54 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--stack`: the scan on the deployment's `scan-worker` functions,
+/// through the client-side coordinator.
+#[cfg(feature = "cloud")]
+fn scan_on_stack(
+    args: &ScanVideoArgs,
+    stack: &str,
+    config: face_video::ScanConfig,
+    timeline: face_video::TimelineConfig,
+) -> Result<(scan::ScanReport, scan::Thumbnails)> {
+    let cloud_args = &args.cloud;
+    let options = CloudOptions {
+        video: args.video.clone(),
+        collection: args.collection.clone(),
+        stack: stack.to_string(),
+        target: RegionSelection {
+            outputs_dir: cloud_args.outputs_dir.clone(),
+            regions: cloud_args.regions.clone(),
+            lambda_endpoints: cloud_args
+                .lambda_endpoints
+                .iter()
+                .map(|(region, url)| (region.clone(), LambdaEndpoint::parse(url)))
+                .collect(),
+            max_in_flight: cloud_args.max_in_flight,
+            sdk: None,
+        },
+        collection_region: cloud_args.collection_region.clone(),
+        frames_per_chunk: args.lambda_frames_per_chunk,
+        config,
+        timeline,
+    };
+    let on_progress = cloud::progress_callback(progress(2));
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(cloud::scan_video(&options, on_progress))
+}
+
+#[cfg(not(feature = "cloud"))]
+fn scan_on_stack(
+    _: &ScanVideoArgs,
+    _: &str,
+    _: face_video::ScanConfig,
+    _: face_video::TimelineConfig,
+) -> Result<(scan::ScanReport, scan::Thumbnails)> {
+    Err(crate::needs_cloud("--stack"))
+}
+
 /// `--montage`, from the scan's matches, chunked as the scan was.
 fn write_montage(
     g: &GlobalArgs,
@@ -153,7 +197,7 @@ fn write_montage(
         person: args.montage_person.clone(),
         ..Default::default()
     };
-    let frames_per_chunk = match args.stack {
+    let frames_per_chunk = match args.cloud.stack {
         Some(_) => Some(args.lambda_frames_per_chunk),
         None => args.frames_per_chunk,
     };

@@ -105,7 +105,9 @@ pub async fn run_local(
         .arg(&report)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .status()
-        .context("running target/release/facectl (cargo build --release -p facectl)")?;
+        .context(
+            "running target/release/facectl (cargo build --release -p facectl --features cloud)",
+        )?;
     if !status.success() {
         bail!("facectl scan-video --stack local failed ({status})");
     }

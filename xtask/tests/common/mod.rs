@@ -143,7 +143,8 @@ pub fn b64(bytes: &[u8]) -> Value {
 }
 
 /// The `facectl` binary beside the xtask's (the workspace's test build
-/// makes it), run from the checkout where `--stack local` finds the deploy
+/// makes it with `--features facectl/cloud`: these tests use its cloud
+/// commands), run from the checkout where `--stack local` finds the deploy
 /// record, with `key` as `$FACE_API_KEY`.
 pub fn facectl(key: &str, args: &[&str]) -> Output {
     facectl_with_env(key, &[], args)
@@ -161,7 +162,7 @@ pub fn facectl_with_env(key: &str, env: &[(String, String)], args: &[&str]) -> O
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "{}: {e} (built by the workspace's test build)",
+                "{}: {e} (built by the workspace's test build; alone: cargo build -p facectl --features cloud)",
                 bin.display()
             )
         });
