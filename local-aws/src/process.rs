@@ -136,6 +136,16 @@ impl ServerProcess {
         }
     }
 
+    /// SIGKILLs every descendant of the server (for the RIE: the function's
+    /// bootstrap) and leaves the server itself running; returns their pids.
+    pub(crate) fn kill_descendants(&self) -> Vec<u32> {
+        let killed: Vec<u32> = descendants(self.child.id())
+            .into_iter()
+            .filter(|&d| to_pid(d).is_some_and(|p| kill_process(p, Signal::KILL).is_ok()))
+            .collect();
+        killed
+    }
+
     /// Polls `ready` until it holds, the process exits, or `timeout` passes.
     pub(crate) fn wait_ready(
         &mut self,

@@ -245,6 +245,55 @@ impl Rie {
         Duration::try_from_secs_f64(ms / 1000.0).ok()
     }
 
+    /// Whether an invocation is running now: the log's last `INVOKE START`
+    /// has no end after it yet.
+    pub fn invocation_in_flight(&self) -> bool {
+        let text = std::fs::read_to_string(self.process.log()).unwrap_or_default();
+        let started = text.rfind("INVOKE START(");
+        let done = text.rfind("INVOKE RTDONE(").max(text.rfind("Invoke DONE"));
+        started.is_some() && done < started
+    }
+
+    /// SIGKILLs the function's process while an invocation is in flight, as
+    /// a crash or an out-of-memory kill would end it on Lambda, and waits for
+    /// the RIE to report the invocation failed (its next invoke starts a new
+    /// process, a cold start). Returns the killed pids.
+    pub fn kill_function_mid_invocation(&self, within: Duration) -> Result<Vec<u32>> {
+        let deadline = Instant::now() + within;
+        let kills_logged = || {
+            std::fs::read_to_string(self.process.log())
+                .unwrap_or_default()
+                .matches("signal: killed")
+                .count()
+        };
+        let before = kills_logged();
+        let killed = loop {
+            if Instant::now() >= deadline {
+                return Err(Error::Http {
+                    what: "killing the function mid-invocation".into(),
+                    message: format!("no invocation was in flight within {within:?}"),
+                });
+            }
+            if self.invocation_in_flight() {
+                let killed = self.process.kill_descendants();
+                if !killed.is_empty() {
+                    break killed;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let reported_by = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < reported_by {
+            if kills_logged() > before {
+                return Ok(killed);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(self.invoke_failed(format!(
+            "killed {killed:?}, but the RIE did not report the invocation failed"
+        )))
+    }
+
     /// The RIE's log: its own lines and the bootstrap's stdout and stderr.
     pub fn log_path(&self) -> &Path {
         self.process.log()

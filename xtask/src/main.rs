@@ -49,6 +49,8 @@ enum Command {
     ApiKey(deploy::api_key::ApiKeyArgs),
     /// Serve the local stack's HTTPS API on loopback (API Gateway's part: key check, limits, the real functions under the RIE)
     Serve(deploy::serve::ServeArgs),
+    /// Mixed uploads (photos, corrupt files, repeats, overwrites; S3 and the API) into the local stack while a function is killed and the dispatcher restarted; counts lost and duplicated results, latency, throughput
+    LoadTest(deploy::load::LoadArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
@@ -80,6 +82,7 @@ fn main() -> Result<()> {
         Command::SmokeTest(args) => deploy::smoke_command(&root, &args),
         Command::ApiKey(args) => deploy::api_key::command(&root, &args),
         Command::Serve(args) => deploy::serve_command(&root, &args),
+        Command::LoadTest(args) => deploy::load_command(&root, &args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
     }

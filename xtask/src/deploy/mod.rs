@@ -13,6 +13,7 @@ pub mod api_key;
 pub mod apply;
 pub mod artifacts;
 pub mod dispatch;
+pub mod load;
 pub mod local;
 pub mod outputs;
 pub mod scan;
@@ -162,6 +163,11 @@ pub fn smoke_command(root: &Path, args: &smoke::SmokeArgs) -> Result<()> {
     })?;
     println!("smoke test of {} passed", deployment.name);
     Ok(())
+}
+
+/// `cargo xtask load-test`: mixed uploads with faults on the local stack.
+pub fn load_command(root: &Path, args: &load::LoadArgs) -> Result<()> {
+    runtime()?.block_on(load::run(root, args))
 }
 
 /// `cargo xtask serve`: the local stack's API Gateway, until interrupted.

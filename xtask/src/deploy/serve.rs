@@ -507,6 +507,16 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
+    /// The local function behind a queue (recognize, scan-worker), for
+    /// fault injection.
+    pub fn queue_function(&self, function: FunctionName) -> Option<Arc<LocalFunction>> {
+        self.mappings
+            .functions
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map(|(_, local)| Arc::clone(local))
+    }
+
     /// Stops listening, lets in-flight requests finish, stops the queue
     /// mappings; the functions' RIEs end when the gateway is dropped.
     pub async fn stop(self) -> Result<()> {
@@ -520,7 +530,7 @@ impl RunningGateway {
             }
         })
         .await?;
-        self.mappings.stop().await
+        self.mappings.stop().await.map(drop)
     }
 }
 

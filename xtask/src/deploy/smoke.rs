@@ -95,6 +95,8 @@ impl Enroll {
 pub(super) struct LocalMappings {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<Result<dispatch::MappingStats>>>,
+    /// The functions behind the queues, for fault injection (load-test).
+    pub(super) functions: Vec<(FunctionName, Arc<LocalFunction>)>,
 }
 
 impl LocalMappings {
@@ -108,6 +110,7 @@ impl LocalMappings {
         // scan queue (video jobs), each under its own RIE.
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
+        let mut functions = Vec::new();
         for function in [FunctionName::Recognize, FunctionName::ScanWorker] {
             let name = record.output(&keys::function_name(function))?;
             let mappings = dispatch::queue_mappings(config, name).await?;
@@ -129,20 +132,30 @@ impl LocalMappings {
                     Arc::clone(&stop),
                 )));
             }
+            functions.push((function, local));
         }
-        Ok(Self { stop, tasks })
+        Ok(Self {
+            stop,
+            tasks,
+            functions,
+        })
     }
 
-    pub(super) async fn stop(self) -> Result<()> {
+    /// Stops polling once the batches in flight are done; the totals.
+    pub(super) async fn stop(self) -> Result<dispatch::MappingStats> {
         self.stop.store(true, Ordering::Relaxed);
+        let mut total = dispatch::MappingStats::default();
         for task in self.tasks {
             let stats = task.await??;
             println!(
                 "local dispatcher: {} batch(es), {} message(s) delivered, {} failed",
                 stats.batches, stats.delivered, stats.failed
             );
+            total.batches += stats.batches;
+            total.delivered += stats.delivered;
+            total.failed += stats.failed;
         }
-        Ok(())
+        Ok(total)
     }
 }
 
