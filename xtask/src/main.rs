@@ -12,6 +12,7 @@ mod blobs;
 mod build;
 mod demo;
 mod deploy;
+mod fuzz;
 mod simulate;
 mod synth;
 mod test;
@@ -55,6 +56,8 @@ enum Command {
     Test,
     /// Enroll the labelled people locally and recognize the held-out and group photos
     Demo(demo::DemoArgs),
+    /// Fuzz the untrusted-input entry points with AFL++ (cargo-afl, installed pinned on first use); any crash fails
+    Fuzz(fuzz::FuzzArgs),
 }
 
 /// The workspace root, from where this crate lives.
@@ -85,5 +88,6 @@ fn main() -> Result<()> {
         Command::LoadTest(args) => deploy::load_command(&root, &args),
         Command::Test => test::run(&sh, &root),
         Command::Demo(args) => demo::run(&sh, &root, args),
+        Command::Fuzz(args) => fuzz::run_command(&root, &args),
     }
 }

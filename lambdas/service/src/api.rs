@@ -134,6 +134,12 @@ impl ApiRequest {
         }
     }
 
+    /// The body parsed as JSON into `T`: a bad input error naming the
+    /// field that is wrong (the API's 400).
+    pub fn json_body<T: DeserializeOwned>(&self) -> Result<T, ServiceError> {
+        parse_json(&self.body_bytes()?)
+    }
+
     fn content_type(&self) -> &str {
         self.headers
             .get("content-type")
@@ -541,19 +547,19 @@ where
         match m.route.id {
             RouteId::Detect => to_value(&self.detect(request).await?),
             RouteId::Compare => {
-                let body: t::CompareRequest = parse_json(&request.body_bytes()?)?;
+                let body: t::CompareRequest = request.json_body()?;
                 to_value(&self.compare(&body).await?)
             }
             RouteId::ListCollections => to_value(&self.list_collections().await?),
             RouteId::DeleteCollection => to_value(&self.delete_collection(collection).await?),
             RouteId::Enroll => {
-                let body: t::EnrollRequest = parse_json(&request.body_bytes()?)?;
+                let body: t::EnrollRequest = request.json_body()?;
                 to_value(&self.enroll(collection, person, body).await?)
             }
             RouteId::ListPeople => to_value(&self.list_people(collection, request).await?),
             RouteId::GetPerson => to_value(&self.get_person(collection, person).await?),
             RouteId::PatchPerson => {
-                let body: t::PatchPersonRequest = parse_json(&request.body_bytes()?)?;
+                let body: t::PatchPersonRequest = request.json_body()?;
                 to_value(&self.patch_person(collection, person, body).await?)
             }
             RouteId::ForgetPerson => to_value(&self.forget(collection, person).await?),
@@ -562,12 +568,12 @@ where
             }
             RouteId::Search => to_value(&self.search(collection, request).await?),
             RouteId::CreateUpload => {
-                let body: t::UploadRequest = parse_json(&request.body_bytes()?)?;
+                let body: t::UploadRequest = request.json_body()?;
                 to_value(&self.create_upload(body).await?)
             }
             RouteId::GetResult => to_value(&self.get_result(m.param("result_id")).await?),
             RouteId::CreateScan => {
-                let body: face_api::jobs::ScanRequest = parse_json(&request.body_bytes()?)?;
+                let body: face_api::jobs::ScanRequest = request.json_body()?;
                 to_value(&self.create_scan(body).await?)
             }
             RouteId::GetScan => to_value(&self.get_scan(m.param("job_id")).await?),

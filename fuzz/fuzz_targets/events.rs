@@ -1,0 +1,5 @@
+//! `cargo xtask fuzz --target events`: see `face_fuzz::events`.
+
+fn main() {
+    afl::fuzz_nohook!(|data: &[u8]| face_fuzz::events(data));
+}
