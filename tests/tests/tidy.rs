@@ -295,8 +295,9 @@ fn environment_variable_names_are_written_once() {
 
     let mut files = Vec::new();
     for (name, dir) in members() {
-        // Their home.
-        if name == "face-contracts" {
+        // Their home, and the end-to-end tests (which set variables on
+        // purpose, as a person would).
+        if name == "face-contracts" || name == "e2e" {
             continue;
         }
         for code in ["src", "examples", "benches"] {
