@@ -5,7 +5,8 @@
 //! of a collection. It starts when the MP4 is uploaded under
 //! `<upload_prefix><collection>/` or is submitted with `POST /v1/scans`; the
 //! job id is derived from the video's result id (`s3://bucket/key#version`),
-//! so the same version submitted twice is one job.
+//! so the same version submitted twice is one job. What a job writes lives
+//! under `scans/<job_id>/` (`face_contracts::layout::job_prefix`).
 
 use std::collections::BTreeMap;
 
@@ -33,31 +34,6 @@ pub fn is_job_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// `scans/<job_id>/`: everything a job writes lives under it.
-pub fn job_prefix(job_id: &str) -> String {
-    format!("scans/{job_id}/")
-}
-
-/// `scans/<job_id>/chunks/<chunk, 6 digits>.json`: one chunk's frames.
-pub fn chunk_result_key(job_id: &str, chunk: u32) -> String {
-    format!("scans/{job_id}/chunks/{chunk:06}.json")
-}
-
-/// `scans/<job_id>/montage/<chunk, 6 digits>.mp4`: one chunk's montage segment.
-pub fn montage_segment_key(job_id: &str, chunk: u32) -> String {
-    format!("scans/{job_id}/montage/{chunk:06}.mp4")
-}
-
-/// `scans/<job_id>/result.json`: the finished job's whole result.
-pub fn result_key(job_id: &str) -> String {
-    format!("scans/{job_id}/result.json")
-}
-
-/// `scans/<job_id>/montage.mp4`: the job's montage.
-pub fn montage_key(job_id: &str) -> String {
-    format!("scans/{job_id}/montage.mp4")
 }
 
 /// `POST /v1/scans`.
@@ -190,11 +166,6 @@ mod tests {
         assert_ne!(id, job_id_for("s3://b/uploads/c/v.mp4#v2"));
         assert!(!is_job_id("../x"));
         assert!(!is_job_id(&id.to_uppercase()));
-        assert_eq!(
-            chunk_result_key(&id, 7),
-            format!("scans/{id}/chunks/000007.json")
-        );
-        assert!(chunk_result_key(&id, 7).starts_with(&job_prefix(&id)));
     }
 
     #[test]

@@ -17,15 +17,11 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// The environment variable naming the keys table (authorizer, api function, xtask).
-pub const API_KEYS_TABLE_ENV: &str = "FACE_API_KEYS_TABLE";
-
 /// Attribute names of the keys table.
 pub mod attr {
-    /// The partition key (S).
-    pub const ID: &str = "id";
-    /// TTL attribute (N, epoch seconds) of the counters.
-    pub const EXPIRES_AT: &str = "expires_at";
+    /// The partition key (S) and the TTL attribute (N, epoch seconds) of
+    /// the counters: the table's key schema, which the stack declares.
+    pub use face_contracts::tables::api_keys::{PARTITION_KEY as ID, TTL_ATTRIBUTE as EXPIRES_AT};
     pub const NAME: &str = "name";
     pub const CREATED_AT: &str = "created_at";
     pub const RATE_PER_MINUTE: &str = "rate_per_minute";

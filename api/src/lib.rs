@@ -24,19 +24,21 @@ pub mod types;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use routes::{ROUTES, Route, RouteId, RouteMatch};
 
-/// The stage every deployment's REST API is deployed to.
-pub const API_STAGE: &str = "live";
 /// Every route lives under this prefix.
 pub const API_VERSION_PREFIX: &str = "/v1";
-/// The header that carries the API key.
-pub const API_KEY_HEADER: &str = "x-api-key";
+/// The header that carries the API key ([`face_contracts::api::KEY_HEADER`]).
+pub use face_contracts::api::KEY_HEADER as API_KEY_HEADER;
 /// Where clients (`facectl --stack/--endpoint`, the demo's curl lines) read
-/// the key from when it is not given on the command line.
-pub const CLIENT_API_KEY_ENV: &str = "FACE_API_KEY";
+/// the key from when it is not given on the command line
+/// ([`face_contracts::env::API_KEY`]).
+pub use face_contracts::env::API_KEY as CLIENT_API_KEY_ENV;
 
 /// The base URL of a deployed REST API (routes are `<base>/v1/...`).
 pub fn api_base_url(rest_api_id: &str, region: &str) -> String {
-    format!("https://{rest_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}")
+    format!(
+        "https://{rest_api_id}.execute-api.{region}.amazonaws.com/{}",
+        face_contracts::api::STAGE
+    )
 }
 
 #[cfg(test)]

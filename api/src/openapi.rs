@@ -124,7 +124,7 @@ pub fn openapi_document() -> Value {
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                SECURITY_SCHEME: {"type": "apiKey", "in": "header", "name": crate::API_KEY_HEADER},
+                SECURITY_SCHEME: {"type": "apiKey", "in": "header", "name": face_contracts::api::KEY_HEADER},
             },
         },
     })

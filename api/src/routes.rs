@@ -362,7 +362,7 @@ pub fn percent_decode(segment: &str) -> Option<String> {
 pub fn match_route(method: &str, path: &str) -> Result<RouteMatch, NoRoute> {
     let path = path.split('?').next().unwrap_or_default();
     let path = path
-        .strip_prefix(&format!("/{}", crate::API_STAGE))
+        .strip_prefix(&format!("/{}", face_contracts::api::STAGE))
         .filter(|p| p.starts_with('/'))
         .unwrap_or(path);
     let path = path

@@ -14,7 +14,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use face_api::pricing;
-use face_service::collections::people_prefix;
+use face_contracts::layout::people_prefix;
 use face_service::storage::ObjectStore;
 use face_video::{
     ChunkScan, FrameMatches, FrameRange, ScanChunkRequest, ScanConfig, ScanStats, VideoIndex,
@@ -26,9 +26,6 @@ use thiserror::Error;
 use crate::schedule::{
     FanOutError, Progress, Region, RegionReport, RetryPolicy, Worker, WorkerError, fan_out,
 };
-
-/// Where staged videos live in each region's bucket, by content hash.
-pub const VIDEO_PREFIX: &str = "scans/videos/";
 
 /// Used when neither the stack nor the account says how many invocations a
 /// region may run (moto, for one, has no account settings).
@@ -102,12 +99,6 @@ pub async fn account_unreserved_concurrency(lambda: &aws_sdk_lambda::Client) -> 
             None
         }
     }
-}
-
-/// The staged video's key: its content's sha256, so a re-run uploads
-/// nothing and two videos never collide.
-pub fn video_key(sha256_hex: &str) -> String {
-    format!("{VIDEO_PREFIX}{sha256_hex}.mp4")
 }
 
 /// Part size of multipart uploads (S3 wants at least 5 MiB but the last).
@@ -482,7 +473,7 @@ mod tests {
     #[tokio::test]
     async fn collection_copy_mirrors_people_by_etag() {
         let (src, dst) = (MemoryObjects::default(), MemoryObjects::default());
-        let key = |p: &str| face_service::collections::person_key("c", p);
+        let key = |p: &str| face_contracts::layout::person_key("c", p);
         src.insert("a", &key("ann"), b"ann-v1".to_vec());
         src.insert("a", &key("bob"), b"bob".to_vec());
         src.insert("a", "collections/other/people/zed.json", b"z".to_vec());

@@ -169,7 +169,8 @@ pub async fn scan_video(
     let regions = deployment::deployed_regions(&deployment, &options.target).await?;
     let staging = Instant::now();
     let sha = sha256_file(&options.video)?;
-    let key = cloud::video_key(&sha);
+    // By content hash: a re-run uploads nothing, two videos never collide.
+    let key = face_contracts::layout::staged_video_key(&sha);
     let source_name = options
         .collection_region
         .clone()

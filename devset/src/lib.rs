@@ -9,16 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use face_contracts::env::DATA_DIR;
 use serde::Deserialize;
-
-/// Points every tool and test at a labelled set when no `--data` is given.
-pub const DATA_DIR_ENV: &str = "FACE_DATA_DIR";
 
 /// The labelled data folder: `explicit` (a `--data` flag), else
 /// `$FACE_DATA_DIR`, else `../shared/data` beside the checkout at
 /// `workspace_root`.
 pub fn data_dir(explicit: Option<&Path>, workspace_root: &Path) -> PathBuf {
-    match (explicit, std::env::var_os(DATA_DIR_ENV)) {
+    match (explicit, std::env::var_os(DATA_DIR)) {
         (Some(dir), _) => dir.to_path_buf(),
         (None, Some(dir)) => PathBuf::from(dir),
         (None, None) => workspace_root.join("../shared/data"),
@@ -37,7 +35,7 @@ pub const VIDEO_SEGMENTS: &str = "video_segments.csv";
 #[derive(Debug, thiserror::Error)]
 pub enum DevsetError {
     #[error(
-        "reading {path}: {source} (is the labelled data folder there? see --data / FACE_DATA_DIR)"
+        "reading {path}: {source} (is the labelled data folder there? see --data / {DATA_DIR})"
     )]
     Open { path: PathBuf, source: csv::Error },
     #[error("{path} row {row}: {source}")]

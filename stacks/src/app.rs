@@ -10,6 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use face_contracts::env;
+use face_contracts::layout::{COLLECTIONS_PREFIX, SCANS_PREFIX};
+use face_contracts::metrics::Metric;
+use face_contracts::tables;
+
 use crate::cfn::{self, Statement, Template};
 use crate::config::FunctionName;
 use crate::constructs::function::CodeLocation;
@@ -70,24 +75,6 @@ pub mod parameters {
     }
 }
 
-/// The functions' environment variable names.
-// TODO(face-api): the `api` crate is taking these names over; use its
-// constants once it exists (the values must stay as they are).
-pub mod env {
-    pub const BUCKET: &str = "FACE_BUCKET";
-    pub const PEOPLE_TABLE: &str = "FACE_PEOPLE_TABLE";
-    pub const RESULTS_TABLE: &str = "FACE_RESULTS_TABLE";
-    pub const RESULTS_QUEUE_URL: &str = "FACE_RESULTS_QUEUE_URL";
-    pub const UPLOAD_PREFIX: &str = "FACE_UPLOAD_PREFIX";
-    pub const DEFAULT_COLLECTION: &str = "FACE_DEFAULT_COLLECTION";
-    pub const API_KEYS_TABLE: &str = "FACE_API_KEYS_TABLE";
-    pub const JOBS_TABLE: &str = "FACE_JOBS_TABLE";
-    pub const SCAN_QUEUE_URL: &str = "FACE_SCAN_QUEUE_URL";
-    pub const RESULTS_TOPIC_ARN: &str = "FACE_RESULTS_TOPIC_ARN";
-    pub const SCAN_MAX_RECEIVE_COUNT: &str = "FACE_SCAN_MAX_RECEIVE_COUNT";
-    pub const BUCKET_OWNER: &str = "FACE_BUCKET_OWNER";
-}
-
 /// The per-region bucket the caller uploads function zips to before
 /// deploying: `<stack>-assets-<account>-<region>`. It lives outside the
 /// stack (the stack's functions need their code at creation).
@@ -118,19 +105,15 @@ impl Assets {
     }
 }
 
-/// Namespace of the functions' embedded-metric-format metrics (written by
-/// `face_service::metrics`; a test in `tests/` keeps the two in step).
-pub const METRICS_NAMESPACE: &str = "FaceRecognition";
-
 /// The functions' own metrics the dashboard charts per function.
-pub const DASHBOARD_METRICS: [&str; 7] = [
-    "ColdStart",
-    "InitDuration",
-    "DetectTime",
-    "EmbedTime",
-    "FacesFound",
-    "FacesMatched",
-    "ChunkTime",
+pub const DASHBOARD_METRICS: [Metric; 7] = [
+    Metric::ColdStart,
+    Metric::InitDuration,
+    Metric::DetectTime,
+    Metric::EmbedTime,
+    Metric::FacesFound,
+    Metric::FacesMatched,
+    Metric::ChunkTime,
 ];
 
 /// The S3 events that start recognition of an upload.
@@ -199,8 +182,8 @@ impl<'a> FaceStack<'a> {
             people: Table {
                 logical_id: "PeopleTable",
                 suffix: "people",
-                partition_key: "collection",
-                sort_key: Some("person"),
+                partition_key: tables::people::PARTITION_KEY,
+                sort_key: Some(tables::people::SORT_KEY),
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: None,
                 retain: deployment.production,
@@ -208,7 +191,7 @@ impl<'a> FaceStack<'a> {
             results: Table {
                 logical_id: "ResultsTable",
                 suffix: "results",
-                partition_key: "result_id",
+                partition_key: tables::results::PARTITION_KEY,
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: None,
@@ -219,10 +202,10 @@ impl<'a> FaceStack<'a> {
             api_keys: Table {
                 logical_id: "ApiKeysTable",
                 suffix: "api-keys",
-                partition_key: "id",
+                partition_key: tables::api_keys::PARTITION_KEY,
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
-                ttl_attribute: Some("expires_at"),
+                ttl_attribute: Some(tables::api_keys::TTL_ATTRIBUTE),
                 retain: deployment.production,
             },
             results_queue: FifoQueue {
@@ -239,7 +222,7 @@ impl<'a> FaceStack<'a> {
             scan_jobs: Table {
                 logical_id: "ScanJobsTable",
                 suffix: "scan-jobs",
-                partition_key: "job_id",
+                partition_key: tables::scan_jobs::PARTITION_KEY,
                 sort_key: None,
                 point_in_time_recovery: region.point_in_time_recovery,
                 ttl_attribute: None,
@@ -314,6 +297,7 @@ impl<'a> FaceStack<'a> {
         };
         let b = &self.bucket;
         let upload_prefix = self.deployment.upload_prefix.as_str();
+        let collections = b.objects_arn(&format!("{COLLECTIONS_PREFIX}*"));
         let mut environment = BTreeMap::new();
         if function != FunctionName::Authorizer {
             environment.insert(env::BUCKET, b.name());
@@ -361,11 +345,8 @@ impl<'a> FaceStack<'a> {
         let grants = match function {
             FunctionName::Enroll => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
-                Statement::allow(
-                    &["s3:PutObject", "s3:DeleteObject"],
-                    [b.objects_arn("collections/*")],
-                ),
-                b.list_under(&["collections/", upload_prefix]),
+                Statement::allow(&["s3:PutObject", "s3:DeleteObject"], [collections.clone()]),
+                b.list_under(&[COLLECTIONS_PREFIX, upload_prefix]),
                 Statement::allow(
                     &[
                         "dynamodb:GetItem",
@@ -380,7 +361,7 @@ impl<'a> FaceStack<'a> {
                 environment.insert(env::RESULTS_QUEUE_URL, self.results_queue.url());
                 vec![
                     Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
-                    b.list_under(&["collections/", upload_prefix]),
+                    b.list_under(&[COLLECTIONS_PREFIX, upload_prefix]),
                     Statement::allow(
                         &["dynamodb:GetItem", "dynamodb:BatchGetItem"],
                         [self.people.arn()],
@@ -413,8 +394,11 @@ impl<'a> FaceStack<'a> {
             // chunk results, montage and result under scans/.
             FunctionName::ScanWorker => vec![
                 Statement::allow(&["s3:GetObject"], [b.objects_arn("*")]),
-                Statement::allow(&["s3:PutObject"], [b.objects_arn("scans/*")]),
-                b.list_under(&["collections/", "scans/", upload_prefix]),
+                Statement::allow(
+                    &["s3:PutObject"],
+                    [b.objects_arn(&format!("{SCANS_PREFIX}*"))],
+                ),
+                b.list_under(&[COLLECTIONS_PREFIX, SCANS_PREFIX, upload_prefix]),
                 Statement::allow(&["dynamodb:GetItem"], [self.people.arn()]),
                 Statement::allow(
                     &["dynamodb:GetItem", "dynamodb:UpdateItem"],
@@ -449,7 +433,7 @@ impl<'a> FaceStack<'a> {
                     &["s3:PutObject"],
                     [
                         b.objects_arn(&format!("{upload_prefix}*")),
-                        b.objects_arn("collections/*"),
+                        collections.clone(),
                     ],
                 ),
                 // Deleting a collection removes its people and its uploads.
@@ -457,10 +441,10 @@ impl<'a> FaceStack<'a> {
                     &["s3:DeleteObject"],
                     [
                         b.objects_arn(&format!("{upload_prefix}*")),
-                        b.objects_arn("collections/*"),
+                        collections.clone(),
                     ],
                 ),
-                b.list_under(&["collections/", upload_prefix]),
+                b.list_under(&[COLLECTIONS_PREFIX, upload_prefix]),
                 Statement::allow(
                     &[
                         "dynamodb:GetItem",
@@ -591,7 +575,6 @@ impl<'a> FaceStack<'a> {
             dead_letter_queues: [&self.work_queue, &self.scan_queue]
                 .map(|q| scope.physical_name(&format!("{}-dlq", q.suffix)))
                 .to_vec(),
-            metrics_namespace: METRICS_NAMESPACE,
             function_metrics: DASHBOARD_METRICS.to_vec(),
         }
         .synth(scope, &mut t);

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 use crate::error::StackError;
@@ -16,7 +17,7 @@ use crate::error::StackError;
 /// The functions a stack can hold. Adding a function starts here (a
 /// variant) and in [`crate::app`] (its construct); the YAML then accepts
 /// per-function overrides under its kebab-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FunctionName {
     /// Sync invoke: enroll, forget, list people.
@@ -71,7 +72,7 @@ impl std::fmt::Display for FunctionName {
 }
 
 /// One `stacks/<name>.yaml` file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentFile {
     /// Stack name in every region, and the prefix of every physical name.
@@ -104,7 +105,7 @@ pub struct DeploymentFile {
 }
 
 /// Settings of one region (or the shared defaults). All optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegionSettings {
     /// Share of the uploads a client should route to this region, in
@@ -130,6 +131,7 @@ pub struct RegionSettings {
     pub max_concurrency: Option<u32>,
     /// Per-function overrides of the five function settings above.
     #[serde(default)]
+    #[schemars(schema_with = "functions_schema")]
     pub functions: BTreeMap<FunctionName, FunctionSettings>,
     /// Retention of the functions' log groups. Default 14 days; one of the
     /// values CloudWatch Logs accepts.
@@ -157,7 +159,7 @@ pub struct RegionSettings {
 /// The HTTPS API (API Gateway REST API, stage `live`) of a region. These
 /// limits are stage-wide, over every key together; the per-key limits are
 /// on each key (`cargo xtask api-key create`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// Steady-state requests per second over the stage. Default 50
@@ -169,7 +171,7 @@ pub struct ApiSettings {
 }
 
 /// The settings one function may override.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSettings {
     /// See [`RegionSettings::memory_mib`].
@@ -182,6 +184,17 @@ pub struct FunctionSettings {
     pub reserved_concurrency: Option<u32>,
     /// See [`RegionSettings::max_concurrency`].
     pub max_concurrency: Option<u32>,
+}
+
+/// A map keyed by function: its schema also says which keys there are
+/// (`propertyNames`), as serde refuses any other.
+fn functions_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = BTreeMap::<FunctionName, FunctionSettings>::json_schema(generator);
+    schema.insert(
+        "propertyNames".into(),
+        generator.subschema_for::<FunctionName>().to_value(),
+    );
+    schema
 }
 
 impl DeploymentFile {

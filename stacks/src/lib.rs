@@ -23,13 +23,9 @@ pub mod plan;
 pub mod record;
 
 pub use app::{
-    Assets, BucketNotification, DASHBOARD_METRICS, FaceStack, METRICS_NAMESPACE, Stack,
-    asset_bucket_name, outputs,
+    Assets, BucketNotification, DASHBOARD_METRICS, FaceStack, Stack, asset_bucket_name, outputs,
 };
 pub use config::{DeploymentFile, FunctionName};
-pub use constructs::api::API_STAGE;
 pub use error::{LoadError, StackError};
 pub use plan::{ApiConfig, Architecture, Deployment, FunctionConfig, RegionPlan};
-pub use record::{
-    DeployRecord, LOCAL_API_PORT, LOCAL_API_PORT_ENV, RecordError, local_api_port, local_api_url,
-};
+pub use record::{DeployRecord, LOCAL_API_PORT, RecordError, local_api_port, local_api_url};

@@ -12,10 +12,12 @@ pub mod defaults {
     pub const TIMEOUT_S: u32 = 60;
     pub const LOG_RETENTION_DAYS: u32 = 14;
     pub const BATCH_SIZE: u32 = 4;
-    pub const MAX_RECEIVE_COUNT: u32 = 3;
+    /// Of the work queue and the scan queue: what `scan-worker` assumes
+    /// when `FACE_SCAN_MAX_RECEIVE_COUNT` is unset.
+    pub const MAX_RECEIVE_COUNT: u32 = face_contracts::env::defaults::SCAN_MAX_RECEIVE_COUNT;
     pub const NONCURRENT_VERSION_EXPIRATION_DAYS: u32 = 30;
-    pub const UPLOAD_PREFIX: &str = "uploads/";
-    pub const DEFAULT_COLLECTION: &str = "default";
+    /// The functions' own defaults, when the stack sets no variable.
+    pub use face_contracts::env::defaults::{DEFAULT_COLLECTION, UPLOAD_PREFIX};
     /// AWS's guidance: a queue feeding a function hides a received message
     /// for at least six times the function timeout.
     pub const VISIBILITY_TIMEOUT_FACTOR: u32 = 6;

@@ -7,14 +7,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The local gateway's port (`cargo xtask serve`) unless
-/// [`LOCAL_API_PORT_ENV`] names another.
+/// `$FACE_LOCAL_API_PORT` ([`face_contracts::env::LOCAL_API_PORT`]) names
+/// another.
 pub const LOCAL_API_PORT: u16 = 8450;
 
-/// Overrides [`LOCAL_API_PORT`].
-pub const LOCAL_API_PORT_ENV: &str = "FACE_LOCAL_API_PORT";
-
 /// The port of the local gateway, from the value of
-/// [`LOCAL_API_PORT_ENV`] if set (callers read the environment).
+/// `$FACE_LOCAL_API_PORT` if set (callers read the environment).
 pub fn local_api_port(env_value: Option<&str>) -> Result<u16, RecordError> {
     match env_value {
         None => Ok(LOCAL_API_PORT),
@@ -30,10 +28,7 @@ pub fn local_api_port(env_value: Option<&str>) -> Result<u16, RecordError> {
 /// The local stack's API base URL: the local gateway on loopback, serving
 /// the stage path like API Gateway does (`http://127.0.0.1:8450/live`).
 pub fn local_api_url(port: u16) -> String {
-    format!(
-        "http://127.0.0.1:{port}/{}",
-        crate::constructs::api::API_STAGE
-    )
+    format!("http://127.0.0.1:{port}/{}", face_contracts::api::STAGE)
 }
 
 /// One region's deployed stack and its CloudFormation outputs.
@@ -58,7 +53,7 @@ pub enum RecordError {
     Parse(#[from] serde_json::Error),
     #[error("{region}: the deploy outputs lack {key} (redeploy)")]
     MissingOutput { region: String, key: String },
-    #[error("{LOCAL_API_PORT_ENV}={0:?} is not a port (1-65535)")]
+    #[error("{var}={0:?} is not a port (1-65535)", var = face_contracts::env::LOCAL_API_PORT)]
     BadPort(String),
     #[error("{region}: the deploy record has no api_url (redeploy)")]
     MissingApiUrl { region: String },
@@ -159,7 +154,7 @@ mod tests {
         assert_eq!(local_api_port(Some("9000")).unwrap(), 9000);
         for bad in ["0", "x", "70000", ""] {
             let err = local_api_port(Some(bad)).unwrap_err().to_string();
-            assert!(err.contains("FACE_LOCAL_API_PORT"), "{err}");
+            assert!(err.contains(face_contracts::env::LOCAL_API_PORT), "{err}");
         }
     }
 }

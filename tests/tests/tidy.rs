@@ -247,20 +247,97 @@ fn the_code_map_names_every_command() {
     }
 }
 
-#[test]
-fn the_dashboard_charts_metrics_the_functions_write() {
-    assert_eq!(
-        face_stacks::METRICS_NAMESPACE,
-        face_service::metrics::NAMESPACE
-    );
-    let written: BTreeSet<&str> = face_service::metrics::Metric::ALL
-        .iter()
-        .map(|m| m.name())
-        .collect();
-    for metric in face_stacks::DASHBOARD_METRICS {
-        assert!(
-            written.contains(metric),
-            "{metric} is charted but never written"
-        );
+/// The `FACE_*` names written inside string literals on `line` (a whole
+/// line comment has none; a string is taken to end on its line).
+fn face_names_in_strings(line: &str) -> Vec<String> {
+    if line.trim_start().starts_with("//") {
+        return Vec::new();
     }
+    let bytes = line.as_bytes();
+    let (mut in_string, mut escaped) = (false, false);
+    let mut names = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b'F' if in_string
+                && line[i..].starts_with("FACE_")
+                && bytes.get(i + 5).is_some_and(u8::is_ascii_uppercase)
+                && !bytes[..i]
+                    .last()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+            {
+                let name: String = line[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                names.push(name);
+            }
+            _ => {}
+        }
+    }
+    names
 }
+
+#[test]
+fn environment_variable_names_are_written_once() {
+    assert_eq!(
+        face_names_in_strings(r#"let a = get("FACE_BUCKET"); // "FACE_X""#),
+        ["FACE_BUCKET"]
+    );
+    assert_eq!(
+        face_names_in_strings(r#"format!("x: \"$FACE_API_KEY\" {FACE_MODELS:?}")"#),
+        ["FACE_API_KEY"]
+    );
+    assert!(face_names_in_strings("const FACE_MODELS: &[&str] = &[];").is_empty());
+    assert!(face_names_in_strings(r#"    /// `"FACE_BUCKET"`"#).is_empty());
+
+    let mut files = Vec::new();
+    for (name, dir) in members() {
+        // Their home, and the end-to-end tests (which set variables on
+        // purpose, as a person would).
+        if name == "face-contracts" || name == "e2e" {
+            continue;
+        }
+        for code in ["src", "examples", "benches"] {
+            rust_files(&dir.join(code), &mut files);
+        }
+        if dir.join("build.rs").is_file() {
+            files.push(dir.join("build.rs"));
+        }
+    }
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    let mut offenders = Vec::new();
+    for file in &files {
+        for (n, line) in read(file).lines().enumerate() {
+            for name in face_names_in_strings(line) {
+                offenders.push(format!("{}:{}: {name}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "environment variable names are face_contracts::env's (ARCHITECTURE.md: \
+         contracts defined once); use its constants: {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_lambdas_readme_lists_every_variable_the_stack_sets() {
+    let doc = read(&root().join("lambdas/README.md"));
+    let section = &doc[doc
+        .find("### Environment (set by the stack)")
+        .expect("lambdas/README.md has the Environment section")..];
+    let table: BTreeSet<&str> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|name| name.starts_with("FACE_"))
+        .collect();
+    let mut expected: BTreeSet<&str> = face_contracts::env::SET_BY_STACK.into_iter().collect();
+    expected.insert(face_contracts::env::MODELS_DIR);
+    assert_eq!(table, expected, "lambdas/README.md's Environment table");
+}
+

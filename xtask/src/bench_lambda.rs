@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
+use face_contracts::env as vars;
 use face_core::stats::median;
 use local_aws::{MotoServer, Rie, RieOptions, Tools};
 use serde::Serialize;
@@ -103,10 +104,10 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
     create_bucket(moto.endpoint_url())?;
     let mut env = moto.client_env();
     for (k, v) in [
-        ("FACE_BUCKET", BUCKET),
-        ("FACE_PEOPLE_TABLE", "bench-people"),
-        ("FACE_RESULTS_TABLE", "bench-results"),
-        ("FACE_RESULTS_QUEUE_URL", "http://unused.invalid/queue.fifo"),
+        (vars::BUCKET, BUCKET),
+        (vars::PEOPLE_TABLE, "bench-people"),
+        (vars::RESULTS_TABLE, "bench-results"),
+        (vars::RESULTS_QUEUE_URL, "http://unused.invalid/queue.fifo"),
     ] {
         env.push((k.to_string(), v.to_string()));
     }

@@ -323,7 +323,7 @@ pub fn fetch_order(blobs: &[Blob]) -> Result<Vec<&Blob>> {
 }
 
 fn default_mirror(root: &Path) -> PathBuf {
-    std::env::var_os("FACE_BLOBS_MIRROR")
+    std::env::var_os(face_contracts::env::BLOBS_MIRROR)
         .map_or_else(|| root.join("../shared/blobs"), PathBuf::from)
 }
 

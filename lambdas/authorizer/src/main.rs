@@ -3,7 +3,7 @@
 //! `face_service::authorizer::authorize`. Reads only `FACE_API_KEYS_TABLE`
 //! and loads no models, so its cold start is the runtime's alone.
 
-use face_api::keys::API_KEYS_TABLE_ENV;
+use face_contracts::env::API_KEYS_TABLE;
 use face_service::ServiceError;
 use face_service::authorizer::authorize;
 use face_service::aws::{DynamoApiKeys, load_sdk_config};
@@ -16,13 +16,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     face_service::telemetry::init_logs();
-    let table = std::env::var(API_KEYS_TABLE_ENV)
+    let table = std::env::var(API_KEYS_TABLE)
         .ok()
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| {
-            ServiceError::Config(format!(
-                "environment variable {API_KEYS_TABLE_ENV} is not set"
-            ))
+            ServiceError::Config(format!("environment variable {API_KEYS_TABLE} is not set"))
         })?;
     let sdk = load_sdk_config().await;
     let keys = DynamoApiKeys::from_sdk(&sdk, table);

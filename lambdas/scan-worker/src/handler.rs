@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use face_contracts::metrics::Metric;
 use face_core::FacePipeline;
 use face_service::collections::{CollectionCache, validate_collection_name};
-use face_service::metrics::{Metric, Metrics};
+use face_service::metrics::Metrics;
 use face_service::storage::ObjectStore;
 use face_service::{ServiceError, StorageError};
 use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, scan_chunk};

@@ -25,10 +25,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use face_api::jobs::{self as contract, JobStatus, JobUsage, ScanJobResponse};
+use face_api::jobs::{JobStatus, JobUsage, SHORT_CLIP_MAX_S, ScanJobResponse};
+use face_contracts::layout;
+use face_contracts::messages::{ScanMessage, job_ended_subject};
 use face_service::error::{ErrorKind, ServiceError};
 use face_service::events::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use face_service::jobs::{ScanMessage, job_view};
+use face_service::jobs::job_view;
 use face_service::recognize::ResultMessage;
 use face_service::storage::{
     JobPlan, JobRecord, JobsTable, Notifier, ObjectStore, PeopleTable, ResultRecord, ResultStatus,
@@ -100,7 +102,7 @@ impl Default for JobSettings {
             scan: ScanConfig::default(),
             timeline: TimelineConfig::default(),
             montage: MontageConfig::default(),
-            max_receive_count: face_service::config::DEFAULT_SCAN_MAX_RECEIVE_COUNT,
+            max_receive_count: face_contracts::env::defaults::SCAN_MAX_RECEIVE_COUNT,
             memory_mib: 1024,
             arm64: cfg!(target_arch = "aarch64"),
         }
@@ -315,7 +317,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 objects
                     .put(
                         &bucket,
-                        &contract::montage_segment_key(job_id, chunk),
+                        &layout::montage_segment_key(job_id, chunk),
                         segment,
                     )
                     .await?;
@@ -330,7 +332,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             let body = serde_json::to_vec(&record)
                 .map_err(|e| ServiceError::Internal(format!("serializing chunk {chunk}: {e}")))?;
             objects
-                .put(&bucket, &contract::chunk_result_key(job_id, chunk), body)
+                .put(&bucket, &layout::chunk_result_key(job_id, chunk), body)
                 .await?;
         }
         let after = self.stores.jobs.chunk_done(job_id, chunk).await?;
@@ -349,7 +351,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         let mut frames: Vec<FrameMatches> = Vec::new();
         let mut usage = JobUsage::default();
         for chunk in 0..total {
-            let key = contract::chunk_result_key(&job.job_id, chunk);
+            let key = layout::chunk_result_key(&job.job_id, chunk);
             let object = objects
                 .get(&job.bucket, &key, None, MAX_CHUNK_RESULT_BYTES)
                 .await?;
@@ -378,14 +380,14 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 );
             }
         }
-        let short_clip = job.duration_s.unwrap_or(f64::MAX) <= contract::SHORT_CLIP_MAX_S;
+        let short_clip = job.duration_s.unwrap_or(f64::MAX) <= SHORT_CLIP_MAX_S;
         let mut view = ScanJobResponse {
             status: JobStatus::Done,
             chunks_done: total,
             finished_at: Some(now_rfc3339()),
             timeline: Some(to_json(&timeline.appearances)?),
             montage_key,
-            result_key: Some(contract::result_key(&job.job_id)),
+            result_key: Some(layout::result_key(&job.job_id)),
             usage: Some(usage),
             frames_matched: if short_clip {
                 let matched: Vec<&FrameMatches> = frames
@@ -402,7 +404,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         let full = serde_json::to_vec(&view)
             .map_err(|e| ServiceError::Internal(format!("serializing the job: {e}")))?;
         objects
-            .put(&job.bucket, &contract::result_key(&job.job_id), full)
+            .put(&job.bucket, &layout::result_key(&job.job_id), full)
             .await?;
         let mut message = self.message_for(job, ResultStatus::Ok, None, view.clone());
         if serde_json::to_string(&message).map_or(0, |m| m.len()) > MAX_MESSAGE_BYTES {
@@ -422,7 +424,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     /// The chunks' montage segments, in order, joined into `montage.mp4`.
     async fn join_montage(&self, job: &JobRecord) -> Result<Option<String>, ServiceError> {
         let objects = self.worker.objects();
-        let prefix = format!("{}montage/", contract::job_prefix(&job.job_id));
+        let prefix = layout::montage_segments_prefix(&job.job_id);
         let mut listed = objects.list(&job.bucket, &prefix).await?;
         if listed.is_empty() {
             return Ok(None);
@@ -445,7 +447,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         .await
         .map_err(|e| ServiceError::Internal(format!("montage task: {e}")))?
         .map_err(|e| ServiceError::Internal(format!("joining the montage: {e}")))?;
-        let key = contract::montage_key(&job.job_id);
+        let key = layout::montage_key(&job.job_id);
         objects.put(&job.bucket, &key, joined).await?;
         Ok(Some(key))
     }
@@ -500,7 +502,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             }
         };
         if let Some(topic) = &self.stores.topic {
-            let subject = format!("face scan {} {}", job.job_id, record.status.as_str());
+            let subject = job_ended_subject(&job.job_id, record.status.as_str());
             topic.publish(&subject, &record.message).await?;
         }
         face_service::recognize::deliver_result(

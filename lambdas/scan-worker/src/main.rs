@@ -71,9 +71,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         match Invocation::classify(event.payload)? {
             Invocation::Sqs(batch) => {
                 let runner = runner.as_ref().ok_or_else(|| {
-                    ServiceError::Config(
-                        "a scan queue event, but FACE_JOBS_TABLE, FACE_SCAN_QUEUE_URL, FACE_RESULTS_TABLE or FACE_RESULTS_QUEUE_URL is not set".into(),
-                    )
+                    use face_contracts::env;
+                    ServiceError::Config(format!(
+                        "a scan queue event, but {}, {}, {} or {} is not set",
+                        env::JOBS_TABLE,
+                        env::SCAN_QUEUE_URL,
+                        env::RESULTS_TABLE,
+                        env::RESULTS_QUEUE_URL
+                    ))
                 })?;
                 serde_json::to_value(runner.sqs_batch(batch).await)
                     .map_err(|e| ServiceError::Internal(format!("serializing the reply: {e}")))

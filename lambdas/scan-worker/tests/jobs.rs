@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use face_api::jobs::JobStatus;
+use face_contracts::messages::ScanMessage;
 use face_service::enroll::Enroller;
 use face_service::events::SqsEvent;
-use face_service::jobs::{ScanMessage, VideoIntake};
+use face_service::jobs::VideoIntake;
 use face_service::memory::{
     MemoryJobs, MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults, MemoryTopic, MemoryWork,
 };

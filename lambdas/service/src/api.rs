@@ -26,13 +26,14 @@ use face_api::limits::{
 };
 use face_api::routes::{NoRoute, RouteId, RouteMatch, match_route};
 use face_api::types as t;
+use face_contracts::layout::{COLLECTIONS_PREFIX, parse_person_key, people_prefix, person_key};
 use face_core::{DetectedFace, FacePipeline, MatchConfig, StageTimings};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::collections::{
-    CollectionCache, StoredPerson, load_person, people_prefix, person_key, save_person,
-    validate_collection_name, validate_person_name,
+    CollectionCache, StoredPerson, load_person, save_person, validate_collection_name,
+    validate_person_name,
 };
 use crate::enroll::{EnrollResponse, Enroller, check_attributes};
 use crate::error::{ErrorKind, ServiceError, StorageError};
@@ -679,17 +680,11 @@ where
         let listed = self
             .stores
             .objects
-            .list(&self.bucket, "collections/")
+            .list(&self.bucket, COLLECTIONS_PREFIX)
             .await?;
         let mut counts: BTreeMap<String, u32> = BTreeMap::new();
         for object in listed {
-            let Some(rest) = object.key.strip_prefix("collections/") else {
-                continue;
-            };
-            if let Some((collection, file)) = rest.split_once("/people/")
-                && file.ends_with(".json")
-                && !file.contains('/')
-            {
+            if let Some((collection, _)) = parse_person_key(&object.key) {
                 *counts.entry(collection.to_string()).or_default() += 1;
             }
         }

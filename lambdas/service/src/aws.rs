@@ -18,6 +18,8 @@ use crate::storage::{
     ResultStatus, ResultsQueue, ResultsTable, StoredObject, UploadSigner, WorkSender,
 };
 use face_api::jobs::JobStatus;
+use face_contracts::env;
+use face_contracts::tables::{people, results, scan_jobs};
 
 /// The shared SDK configuration, built as every crate builds it.
 pub use face_sdk_config::{SdkConfig, load_sdk_config};
@@ -411,8 +413,8 @@ impl DynamoPeople {
             })
             .unwrap_or_default();
         PersonRecord {
-            collection: get_s(item, "collection"),
-            person: get_s(item, "person"),
+            collection: get_s(item, people::PARTITION_KEY),
+            person: get_s(item, people::SORT_KEY),
             attributes,
             face_count: item
                 .get("face_count")
@@ -439,8 +441,8 @@ impl PeopleTable for DynamoPeople {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("collection", s(&record.collection))
-            .item("person", s(&record.person))
+            .item(people::PARTITION_KEY, s(&record.collection))
+            .item(people::SORT_KEY, s(&record.person))
             .item("attributes", AttributeValue::M(attributes))
             .item(
                 "face_count",
@@ -468,8 +470,8 @@ impl PeopleTable for DynamoPeople {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("collection", s(collection))
-            .key("person", s(person))
+            .key(people::PARTITION_KEY, s(collection))
+            .key(people::SORT_KEY, s(person))
             .send()
             .await
             .map_err(|e| classify("dynamodb:GetItem", &self.what(collection, person), e))?;
@@ -481,8 +483,8 @@ impl PeopleTable for DynamoPeople {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("collection", s(collection))
-            .key("person", s(person))
+            .key(people::PARTITION_KEY, s(collection))
+            .key(people::SORT_KEY, s(person))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
@@ -499,7 +501,7 @@ impl PeopleTable for DynamoPeople {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#c = :c")
-                .expression_attribute_names("#c", "collection")
+                .expression_attribute_names("#c", people::PARTITION_KEY)
                 .expression_attribute_values(":c", s(collection))
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -521,8 +523,8 @@ impl PeopleTable for DynamoPeople {
     ) -> Result<PeoplePage, StorageError> {
         let start = after.map(|person| {
             HashMap::from([
-                ("collection".to_string(), s(collection)),
-                ("person".to_string(), s(person)),
+                (people::PARTITION_KEY.to_string(), s(collection)),
+                (people::SORT_KEY.to_string(), s(person)),
             ])
         });
         let page = self
@@ -530,7 +532,7 @@ impl PeopleTable for DynamoPeople {
             .query()
             .table_name(&self.table)
             .key_condition_expression("#c = :c")
-            .expression_attribute_names("#c", "collection")
+            .expression_attribute_names("#c", people::PARTITION_KEY)
             .expression_attribute_values(":c", s(collection))
             .limit(limit.clamp(1, i32::MAX as u32) as i32)
             .set_exclusive_start_key(start)
@@ -542,7 +544,7 @@ impl PeopleTable for DynamoPeople {
         // is then empty and has none.
         let next = page
             .last_evaluated_key()
-            .and_then(|key| key.get("person"))
+            .and_then(|key| key.get(people::SORT_KEY))
             .and_then(|v| v.as_s().ok())
             .cloned();
         Ok(PeoplePage { records, next })
@@ -577,13 +579,13 @@ impl ResultsTable for DynamoResults {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("result_id", s(result_id))
+            .key(results::PARTITION_KEY, s(result_id))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| classify("dynamodb:GetItem", result_id, e))?;
         Ok(output.item().map(|item| ResultRecord {
-            result_id: get_s(item, "result_id"),
+            result_id: get_s(item, results::PARTITION_KEY),
             bucket: get_s(item, "bucket"),
             key: get_s(item, "key"),
             collection: get_s(item, "collection"),
@@ -603,7 +605,7 @@ impl ResultsTable for DynamoResults {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("result_id", s(&record.result_id))
+            .item(results::PARTITION_KEY, s(&record.result_id))
             .item("bucket", s(&record.bucket))
             .item("key", s(&record.key))
             .item("collection", s(&record.collection))
@@ -611,7 +613,7 @@ impl ResultsTable for DynamoResults {
             .item("message", s(&record.message))
             .item("delivered", AttributeValue::Bool(record.delivered))
             .item("created_at", s(&record.created_at))
-            .condition_expression("attribute_not_exists(result_id)")
+            .condition_expression(format!("attribute_not_exists({})", results::PARTITION_KEY))
             .send()
             .await;
         match result {
@@ -627,7 +629,7 @@ impl ResultsTable for DynamoResults {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("result_id", s(result_id))
+            .key(results::PARTITION_KEY, s(result_id))
             .update_expression("SET delivered = :t")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .send()
@@ -859,12 +861,15 @@ pub fn api_stores(
     crate::ServiceError,
 > {
     let results_table = config.results_table.as_deref().ok_or_else(|| {
-        crate::ServiceError::Config("environment variable FACE_RESULTS_TABLE is not set".into())
+        crate::ServiceError::Config(format!(
+            "environment variable {} is not set",
+            env::RESULTS_TABLE
+        ))
     })?;
     let keys_table = config.api_keys_table.as_deref().ok_or_else(|| {
         crate::ServiceError::Config(format!(
             "environment variable {} is not set",
-            face_api::keys::API_KEYS_TABLE_ENV
+            env::API_KEYS_TABLE
         ))
     })?;
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
@@ -927,7 +932,7 @@ fn get_ns(item: &HashMap<String, AttributeValue>, name: &str) -> std::collection
 
 fn job_from_item(item: &HashMap<String, AttributeValue>) -> JobRecord {
     JobRecord {
-        job_id: get_s(item, "job_id"),
+        job_id: get_s(item, scan_jobs::PARTITION_KEY),
         bucket: get_s(item, "bucket"),
         key: get_s(item, "key"),
         version_tag: get_s(item, "version_tag"),
@@ -958,7 +963,7 @@ impl JobsTable for DynamoJobs {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("job_id", s(job_id))
+            .key(scan_jobs::PARTITION_KEY, s(job_id))
             .consistent_read(true)
             .send()
             .await
@@ -971,7 +976,7 @@ impl JobsTable for DynamoJobs {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("job_id", s(&r.job_id))
+            .item(scan_jobs::PARTITION_KEY, s(&r.job_id))
             .item("bucket", s(&r.bucket))
             .item("key", s(&r.key))
             .item("version_tag", s(&r.version_tag))
@@ -979,7 +984,10 @@ impl JobsTable for DynamoJobs {
             .item("collection", s(&r.collection))
             .item("status", s(r.status.as_str()))
             .item("created_at", s(&r.created_at))
-            .condition_expression("attribute_not_exists(job_id)");
+            .condition_expression(format!(
+                "attribute_not_exists({})",
+                scan_jobs::PARTITION_KEY
+            ));
         if let Some(at) = &r.uploaded_at {
             put = put.item("uploaded_at", s(at));
         }
@@ -994,7 +1002,7 @@ impl JobsTable for DynamoJobs {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("job_id", s(job_id))
+            .key(scan_jobs::PARTITION_KEY, s(job_id))
             .update_expression(
                 "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, #status = :running",
             )
@@ -1026,7 +1034,7 @@ impl JobsTable for DynamoJobs {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("job_id", s(job_id))
+            .key(scan_jobs::PARTITION_KEY, s(job_id))
             .update_expression("ADD chunks_done :c")
             .condition_expression("attribute_exists(job_id)")
             .expression_attribute_values(":c", AttributeValue::Ns(vec![chunk.to_string()]))
@@ -1057,7 +1065,7 @@ impl JobsTable for DynamoJobs {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("job_id", s(job_id))
+            .key(scan_jobs::PARTITION_KEY, s(job_id))
             .update_expression("ADD chunks_failed :c")
             .expression_attribute_values(":c", AttributeValue::Ns(vec![chunk.to_string()]))
             .send()
@@ -1092,7 +1100,7 @@ impl DynamoJobs {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("job_id", s(job_id))
+            .key(scan_jobs::PARTITION_KEY, s(job_id))
             .condition_expression(
                 "attribute_exists(job_id) AND #status <> :done AND #status <> :failed",
             )

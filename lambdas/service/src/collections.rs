@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use face_contracts::layout::{people_prefix, person_key};
 use face_core::{Collection, EnrolledFace, collection::Person};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -31,14 +32,6 @@ pub fn validate_collection_name(name: &str) -> Result<(), ServiceError> {
 
 pub fn validate_person_name(name: &str) -> Result<(), ServiceError> {
     Collection::validate_name(name).map_err(|e| ServiceError::BadRequest(e.to_string()))
-}
-
-pub fn people_prefix(collection: &str) -> String {
-    format!("collections/{collection}/people/")
-}
-
-pub fn person_key(collection: &str, person: &str) -> String {
-    format!("{}{person}.json", people_prefix(collection))
 }
 
 /// The stored form of one person's enrolled faces.

@@ -3,20 +3,9 @@
 
 use std::path::PathBuf;
 
+use face_contracts::env::{self, defaults};
+
 use crate::error::ServiceError;
-
-pub const DEFAULT_UPLOAD_PREFIX: &str = "uploads/";
-pub const DEFAULT_COLLECTION: &str = "default";
-pub const DEFAULT_SCAN_MAX_RECEIVE_COUNT: u32 = 3;
-
-/// Environment variables of the video job flow (the stack sets them).
-pub mod env {
-    pub const JOBS_TABLE: &str = "FACE_JOBS_TABLE";
-    pub const SCAN_QUEUE_URL: &str = "FACE_SCAN_QUEUE_URL";
-    pub const RESULTS_TOPIC_ARN: &str = "FACE_RESULTS_TOPIC_ARN";
-    pub const SCAN_MAX_RECEIVE_COUNT: &str = "FACE_SCAN_MAX_RECEIVE_COUNT";
-    pub const BUCKET_OWNER: &str = "FACE_BUCKET_OWNER";
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
@@ -71,12 +60,12 @@ impl ServiceConfig {
                 ServiceError::Config(format!("environment variable {name} is not set"))
             })
         };
-        let mut upload_prefix = get("FACE_UPLOAD_PREFIX").unwrap_or(DEFAULT_UPLOAD_PREFIX.into());
+        let mut upload_prefix = get(env::UPLOAD_PREFIX).unwrap_or(defaults::UPLOAD_PREFIX.into());
         if !upload_prefix.ends_with('/') {
             upload_prefix.push('/');
         }
         let default_collection =
-            get("FACE_DEFAULT_COLLECTION").unwrap_or(DEFAULT_COLLECTION.into());
+            get(env::DEFAULT_COLLECTION).unwrap_or(defaults::DEFAULT_COLLECTION.into());
         crate::collections::validate_collection_name(&default_collection)?;
         let bucket_owner = get(env::BUCKET_OWNER);
         if let Some(owner) = &bucket_owner
@@ -88,17 +77,17 @@ impl ServiceConfig {
             )));
         }
         Ok(Self {
-            bucket: required("FACE_BUCKET")?,
+            bucket: required(env::BUCKET)?,
             bucket_owner,
-            people_table: required("FACE_PEOPLE_TABLE")?,
-            results_table: get("FACE_RESULTS_TABLE"),
-            results_queue_url: get("FACE_RESULTS_QUEUE_URL"),
-            api_keys_table: get(face_api::keys::API_KEYS_TABLE_ENV),
+            people_table: required(env::PEOPLE_TABLE)?,
+            results_table: get(env::RESULTS_TABLE),
+            results_queue_url: get(env::RESULTS_QUEUE_URL),
+            api_keys_table: get(env::API_KEYS_TABLE),
             jobs_table: get(env::JOBS_TABLE),
             scan_queue_url: get(env::SCAN_QUEUE_URL),
             results_topic_arn: get(env::RESULTS_TOPIC_ARN),
             scan_max_receive_count: match get(env::SCAN_MAX_RECEIVE_COUNT) {
-                None => DEFAULT_SCAN_MAX_RECEIVE_COUNT,
+                None => defaults::SCAN_MAX_RECEIVE_COUNT,
                 Some(v) => v.parse().map_err(|_| {
                     ServiceError::Config(format!(
                         "{} must be a positive integer, not {v:?}",
@@ -108,7 +97,7 @@ impl ServiceConfig {
             },
             upload_prefix,
             default_collection,
-            models_dir: get("FACE_MODELS_DIR")
+            models_dir: get(env::MODELS_DIR)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| exe_dir.join("models")),
         })
@@ -118,9 +107,11 @@ impl ServiceConfig {
     pub fn results(&self) -> Result<(&str, &str), ServiceError> {
         match (&self.results_table, &self.results_queue_url) {
             (Some(table), Some(queue)) => Ok((table, queue)),
-            _ => Err(ServiceError::Config(
-                "FACE_RESULTS_TABLE and FACE_RESULTS_QUEUE_URL must be set".into(),
-            )),
+            _ => Err(ServiceError::Config(format!(
+                "{} and {} must be set",
+                env::RESULTS_TABLE,
+                env::RESULTS_QUEUE_URL
+            ))),
         }
     }
 }
@@ -141,37 +132,34 @@ mod tests {
 
     #[test]
     fn defaults_and_required_variables() {
-        let c = config(&[("FACE_BUCKET", "b"), ("FACE_PEOPLE_TABLE", "p")]).unwrap();
+        let c = config(&[(env::BUCKET, "b"), (env::PEOPLE_TABLE, "p")]).unwrap();
         assert_eq!(c.upload_prefix, "uploads/");
         assert_eq!(c.default_collection, "default");
         assert_eq!(c.models_dir, PathBuf::from("/var/task/models"));
         assert!(c.results().is_err());
         assert_eq!(c.bucket_owner, None);
 
-        let err = config(&[("FACE_PEOPLE_TABLE", "p")]).unwrap_err();
-        assert!(err.to_string().contains("FACE_BUCKET"), "{err}");
+        let err = config(&[(env::PEOPLE_TABLE, "p")]).unwrap_err();
+        assert!(err.to_string().contains(env::BUCKET), "{err}");
     }
 
     #[test]
     fn the_bucket_owner_is_an_account_id() {
-        let base = [("FACE_BUCKET", "b"), ("FACE_PEOPLE_TABLE", "p")];
-        let owned = config(&[base[0], base[1], ("FACE_BUCKET_OWNER", "123456789012")]).unwrap();
+        let base = [(env::BUCKET, "b"), (env::PEOPLE_TABLE, "p")];
+        let owned = config(&[base[0], base[1], (env::BUCKET_OWNER, "123456789012")]).unwrap();
         assert_eq!(owned.bucket_owner.as_deref(), Some("123456789012"));
         for bad in ["12345", "12345678901x", "arn:aws:iam::123456789012:root"] {
-            let err = config(&[base[0], base[1], ("FACE_BUCKET_OWNER", bad)]).unwrap_err();
-            assert!(
-                err.to_string().contains("FACE_BUCKET_OWNER"),
-                "{bad}: {err}"
-            );
+            let err = config(&[base[0], base[1], (env::BUCKET_OWNER, bad)]).unwrap_err();
+            assert!(err.to_string().contains(env::BUCKET_OWNER), "{bad}: {err}");
         }
     }
 
     #[test]
     fn prefix_gets_a_trailing_slash() {
         let c = config(&[
-            ("FACE_BUCKET", "b"),
-            ("FACE_PEOPLE_TABLE", "p"),
-            ("FACE_UPLOAD_PREFIX", "in"),
+            (env::BUCKET, "b"),
+            (env::PEOPLE_TABLE, "p"),
+            (env::UPLOAD_PREFIX, "in"),
         ])
         .unwrap();
         assert_eq!(c.upload_prefix, "in/");

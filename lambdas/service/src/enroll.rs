@@ -5,18 +5,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use face_contracts::layout::person_key;
+use face_contracts::metrics::Metric;
 use face_core::{EnrollOutcome, FacePipeline, RelativeBox};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::collections::{
-    PERSON_FORMAT_VERSION, StoredPerson, load_person, person_key, save_person,
-    validate_collection_name, validate_person_name,
+    PERSON_FORMAT_VERSION, StoredPerson, load_person, save_person, validate_collection_name,
+    validate_person_name,
 };
 use crate::error::{ErrorKind, ServiceError};
 use crate::image_input::ImageInput;
-use crate::metrics::{Metric, Metrics};
+use crate::metrics::Metrics;
 use crate::storage::{ObjectStore, PeopleTable, PersonRecord, now_rfc3339};
 
 /// More photos than this per call would risk the function's timeout.

@@ -1,43 +1,16 @@
 //! Video scan jobs, the parts every function shares: starting a job (the
-//! recognize function on an MP4 upload, the api on `POST /v1/scans`), the
-//! scan queue's messages, and the job as the API shows it. Planning and
+//! recognize function on an MP4 upload, the api on `POST /v1/scans`) with
+//! its plan request (`face_contracts::messages::ScanMessage`), and the job
+//! as the API shows it. Planning and
 //! scanning are the `scan-worker`'s (it links the video decoder).
 
 use std::sync::Arc;
 
 use face_api::jobs::{JobStatus, ScanJobResponse};
-use serde::{Deserialize, Serialize};
+use face_contracts::messages::ScanMessage;
 
 use crate::error::ServiceError;
 use crate::storage::{JobRecord, JobsTable, WorkSender};
-
-/// One message on the scan queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ScanMessage {
-    /// Read the job's video header, plan its chunks, queue one message each.
-    Plan { job_id: String },
-    /// Scan frames `[start_frame, end_frame)` of the job's video.
-    Chunk {
-        job_id: String,
-        chunk: u32,
-        start_frame: u64,
-        end_frame: u64,
-    },
-}
-
-impl ScanMessage {
-    pub fn job_id(&self) -> &str {
-        match self {
-            ScanMessage::Plan { job_id } | ScanMessage::Chunk { job_id, .. } => job_id,
-        }
-    }
-
-    pub fn to_body(&self) -> String {
-        // A derived Serialize of strings and integers cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
 
 /// Where video jobs are recorded and queued.
 #[derive(Clone)]

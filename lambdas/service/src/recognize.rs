@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use face_contracts::metrics::Metric;
 use face_core::{FacePipeline, StageTimings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +18,7 @@ use crate::events::{
 };
 use crate::image_input::ImageInput;
 use crate::jobs::{VideoIntake, looks_like_mp4};
-use crate::metrics::{Metric, Metrics};
+use crate::metrics::Metrics;
 use crate::response::{FaceResult, PersonDetails, RecognitionResult};
 use crate::storage::{
     JobRecord, ObjectStore, PeopleTable, ResultRecord, ResultStatus, ResultsQueue, ResultsTable,
@@ -639,3 +640,4 @@ mod tests {
         assert_eq!(recent.seen.len(), 2);
     }
 }
+

@@ -8,8 +8,9 @@ use base64::Engine;
 use face_api::error::ErrorCode;
 use face_api::ids::UploadRef;
 use face_api::limits::MAX_INLINE_BODY_BYTES;
+use face_contracts::layout::person_key;
 use face_service::api::{Api, ApiRequest, ApiResponse, ApiStores, Caller};
-use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson, person_key};
+use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson};
 use face_service::memory::{
     MemoryApiKeys, MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults, MemorySigner,
 };

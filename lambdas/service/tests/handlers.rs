@@ -4,8 +4,9 @@
 mod common;
 
 use base64::Engine;
+use face_contracts::layout::person_key;
 use face_service::ServiceError;
-use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson, person_key};
+use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson};
 use face_service::enroll::{EnrollResponse, Enroller};
 use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
 use face_service::metrics::Metrics;

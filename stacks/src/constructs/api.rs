@@ -11,17 +11,12 @@
 //! caches the authorizer's answer per key and takes binary bodies
 //! (`image/*`) as they are.
 
+use face_contracts::api::{KEY_HEADER, STAGE};
 use serde_json::{Value, json};
 
 use super::{Construct, Scope};
 use crate::cfn::{self, Template};
 use crate::plan::ApiConfig;
-
-/// The one stage; the API's base URL ends in `/<stage>`.
-pub const API_STAGE: &str = "live";
-
-/// The header the authorizer reads the key from.
-pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Bodies of these types reach the function as base64, unmangled.
 pub const BINARY_MEDIA_TYPES: [&str; 1] = ["image/*"];
@@ -176,7 +171,7 @@ impl RestApi {
             cfn::region(),
             cfn::text("."),
             cfn::reference("AWS::URLSuffix"),
-            cfn::text(format!("/{API_STAGE}")),
+            cfn::text(format!("/{STAGE}")),
         ])
     }
 
@@ -256,7 +251,7 @@ impl RestApi {
                         "RestApiId": api,
                         "Name": scope.physical_name("api-key"),
                         "Type": "TOKEN",
-                        "IdentitySource": format!("method.request.header.{API_KEY_HEADER}"),
+                        "IdentitySource": format!("method.request.header.{KEY_HEADER}"),
                         "AuthorizerUri": Self::lambda_invocation_uri(&self.authorizer_arn),
                         // Revocation takes effect within this TTL: API
                         // Gateway keeps the answer for a key that long.
@@ -371,7 +366,7 @@ impl Construct for RestApi {
                 "Type": "AWS::ApiGateway::Stage",
                 "Properties": {
                     "RestApiId": self.id(),
-                    "StageName": API_STAGE,
+                    "StageName": STAGE,
                     "DeploymentId": cfn::reference(&deployment_id),
                     // Stage-wide, over every key together; each key's own
                     // limits are the functions' to enforce.

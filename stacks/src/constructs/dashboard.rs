@@ -1,6 +1,7 @@
 //! A CloudWatch dashboard of one region's stack: what a person on call
 //! looks at first.
 
+use face_contracts::metrics::{DIMENSION, Metric, NAMESPACE};
 use serde_json::{Value, json};
 
 use super::{Construct, Scope};
@@ -17,10 +18,9 @@ pub struct Dashboard {
     pub queues: Vec<String>,
     /// Physical names of the dead-letter queues.
     pub dead_letter_queues: Vec<String>,
-    /// Namespace of the functions' embedded-metric-format metrics.
-    pub metrics_namespace: &'static str,
-    /// Those metrics (dimension `Function`), charted per function.
-    pub function_metrics: Vec<&'static str>,
+    /// The functions' own embedded-metric-format metrics (in
+    /// [`NAMESPACE`], by [`DIMENSION`]), charted per function.
+    pub function_metrics: Vec<Metric>,
 }
 
 /// The region placeholder `Fn::Sub` fills in.
@@ -97,10 +97,16 @@ impl Dashboard {
             let series = self
                 .functions
                 .iter()
-                .map(|f| json!([self.metrics_namespace, metric, "Function", f]))
+                .map(|f| json!([NAMESPACE, metric.name(), DIMENSION, f]))
                 .collect();
             let slot = 7 + i as u32;
-            widgets.push(self.widget(metric, 6 * (slot / 2), 12 * (slot % 2), series, "Average"));
+            widgets.push(self.widget(
+                metric.name(),
+                6 * (slot / 2),
+                12 * (slot % 2),
+                series,
+                "Average",
+            ));
         }
         json!({ "widgets": widgets })
     }

@@ -411,21 +411,6 @@ async fn revoke(tables: &[KeysTable], name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// face-stacks cannot depend on face-api (it would pull the face
-    /// models' crates into a pure crate); the names they share must agree.
-    #[test]
-    fn the_stack_and_the_api_contract_name_the_same_things() {
-        assert_eq!(
-            face_stacks::app::env::API_KEYS_TABLE,
-            face_api::keys::API_KEYS_TABLE_ENV
-        );
-        assert_eq!(face_stacks::API_STAGE, face_api::API_STAGE);
-        assert_eq!(
-            face_stacks::constructs::api::API_KEY_HEADER,
-            face_api::API_KEY_HEADER
-        );
-    }
-
     #[test]
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

@@ -14,10 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use face_contracts::env::LOCAL_AWS_ENDPOINT;
 use serde::{Deserialize, Serialize};
-
-/// Overrides the managed server.
-pub const ENDPOINT_ENV: &str = "FACE_LOCAL_AWS_ENDPOINT";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
@@ -31,8 +29,9 @@ fn state_file(root: &Path) -> PathBuf {
 
 /// The endpoint of a running local AWS, starting one if needed.
 pub fn ensure(root: &Path) -> Result<String> {
-    if let Ok(endpoint) = std::env::var(ENDPOINT_ENV) {
-        local_aws::MotoServer::attach(&endpoint).with_context(|| format!("${ENDPOINT_ENV}"))?;
+    if let Ok(endpoint) = std::env::var(LOCAL_AWS_ENDPOINT) {
+        local_aws::MotoServer::attach(&endpoint)
+            .with_context(|| format!("${LOCAL_AWS_ENDPOINT}"))?;
         return Ok(endpoint);
     }
     if let Some(endpoint) = running(root) {
@@ -77,13 +76,13 @@ pub fn ensure(root: &Path) -> Result<String> {
 
 /// The local gateway's port: `$FACE_LOCAL_API_PORT`, else 8450.
 pub fn api_port() -> Result<u16> {
-    let value = std::env::var(face_stacks::LOCAL_API_PORT_ENV).ok();
+    let value = std::env::var(face_contracts::env::LOCAL_API_PORT).ok();
     Ok(face_stacks::local_api_port(value.as_deref())?)
 }
 
 /// The endpoint of the managed server if it still answers.
 pub fn running(root: &Path) -> Option<String> {
-    if let Ok(endpoint) = std::env::var(ENDPOINT_ENV) {
+    if let Ok(endpoint) = std::env::var(LOCAL_AWS_ENDPOINT) {
         return Some(endpoint);
     }
     let state: State = serde_json::from_slice(&std::fs::read(state_file(root)).ok()?).ok()?;
@@ -94,7 +93,7 @@ pub fn running(root: &Path) -> Option<String> {
 
 /// Stops the managed server (not one given by `$FACE_LOCAL_AWS_ENDPOINT`).
 pub fn stop(root: &Path) -> Result<()> {
-    if std::env::var(ENDPOINT_ENV).is_ok() {
+    if std::env::var(LOCAL_AWS_ENDPOINT).is_ok() {
         return Ok(());
     }
     let path = state_file(root);

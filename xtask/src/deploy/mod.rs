@@ -209,7 +209,7 @@ fn api_walkthrough(root: &Path, data: &Path, facectl: &Path, url: &str, key: &st
     .context("no labelled group photo names two people with two photos each")?;
     let sh = xshell::Shell::new()?;
     sh.change_dir(root);
-    sh.set_var(face_api::CLIENT_API_KEY_ENV, key);
+    sh.set_var(face_contracts::env::API_KEY, key);
     let collection = "demo-api";
     for person in &group.people {
         let name = &person.person;
@@ -234,21 +234,23 @@ fn api_walkthrough(root: &Path, data: &Path, facectl: &Path, url: &str, key: &st
     println!(
         "== the same API with curl (key: `cargo xtask api-key create --name NAME | tail -1`):"
     );
+    let (header, key_env) = (
+        face_contracts::api::KEY_HEADER,
+        face_contracts::env::API_KEY,
+    );
     let curls = [
-        format!("curl -s -H \"x-api-key: $FACE_API_KEY\" {url}/v1/collections"),
+        format!("curl -s -H \"{header}: ${key_env}\" {url}/v1/collections"),
         format!(
-            "curl -s -H \"x-api-key: $FACE_API_KEY\" -H 'content-type: image/jpeg' --data-binary @{} {url}/v1/collections/{collection}/search",
+            "curl -s -H \"{header}: ${key_env}\" -H 'content-type: image/jpeg' --data-binary @{} {url}/v1/collections/{collection}/search",
             group_photo.display()
         ),
-        format!(
-            "curl -s -w ' %{{http_code}}\\n' -H 'x-api-key: fk_not-a-key' {url}/v1/collections"
-        ),
+        format!("curl -s -w ' %{{http_code}}\\n' -H '{header}: fk_not-a-key' {url}/v1/collections"),
     ];
     for line in curls {
         println!("$ {line}");
         let out = std::process::Command::new("sh")
             .args(["-c", &line])
-            .env(face_api::CLIENT_API_KEY_ENV, key)
+            .env(face_contracts::env::API_KEY, key)
             .output()
             .context("running curl")?;
         let text = String::from_utf8_lossy(&out.stdout);

@@ -344,7 +344,7 @@ impl Gateway {
             return Ok(Err(too_large(request.body.len())));
         }
         let Some(key) = request
-            .header(face_api::API_KEY_HEADER)
+            .header(face_contracts::api::KEY_HEADER)
             .filter(|k| !k.is_empty())
         else {
             return Ok(Err(error_response(403, "Unauthorized", "missing API key")));
@@ -573,7 +573,7 @@ pub async fn start(root: &Path, port: u16) -> Result<RunningGateway> {
     let server = tiny_http::Server::http(("127.0.0.1", port))
         .map_err(|e| anyhow::anyhow!("listening on 127.0.0.1:{port}: {e}"))?;
     let port = server.server_addr().to_ip().map_or(port, |a| a.port());
-    let stage = face_api::API_STAGE.to_string();
+    let stage = face_contracts::api::STAGE.to_string();
     let api_id = record
         .outputs
         .get(keys::REST_API_ID)

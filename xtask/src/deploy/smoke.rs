@@ -418,7 +418,10 @@ async fn smoke(
                 let item = dynamo
                     .get_item()
                     .table_name(results_table)
-                    .key("result_id", AttributeValue::S(id.clone()))
+                    .key(
+                        face_contracts::tables::results::PARTITION_KEY,
+                        AttributeValue::S(id.clone()),
+                    )
                     .consistent_read(true)
                     .send()
                     .await
