@@ -340,4 +340,3 @@ fn the_lambdas_readme_lists_every_variable_the_stack_sets() {
     expected.insert(face_contracts::env::MODELS_DIR);
     assert_eq!(table, expected, "lambdas/README.md's Environment table");
 }
-

@@ -56,8 +56,10 @@ fn lint_templates(sh: &Shell, root: &Path) -> Result<()> {
 /// build of them on 2 cores). `CLIPPY_ARGS` is how `cargo clippy` hands its
 /// `-- -D warnings` to the driver.
 fn with_clippy(cmd: xshell::Cmd<'_>, driver: &Path) -> xshell::Cmd<'_> {
-    cmd.env("RUSTC_WORKSPACE_WRAPPER", driver)
-        .env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
+    cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env(
+        "CLIPPY_ARGS",
+        "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+    )
 }
 
 /// `clippy-driver` of the active toolchain (rustup's `clippy` component).
@@ -88,7 +90,10 @@ pub fn run(sh: &Shell, root: &Path) -> Result<()> {
     // too, but the gate should not lean on feature unification.
     timed("clippy: build every target of the workspace", || {
         Ok(with_clippy(
-            cmd!(sh, "cargo test --workspace --features facectl/cloud --no-run"),
+            cmd!(
+                sh,
+                "cargo test --workspace --features facectl/cloud --no-run"
+            ),
             &driver,
         )
         .run()?)

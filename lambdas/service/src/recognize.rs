@@ -640,4 +640,3 @@ mod tests {
         assert_eq!(recent.seen.len(), 2);
     }
 }
-
