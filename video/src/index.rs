@@ -99,10 +99,12 @@ impl VideoIndex {
         limits: &VideoLimits,
     ) -> Result<Self, VideoError> {
         // The mp4 crate bounds its allocations by box sizes, but a parser of
-        // untrusted input may still panic: that must become an error.
-        let borrowed = &mut reader;
+        // untrusted input may still panic: that must become an error. It
+        // may also loop (a box of size 0 inside a container): its reads are
+        // bounded too.
+        let bounded = RereadBudget::new(&mut reader);
         let parsed = catch_unwind(AssertUnwindSafe(move || {
-            mp4::Mp4Reader::read_header(borrowed, size)
+            mp4::Mp4Reader::read_header(bounded, size)
         }))
         .map_err(|_| VideoError::NotMp4("the MP4 parser gave up on this file".into()))?
         .map_err(|e| VideoError::NotMp4(e.to_string()))?;
@@ -272,6 +274,67 @@ impl VideoIndex {
             },
             keyframes: self.samples.iter().filter(|s| s.keyframe).count() as u64,
         }
+    }
+}
+
+/// Bytes the MP4 parser may read again beyond the furthest it has read.
+const REREAD_SLACK_BYTES: u64 = 64 * 1024;
+
+/// The MP4 parser's reader, with its work bounded. mp4 0.14 reads each
+/// header byte once, apart from short look-backs (a QuickTime `meta`);
+/// but a box inside a container whose size field is 0 sends it back to
+/// that box's start, to read the same header forever. Here bytes read
+/// again count against a budget (as many as were read for the first time,
+/// plus a slack), and once it is spent every read fails: the loop ends as
+/// an error, after work proportional to the header.
+struct RereadBudget<R> {
+    inner: R,
+    pos: u64,
+    furthest: u64,
+    reread: u64,
+}
+
+impl<R: Seek> RereadBudget<R> {
+    fn new(mut inner: R) -> Self {
+        let pos = inner.stream_position().unwrap_or(0);
+        Self {
+            inner,
+            pos,
+            furthest: pos,
+            reread: 0,
+        }
+    }
+}
+
+impl<R> RereadBudget<R> {
+    fn spent(&self) -> bool {
+        self.reread > self.furthest.saturating_add(REREAD_SLACK_BYTES)
+    }
+}
+
+impl<R: Read> Read for RereadBudget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.spent() {
+            // The parser's error is this message (`VideoError::NotMp4`).
+            return Err(std::io::Error::other(format!(
+                "the header makes the MP4 parser read the same bytes over and over \
+                 (a box of size 0 inside another?): stopped after {} bytes read again",
+                self.reread
+            )));
+        }
+        let n = self.inner.read(buf)?;
+        let end = self.pos + n as u64;
+        self.reread += end.min(self.furthest).saturating_sub(self.pos);
+        self.furthest = self.furthest.max(end);
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for RereadBudget<R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
     }
 }
 
