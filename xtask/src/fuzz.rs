@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -371,6 +372,37 @@ fn fuzz_one(layout: &Layout, target: &Target, args: &FuzzArgs) -> Result<FuzzSta
     parse_stats(&text)
 }
 
+/// How long a hang is given when run again on its own.
+const HANG_RECHECK: Duration = Duration::from_secs(10);
+
+/// Runs `binary` on `input` (stdin) once, outside AFL: how long it took,
+/// or that it was still running after `limit` (then it is killed). A slow
+/// input (a big image within the limits) finishes; a loop does not.
+fn rerun(binary: &Path, input: &Path, limit: Duration) -> Result<String> {
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .stdin(std::fs::File::open(input)?)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", binary.display()))?;
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait()? {
+            return Ok(format!(
+                "{:.1} s alone, {status}",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().ok();
+    child.wait().ok();
+    Ok(format!(
+        "STILL RUNNING after {} s alone: a loop?",
+        limit.as_secs()
+    ))
+}
+
 pub fn run_command(root: &Path, args: &FuzzArgs) -> Result<()> {
     let layout = Layout::new(root);
     let targets = select(&args.target)?;
@@ -393,7 +425,8 @@ pub fn run_command(root: &Path, args: &FuzzArgs) -> Result<()> {
         lines.push(line);
         let default = layout.out(target.name).join("default");
         for hang in findings(&default.join("hangs")) {
-            println!("  hang (not failing): {}", hang.display());
+            let alone = rerun(&layout.binary(target.name), &hang, HANG_RECHECK)?;
+            println!("  hang (not failing; {alone}): {}", hang.display());
         }
         let crashes = findings(&default.join("crashes"));
         if stats.crashes > 0 || !crashes.is_empty() {
@@ -540,6 +573,18 @@ command_line      : afl-fuzz -i fuzz/corpus/events -o target/fuzz/out/events -V 
             .collect();
         assert_eq!(names, ["id:000000,sig:11", "id:000001,sig:06"]);
         assert!(findings(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn a_hang_run_again_says_whether_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("id:000000");
+        std::fs::write(&input, "x").unwrap();
+        let limit = Duration::from_millis(300);
+        let ends = rerun(Path::new("/bin/cat"), &input, limit).unwrap();
+        assert!(ends.contains("s alone"), "{ends}");
+        let never = rerun(Path::new("/usr/bin/yes"), &input, limit).unwrap();
+        assert!(never.starts_with("STILL RUNNING"), "{never}");
     }
 
     #[test]
