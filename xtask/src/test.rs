@@ -55,7 +55,7 @@ fn lint_templates(sh: &Shell, root: &Path) -> Result<()> {
 /// dependencies are never compiled a second time in check mode (a whole
 /// build of them on 2 cores). `CLIPPY_ARGS` is how `cargo clippy` hands its
 /// `-- -D warnings` to the driver.
-fn with_clippy(cmd: xshell::Cmd<'_>, driver: &Path) -> xshell::Cmd<'_> {
+fn with_clippy<'a>(cmd: xshell::Cmd<'a>, driver: &Path) -> xshell::Cmd<'a> {
     cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env(
         "CLIPPY_ARGS",
         "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
