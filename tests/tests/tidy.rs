@@ -247,8 +247,8 @@ fn the_code_map_names_every_command() {
     }
 }
 
-/// The `FACE_*` names written inside string literals on `line` (a whole
-/// line comment has none; a string is taken to end on its line).
+/// The `FACE_*` names written inside string literals on `line` (comments
+/// have none; a string is taken to end on its line).
 fn face_names_in_strings(line: &str) -> Vec<String> {
     if line.trim_start().starts_with("//") {
         return Vec::new();
@@ -261,12 +261,16 @@ fn face_names_in_strings(line: &str) -> Vec<String> {
             _ if escaped => escaped = false,
             b'\\' if in_string => escaped = true,
             b'"' => in_string = !in_string,
+            // A trailing comment.
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => break,
+            // Not inside a longer identifier, nor a format string's
+            // `{NAME}` (a constant, not a name written out).
             b'F' if in_string
                 && line[i..].starts_with("FACE_")
                 && bytes.get(i + 5).is_some_and(u8::is_ascii_uppercase)
                 && !bytes[..i]
                     .last()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'{') =>
             {
                 let name: String = line[i..]
                     .chars()
