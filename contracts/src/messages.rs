@@ -2,8 +2,7 @@
 //!
 //! The results queue's and the results topic's bodies are
 //! `face_service::recognize::ResultMessage` (they embed `face-core`'s
-//! shapes, so they live beside them); their schema is
-//! `schemas/result-message.schema.json`.
+//! shapes, so they live beside them); they have no committed schema yet.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
