@@ -48,7 +48,10 @@ fn a_box_of_size_0_inside_a_container_is_refused_not_looped_on() {
     assert_refused_as_a_loop(mp4);
 
     // Deeper, after a well-formed sibling: still the loop, still refused.
-    let mdia = mp4_box(b"mdia", &[mp4_box(b"free", b"1234"), zero_sized.to_vec()].concat());
+    let mdia = mp4_box(
+        b"mdia",
+        &[mp4_box(b"free", b"1234"), zero_sized.to_vec()].concat(),
+    );
     let mut mp4 = ftyp();
     mp4.extend(mp4_box(b"moov", &mp4_box(b"trak", &mdia)));
     assert_refused_as_a_loop(mp4);
