@@ -7,14 +7,12 @@ use face_core::{FacePipeline, ModelBytes, PipelineConfig};
 
 pub use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
 
-/// Where models are looked for, first match wins: the `--models` flag,
-/// `$FACECTL_MODELS`, `blobs/` of this source checkout.
+/// Where models are looked for, first match wins: `--models` (or
+/// `$FACECTL_MODELS`, read by the command line), `blobs/` of this source
+/// checkout.
 pub fn models_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(dir) = flag {
         return dir.to_path_buf();
-    }
-    if let Some(dir) = std::env::var_os("FACECTL_MODELS") {
-        return PathBuf::from(dir);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../blobs")
 }

@@ -6,14 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use face_core::Collection;
 
-/// The store root: `--store`, `$FACECTL_STORE`, `$XDG_DATA_HOME/facectl`
-/// or `~/.local/share/facectl`.
+/// The store root: `--store` (or `$FACECTL_STORE`, read by the command
+/// line), `$XDG_DATA_HOME/facectl` or `~/.local/share/facectl`.
 pub fn store_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(dir) = flag {
         return dir.to_path_buf();
-    }
-    if let Some(dir) = std::env::var_os("FACECTL_STORE") {
-        return PathBuf::from(dir);
     }
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
         return PathBuf::from(dir).join("facectl");

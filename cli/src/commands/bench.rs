@@ -12,10 +12,13 @@ use crate::{GlobalArgs, pipeline_config};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The labelled folder whose photos are timed
     #[arg(long)]
     data: PathBuf,
+    /// Timed passes over every photo, after one warm-up pass
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Print the report as JSON on one line (without: the same JSON, indented)
     #[arg(long)]
     json: bool,
 }
