@@ -214,26 +214,30 @@ fn enroll_recognize_forget_round_trip() {
         assert_eq!(identified(&group[0]), vec!["jennifer_aniston"], "{group:#}");
     }
 
-    let forget_matt = || {
-        facectl(
-            dir,
-            &[
-                "forget",
-                "--collection",
-                "friends",
-                "--person",
-                "matt_damon",
-            ],
-        )
+    let forget_matt = |extra: &[&str]| {
+        let mut args = vec![
+            "forget",
+            "--collection",
+            "friends",
+            "--person",
+            "matt_damon",
+        ];
+        args.extend_from_slice(extra);
+        facectl(dir, &args)
     };
-    let out = forget_matt();
+    let out = forget_matt(&["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The API's answer to the same DELETE.
+    assert_eq!(
+        json(&out),
+        serde_json::json!({ "collection": "friends", "person": "matt_damon", "removed_faces": 2 })
+    );
     let after = recognize("recognition/matt_damon/deepface_img31.jpg");
     assert!(
         after[0]["faces"][0]["match"]["identity"].is_null(),
         "{after:#}"
     );
-    let out = forget_matt();
+    let out = forget_matt(&[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no person named"), "{}", stderr(&out));
 }
