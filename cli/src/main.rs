@@ -48,7 +48,8 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct GlobalArgs {
-    /// Folder with the model files [default: the checkout's blobs/]
+    /// Folder with the model files [default: $XDG_DATA_HOME/facectl/models
+    /// (~/.local/share/facectl/models), else the checkout's blobs/]
     #[arg(long, global = true, env = "FACECTL_MODELS")]
     models: Option<PathBuf>,
     /// YuNet detector file inside the models folder
@@ -216,7 +217,7 @@ fn pipeline_config(g: &GlobalArgs) -> PipelineConfig {
 
 fn load(g: &GlobalArgs) -> Result<FacePipeline> {
     models::load_pipeline(
-        &models::models_dir(g.models.as_deref()),
+        &models::models_dir(g.models.as_deref(), &g.detector)?,
         &g.detector,
         pipeline_config(g),
     )

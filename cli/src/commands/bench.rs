@@ -27,7 +27,7 @@ pub fn run(g: &GlobalArgs, process_start: Instant, args: BenchArgs) -> Result<Ex
     let BenchArgs { data, repeat, json } = args;
     let options = bench::BenchOptions {
         data,
-        models: models::models_dir(g.models.as_deref()),
+        models: models::models_dir(g.models.as_deref(), &g.detector)?,
         detector: g.detector.clone(),
         repeat,
         threads: g.threads,
