@@ -19,3 +19,4 @@ pub mod remote;
 pub mod results;
 pub mod scan;
 pub mod store;
+pub mod xdg;

@@ -48,14 +48,15 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct GlobalArgs {
-    /// Folder with the model files [default: $FACECTL_MODELS, else the checkout's blobs/]
-    #[arg(long, global = true)]
+    /// Folder with the model files [default: $XDG_DATA_HOME/facectl/models
+    /// (~/.local/share/facectl/models), else the checkout's blobs/]
+    #[arg(long, global = true, env = "FACECTL_MODELS")]
     models: Option<PathBuf>,
     /// YuNet detector file inside the models folder
     #[arg(long, global = true, default_value = models::DEFAULT_DETECTOR)]
     detector: String,
-    /// Where collections are kept [default: $FACECTL_STORE, else ~/.local/share/facectl]
-    #[arg(long, global = true)]
+    /// Where collections are kept [default: $XDG_DATA_HOME/facectl, else ~/.local/share/facectl]
+    #[arg(long, global = true, env = "FACECTL_STORE")]
     store: Option<PathBuf>,
     /// Open-set L2 distance threshold: farther faces are "unknown"
     #[arg(long, global = true, default_value_t = 0.55)]
@@ -216,7 +217,7 @@ fn pipeline_config(g: &GlobalArgs) -> PipelineConfig {
 
 fn load(g: &GlobalArgs) -> Result<FacePipeline> {
     models::load_pipeline(
-        &models::models_dir(g.models.as_deref()),
+        &models::models_dir(g.models.as_deref(), &g.detector)?,
         &g.detector,
         pipeline_config(g),
     )
@@ -239,5 +240,50 @@ fn run(cli: Cli, process_start: Instant) -> Result<ExitCode> {
         Command::ScanStatus(args) => scan_status::run(args),
         #[cfg(feature = "cloud")]
         Command::Results(args) => results::follow_results(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command says what it does, and every flag and argument of
+    /// every command (hidden ones too) has help text.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, "facectl", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        assert!(
+            command.get_subcommands().count() >= 9,
+            "{:?}",
+            command
+                .get_subcommands()
+                .map(|s| s.get_name())
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -6,21 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use face_core::Collection;
 
-/// The store root: `--store`, `$FACECTL_STORE`, `$XDG_DATA_HOME/facectl`
-/// or `~/.local/share/facectl`.
+/// The store root: `--store` (or `$FACECTL_STORE`, read by the command
+/// line), else the data folder ([`crate::xdg`]: `$XDG_DATA_HOME/facectl` or
+/// `~/.local/share/facectl`), else `.facectl` here.
 pub fn store_dir(flag: Option<&Path>) -> PathBuf {
-    if let Some(dir) = flag {
-        return dir.to_path_buf();
-    }
-    if let Some(dir) = std::env::var_os("FACECTL_STORE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(dir).join("facectl");
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/share/facectl"),
-        None => PathBuf::from(".facectl"),
+    match flag {
+        Some(dir) => dir.to_path_buf(),
+        None => crate::xdg::data_dir().unwrap_or_else(|| PathBuf::from(".facectl")),
     }
 }
 

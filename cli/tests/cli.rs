@@ -214,26 +214,162 @@ fn enroll_recognize_forget_round_trip() {
         assert_eq!(identified(&group[0]), vec!["jennifer_aniston"], "{group:#}");
     }
 
-    let forget_matt = || {
-        facectl(
-            dir,
-            &[
-                "forget",
-                "--collection",
-                "friends",
-                "--person",
-                "matt_damon",
-            ],
-        )
+    let forget_matt = |extra: &[&str]| {
+        let mut args = vec![
+            "forget",
+            "--collection",
+            "friends",
+            "--person",
+            "matt_damon",
+        ];
+        args.extend_from_slice(extra);
+        facectl(dir, &args)
     };
-    let out = forget_matt();
+    let out = forget_matt(&["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The API's answer to the same DELETE.
+    assert_eq!(
+        json(&out),
+        serde_json::json!({ "collection": "friends", "person": "matt_damon", "removed_faces": 2 })
+    );
     let after = recognize("recognition/matt_damon/deepface_img31.jpg");
     assert!(
         after[0]["faces"][0]["match"]["identity"].is_null(),
         "{after:#}"
     );
-    let out = forget_matt();
+    let out = forget_matt(&[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no person named"), "{}", stderr(&out));
+}
+
+/// facectl as installed: no `--models`, no `$FACECTL_MODELS` or
+/// `$FACECTL_STORE`, its data folder in `data_home` (`$XDG_DATA_HOME`).
+fn installed_facectl(
+    data_home: &std::path::Path,
+    env: &[(&str, &std::path::Path)],
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_facectl"))
+        .env_remove("FACECTL_MODELS")
+        .env_remove("FACECTL_STORE")
+        .env("XDG_DATA_HOME", data_home)
+        .env("HOME", data_home.join("home"))
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("facectl runs")
+}
+
+#[cfg(unix)]
+#[test]
+fn an_installed_facectl_finds_its_models_in_the_xdg_data_folder() {
+    use facectl::models::{DEFAULT_DETECTOR, RECOGNIZER};
+    let data_home = tempfile::tempdir().expect("tempdir");
+    let models = data_home.path().join("facectl/models");
+    std::fs::create_dir_all(&models).expect("mkdir");
+    // The detector under a name no checkout's blobs/ has: only this folder
+    // can be where it was found.
+    let fetched = common::models_dir();
+    std::os::unix::fs::symlink(
+        fetched.join(DEFAULT_DETECTOR),
+        models.join("installed_yunet.onnx"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(fetched.join(RECOGNIZER), models.join(RECOGNIZER)).expect("symlink");
+    let matt = photo("recognition/matt_damon/deepface_img30.jpg");
+    let out = installed_facectl(
+        data_home.path(),
+        &[],
+        &[
+            "--detector",
+            "installed_yunet.onnx",
+            "detect",
+            "--json",
+            s(&matt),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)[0]["faces"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn without_models_the_error_names_every_place_looked_at() {
+    let data_home = tempfile::tempdir().expect("tempdir");
+    let matt = photo("recognition/matt_damon/deepface_img30.jpg");
+    let args = ["--detector", "no_such_yunet.onnx", "detect", s(&matt)];
+    let out = installed_facectl(data_home.path(), &[], &args);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let data = data_home.path().join("facectl/models");
+    for place in [
+        "--models / $FACECTL_MODELS: not set".to_string(),
+        format!("{} ($XDG_DATA_HOME", data.display()),
+        "blobs (blobs/ of the checkout facectl was built from)".to_string(),
+    ] {
+        assert!(err.contains(&place), "{place:?} not in:\n{err}");
+    }
+    // `$FACECTL_MODELS` is the flag's: that folder alone is used.
+    let out = installed_facectl(
+        data_home.path(),
+        &[("FACECTL_MODELS", data_home.path())],
+        &args,
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "model file {} not found",
+            data_home.path().join("no_such_yunet.onnx").display()
+        )),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "cloud")]
+#[test]
+fn with_cloud_the_stack_commands_are_offered() {
+    let out = installed_facectl(std::path::Path::new("/nonexistent"), &[], &["--help"]);
+    let help = stdout(&out);
+    for command in ["scan-status", "results"] {
+        assert!(help.contains(command), "{command} not in:\n{help}");
+    }
+}
+
+#[cfg(not(feature = "cloud"))]
+#[test]
+fn without_cloud_the_stack_commands_are_not_offered_and_their_flags_refused() {
+    let nowhere = std::path::Path::new("/nonexistent");
+    let out = installed_facectl(nowhere, &[], &["--help"]);
+    let help = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for command in ["scan-status", "results"] {
+        assert!(!help.contains(command), "{command} in:\n{help}");
+    }
+    let out = installed_facectl(nowhere, &[], &["results", "--stack", "local"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unrecognized subcommand"),
+        "{}",
+        stderr(&out)
+    );
+    let out = installed_facectl(nowhere, &[], &["detect", "--help"]);
+    assert!(
+        !stdout(&out).contains("--endpoint"),
+        "hidden: {}",
+        stdout(&out)
+    );
+    for args in [
+        &["detect", "--stack", "dev", "a.jpg"][..],
+        &["compare", "--endpoint", "https://x/live", "a.jpg", "b.jpg"],
+        &["scan-video", "v.mp4", "--collection", "c", "--stack", "dev"],
+    ] {
+        let out = installed_facectl(nowhere, &[], args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("built without the `cloud` feature")
+                && err.contains("cargo install --path cli --features cloud"),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -12,10 +12,13 @@ use crate::{GlobalArgs, pipeline_config};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The labelled folder whose photos are timed
     #[arg(long)]
     data: PathBuf,
+    /// Timed passes over every photo, after one warm-up pass
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Print the report as JSON on one line (without: the same JSON, indented)
     #[arg(long)]
     json: bool,
 }
@@ -24,7 +27,7 @@ pub fn run(g: &GlobalArgs, process_start: Instant, args: BenchArgs) -> Result<Ex
     let BenchArgs { data, repeat, json } = args;
     let options = bench::BenchOptions {
         data,
-        models: models::models_dir(g.models.as_deref()),
+        models: models::models_dir(g.models.as_deref(), &g.detector)?,
         detector: g.detector.clone(),
         repeat,
         threads: g.threads,

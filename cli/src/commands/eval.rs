@@ -11,8 +11,11 @@ use crate::{GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    /// The labelled folder (`labels_detection.csv`, `labels_recognition.csv`
+    /// and the photos they name)
     #[arg(long)]
     data: PathBuf,
+    /// Print the report as JSON (its keys are in the README) instead of text
     #[arg(long)]
     json: bool,
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use face_api::types::ForgetResponse;
 use facectl::store;
 
 use crate::{RemoteArgs, Target};
@@ -16,6 +17,9 @@ pub struct ForgetArgs {
     /// The person to remove
     #[arg(long)]
     person: String,
+    /// Print JSON (the API's answer: collection, person, removed_faces) instead of text
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -24,26 +28,30 @@ pub fn run(store: &store::Store, args: ForgetArgs) -> Result<ExitCode> {
     let ForgetArgs {
         collection,
         person,
+        json,
         remote,
     } = args;
-    match remote.target()? {
+    let forgotten = match remote.target()? {
         #[cfg(feature = "cloud")]
-        Target::Api(client) => {
-            let forgotten = client.forget(&collection, &person)?;
-            println!(
-                "forgot {person}: {} embeddings removed",
-                forgotten.removed_faces
-            );
-            return Ok(ExitCode::SUCCESS);
+        Target::Api(client) => client.forget(&collection, &person)?,
+        Target::Here => {
+            let mut c = store.load_existing(&collection)?;
+            let removed = c.forget(&person)?;
+            store.save(&collection, &c)?;
+            ForgetResponse {
+                collection,
+                person: person.clone(),
+                removed_faces: u32::try_from(removed.faces.len()).unwrap_or(u32::MAX),
+            }
         }
-        Target::Here => {}
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&forgotten)?);
+    } else {
+        println!(
+            "forgot {person}: {} embeddings removed",
+            forgotten.removed_faces
+        );
     }
-    let mut c = store.load_existing(&collection)?;
-    let removed = c.forget(&person)?;
-    store.save(&collection, &c)?;
-    println!(
-        "forgot {person}: {} embeddings removed",
-        removed.faces.len()
-    );
     Ok(ExitCode::SUCCESS)
 }

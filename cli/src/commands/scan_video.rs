@@ -22,9 +22,12 @@ use crate::{CLOUD, GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct ScanVideoArgs {
+    /// The MP4 (H.264) video
     video: PathBuf,
+    /// The collection whose people to look for (with --stack: the deployed one)
     #[arg(long)]
     collection: String,
+    /// Print the report as JSON instead of text
     #[arg(long)]
     json: bool,
     /// Write an HTML page with the timeline and a contact sheet
