@@ -107,7 +107,10 @@ pub fn run(sh: &Shell, root: &Path) -> Result<()> {
     // compiled again.
     timed("tests", || {
         Ok(with_clippy(
-            cmd!(sh, "cargo test --workspace --features facectl/cloud"),
+            cmd!(
+                sh,
+                "cargo test --workspace --features facectl/cloud --no-fail-fast"
+            ),
             &driver,
         )
         .run()?)

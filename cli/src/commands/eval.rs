@@ -11,8 +11,8 @@ use crate::{GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The labelled folder (`labels_detection.csv`, `labels_recognition.csv`
-    /// and the photos they name)
+    /// The labelled folder: its detection and recognition label CSVs and the
+    /// photos they name (the layout is in the `devset` crate)
     #[arg(long)]
     data: PathBuf,
     /// Print the report as JSON (its keys are in the README) instead of text
