@@ -65,17 +65,10 @@ impl VideoIndex {
         }
         // Decoding starts at the last keyframe at or before the earliest
         // sample (the first sample is a keyframe, checked by the index).
-        let start = (0..=lo)
-            .rev()
-            .find(|&s| self.samples[s as usize].keyframe)
-            .unwrap_or(0);
-        let span = &self.samples[start as usize..=hi as usize];
-        let bytes_start = span.iter().map(|s| s.offset).min().unwrap_or(0);
-        let bytes_end = span
-            .iter()
-            .map(|s| s.offset + u64::from(s.size))
-            .max()
-            .unwrap_or(0);
+        // Both lookups take time independent of the GOP's length, so a
+        // plan of a one-keyframe video stays linear in its frames.
+        let start = self.spans.keyframe_at_or_before(&self.samples, lo as usize) as u32;
+        let (bytes_start, bytes_end) = self.spans.hull(&self.samples, start as usize, hi as usize);
         Ok(DecodeSpan {
             samples_start: start,
             samples_end: hi + 1,

@@ -83,6 +83,9 @@ pub struct VideoIndex {
     frame_of_sample: Vec<u32>,
     /// The sample shown as frame i.
     sample_of_frame: Vec<u32>,
+    /// Keyframes and byte hulls by block of samples, for
+    /// [`Self::decode_span`].
+    pub(crate) spans: SpanIndex,
 }
 
 impl VideoIndex {
@@ -191,6 +194,7 @@ impl VideoIndex {
                 .iter()
                 .map(|n| n.bytes.clone())
                 .collect(),
+            spans: SpanIndex::new(&samples),
             samples,
             frame_of_sample,
             sample_of_frame: order,
@@ -218,6 +222,7 @@ impl VideoIndex {
                 * std::mem::size_of::<u32>()
             + nal_units(&self.sps)
             + nal_units(&self.pps)
+            + self.spans.heap_bytes()
     }
 
     /// Presentation time of frame `frame`, in seconds.
@@ -274,6 +279,133 @@ impl VideoIndex {
             },
             keyframes: self.samples.iter().filter(|s| s.keyframe).count() as u64,
         }
+    }
+}
+
+/// Samples (decode order) per block of [`SpanIndex`].
+const SPAN_BLOCK: usize = 64;
+
+/// What a decode span needs, found in time independent of the GOP's
+/// length: per block of [`SPAN_BLOCK`] samples the last keyframe at or
+/// before its end, and a segment tree over the blocks' byte hulls (the
+/// lowest offset and highest end of their samples). Scanning instead
+/// made planning a one-keyframe video quadratic in its frames (each
+/// chunk walked back to frame 0); this costs about one byte per sample.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpanIndex {
+    /// Per block, the last keyframe at or before its last sample
+    /// (`u32::MAX`: none).
+    keyframe_by_block: Vec<u32>,
+    /// Hulls `(start, end)`; node 1 is the root, leaf `i` is node
+    /// `leaves + i`, empty leaves are `(u64::MAX, 0)`.
+    hulls: Vec<(u64, u64)>,
+    leaves: usize,
+    /// Samples indexed, to notice a table changed after.
+    samples: usize,
+}
+
+const EMPTY_HULL: (u64, u64) = (u64::MAX, 0);
+
+fn merge(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0.min(b.0), a.1.max(b.1))
+}
+
+fn hull_of(samples: &[Sample]) -> (u64, u64) {
+    samples.iter().fold(EMPTY_HULL, |acc, s| {
+        merge(acc, (s.offset, s.offset.saturating_add(u64::from(s.size))))
+    })
+}
+
+impl SpanIndex {
+    pub(crate) fn new(samples: &[Sample]) -> Self {
+        let blocks = samples.len().div_ceil(SPAN_BLOCK);
+        let leaves = blocks.next_power_of_two();
+        let mut hulls = vec![EMPTY_HULL; 2 * leaves];
+        let mut keyframe_by_block = Vec::with_capacity(blocks);
+        let mut last_keyframe = u32::MAX;
+        for (b, block) in samples.chunks(SPAN_BLOCK).enumerate() {
+            for (i, sample) in block.iter().enumerate() {
+                if sample.keyframe {
+                    last_keyframe = (b * SPAN_BLOCK + i) as u32;
+                }
+            }
+            keyframe_by_block.push(last_keyframe);
+            hulls[leaves + b] = hull_of(block);
+        }
+        for node in (1..leaves).rev() {
+            hulls[node] = merge(hulls[2 * node], hulls[2 * node + 1]);
+        }
+        Self {
+            keyframe_by_block,
+            hulls,
+            leaves,
+            samples: samples.len(),
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.keyframe_by_block.capacity() * std::mem::size_of::<u32>()
+            + self.hulls.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+
+    /// The last keyframe at or before sample `s` (0 if none).
+    pub(crate) fn keyframe_at_or_before(&self, samples: &[Sample], s: usize) -> usize {
+        if samples.is_empty() {
+            return 0;
+        }
+        let s = s.min(samples.len() - 1);
+        let block_start = s - s % SPAN_BLOCK;
+        if let Some(k) = (block_start..=s).rev().find(|&i| samples[i].keyframe) {
+            return k;
+        }
+        let indexed = self.samples == samples.len();
+        match (block_start / SPAN_BLOCK).checked_sub(1) {
+            Some(previous) if indexed => match self.keyframe_by_block[previous] {
+                u32::MAX => 0,
+                k => k as usize,
+            },
+            Some(_) => (0..block_start)
+                .rev()
+                .find(|&i| samples[i].keyframe)
+                .unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// The byte hull of samples `first..=last`.
+    pub(crate) fn hull(&self, samples: &[Sample], first: usize, last: usize) -> (u64, u64) {
+        let last = last.min(samples.len().saturating_sub(1));
+        if first > last {
+            return (0, 0);
+        }
+        let (b_first, b_last) = (first / SPAN_BLOCK, last / SPAN_BLOCK);
+        let hull = if self.samples != samples.len() || b_last - b_first < 2 {
+            hull_of(&samples[first..=last])
+        } else {
+            let head = hull_of(&samples[first..(b_first + 1) * SPAN_BLOCK]);
+            let tail = hull_of(&samples[b_last * SPAN_BLOCK..=last]);
+            merge(merge(head, tail), self.blocks_hull(b_first + 1, b_last))
+        };
+        if hull == EMPTY_HULL { (0, 0) } else { hull }
+    }
+
+    /// The hull of blocks `from..to`.
+    fn blocks_hull(&self, from: usize, to: usize) -> (u64, u64) {
+        let (mut l, mut r) = (from + self.leaves, to + self.leaves);
+        let mut acc = EMPTY_HULL;
+        while l < r {
+            if l & 1 == 1 {
+                acc = merge(acc, self.hulls[l]);
+                l += 1;
+            }
+            if r & 1 == 1 {
+                r -= 1;
+                acc = merge(acc, self.hulls[r]);
+            }
+            l >>= 1;
+            r >>= 1;
+        }
+        acc
     }
 }
 
@@ -463,4 +595,54 @@ fn sample_table(track: &mp4::Mp4Track, limits: &VideoLimits) -> Result<Vec<Sampl
         return Err(bad("the first sample is not a keyframe"));
     }
     Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Samples with offsets out of order and keyframes far apart, from a
+    /// fixed pseudo-random sequence.
+    fn samples(n: usize) -> Vec<Sample> {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|i| Sample {
+                offset: next() % 1_000_000,
+                size: (next() % 5000) as u32,
+                pts_ticks: i as i64,
+                duration_ticks: 1,
+                keyframe: i == 0 || next() % 300 == 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn span_lookups_equal_a_scan() {
+        for n in [1, 2, 63, 64, 65, 200, 1000, 4097] {
+            let samples = samples(n);
+            let spans = SpanIndex::new(&samples);
+            for first in (0..n).step_by(7).chain([n - 1]) {
+                let keyframe = (0..=first).rev().find(|&i| samples[i].keyframe).unwrap();
+                assert_eq!(spans.keyframe_at_or_before(&samples, first), keyframe);
+                for last in (first..n).step_by(13).chain([n - 1]) {
+                    assert_eq!(
+                        spans.hull(&samples, first, last),
+                        hull_of(&samples[first..=last]),
+                        "n {n}, samples {first}..={last}"
+                    );
+                }
+            }
+            // A table changed after indexing is scanned, not misread.
+            let mut changed = samples.clone();
+            changed.truncate(n.div_ceil(2));
+            let last = changed.len() - 1;
+            assert_eq!(spans.hull(&changed, 0, last), hull_of(&changed));
+        }
+    }
 }

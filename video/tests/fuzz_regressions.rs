@@ -68,3 +68,51 @@ fn a_64_bit_size_of_0_inside_a_container_is_refused_not_looped_on() {
     mp4.extend(mp4_box(b"moov", &mp4_box(b"trak", &large_zero)));
     assert_refused_as_a_loop(mp4);
 }
+
+/// The big-endian u32 at `at` bytes into the body of the first `kind` box.
+fn patch_u32(mp4: &mut [u8], kind: &[u8; 4], at: usize, value: u32) {
+    let name = mp4
+        .windows(4)
+        .position(|w| w == kind)
+        .unwrap_or_else(|| panic!("no {}", String::from_utf8_lossy(kind)));
+    let field = name + 4 + at;
+    mp4[field..field + 4].copy_from_slice(&value.to_be_bytes());
+}
+
+/// `mp4-index`, hang id:000000 of the second run (676 bytes, kept in
+/// `tests/fuzz/`): a table of 65,793 samples of one size whose last
+/// keyframe is sample 5. Every chunk of the plan decodes from there, and
+/// each chunk's span was found by walking back to that keyframe and over
+/// every sample since: planning took time quadratic in the frames (40 s
+/// for this file at 4 frames a chunk, hours at the 4M-frame limit). Here
+/// the same table claims a million samples: the plan must still be quick.
+#[test]
+fn planning_a_one_keyframe_video_is_linear_in_its_frames() {
+    let mut mp4 = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/one-gop-plan.bin"),
+    )
+    .expect("the fuzz input");
+    const FRAMES: u32 = 1_000_000;
+    patch_u32(&mut mp4, b"stsz", 8, FRAMES); // sample_count
+    patch_u32(&mut mp4, b"stsc", 12, FRAMES); // samples_per_chunk
+    let index = index_within_10_s(mp4).expect("a valid (if absurd) index");
+    assert_eq!(index.frames(), u64::from(FRAMES));
+    assert_eq!(index.info().keyframes, 3);
+
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(face_video::plan_chunks(&index, 4).map(|chunks| (index, chunks)));
+    });
+    let (index, chunks) = result
+        .recv_timeout(Duration::from_secs(30))
+        .expect("planning a one-keyframe video took more than 30 s")
+        .expect("a plan");
+    let frames: u64 = chunks.iter().map(|c| c.frames.len()).sum();
+    assert_eq!(frames, index.frames());
+    let last = chunks.last().expect("chunks");
+    assert_eq!(last.span.samples_start, 4, "decoded from the last keyframe");
+    assert_eq!(last.span.samples_end, FRAMES);
+    let (first, end) = (&index.samples[4], &index.samples[FRAMES as usize - 1]);
+    assert_eq!(last.span.bytes_start, first.offset);
+    assert_eq!(last.span.bytes_end, end.offset + u64::from(end.size));
+}
