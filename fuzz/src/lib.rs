@@ -94,7 +94,5 @@ pub fn h264_chunk(data: &[u8]) {
     }
 }
 
-#[cfg(feature = "service")]
 mod service;
-#[cfg(feature = "service")]
 pub use service::{events, mp4_sparse_header};

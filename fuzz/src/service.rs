@@ -1,7 +1,6 @@
-//! The targets that reach `face-service` and `scan-worker` (which link the
-//! AWS SDKs, so they are behind the `service` feature): their storage is
-//! the in-memory implementation the tests use, on a current-thread tokio
-//! runtime.
+//! The targets that reach `face-service` and `scan-worker`: their storage
+//! is the in-memory implementation the tests use, on a current-thread
+//! tokio runtime.
 
 use std::sync::OnceLock;
 

@@ -29,27 +29,22 @@ pub const CARGO_AFL_VERSION: &str = "0.18.2";
 pub const TARGETS: &[Target] = &[
     Target {
         name: "image-decode",
-        needs_service: false,
         what: "face-core's decode_image (JPEG, PNG, WebP, EXIF) with the default limits",
     },
     Target {
         name: "mp4-index",
-        needs_service: false,
         what: "face-video's VideoIndex::from_bytes, its summary and chunk plan",
     },
     Target {
         name: "mp4-sparse-header",
-        needs_service: true,
         what: "scan-worker's ranged header reads and index (VideoIndexes::get on in-memory S3)",
     },
     Target {
         name: "h264-chunk",
-        needs_service: false,
         what: "every planned chunk decoded by FrameReader from its byte span alone",
     },
     Target {
         name: "events",
-        needs_service: true,
         what: "the functions' payloads: S3/SQS events, direct invokes, API proxy events, authorizer",
     },
 ];
@@ -58,8 +53,6 @@ pub const TARGETS: &[Target] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub name: &'static str,
-    /// Built with the `service` feature (it links the AWS SDKs).
-    pub needs_service: bool,
     pub what: &'static str,
 }
 
@@ -293,8 +286,9 @@ pub fn ensure_tools(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// `cargo afl build --release` of the targets' bins (plus `extra`), with
-/// the `service` feature when one of them needs it.
+/// `cargo afl build --release` of the targets' bins (plus `extra`). Every
+/// bin shares one set of dependencies (the AWS SDKs included), so a build
+/// for one target is reused by all.
 fn build(layout: &Layout, targets: &[Target], extra: &[&str]) -> Result<()> {
     let mut command = layout.command("cargo");
     command.args(["afl", "build", "--release", "--locked"]);
@@ -303,9 +297,6 @@ fn build(layout: &Layout, targets: &[Target], extra: &[&str]) -> Result<()> {
     let mut cxxflags = std::env::var("CXXFLAGS").unwrap_or_default();
     cxxflags.push_str(" -fsanitize-coverage=trace-pc");
     command.env("CXXFLAGS", cxxflags.trim());
-    if targets.iter().any(|t| t.needs_service) {
-        command.args(["--features", "service"]);
-    }
     for name in targets.iter().map(|t| t.name).chain(extra.iter().copied()) {
         command.args(["--bin", name]);
     }

@@ -105,6 +105,8 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
+/// Named `.mp4.bin`: the repository keeps videos out by extension, and
+/// these are a few KB of generated frames, not data.
 fn videos() -> Result<Vec<(String, Vec<u8>)>> {
     let settings = EncodeSettings {
         max_height: 64,
