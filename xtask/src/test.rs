@@ -12,14 +12,30 @@ use xshell::{Shell, cmd};
 
 use crate::{blobs, build};
 
-fn timed<T>(phase: &str, run: impl FnOnce() -> Result<T>) -> Result<T> {
-    let started = Instant::now();
-    let outcome = run();
-    println!(
-        "== test gate: {phase} took {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    outcome
+/// The phases run so far and their wall times, printed again together at
+/// the end (pass or fail), where CI's log tail shows them.
+#[derive(Debug, Default)]
+struct Phases(Vec<(&'static str, f64)>);
+
+impl Phases {
+    fn timed<T>(&mut self, phase: &'static str, run: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let outcome = run();
+        let seconds = started.elapsed().as_secs_f64();
+        println!("== test gate: {phase} took {seconds:.0} s");
+        self.0.push((phase, seconds));
+        outcome
+    }
+
+    fn summary(&self) -> String {
+        let total: f64 = self.0.iter().map(|(_, s)| s).sum();
+        let mut out = String::from("== test gate phases:\n");
+        for (phase, seconds) in &self.0 {
+            out.push_str(&format!("   {seconds:>6.0} s  {phase}\n"));
+        }
+        out.push_str(&format!("   {total:>6.0} s  in all"));
+        out
+    }
 }
 
 /// Every shipped deployment's templates through `cfn-lint`: no error, no
@@ -72,23 +88,33 @@ fn clippy_driver(sh: &Shell) -> Result<std::path::PathBuf> {
 }
 
 pub fn run(sh: &Shell, root: &Path) -> Result<()> {
-    let started = Instant::now();
-    timed("fetch-blobs", || {
+    let mut phases = Phases::default();
+    let outcome = run_phases(sh, root, &mut phases);
+    println!("{}", phases.summary());
+    match &outcome {
+        Ok(()) => println!("== test gate passed"),
+        Err(_) => println!("== test gate FAILED (the error follows)"),
+    }
+    outcome
+}
+
+fn run_phases(sh: &Shell, root: &Path, phases: &mut Phases) -> Result<()> {
+    phases.timed("fetch-blobs", || {
         blobs::fetch(root, &blobs::FetchArgs::default())
     })?;
-    timed("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
+    phases.timed("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
     let driver = clippy_driver(sh)?;
     // facectl as `cargo install` builds it by default, without `cloud`:
     // its code without the cloud modules must lint clean too. First, so the
     // binary the end-to-end tests run is the cloud one built next.
-    timed("clippy: facectl without cloud", || {
+    phases.timed("clippy: facectl without cloud", || {
         Ok(with_clippy(cmd!(sh, "cargo test -p facectl --no-run"), &driver).run()?)
     })?;
     // `facectl/cloud` explicitly: the xtask's end-to-end tests run the
     // facectl binary this build makes with its cloud commands (`results`,
     // `scan-status`, `--stack`); e2e's dependency on it turns the feature on
     // too, but the gate should not lean on feature unification.
-    timed("clippy: build every target of the workspace", || {
+    phases.timed("clippy: build every target of the workspace", || {
         Ok(with_clippy(
             cmd!(
                 sh,
@@ -98,14 +124,14 @@ pub fn run(sh: &Shell, root: &Path) -> Result<()> {
         )
         .run()?)
     })?;
-    timed("cfn-lint", || lint_templates(sh, root))?;
+    phases.timed("cfn-lint", || lint_templates(sh, root))?;
     // The end-to-end tests (tests/) run the real musl bootstraps.
-    timed("build the Lambda functions", || {
+    phases.timed("build the Lambda functions", || {
         build::build(root, build::Arch::X86_64, build::Profile::Ci, &[])
     })?;
     // The same command and environment as the build above: nothing is
     // compiled again.
-    timed("tests", || {
+    phases.timed("tests", || {
         Ok(with_clippy(
             cmd!(
                 sh,
@@ -115,9 +141,5 @@ pub fn run(sh: &Shell, root: &Path) -> Result<()> {
         )
         .run()?)
     })?;
-    println!(
-        "== test gate passed in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
