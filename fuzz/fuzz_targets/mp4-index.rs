@@ -1,5 +1,5 @@
-//! `cargo xtask fuzz --target mp4-index`: see `face_fuzz::mp4_index`.
+//! `cargo xtask fuzz --target mp4-index`: see `face_fuzz_targets::mp4_index`.
 
 fn main() {
-    afl::fuzz_nohook!(|data: &[u8]| face_fuzz::mp4_index(data));
+    afl::fuzz_nohook!(|data: &[u8]| face_fuzz_targets::mp4_index(data));
 }

@@ -8,7 +8,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use face_fuzz::KNOWN_KEY;
+use face_fuzz_targets::KNOWN_KEY;
 use face_video::{EncodeSettings, Rotation, encode_images, set_display_rotation};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use serde_json::{Value, json};

@@ -6,12 +6,12 @@ use std::sync::OnceLock;
 
 use face_api::routes::{RouteId, match_route};
 use face_api::types as t;
+use face_contracts::messages::ScanMessage;
 use face_service::api::ApiRequest;
 use face_service::authorizer::authorize;
 use face_service::collections::{validate_collection_name, validate_person_name};
 use face_service::enroll::EnrollRequest;
 use face_service::events::{Invocation, QueueBody, S3Event};
-use face_service::jobs::ScanMessage;
 use face_service::memory::{MemoryApiKeys, MemoryObjects};
 use face_service::recognize::RecognizeRequest;
 use face_service::storage::ApiKeyRecord;

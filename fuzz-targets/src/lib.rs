@@ -6,6 +6,10 @@
 //! parser and OpenH264) is handled as in production. Each bin is one line
 //! around one of these, so a crashing input replays without AFL too.
 //!
+//! This crate is a member of the main workspace (the AFL workspace in
+//! `fuzz/` depends on it): `tests/corpus.rs` runs every target on its seed
+//! corpus and on the inputs fuzzing found, in the gate.
+//!
 //! No bound is added here that the entry point does not have: the limits
 //! are the functions' defaults.
 
