@@ -540,25 +540,27 @@ impl Uploader {
         );
         tokio::task::spawn_blocking(move || -> Result<Sent> {
             let agent = ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(60))
+                .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
                 .build();
             // A client retries while the gateway restarts (connection
-            // refused), as any client of a real API would on a 5xx.
+            // refused, a 500, a request that never got an answer), as any
+            // client of a real API would on a 5xx. A repeated POST only
+            // leaves an unused presigned URL behind.
             let request = json!({
                 "collection": collection,
                 "content_type": "image/jpeg",
                 "content_length": photo.len(),
             });
-            let retry_until = Instant::now() + Duration::from_secs(60);
+            let retry_until = Instant::now() + Duration::from_secs(RETRY_FOR_S);
             let upload: Value = loop {
-                match agent
+                let outcome = agent
                     .post(&format!("{api_url}/v1/uploads"))
                     .set(face_api::API_KEY_HEADER, &api_key)
                     .set("content-type", "application/json")
-                    .send_string(&request.to_string())
-                {
+                    .send_string(&request.to_string());
+                match outcome {
                     Ok(reply) => break serde_json::from_str(&reply.into_string()?)?,
-                    Err(ureq::Error::Transport(_)) if Instant::now() < retry_until => {
+                    Err(e) if retryable(&e) && Instant::now() < retry_until => {
                         std::thread::sleep(Duration::from_millis(200));
                     }
                     Err(e) => return Err(e).context("POST /v1/uploads"),
@@ -592,6 +594,20 @@ impl Uploader {
             })
         })
         .await?
+    }
+}
+
+/// Seconds one API request may take before the client gives up on it.
+const REQUEST_TIMEOUT_S: u64 = 20;
+/// Seconds an API upload keeps being retried (the gateway's restart).
+const RETRY_FOR_S: u64 = 120;
+
+/// An error a client of the API retries: no answer, or a 5xx (the API's
+/// `Internal` is "retrying may help"; 502-504 are API Gateway's own).
+fn retryable(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Transport(_) => true,
+        ureq::Error::Status(code, _) => (500..=504).contains(code),
     }
 }
 

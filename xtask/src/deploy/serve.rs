@@ -497,13 +497,40 @@ fn respond(request: tiny_http::Request, (status, headers, body): HttpResponse) {
     }
 }
 
+/// What a request that arrives while the gateway stops gets.
+fn unavailable() -> HttpResponse {
+    // The API's one retryable code (500, "retrying may help").
+    let (status, body) = error_response(500, "Internal", "the local gateway is restarting; retry");
+    (
+        status,
+        vec![("content-type".into(), "application/json".into())],
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
 /// A running local gateway; [`RunningGateway::stop`] ends it.
 pub struct RunningGateway {
     /// The API's base URL (`http://127.0.0.1:<port>/<stage>`).
     pub api_url: String,
     server: Arc<tiny_http::Server>,
     workers: Vec<std::thread::JoinHandle<()>>,
-    mappings: LocalMappings,
+    /// `None` once stopped.
+    mappings: Option<LocalMappings>,
+}
+
+/// Dropped without [`RunningGateway::stop`] (an error on the way): the
+/// workers are stopped and joined all the same, so the functions they
+/// hold (the api and authorizer RIEs) are dropped, and killed, before the
+/// command exits instead of outliving it.
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        for _ in 0..self.workers.len() {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
 }
 
 impl RunningGateway {
@@ -511,26 +538,36 @@ impl RunningGateway {
     /// fault injection.
     pub fn queue_function(&self, function: FunctionName) -> Option<Arc<LocalFunction>> {
         self.mappings
+            .as_ref()?
             .functions
             .iter()
             .find(|(f, _)| *f == function)
             .map(|(_, local)| Arc::clone(local))
     }
 
-    /// Stops listening, lets in-flight requests finish, stops the queue
-    /// mappings; the functions' RIEs end when the gateway is dropped.
-    pub async fn stop(self) -> Result<()> {
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        let workers = self.workers;
+    /// Lets in-flight requests finish, answers those that arrived after
+    /// the workers stopped with the API's retryable 500 (a client retries
+    /// it; left alone, they would hang until its timeout), stops listening,
+    /// stops the queue mappings; the functions' RIEs end when the gateway
+    /// is dropped.
+    pub async fn stop(mut self) -> Result<()> {
+        let (workers, server) = (std::mem::take(&mut self.workers), Arc::clone(&self.server));
         tokio::task::spawn_blocking(move || {
+            for _ in 0..workers.len() {
+                server.unblock();
+            }
             for w in workers {
                 let _ = w.join();
             }
+            while let Ok(Some(request)) = server.try_recv() {
+                respond(request, unavailable());
+            }
         })
         .await?;
-        self.mappings.stop().await.map(drop)
+        match self.mappings.take() {
+            Some(mappings) => mappings.stop().await.map(drop),
+            None => Ok(()),
+        }
     }
 }
 
@@ -617,7 +654,7 @@ pub async fn start(root: &Path, port: u16) -> Result<RunningGateway> {
         api_url,
         server,
         workers,
-        mappings,
+        mappings: Some(mappings),
     })
 }
 
