@@ -2,7 +2,8 @@
 //!
 //! The results queue's and the results topic's bodies are
 //! `face_service::recognize::ResultMessage` (they embed `face-core`'s
-//! shapes, so they live beside them); they have no committed schema yet.
+//! shapes, so they live beside them); their schema is
+//! `schemas/result-message.schema.json`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

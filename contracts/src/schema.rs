@@ -17,7 +17,7 @@ pub struct SchemaFile {
 }
 
 /// Every committed schema.
-pub const FILES: [SchemaFile; 2] = [STACK, SCAN_MESSAGE];
+pub const FILES: [SchemaFile; 3] = [STACK, SCAN_MESSAGE, RESULT_MESSAGE];
 
 /// `stacks/<name>.yaml` (`face_stacks::DeploymentFile`).
 pub const STACK: SchemaFile = SchemaFile {
@@ -31,6 +31,14 @@ pub const SCAN_MESSAGE: SchemaFile = SchemaFile {
     file: "scan-message.schema.json",
     describes: "a scan queue body: a job's plan request or one chunk",
     regenerate: "UPDATE_SCHEMAS=1 cargo test -p face-contracts",
+};
+
+/// The results queue's bodies and the results topic's messages
+/// (`face_service::recognize::ResultMessage`).
+pub const RESULT_MESSAGE: SchemaFile = SchemaFile {
+    file: "result-message.schema.json",
+    describes: "a results queue body, and a results topic message (an ended video job)",
+    regenerate: "UPDATE_SCHEMAS=1 cargo test -p face-service --lib schema",
 };
 
 /// The schema of `T` as committed: JSON Schema 2020-12, pretty-printed,

@@ -41,6 +41,7 @@ pub struct ModelBytes<'a> {
 }
 
 /// Milliseconds spent per stage for one image.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct StageTimings {
     pub decode_ms: f64,

@@ -344,3 +344,26 @@ fn the_lambdas_readme_lists_every_variable_the_stack_sets() {
     expected.insert(face_contracts::env::MODELS_DIR);
     assert_eq!(table, expected, "lambdas/README.md's Environment table");
 }
+
+#[test]
+fn every_schema_is_committed_and_named_in_the_readme() {
+    let readme = read(&root().join("README.md"));
+    let listed: BTreeSet<String> = face_contracts::schema::FILES
+        .iter()
+        .map(|f| f.file.to_string())
+        .collect();
+    let committed: BTreeSet<String> = std::fs::read_dir(root().join("schemas"))
+        .expect("schemas/")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        committed, listed,
+        "schemas/ holds exactly face_contracts::schema::FILES"
+    );
+    for file in &listed {
+        assert!(
+            readme.contains(&format!("schemas/{file}")),
+            "README.md's Schemas section does not name schemas/{file}"
+        );
+    }
+}

@@ -35,9 +35,11 @@ pub struct RecognizeRequest {
 }
 
 /// What the results queue receives, and the results table keeps, for one
-/// uploaded object version. Delivery is at least once: a copy can arrive
-/// again, with the same `result_id` (see [`deliver_result`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// uploaded object version; an ended video job's is also published to the
+/// results topic. Delivery is at least once: a copy can arrive again, with
+/// the same `result_id` (see [`deliver_result`]). Its JSON Schema is
+/// `schemas/result-message.schema.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResultMessage {
     /// `s3://<bucket>/<key>#<version id or etag>`: one per object version,
     /// the same in every copy. Consumers drop an id they have already seen
@@ -638,5 +640,34 @@ mod tests {
         assert!(!recent.first_time("s3://b/k#3"));
         assert_eq!(recent.order.len(), 2);
         assert_eq!(recent.seen.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod schema {
+    use face_contracts::schema::{RESULT_MESSAGE, render};
+
+    use super::ResultMessage;
+
+    #[test]
+    fn committed_result_message_schema_is_up_to_date() {
+        let path = format!(
+            "{}/../../schemas/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            RESULT_MESSAGE.file
+        );
+        let generated = render::<ResultMessage>();
+        if std::env::var_os("UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "schemas/{} is out of date with face_service::recognize::ResultMessage: \
+             run `{}` and commit it",
+            RESULT_MESSAGE.file,
+            RESULT_MESSAGE.regenerate
+        );
     }
 }

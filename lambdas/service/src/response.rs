@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use face_core::{RecognizedFace, RelativeBox, StageTimings, UnknownReason};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Rekognition's landmark names, in face-core's landmark order (the
 /// subject's right eye first; "Left"/"Right" are the subject's own).
 const LANDMARK_TYPES: [&str; 5] = ["eyeRight", "eyeLeft", "nose", "mouthRight", "mouthLeft"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Landmark {
     pub r#type: String,
@@ -21,7 +22,7 @@ pub struct Landmark {
 
 /// Who a face is. Absent (`null`) means unknown: no enrolled person is
 /// within the threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct FaceMatchResult {
     pub person: String,
@@ -33,14 +34,14 @@ pub struct FaceMatchResult {
 
 /// The person's record from the people table, attached to matches of
 /// S3-triggered results for the queue's consumers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct PersonDetails {
     pub attributes: BTreeMap<String, String>,
     pub face_count: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct FaceResult {
     pub bounding_box: RelativeBox,
@@ -85,7 +86,7 @@ impl FaceResult {
 }
 
 /// The answer for one image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecognitionResult {
     pub collection: String,
     /// Detector + recognizer; embeddings only compare within one version.

@@ -185,7 +185,7 @@ pub trait UploadSigner: Send + Sync {
     ) -> Result<PresignedPut, StorageError>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStatus {
     Ok,
