@@ -546,7 +546,14 @@ command_line      : afl-fuzz -i fuzz/corpus/events -o target/fuzz/out/events -V 
                 .unwrap_or_default()
         };
         assert!(list("exclude").contains(&"fuzz".to_string()));
-        assert!(!list("members").iter().any(|m| m.starts_with("fuzz")));
+        // The targets' bodies (`fuzz-targets/`) are a member; the AFL crate
+        // is not.
+        assert!(
+            !list("members")
+                .iter()
+                .any(|m| m == "fuzz" || m.starts_with("fuzz/"))
+        );
+        assert!(list("members").contains(&"fuzz-targets".to_string()));
         // Its own workspace, so cargo never walks up to the root's.
         let fuzz = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap();
         assert!(fuzz.lines().any(|l| l.trim() == "[workspace]"));
