@@ -636,21 +636,11 @@ async fn consume(
     running: Arc<AtomicBool>,
 ) -> Result<()> {
     while running.load(Ordering::Relaxed) {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .context("sqs:ReceiveMessage (results)")?;
-        for m in received.messages() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).unwrap_or_default();
-            let key = body["key"].as_str().unwrap_or_default();
-            if !key.starts_with(&key_prefix) {
+        for delivery in super::results_queue::receive(&sqs, &queue_url).await? {
+            if !delivery.key().starts_with(&key_prefix) {
                 continue;
             }
-            if let Some(id) = body["result_id"].as_str() {
+            if let Some(id) = delivery.body["result_id"].as_str() {
                 let mut c = consumed.lock().unwrap_or_else(|e| e.into_inner());
                 let n = c.deliveries.entry(id.to_string()).or_default();
                 *n += 1;
@@ -659,14 +649,7 @@ async fn consume(
                     c.first_seen.insert(id.to_string(), Instant::now());
                 }
             }
-            if let Some(handle) = m.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(&queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .context("sqs:DeleteMessage (results)")?;
-            }
+            delivery.delete(&sqs, &queue_url).await?;
         }
     }
     Ok(())

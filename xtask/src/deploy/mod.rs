@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod load;
 pub mod local;
 pub mod outputs;
+pub mod results_queue;
 pub mod scan;
 pub mod serve;
 pub mod smoke;

@@ -449,17 +449,8 @@ async fn smoke(
                 }
             }
         }
-        let received = sqs
-            .receive_message()
-            .queue_url(results_queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .context("sqs:ReceiveMessage (results)")?;
-        for m in received.messages() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).unwrap_or_default();
-            let key = body["key"].as_str().unwrap_or_default();
+        for delivery in super::results_queue::receive(sqs, results_queue).await? {
+            let (key, body) = (delivery.key(), &delivery.body);
             if let Some(u) = uploads
                 .iter_mut()
                 .find(|u| u.key == key && u.on_queue.is_none())
@@ -471,15 +462,8 @@ async fn smoke(
             }
             // Earlier smoke runs' results (same group) would block the FIFO
             // group; this collection is the smoke test's own.
-            if key.starts_with(&format!("{upload_prefix}{COLLECTION}/"))
-                && let Some(handle) = m.receipt_handle()
-            {
-                sqs.delete_message()
-                    .queue_url(results_queue)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .context("sqs:DeleteMessage (results)")?;
+            if key.starts_with(&format!("{upload_prefix}{COLLECTION}/")) {
+                delivery.delete(sqs, results_queue).await?;
             }
         }
     }
