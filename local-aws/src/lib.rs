@@ -31,7 +31,7 @@ pub mod tools;
 
 pub use error::{Error, Result};
 pub use moto::{DEFAULT_REGION, MotoServer};
-pub use process::log_tail;
+pub use process::{log_tail, stop_servers_on_signal, terminate_all};
 pub use rie::{FunctionError, Invocation, Rie, RieOptions};
 pub use tools::Tools;
 

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
@@ -18,6 +18,63 @@ const TERM_GRACE: Duration = Duration::from_secs(3);
 /// Ports this process has handed out, so two servers started at once in one
 /// test binary never get the same one (the OS may reuse a just-freed port).
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// The pids of the servers alive in this process (spawned, not dropped),
+/// for [`terminate_all`].
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Ends every server this process started and still runs, with its whole
+/// tree (for the RIE, the function's bootstrap): SIGTERM, then SIGKILL to
+/// whatever is left after the grace period. For a signal handler; a
+/// server's drop does the same for one.
+pub fn terminate_all() {
+    let pids: Vec<u32> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let trees: Vec<(u32, Vec<u32>)> = pids.iter().map(|&p| (p, descendants(p))).collect();
+    for &(pid, _) in &trees {
+        if let Some(p) = to_pid(pid) {
+            let _ = kill_process(p, Signal::TERM);
+        }
+    }
+    let deadline = Instant::now() + TERM_GRACE;
+    while trees.iter().any(|&(pid, _)| running(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (pid, descendants) in trees {
+        for p in std::iter::once(pid).chain(descendants).filter_map(to_pid) {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+}
+
+/// Installs, once per process, a SIGINT/SIGTERM/SIGHUP handler that runs
+/// [`terminate_all`] and then exits as the signal would have (128 + its
+/// number). Spawning the first server installs it, so moto and every RIE
+/// die with the command however it is stopped: Ctrl-C, a CI timeout's
+/// SIGTERM, a closed terminal. (Without it, a signal sent to the command
+/// alone left its servers running, orphaned.)
+pub fn stop_servers_on_signal() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            Ok(mut signals) => {
+                std::thread::spawn(move || {
+                    if let Some(signal) = signals.forever().next() {
+                        terminate_all();
+                        std::process::exit(128 + signal);
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("no signal handler, servers may outlive a signal: {e}"),
+        }
+    });
+}
+
+/// Whether `pid` is alive (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rfind(')').is_some_and(|i| !stat[i..].starts_with(") Z")))
+}
 
 /// A free TCP port on 127.0.0.1, never handed out before by this process.
 pub(crate) fn free_port() -> Result<u16> {
@@ -100,12 +157,16 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
+        stop_servers_on_signal();
         let child = command.spawn().map_err(|e| Error::StartFailed {
             what,
             reason: format!("spawning {:?}: {e}", command.get_program()),
             log: log.to_path_buf(),
             log_tail: String::new(),
         })?;
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id());
         Ok(Self {
             child,
             log: log.to_path_buf(),
@@ -171,6 +232,9 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let pid = self.child.id();
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&p| p != pid);
         // Collected before the parent dies: orphans get re-parented to init.
         let descendants = descendants(pid);
         if let Some(p) = to_pid(pid) {
@@ -259,5 +323,61 @@ mod tests {
                 .unwrap_or_default()
                 .contains(") Z");
         assert!(!alive, "sleep {} survived the drop", kids[0]);
+    }
+
+    /// Set in the child of the test below: the folder to work in.
+    const SIGNAL_CHILD_DIR: &str = "LOCAL_AWS_TEST_SIGNAL_CHILD";
+
+    /// The child's part of the test below (run only by it): a server whose
+    /// own child is a `sleep`, its pid written, then waiting to be killed.
+    #[test]
+    #[ignore = "run by a_signal_ends_the_servers_with_the_process"]
+    fn signal_child() {
+        let Some(dir) = std::env::var_os(SIGNAL_CHILD_DIR).map(PathBuf::from) else {
+            return;
+        };
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 300 & echo $! > \"$1\"; wait", "sh"]);
+        command.arg(dir.join("sleep.pid"));
+        let _server = ServerProcess::spawn("sleeper", command, &dir.join("sleep.log")).unwrap();
+        std::fs::write(dir.join("ready"), "").unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_signal_ends_the_servers_with_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "process::tests::signal_child",
+                "--exact",
+                "--include-ignored",
+            ])
+            .env(SIGNAL_CHILD_DIR, dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let pid_file = dir.path().join("sleep.pid");
+        while !(dir.path().join("ready").exists() && pid_file.exists()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the child never started its server"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sleep: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(running(sleep), "the server's sleep is running");
+        kill_process(to_pid(child.id()).unwrap(), Signal::TERM).unwrap();
+        let status = child.wait().unwrap();
+        // As SIGTERM would have ended it, after the handler's cleanup.
+        assert_eq!(status.code(), Some(128 + 15), "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!running(sleep), "sleep {sleep} outlived its process");
     }
 }
