@@ -72,8 +72,10 @@ pub fn stop_servers_on_signal() {
 
 /// Whether `pid` is alive (not gone, not a zombie).
 fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rfind(')').is_some_and(|i| !stat[i..].starts_with(") Z")))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .is_some_and(|i| !stat[i..].starts_with(") Z"))
+    })
 }
 
 /// A free TCP port on 127.0.0.1, never handed out before by this process.
