@@ -4,6 +4,7 @@
 //! them at run time, the coordinator, `facectl` and `xtask` reach the
 //! deployed resources through them.
 //!
+//! - [`Architecture`]: Lambda's instruction sets, by Lambda's names.
 //! - [`env`]: every `FACE_*` environment variable, and what a function
 //!   assumes when one is unset.
 //! - [`layout`]: the data bucket's key layout (prefixes and key builders).
@@ -20,9 +21,12 @@
 //! the committed schemas show it.
 
 pub mod api;
+mod architecture;
 pub mod env;
 pub mod layout;
 pub mod messages;
 pub mod metrics;
 pub mod schema;
 pub mod tables;
+
+pub use architecture::Architecture;

@@ -61,31 +61,8 @@ const LOG_RETENTION_VALUES: [u32; 22] = [
 /// How far the work shares may be from summing to 1 (YAML decimals).
 const WORK_SHARE_TOLERANCE: f64 = 1e-6;
 
-/// Instruction set of a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Architecture {
-    X86_64,
-    Arm64,
-}
-
-impl Architecture {
-    /// Lambda's name, also the artifact folder `target/lambda-dist/<arch>/`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Architecture::X86_64 => "x86_64",
-            Architecture::Arm64 => "arm64",
-        }
-    }
-
-    /// Parses Lambda's name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "x86_64" => Some(Architecture::X86_64),
-            "arm64" => Some(Architecture::Arm64),
-            _ => None,
-        }
-    }
-}
+/// Instruction set of a function (defined in `face-contracts`).
+pub use face_contracts::Architecture;
 
 /// A whole deployment: one stack per region.
 #[derive(Debug, Clone, PartialEq)]

@@ -89,7 +89,7 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
     } else {
         let artifacts = build::build(
             root,
-            build::Arch::X86_64,
+            face_contracts::Architecture::X86_64,
             build::Profile::Release,
             &["recognize".to_string()],
         )?;

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
+use face_contracts::Architecture;
 use local_aws::Tools;
 use zip::write::SimpleFileOptions;
 
@@ -65,28 +66,18 @@ const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
 /// same code hash when deploying).
 const ZIP_DATE: (u16, u8, u8) = (1980, 1, 1);
 
-/// Lambda's architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Arch {
-    #[value(name = "x86_64")]
-    X86_64,
-    #[value(name = "arm64")]
-    Arm64,
+/// How `cargo xtask build` builds for each of Lambda's architectures.
+trait BuildTarget {
+    fn rust_target(self) -> &'static str;
+    fn rustflags(self) -> &'static str;
+    fn lambda_dir(self, target: &Path) -> PathBuf;
 }
 
-impl Arch {
-    /// Lambda's name, also the dist folder's.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-
+impl BuildTarget for Architecture {
     fn rust_target(self) -> &'static str {
         match self {
-            Arch::X86_64 => "x86_64-unknown-linux-musl",
-            Arch::Arm64 => "aarch64-unknown-linux-musl",
+            Architecture::X86_64 => "x86_64-unknown-linux-musl",
+            Architecture::Arm64 => "aarch64-unknown-linux-musl",
         }
     }
 
@@ -96,8 +87,8 @@ impl Arch {
     /// there, which would also hide the config file's.
     fn rustflags(self) -> &'static str {
         match self {
-            Arch::X86_64 => "-C target-cpu=x86-64-v3",
-            Arch::Arm64 => "-C target-cpu=neoverse-n1",
+            Architecture::X86_64 => "-C target-cpu=x86-64-v3",
+            Architecture::Arm64 => "-C target-cpu=neoverse-n1",
         }
     }
 
@@ -105,10 +96,18 @@ impl Arch {
     /// x86_64 (lambdas/README.md), a folder of its own for arm64.
     fn lambda_dir(self, target: &Path) -> PathBuf {
         match self {
-            Arch::X86_64 => target.join("lambda"),
-            Arch::Arm64 => target.join("lambda-arm64"),
+            Architecture::X86_64 => target.join("lambda"),
+            Architecture::Arm64 => target.join("lambda-arm64"),
         }
     }
+}
+
+/// `--arch`: Lambda's names (`x86_64`, `arm64`).
+pub fn parse_arch(name: &str) -> Result<Architecture, String> {
+    Architecture::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Architecture::ALL.map(Architecture::as_str).into();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 /// The cargo profile of a build (Cargo.toml).
@@ -143,8 +142,8 @@ impl Profile {
 const PROFILE_MARKER: &str = "PROFILE";
 
 /// The profile the artifacts of `arch` were last built with.
-pub fn built_profile(root: &Path, arch: Arch) -> Option<Profile> {
-    let dist = target_dir(root).join("lambda-dist").join(arch.name());
+pub fn built_profile(root: &Path, arch: Architecture) -> Option<Profile> {
+    let dist = target_dir(root).join("lambda-dist").join(arch.as_str());
     let name = std::fs::read_to_string(dist.join(PROFILE_MARKER)).ok()?;
     [Profile::Release, Profile::Ci]
         .into_iter()
@@ -153,9 +152,9 @@ pub fn built_profile(root: &Path, arch: Arch) -> Option<Profile> {
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// Lambda architecture to build for
-    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
-    pub arch: Arch,
+    /// Lambda architecture to build for: x86_64 or arm64
+    #[arg(long, value_parser = parse_arch, default_value = "x86_64")]
+    pub arch: Architecture,
     /// Cargo profile
     #[arg(long, value_enum, default_value_t = Profile::Release)]
     pub profile: Profile,
@@ -211,7 +210,7 @@ pub fn run(root: &Path, args: &BuildArgs) -> Result<()> {
 /// Builds and packages `functions` (all when empty) for `arch`.
 pub fn build(
     root: &Path,
-    arch: Arch,
+    arch: Architecture,
     profile: Profile,
     functions: &[String],
 ) -> Result<Vec<Artifact>> {
@@ -251,7 +250,7 @@ pub fn build(
     ensure!(status.success(), "cargo lambda build failed ({status})");
     eprintln!("== built in {:.0} s", started.elapsed().as_secs_f64());
 
-    let dist = target.join("lambda-dist").join(arch.name());
+    let dist = target.join("lambda-dist").join(arch.as_str());
     std::fs::create_dir_all(&dist)?;
     // Written before packaging: a half-packaged dist never claims `release`.
     std::fs::write(dist.join(PROFILE_MARKER), "unknown")?;

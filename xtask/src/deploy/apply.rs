@@ -63,14 +63,9 @@ pub async fn run(
 /// Builds the zips if any is missing (or, when `release_only`, was built
 /// with another profile than `release`), with `cargo xtask build`'s code.
 fn ensure_artifacts(root: &Path, regions: &[&RegionPlan], release_only: bool) -> Result<()> {
-    let build_arch = |arch| match arch {
-        Architecture::X86_64 => crate::build::Arch::X86_64,
-        Architecture::Arm64 => crate::build::Arch::Arm64,
-    };
     let stale = |arch| {
         release_only
-            && crate::build::built_profile(root, build_arch(arch))
-                != Some(crate::build::Profile::Release)
+            && crate::build::built_profile(root, arch) != Some(crate::build::Profile::Release)
     };
     let mut missing: Vec<(FunctionName, Architecture)> = regions
         .iter()
@@ -89,13 +84,8 @@ fn ensure_artifacts(root: &Path, regions: &[&RegionPlan], release_only: bool) ->
             continue;
         }
         println!("building {} for {}", functions.join(", "), arch.as_str());
-        crate::build::build(
-            root,
-            build_arch(arch),
-            crate::build::Profile::Release,
-            &functions,
-        )
-        .context("cargo xtask build")?;
+        crate::build::build(root, arch, crate::build::Profile::Release, &functions)
+            .context("cargo xtask build")?;
     }
     Ok(())
 }
