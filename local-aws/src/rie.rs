@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use face_contracts::Architecture;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -33,6 +34,10 @@ pub struct RieOptions {
     pub timeout_s: u32,
     /// Where the log goes. Default `target/tools/logs`.
     pub log_dir: Option<PathBuf>,
+    /// What the bootstrap was built for. Default: this machine's. Another
+    /// architecture runs, RIE and bootstrap, under QEMU's user-mode
+    /// emulator ([`Tools::emulator_for`]): the same code, much slower.
+    pub architecture: Architecture,
 }
 
 impl Default for RieOptions {
@@ -42,6 +47,7 @@ impl Default for RieOptions {
             memory_mib: 1024,
             timeout_s: 60,
             log_dir: None,
+            architecture: Architecture::host().unwrap_or(Architecture::X86_64),
         }
     }
 }
@@ -135,12 +141,23 @@ impl Rie {
             .unwrap_or_else(|| tools.dir.join("logs"));
         let log = log_dir.join(format!("{}-{port}.log", options.function_name));
 
-        let mut command = Command::new(&tools.rie);
+        let rie = tools.rie_for(options.architecture)?;
+        let emulator = Tools::emulator_for(options.architecture)?;
+        let mut command = match &emulator {
+            Some(qemu) => {
+                let mut command = Command::new(qemu);
+                command.arg(&rie);
+                command
+            }
+            None => Command::new(&rie),
+        };
         command
             .arg("--runtime-interface-emulator-address")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--runtime-api-address")
             .arg(format!("127.0.0.1:{api_port}"))
+            // The RIE runs its arguments as the bootstrap's command line.
+            .args(emulator.iter())
             .arg(bootstrap)
             .current_dir(task_root)
             .env_clear()

@@ -3,7 +3,10 @@
 //! - `venv/`: a Python venv with `moto[server]`, `cargo-lambda` and `ziglang`
 //!   (the linker cargo-lambda drives for musl targets), and `cfn-lint`;
 //! - `bin/aws-lambda-rie-<arch>`: AWS's Lambda Runtime Interface Emulator,
-//!   taken out of the `aws-sam-cli` wheel, which ships it.
+//!   taken out of the `aws-sam-cli` wheel, which ships it for both
+//!   architectures: this machine's at provisioning, the other one when a
+//!   bootstrap of that architecture first runs ([`Tools::rie_for`]), under
+//!   QEMU's user-mode emulator ([`Tools::emulator_for`]).
 //!
 //! A stamp file records what was installed; when it matches the pins and
 //! every file is there, [`Tools::ensure`] runs no command at all, so it works
@@ -16,6 +19,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+
+use face_contracts::Architecture;
 
 use crate::error::{Error, Result};
 
@@ -105,10 +110,38 @@ impl Tools {
                 .arg(format!("ziglang=={ZIGLANG_VERSION}"))
                 .arg(format!("cfn-lint=={CFN_LINT_VERSION}")),
         )?;
-        extract_rie(&python, dir)?;
+        extract_rie(
+            &python,
+            dir,
+            Architecture::host().unwrap_or(Architecture::X86_64),
+        )?;
         let tools = Tools::locate(dir)?;
         std::fs::write(&stamp_path, wanted).map_err(Error::io("writing", &stamp_path))?;
         Ok(tools)
+    }
+
+    /// The RIE binary for `arch`: this machine's ([`Tools::rie`]), or the
+    /// other architecture's, taken out of the same wheel on first use.
+    pub fn rie_for(&self, arch: Architecture) -> Result<PathBuf> {
+        let path = self.dir.join("bin").join(rie_file_name(arch));
+        if path == self.rie || path.is_file() {
+            return Ok(path);
+        }
+        let lock_path = self.dir.join(".lock");
+        let lock = File::create(&lock_path).map_err(Error::io("creating", &lock_path))?;
+        lock.lock().map_err(Error::io("locking", &lock_path))?;
+        if !path.is_file() {
+            extract_rie(&self.python, &self.dir, arch)?;
+        }
+        Ok(path)
+    }
+
+    /// How this machine runs a binary built for `arch`: directly (`None`),
+    /// or under QEMU's user-mode emulator, `qemu-<machine>-static` from
+    /// `PATH` (an emulated program that execs another program execs it
+    /// natively, so the RIE and its bootstrap each get their own QEMU).
+    pub fn emulator_for(arch: Architecture) -> Result<Option<PathBuf>> {
+        find_emulator(arch, &std::env::var_os("PATH").unwrap_or_default())
     }
 
     /// The tool paths, if every one of them exists.
@@ -158,12 +191,38 @@ fn stamp_text() -> String {
     )
 }
 
+/// [`Tools::emulator_for`] on the search path `path`.
+fn find_emulator(arch: Architecture, path: &std::ffi::OsStr) -> Result<Option<PathBuf>> {
+    if Architecture::host() == Some(arch) {
+        return Ok(None);
+    }
+    let names = [
+        format!("qemu-{}-static", arch.machine_name()),
+        format!("qemu-{}", arch.machine_name()),
+    ];
+    std::env::split_paths(path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::MissingTool(format!(
+                "running {arch} bootstraps on this machine needs QEMU's user-mode emulator \
+                 `{}` on PATH (Debian: apt-get install qemu-user-static)",
+                names[0]
+            ))
+        })
+}
+
 /// `aws-lambda-rie-x86_64` or `aws-lambda-rie-arm64`, for this machine.
 pub fn rie_name() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "aws-lambda-rie-arm64"
-    } else {
-        "aws-lambda-rie-x86_64"
+    rie_file_name(Architecture::host().unwrap_or(Architecture::X86_64))
+}
+
+/// The RIE's file name for `arch`, in the wheel and in `bin/`.
+fn rie_file_name(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::X86_64 => "aws-lambda-rie-x86_64",
+        Architecture::Arm64 => "aws-lambda-rie-arm64",
     }
 }
 
@@ -183,9 +242,10 @@ fn find_zig_dir(venv: &Path) -> Result<PathBuf> {
         })
 }
 
-/// Downloads the aws-sam-cli wheel (no dependencies) and copies the RIE
-/// binary out of it into `dir/bin`, executable.
-fn extract_rie(python: &Path, dir: &Path) -> Result<()> {
+/// Downloads the aws-sam-cli wheel (no dependencies) unless it is there,
+/// and copies `arch`'s RIE binary out of it into `dir/bin`, executable.
+fn extract_rie(python: &Path, dir: &Path, arch: Architecture) -> Result<()> {
+    let name = rie_file_name(arch);
     let downloads = dir.join("downloads");
     let wheel = find_wheel(&downloads);
     let wheel = match wheel {
@@ -207,7 +267,7 @@ fn extract_rie(python: &Path, dir: &Path) -> Result<()> {
             })?
         }
     };
-    let inner = format!("samcli/local/rapid/{}", rie_name());
+    let inner = format!("samcli/local/rapid/{name}");
     let file = File::open(&wheel).map_err(Error::io("opening", &wheel))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| {
         Error::MissingTool(format!("{} is not a readable wheel: {e}", wheel.display()))
@@ -222,8 +282,8 @@ fn extract_rie(python: &Path, dir: &Path) -> Result<()> {
 
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).map_err(Error::io("creating", &bin))?;
-    let dest = bin.join(rie_name());
-    let partial = bin.join(format!(".{}.partial", rie_name()));
+    let dest = bin.join(name);
+    let partial = bin.join(format!(".{name}.partial"));
     std::fs::write(&partial, &bytes).map_err(Error::io("writing", &partial))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
@@ -269,4 +329,33 @@ fn run(what: &str, command: &mut Command) -> Result<()> {
         status: output.status.to_string(),
         output: lines[lines.len().saturating_sub(20)..].join("\n"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_runs_its_own_architecture_and_qemu_the_other() {
+        let host = Architecture::host().expect("a Lambda architecture");
+        let other = Architecture::ALL.into_iter().find(|a| *a != host).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::env::join_paths([dir.path()]).unwrap();
+        assert_eq!(find_emulator(host, &path).unwrap(), None);
+
+        let Err(Error::MissingTool(message)) = find_emulator(other, &path) else {
+            panic!("no QEMU in an empty folder");
+        };
+        assert!(
+            message.contains("apt-get install qemu-user-static"),
+            "{message}"
+        );
+        assert!(message.contains(other.as_str()), "{message}");
+
+        let qemu = dir
+            .path()
+            .join(format!("qemu-{}-static", other.machine_name()));
+        std::fs::write(&qemu, "").unwrap();
+        assert_eq!(find_emulator(other, &path).unwrap(), Some(qemu));
+    }
 }

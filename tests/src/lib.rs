@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use face_contracts::Architecture;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -27,20 +28,21 @@ pub fn data_dir() -> PathBuf {
     devset::data_dir(None, &workspace())
 }
 
-/// The x86_64 zip `cargo xtask build` made for `function`.
-pub fn artifact(function: &str) -> PathBuf {
+/// The zip `cargo xtask build --arch <arch>` made for `function`.
+pub fn artifact(function: &str, arch: Architecture) -> PathBuf {
     workspace()
-        .join("target/lambda-dist/x86_64")
+        .join("target/lambda-dist")
+        .join(arch.as_str())
         .join(format!("{function}.zip"))
 }
 
 /// Unpacks a function's zip into `dest` as Lambda unpacks it into
 /// `/var/task`, and returns the path of its `bootstrap`.
-pub fn unpack(function: &str, dest: &Path) -> Result<PathBuf> {
-    let zip_path = artifact(function);
+pub fn unpack(function: &str, arch: Architecture, dest: &Path) -> Result<PathBuf> {
+    let zip_path = artifact(function, arch);
     let file = std::fs::File::open(&zip_path).with_context(|| {
         format!(
-            "{} is missing: run `cargo xtask build` first",
+            "{} is missing: run `cargo xtask build --arch {arch}` first",
             zip_path.display()
         )
     })?;
@@ -52,20 +54,38 @@ pub fn unpack(function: &str, dest: &Path) -> Result<PathBuf> {
     Ok(dest.join("bootstrap"))
 }
 
-/// Unpacks `function`'s artifact into `dir/<name>` and runs it under the
-/// Runtime Interface Emulator as `name`, with `env`.
+/// Unpacks `function`'s x86_64 artifact into `dir/<name>` and runs it
+/// under the Runtime Interface Emulator as `name`, with `env`.
 pub fn start_function(
     function: &str,
     name: &str,
     dir: &Path,
     env: &[(String, String)],
 ) -> Result<local_aws::Rie> {
-    let bootstrap = unpack(function, &dir.join(name))?;
+    start_function_for(Architecture::X86_64, function, name, dir, env)
+}
+
+/// [`start_function`] with `arch`'s artifact: on another machine than
+/// its own, RIE and bootstrap run under QEMU's user-mode emulator.
+pub fn start_function_for(
+    arch: Architecture,
+    function: &str,
+    name: &str,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<local_aws::Rie> {
+    let bootstrap = unpack(function, arch, &dir.join(name))?;
     let options = local_aws::RieOptions {
         function_name: name.into(),
         memory_mib: 2048,
-        timeout_s: 120,
+        // Emulated, a cold start and a video chunk take tens of seconds.
+        timeout_s: if Architecture::host() == Some(arch) {
+            120
+        } else {
+            600
+        },
         log_dir: None,
+        architecture: arch,
     };
     Ok(local_aws::Rie::start_with(
         local_aws::Tools::ensure_default()?,

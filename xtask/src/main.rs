@@ -52,8 +52,8 @@ enum Command {
     Serve(deploy::serve::ServeArgs),
     /// Mixed uploads (photos, corrupt files, repeats, overwrites; S3 and the API) into the local stack while a function is killed and the dispatcher restarted; counts lost and duplicated results, latency, throughput
     LoadTest(deploy::load::LoadArgs),
-    /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cargo test
-    Test,
+    /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cfn-lint, the musl functions, cargo test
+    Test(test::TestArgs),
     /// Enroll the labelled people locally and recognize the held-out and group photos
     Demo(demo::DemoArgs),
     /// Fuzz the untrusted-input entry points with AFL++ (cargo-afl, installed pinned on first use); any crash fails
@@ -86,7 +86,7 @@ fn main() -> Result<()> {
         Command::ApiKey(args) => deploy::api_key::command(&root, &args),
         Command::Serve(args) => deploy::serve_command(&root, &args),
         Command::LoadTest(args) => deploy::load_command(&root, &args),
-        Command::Test => test::run(&sh, &root),
+        Command::Test(args) => test::run(&sh, &root, &args),
         Command::Demo(args) => demo::run(&sh, &root, args),
         Command::Fuzz(args) => fuzz::run_command(&root, &args),
     }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use face_contracts::Architecture;
 use xshell::{Shell, cmd};
 
 use crate::{blobs, build};
@@ -87,15 +88,52 @@ fn clippy_driver(sh: &Shell) -> Result<std::path::PathBuf> {
     Ok(path.trim().into())
 }
 
-pub fn run(sh: &Shell, root: &Path) -> Result<()> {
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Then also build the arm64 functions (a second musl build of every
+    /// dependency: tens of minutes cold on 2 cores, so not in CI's run) and
+    /// check that recognize and scan-worker, run under QEMU's
+    /// user-mode emulator (Debian's qemu-user-static), answer as the x86_64
+    /// ones do (tests/tests/arm64.rs)
+    #[arg(long)]
+    pub arm64: bool,
+}
+
+pub fn run(sh: &Shell, root: &Path, args: &TestArgs) -> Result<()> {
     let mut phases = Phases::default();
-    let outcome = run_phases(sh, root, &mut phases);
+    let mut outcome = run_phases(sh, root, &mut phases);
+    if args.arm64 && outcome.is_ok() {
+        outcome = run_arm64_phases(sh, root, &mut phases);
+    }
     println!("{}", phases.summary());
     match &outcome {
         Ok(()) => println!("== test gate passed"),
         Err(_) => println!("== test gate FAILED (the error follows)"),
     }
     outcome
+}
+
+/// The functions tests/tests/arm64.rs runs.
+const ARM64_FUNCTIONS: [&str; 2] = ["recognize", "scan-worker"];
+
+/// `--arm64`: the arm64 artifacts, then the one test that runs them.
+fn run_arm64_phases(sh: &Shell, root: &Path, phases: &mut Phases) -> Result<()> {
+    let functions = ARM64_FUNCTIONS.map(String::from);
+    phases.timed("build the arm64 functions", || {
+        build::build(root, Architecture::Arm64, build::Profile::Ci, &functions)
+    })?;
+    let driver = clippy_driver(sh)?;
+    phases.timed("tests: arm64 under QEMU", || {
+        Ok(with_clippy(
+            cmd!(
+                sh,
+                "cargo test --features facectl/cloud -p e2e --test arm64 -- --ignored --nocapture"
+            ),
+            &driver,
+        )
+        .run()?)
+    })?;
+    Ok(())
 }
 
 fn run_phases(sh: &Shell, root: &Path, phases: &mut Phases) -> Result<()> {
@@ -127,7 +165,7 @@ fn run_phases(sh: &Shell, root: &Path, phases: &mut Phases) -> Result<()> {
     phases.timed("cfn-lint", || lint_templates(sh, root))?;
     // The end-to-end tests (tests/) run the real musl bootstraps.
     phases.timed("build the Lambda functions", || {
-        build::build(root, build::Arch::X86_64, build::Profile::Ci, &[])
+        build::build(root, Architecture::X86_64, build::Profile::Ci, &[])
     })?;
     // The same command and environment as the build above: nothing is
     // compiled again.

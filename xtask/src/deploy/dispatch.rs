@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use face_contracts::Architecture;
 use face_sdk_config::SdkConfig;
 use serde_json::{Value, json};
 
@@ -25,7 +26,8 @@ pub struct LocalFunction {
 
 impl LocalFunction {
     /// Starts `function` (`enroll`, `recognize`, ...) deployed as `name`:
-    /// the unpacked artifact `target/lambda-dist/x86_64/<function>/`, with
+    /// the unpacked artifact `target/lambda-dist/<arch>/<function>/` of its
+    /// deployed architecture (another than this machine's under QEMU), with
     /// `client_env` plus the function's `Environment.Variables`.
     pub async fn start(
         root: &Path,
@@ -45,8 +47,14 @@ impl LocalFunction {
         if let Some(vars) = conf.environment().and_then(|e| e.variables()) {
             env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
+        let architecture = match conf.architectures().first() {
+            Some(deployed) => Architecture::parse(deployed.as_str())
+                .with_context(|| format!("{name} is deployed for unknown {deployed:?}"))?,
+            None => Architecture::X86_64, // Lambda's default
+        };
         let bootstrap = root
-            .join("target/lambda-dist/x86_64")
+            .join("target/lambda-dist")
+            .join(architecture.as_str())
             .join(function)
             .join("bootstrap");
         if !bootstrap.exists() {
@@ -60,6 +68,7 @@ impl LocalFunction {
             memory_mib: conf.memory_size().map_or(1024, |m| m.unsigned_abs()),
             timeout_s: conf.timeout().map_or(60, |t| t.unsigned_abs()),
             log_dir: Some(root.join("target/deploy/local/functions")),
+            architecture,
         };
         let rie = tokio::task::spawn_blocking(move || -> Result<local_aws::Rie> {
             let tools = local_aws::Tools::ensure_default()?;
