@@ -1,6 +1,8 @@
 //! The trigger payloads the recognize function receives, parsed tolerantly:
 //! moto's S3 events lack fields real S3 sends (e.g. `versionId`, `size`),
-//! and only the fields used here are required.
+//! and only the fields used here are required. Hence these few types rather
+//! than `aws_lambda_events`' complete ones (and its dependency tree in
+//! every function).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
