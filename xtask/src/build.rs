@@ -241,6 +241,9 @@ pub fn build(
         .arg(&lambda_dir)
         .env("PATH", tools.path_env())
         .env("RUSTFLAGS", arch.rustflags());
+    for name in crate::cargo_run_vars() {
+        command.env_remove(name);
+    }
     for f in &selected {
         command.args(["--package", f.name]);
     }

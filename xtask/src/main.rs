@@ -67,6 +67,33 @@ pub fn project_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// The variables `cargo run` set for xtask itself (its package's
+/// `CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). The builds xtask runs (the
+/// gate's, the functions') go without them: build scripts that watch them (ring's watches
+/// `CARGO_MANIFEST_DIR`) would otherwise see them change between a
+/// `cargo test` typed in a shell and the same command run by `cargo xtask
+/// test`, and each would rebuild ring and everything above it (rustls, the
+/// AWS SDK) for the other.
+pub fn cargo_run_vars() -> Vec<std::ffi::OsString> {
+    const EXACT: [&str; 5] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str().is_some_and(|name| {
+                EXACT.contains(&name)
+                    || name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_MANIFEST_")
+            })
+        })
+        .collect()
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = project_root();
