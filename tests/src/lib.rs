@@ -95,6 +95,85 @@ pub fn start_function_for(
     )?)
 }
 
+/// The data bucket of the function tests.
+pub const BUCKET: &str = "faces-data";
+/// Their people table (`collection`, `person`).
+pub const PEOPLE: &str = "faces-people";
+/// Their results table (`result_id`).
+pub const RESULTS: &str = "faces-results";
+
+/// What every face function needs, made directly with the SDK on moto (the
+/// stacks' own deployment is tested by `cargo xtask deploy --stack
+/// local`): the data bucket, the people and results tables and the FIFO
+/// results queue.
+#[derive(Debug)]
+pub struct FunctionResources {
+    pub s3: aws_sdk_s3::Client,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub results_queue: String,
+}
+
+impl FunctionResources {
+    pub async fn provision(moto: &local_aws::MotoServer) -> Result<Self> {
+        use aws_sdk_dynamodb::types::KeyType;
+        let config = moto.sdk_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        s3.create_bucket().bucket(BUCKET).send().await?;
+        let people_keys = [("collection", KeyType::Hash), ("person", KeyType::Range)];
+        create_table(&dynamo, PEOPLE, &people_keys).await?;
+        create_table(&dynamo, RESULTS, &[("result_id", KeyType::Hash)]).await?;
+        let results_queue = sqs
+            .create_queue()
+            .queue_name("faces-results.fifo")
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await?
+            .queue_url
+            .context("CreateQueue answered no URL")?;
+        Ok(Self {
+            s3,
+            dynamo,
+            sqs,
+            results_queue,
+        })
+    }
+
+    /// moto's client variables and the functions' own for these resources.
+    pub fn function_env(&self, moto: &local_aws::MotoServer) -> Vec<(String, String)> {
+        use face_contracts::env as vars;
+        let mut env = moto.client_env();
+        for (name, value) in [
+            (vars::BUCKET, BUCKET),
+            (vars::PEOPLE_TABLE, PEOPLE),
+            (vars::RESULTS_TABLE, RESULTS),
+            (vars::RESULTS_QUEUE_URL, self.results_queue.as_str()),
+        ] {
+            env.push((name.to_string(), value.to_string()));
+        }
+        env
+    }
+
+    /// Uploads `bytes` as `key` into the data bucket.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await
+            .with_context(|| format!("putting {key}"))?;
+        Ok(())
+    }
+}
+
 /// Creates an on-demand table whose keys are strings: `(name, HASH|RANGE)`.
 pub async fn create_table(
     dynamo: &aws_sdk_dynamodb::Client,

@@ -11,18 +11,10 @@
 //! `cargo xtask build --arch arm64 --profile ci --function recognize
 //! --function scan-worker`.
 
-use aws_sdk_dynamodb::types::KeyType;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_sqs::types::QueueAttributeName;
-use e2e::{create_table, data, start_function_for};
+use e2e::{BUCKET, FunctionResources, data, start_function_for};
 use face_contracts::Architecture;
-use face_contracts::env as vars;
 use local_aws::{MotoServer, Rie};
 use serde_json::{Value, json};
-
-const BUCKET: &str = "faces-data";
-const PEOPLE: &str = "faces-people";
-const RESULTS: &str = "faces-results";
 
 /// Photos both architectures recognize: a group photo of two enrolled
 /// people and a face-free image. Few and small: emulated, a photo takes
@@ -50,49 +42,12 @@ const TOLERANCE: f64 = 5e-3;
 #[ignore = "needs the arm64 artifacts and qemu-user: cargo xtask test --arm64"]
 async fn arm64_bootstraps_answer_as_the_x86_64_ones() {
     let moto = MotoServer::start().unwrap();
-    let config = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let people_keys = [("collection", KeyType::Hash), ("person", KeyType::Range)];
-    create_table(&dynamo, PEOPLE, &people_keys).await.unwrap();
-    let result_keys = [("result_id", KeyType::Hash)];
-    create_table(&dynamo, RESULTS, &result_keys).await.unwrap();
-    let results_queue = sqs
-        .create_queue()
-        .queue_name("faces-results.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let aws = FunctionResources::provision(&moto).await.unwrap();
     let put = |key: String, bytes: Vec<u8>| {
-        let s3 = s3.clone();
-        async move {
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(key)
-                .body(ByteStream::from(bytes))
-                .send()
-                .await
-                .unwrap();
-        }
+        let aws = &aws;
+        async move { aws.put(&key, bytes).await.unwrap() }
     };
-    let mut env = moto.client_env();
-    for (name, value) in [
-        (vars::BUCKET, BUCKET),
-        (vars::PEOPLE_TABLE, PEOPLE),
-        (vars::RESULTS_TABLE, RESULTS),
-        (vars::RESULTS_QUEUE_URL, results_queue.as_str()),
-    ] {
-        env.push((name.to_string(), value.to_string()));
-    }
+    let env = aws.function_env(&moto);
     let dir = tempfile::tempdir().unwrap();
     let start = |arch: Architecture, function: &str| -> Rie {
         let name = format!("{function}-{arch}");

@@ -5,57 +5,30 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::KeyType;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
-use e2e::{create_table, data, start_function};
+use e2e::{BUCKET, FunctionResources, RESULTS, data, start_function};
 use local_aws::{MotoServer, Rie};
 use serde_json::{Value, json};
 
-const BUCKET: &str = "faces-data";
-const PEOPLE: &str = "faces-people";
-const RESULTS: &str = "faces-results";
-
 struct Aws {
-    s3: aws_sdk_s3::Client,
-    dynamo: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    results_queue: String,
+    resources: FunctionResources,
     work_queue: String,
 }
 
-/// The resources lambdas/README.md names, made directly with the SDK (the
-/// stacks' own deployment is tested by `cargo xtask deploy --stack local`).
+/// `aws.s3`, `aws.put(...)`: the shared resources' clients and helpers.
+impl std::ops::Deref for Aws {
+    type Target = FunctionResources;
+    fn deref(&self) -> &FunctionResources {
+        &self.resources
+    }
+}
+
+/// The resources lambdas/README.md names: [`FunctionResources`] and the
+/// work queue the bucket's uploads notify.
 async fn provision(moto: &MotoServer) -> Aws {
-    let config = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    create_table(
-        &dynamo,
-        PEOPLE,
-        &[("collection", KeyType::Hash), ("person", KeyType::Range)],
-    )
-    .await
-    .unwrap();
-    create_table(&dynamo, RESULTS, &[("result_id", KeyType::Hash)])
-        .await
-        .unwrap();
-    let results_queue = sqs
-        .create_queue()
-        .queue_name("faces-results.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let resources = FunctionResources::provision(moto).await.unwrap();
+    let (s3, sqs) = (&resources.s3, &resources.sqs);
     let work_queue = sqs
         .create_queue()
         .queue_name("faces-uploads")
@@ -93,26 +66,12 @@ async fn provision(moto: &MotoServer) -> Aws {
         .await
         .unwrap();
     Aws {
-        s3,
-        dynamo,
-        sqs,
-        results_queue,
+        resources,
         work_queue,
     }
 }
 
 impl Aws {
-    async fn put(&self, key: &str, bytes: Vec<u8>) {
-        self.s3
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .unwrap();
-    }
-
     /// Every message on a queue now (moto delivers synchronously), deleted.
     async fn drain(&self, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
         let mut all = Vec::new();
@@ -168,17 +127,8 @@ impl Aws {
 }
 
 fn function_env(moto: &MotoServer, aws: &Aws) -> Vec<(String, String)> {
-    let mut env = moto.client_env();
-    env.extend(
-        [
-            ("FACE_BUCKET", BUCKET),
-            ("FACE_PEOPLE_TABLE", PEOPLE),
-            ("FACE_RESULTS_TABLE", RESULTS),
-            ("FACE_RESULTS_QUEUE_URL", aws.results_queue.as_str()),
-            ("FACE_DEFAULT_COLLECTION", "got"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let mut env = aws.function_env(moto);
+    env.push(("FACE_DEFAULT_COLLECTION".into(), "got".into()));
     env
 }
 
@@ -295,7 +245,7 @@ async fn functions_under_the_emulator_against_moto() {
         let mut keys = Vec::new();
         for photo in photos {
             let key = format!("enroll/{person}/{}", photo.rsplit('/').next().unwrap());
-            aws.put(&key, data(photo)).await;
+            aws.put(&key, data(photo)).await.unwrap();
             keys.push(key);
         }
         let reply = invoke(
@@ -342,7 +292,7 @@ async fn functions_under_the_emulator_against_moto() {
 
     // Synchronous invoke with a group photo.
     let group = data("detection/face_recognition_kit_with_rose.jpg");
-    aws.put("inbox/group.jpg", group.clone()).await;
+    aws.put("inbox/group.jpg", group.clone()).await.unwrap();
     let before = now_ms();
     let reply = invoke(
         &recognize,
@@ -390,7 +340,7 @@ async fn functions_under_the_emulator_against_moto() {
 
     // The same S3 event twice: one result, one message.
     aws.drain(&aws.work_queue).await;
-    aws.put("uploads/got/party.jpg", group).await;
+    aws.put("uploads/got/party.jpg", group).await.unwrap();
     let events = aws.upload_events().await;
     assert_eq!(events.len(), 1, "moto queued one event per upload");
     let s3_event: Value = serde_json::from_str(&events[0].1).unwrap();
@@ -418,14 +368,18 @@ async fn functions_under_the_emulator_against_moto() {
     // An SQS batch with one corrupt image: recorded (bad_input), and no
     // message fails (a retry cannot fix it).
     let photo = data("recognition/kit_harington/face_recognition_johnsnow_test1.jpg");
-    aws.put("uploads/got/snow.jpg", photo.clone()).await;
+    aws.put("uploads/got/snow.jpg", photo.clone())
+        .await
+        .unwrap();
     aws.put("uploads/got/broken.jpg", photo[..photo.len() / 2].to_vec())
-        .await;
+        .await
+        .unwrap();
     aws.put(
         "uploads/got/rose.jpg",
         data("recognition/rose_leslie/face_recognition_img2.jpg"),
     )
-    .await;
+    .await
+    .unwrap();
     let events = aws.upload_events().await;
     assert_eq!(events.len(), 3);
     let records: Vec<Value> = events
