@@ -118,7 +118,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchArgs) -> Result<()> {
     if !args.skip_ours {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let _dir = sh.push_dir(root);
-        cmd!(sh, "{cargo} build --release -p facectl")
+        crate::as_from_a_shell(cmd!(sh, "{cargo} build --release -p facectl"))
             .run()
             .context("building facectl (release)")?;
         let target = std::env::var_os("CARGO_TARGET_DIR")

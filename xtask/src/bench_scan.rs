@@ -84,7 +84,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
         bail!("no labelled video in {} (use --data)", data.display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    cmd!(sh, "{cargo} build --release -p facectl")
+    crate::as_from_a_shell(cmd!(sh, "{cargo} build --release -p facectl"))
         .run()
         .context("building facectl (release)")?;
     let target = std::env::var_os("CARGO_TARGET_DIR")

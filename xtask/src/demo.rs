@@ -28,7 +28,11 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     let data = devset::data_dir(args.data.as_deref(), root);
     blobs::fetch(root, &blobs::FetchArgs::default())?;
     // `--endpoint` and `scan-video --stack local` below: the cloud commands.
-    cmd!(sh, "cargo build --release -p facectl --features cloud").run()?;
+    crate::as_from_a_shell(cmd!(
+        sh,
+        "cargo build --release -p facectl --features cloud"
+    ))
+    .run()?;
     let facectl = root.join("target/release/facectl");
     let store = root.join("target/demo-store");
     let _ = std::fs::remove_dir_all(&store);

@@ -69,11 +69,11 @@ pub fn project_root() -> PathBuf {
 
 /// The variables `cargo run` set for xtask itself (its package's
 /// `CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). The builds xtask runs (the
-/// gate's, the functions') go without them: build scripts that watch them (ring's watches
-/// `CARGO_MANIFEST_DIR`) would otherwise see them change between a
-/// `cargo test` typed in a shell and the same command run by `cargo xtask
-/// test`, and each would rebuild ring and everything above it (rustls, the
-/// AWS SDK) for the other.
+/// gate's, the functions', the release `facectl`) go without them: build
+/// scripts that watch them (ring's watches `CARGO_MANIFEST_DIR`) would
+/// otherwise see them change between a `cargo test` typed in a shell and
+/// the same command run by `cargo xtask test`, and each would rebuild ring
+/// and everything above it (rustls, the AWS SDK) for the other.
 pub fn cargo_run_vars() -> Vec<std::ffi::OsString> {
     const EXACT: [&str; 5] = [
         "CARGO_MANIFEST_DIR",
@@ -92,6 +92,14 @@ pub fn cargo_run_vars() -> Vec<std::ffi::OsString> {
             })
         })
         .collect()
+}
+
+/// `cmd` without [`cargo_run_vars`], so a cargo command xtask runs shares
+/// its build with the same command typed in a shell.
+pub fn as_from_a_shell(cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
+    cargo_run_vars()
+        .into_iter()
+        .fold(cmd, |cmd, name| cmd.env_remove(name))
 }
 
 fn main() -> Result<()> {

@@ -73,21 +73,12 @@ fn lint_templates(sh: &Shell, root: &Path) -> Result<()> {
 /// build of them on 2 cores). `CLIPPY_ARGS` is how `cargo clippy` hands its
 /// `-- -D warnings` to the driver.
 fn with_clippy<'a>(cmd: xshell::Cmd<'a>, driver: &Path) -> xshell::Cmd<'a> {
-    as_from_a_shell(cmd)
+    crate::as_from_a_shell(cmd)
         .env("RUSTC_WORKSPACE_WRAPPER", driver)
         .env(
             "CLIPPY_ARGS",
             "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
         )
-}
-
-/// `cmd` without the variables `cargo run` gave xtask
-/// ([`crate::cargo_run_vars`]), so it shares its build with the same
-/// command typed in a shell.
-fn as_from_a_shell(cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
-    crate::cargo_run_vars()
-        .into_iter()
-        .fold(cmd, |cmd, name| cmd.env_remove(name))
 }
 
 /// `clippy-driver` of the active toolchain (rustup's `clippy` component).
@@ -162,7 +153,7 @@ fn run_phases(sh: &Shell, root: &Path, phases: &mut Phases) -> Result<()> {
     // its tree a second time (measured cold here: 907 s built, tract-core
     // alone 489 s, against 303 s checked).
     phases.timed("clippy: facectl without cloud (check)", || {
-        Ok(as_from_a_shell(cmd!(
+        Ok(crate::as_from_a_shell(cmd!(
             sh,
             "cargo clippy -p facectl --all-targets -- -D warnings"
         ))
