@@ -47,7 +47,7 @@ impl Default for RieOptions {
             memory_mib: 1024,
             timeout_s: 60,
             log_dir: None,
-            architecture: Architecture::host().unwrap_or(Architecture::X86_64),
+            architecture: crate::tools::host_architecture(),
         }
     }
 }

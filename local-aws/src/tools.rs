@@ -110,11 +110,7 @@ impl Tools {
                 .arg(format!("ziglang=={ZIGLANG_VERSION}"))
                 .arg(format!("cfn-lint=={CFN_LINT_VERSION}")),
         )?;
-        extract_rie(
-            &python,
-            dir,
-            Architecture::host().unwrap_or(Architecture::X86_64),
-        )?;
+        extract_rie(&python, dir, host_architecture())?;
         let tools = Tools::locate(dir)?;
         std::fs::write(&stamp_path, wanted).map_err(Error::io("writing", &stamp_path))?;
         Ok(tools)
@@ -215,7 +211,13 @@ fn find_emulator(arch: Architecture, path: &std::ffi::OsStr) -> Result<Option<Pa
 
 /// `aws-lambda-rie-x86_64` or `aws-lambda-rie-arm64`, for this machine.
 pub fn rie_name() -> &'static str {
-    rie_file_name(Architecture::host().unwrap_or(Architecture::X86_64))
+    rie_file_name(host_architecture())
+}
+
+/// This machine's architecture; on one Lambda lacks, x86_64's tools, as
+/// before architectures were told apart.
+pub(crate) fn host_architecture() -> Architecture {
+    Architecture::host().unwrap_or(Architecture::X86_64)
 }
 
 /// The RIE's file name for `arch`, in the wheel and in `bin/`.
