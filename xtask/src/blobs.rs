@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
@@ -354,7 +355,7 @@ pub fn fetch(root: &Path, args: &FetchArgs) -> Result<()> {
         .with_context(|| format!("creating {}", places.dest.display()))?;
     let mut failures = Vec::new();
     for blob in fetch_order(&manifest.blob)? {
-        match fetch_one(&manifest.blob, blob, &places) {
+        match fetch_with_retries(&manifest.blob, blob, &places, &RETRY_PAUSES) {
             Ok(how) => println!("{:<46} {how}", blob.name),
             Err(e) => {
                 eprintln!("{:<46} FAILED: {e:#}", blob.name);
@@ -366,6 +367,43 @@ pub fn fetch(root: &Path, args: &FetchArgs) -> Result<()> {
         bail!("could not fetch {}", failures.join(", "));
     }
     Ok(())
+}
+
+/// How long to wait before each new try of a blob whose sources all
+/// failed, when one of them goes over the network: PyPI and download hosts
+/// fail now and then (a CI run was lost to one `pip download` exception
+/// that worked again minutes later).
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_secs(15), Duration::from_secs(60)];
+
+/// [`fetch_one`], tried again after each of `pauses` while it fails and the
+/// blob has a network source (a mirror or derived failure would only repeat).
+fn fetch_with_retries(
+    all: &[Blob],
+    blob: &Blob,
+    places: &Places,
+    pauses: &[Duration],
+) -> Result<String> {
+    let networked = blob
+        .source
+        .iter()
+        .any(|s| matches!(s, Source::Url { .. } | Source::Pypi { .. }));
+    let mut pauses = pauses.iter();
+    loop {
+        match fetch_one(all, blob, places) {
+            Ok(how) => return Ok(how),
+            Err(e) => match pauses.next() {
+                Some(pause) if networked => {
+                    eprintln!(
+                        "{}: every source failed ({e:#}); trying again in {} s",
+                        blob.name,
+                        pause.as_secs()
+                    );
+                    std::thread::sleep(*pause);
+                }
+                _ => return Err(e),
+            },
+        }
+    }
 }
 
 /// Fetches one blob (`all` is the whole manifest, for derived sources);
@@ -755,6 +793,14 @@ mod tests {
     /// Serves `body` once per connection on loopback, like a download
     /// server, and returns the URL and how many requests it answered.
     fn serve(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        serve_after_failures(body, 0)
+    }
+
+    /// [`serve`], answering the first `failures` requests with a 503.
+    fn serve_after_failures(
+        body: Vec<u8>,
+        failures: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use std::io::{BufRead, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!(
@@ -771,13 +817,20 @@ mod tests {
                     line.clear();
                 }
                 let mut stream = &stream;
+                let answered = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if answered < failures {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    continue;
+                }
                 let _ = write!(
                     stream,
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
                 );
                 let _ = stream.write_all(&body);
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         });
         (url, served)
@@ -833,6 +886,49 @@ mod tests {
             "{err}"
         );
         assert_eq!(listing(dest.path()), vec!["model.dat".to_string()]);
+    }
+
+    #[test]
+    fn a_download_that_fails_is_tried_again_after_a_pause() {
+        let weights = b"weights".repeat(10);
+        let (url, served) = serve_after_failures(weights.clone(), 2);
+        let mirror = tempfile::tempdir().expect("tempdir");
+        let dest = tempfile::tempdir().expect("tempdir");
+        let places = places(dest.path(), mirror.path());
+        let blob = blob_for(
+            "model.bin",
+            &weights,
+            vec![
+                Source::Mirror {},
+                Source::Url {
+                    url,
+                    compression: None,
+                },
+            ],
+        );
+        let pause = Duration::from_millis(10);
+        // One pause is one try too few for two failures.
+        let err = format!(
+            "{:#}",
+            fetch_with_retries(&[], &blob, &places, &[pause]).expect_err("503 twice")
+        );
+        assert!(err.contains("503"), "{err}");
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(listing(dest.path()).is_empty(), "no partial file left");
+        // The third request is answered.
+        fetch_with_retries(&[], &blob, &places, &[pause, pause]).expect("third try");
+        assert_eq!(
+            std::fs::read(dest.path().join("model.bin")).expect("read"),
+            weights
+        );
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // Without a network source there is nothing to wait for.
+        let local = blob_for("absent.bin", b"x", vec![Source::Mirror {}]);
+        let started = std::time::Instant::now();
+        fetch_with_retries(&[], &local, &places, &[Duration::from_secs(60)])
+            .expect_err("not in the mirror");
+        assert!(started.elapsed() < Duration::from_secs(60));
     }
 
     #[test]
