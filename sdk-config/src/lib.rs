@@ -6,11 +6,23 @@
 //! several regions at once.
 
 pub use aws_config::SdkConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, ConfigLoader, Region};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+/// The SDK's loader with its HTTPS client: rustls on ring. The SDK's own
+/// default client (`default-https-client`) is rustls on aws-lc, a second
+/// C crypto library beside the ring that ureq already builds; the workspace
+/// turns it off, so every config must get its client here.
+fn loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+}
 
 /// The standard chain: profile, credentials, region, `AWS_ENDPOINT_URL`.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    loader().load().await
 }
 
 /// `base` with its region replaced: credentials, endpoint and everything
@@ -28,7 +40,7 @@ pub async fn region_config(base: Option<&SdkConfig>, region: &str) -> SdkConfig 
     match base {
         Some(base) => with_region(base, region),
         None => {
-            aws_config::defaults(BehaviorVersion::latest())
+            loader()
                 .region(Region::new(region.to_string()))
                 .load()
                 .await
@@ -39,7 +51,7 @@ pub async fn region_config(base: Option<&SdkConfig>, region: &str) -> SdkConfig 
 /// A local endpoint (moto on loopback) in `region`, with test credentials:
 /// no profile or account is read.
 pub async fn local_config(endpoint_url: &str, region: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    loader()
         .endpoint_url(endpoint_url)
         .region(Region::new(region.to_string()))
         .test_credentials()
@@ -57,6 +69,10 @@ mod tests {
         assert_eq!(base.region(), Some(&Region::new("us-east-1")));
         assert_eq!(base.endpoint_url(), Some("http://127.0.0.1:5000"));
         assert!(base.credentials_provider().is_some());
+        assert!(
+            base.http_client().is_some(),
+            "the SDK has no default client"
+        );
 
         let eu = region_config(Some(&base), "eu-west-1").await;
         assert_eq!(eu.region(), Some(&Region::new("eu-west-1")));
