@@ -367,3 +367,55 @@ fn every_schema_is_committed_and_named_in_the_readme() {
         );
     }
 }
+
+/// The packages `cargo tree` resolves for `args`, each as `name version
+/// [features]`, one line per distinct build of it; the workspace's own
+/// members are left out.
+fn resolved_builds(args: &[&str]) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "tree",
+            "--locked",
+            "--prefix",
+            "none",
+            "--format",
+            "{p} [{f}]",
+        ])
+        .args(args)
+        .output()
+        .expect("running cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.contains("(/") && !l.trim().is_empty())
+        .map(|l| l.trim_end_matches(" (*)").to_string())
+        .collect()
+}
+
+/// `cargo xtask test` first builds xtask (`cargo run`), then the workspace's
+/// tests; a dependency xtask resolves with other features is compiled twice,
+/// with everything above it (xtask's Cargo.toml pins what unifies them).
+#[test]
+fn xtask_builds_every_dependency_as_the_workspace_test_build_does() {
+    let xtask = resolved_builds(&["-p", "xtask", "-e", "normal,build"]);
+    let workspace = resolved_builds(&[
+        "--workspace",
+        "--features",
+        "facectl/cloud",
+        "-e",
+        "normal,build,dev",
+    ]);
+    assert!(xtask.len() > 100, "{xtask:?}");
+    let differing: Vec<&String> = xtask.difference(&workspace).collect();
+    assert!(
+        differing.is_empty(),
+        "xtask builds these with features the workspace's tests do not (add them to xtask's Cargo.toml): {differing:#?}"
+    );
+}
