@@ -129,9 +129,13 @@ impl ApiClient {
         Self {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key: api_key.to_string(),
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(120))
-                .build(),
+            // Error replies are read as replies: their JSON body is the
+            // API's error contract.
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(120)))
+                .http_status_as_error(false)
+                .build()
+                .into(),
         }
     }
 
@@ -168,46 +172,53 @@ impl ApiClient {
         format!("{}{path}", self.base_url)
     }
 
+    /// `method` on `path` with the API key, and `body` when there is one;
+    /// the reply's JSON, or the API's error.
     fn send<T: DeserializeOwned>(
         &self,
-        request: ureq::Request,
-        body: Option<&[u8]>,
-        content_type: &str,
+        method: &str,
+        path: &str,
+        body: Option<(&[u8], &str)>,
     ) -> Result<T, RemoteError> {
-        let url = request.url().to_string();
-        let request = request.set(face_api::API_KEY_HEADER, &self.api_key);
-        let response = match body {
-            Some(b) => request.set("content-type", content_type).send_bytes(b),
-            None => request.call(),
-        };
-        let response = match response {
-            Ok(r) => r,
-            Err(ureq::Error::Status(status, r)) => {
-                let text = r.into_string().unwrap_or_default();
-                return Err(match serde_json::from_str::<ApiError>(&text) {
-                    Ok(body) => RemoteError::Api {
-                        status,
-                        code: body.error.code.as_str().to_string(),
-                        message: body.error.message,
-                    },
-                    Err(_) => RemoteError::Api {
-                        status,
-                        code: "Http".into(),
-                        message: text.chars().take(300).collect(),
-                    },
-                });
-            }
-            Err(e) => {
-                return Err(RemoteError::Transport {
-                    url,
-                    message: e.to_string(),
-                });
-            }
-        };
-        let text = response.into_string().map_err(|e| RemoteError::Transport {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+        let url = self.url(path);
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(face_api::API_KEY_HEADER, &self.api_key);
+        let request = match body {
+            Some((bytes, content_type)) => request.header("content-type", content_type).body(bytes),
+            None => request.body(&[][..]),
+        }
+        .map_err(|e| RemoteError::Config(format!("{url}: {e}")))?;
+        let response = self
+            .agent
+            .run(request)
+            .map_err(|e| RemoteError::Transport {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        let text = response
+            .into_body()
+            .read_to_string()
+            .map_err(|e| RemoteError::Transport {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        if status >= 400 {
+            return Err(match serde_json::from_str::<ApiError>(&text) {
+                Ok(body) => RemoteError::Api {
+                    status,
+                    code: body.error.code.as_str().to_string(),
+                    message: body.error.message,
+                },
+                Err(_) => RemoteError::Api {
+                    status,
+                    code: "Http".into(),
+                    message: text.chars().take(300).collect(),
+                },
+            });
+        }
         serde_json::from_str(&text).map_err(|e| RemoteError::Decode {
             url,
             message: e.to_string(),
@@ -220,14 +231,13 @@ impl ApiClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, RemoteError> {
-        let request = self.agent.request(method, &self.url(path));
         match body {
             Some(b) => {
                 let bytes =
                     serde_json::to_vec(b).map_err(|e| RemoteError::Config(e.to_string()))?;
-                self.send(request, Some(&bytes), "application/json")
+                self.send(method, path, Some((&bytes, "application/json")))
             }
-            None => self.send(request, None, ""),
+            None => self.send(method, path, None),
         }
     }
 
@@ -266,17 +276,39 @@ impl ApiClient {
                 content_length: bytes.len() as u64,
             }),
         )?;
-        let mut put = self.agent.request(&upload.method, &upload.url);
+        // The URL is a credential: errors name it, never print it.
+        let where_to = || "the presigned upload URL".to_string();
+        let mut put = ureq::http::Request::builder()
+            .method(upload.method.as_str())
+            .uri(&upload.url);
         for (name, value) in &upload.headers {
             // ureq sets the length from the body itself.
             if !name.eq_ignore_ascii_case("content-length") {
-                put = put.set(name, value);
+                put = put.header(name, value);
             }
         }
-        put.send_bytes(bytes).map_err(|e| RemoteError::Transport {
-            url: "the presigned upload URL".into(),
+        let put = put.body(bytes).map_err(|e| RemoteError::Transport {
+            url: where_to(),
             message: e.to_string(),
         })?;
+        let reply = self.agent.run(put).map_err(|e| RemoteError::Transport {
+            url: where_to(),
+            message: e.to_string(),
+        })?;
+        let status = reply.status().as_u16();
+        if status >= 400 {
+            // S3's XML error: its <Code> says why (expired, signature, size).
+            let text = reply.into_body().read_to_string().unwrap_or_default();
+            let code = text
+                .split_once("<Code>")
+                .and_then(|(_, rest)| rest.split_once("</Code>"))
+                .map_or("Http", |(code, _)| code);
+            return Err(RemoteError::Api {
+                status,
+                code: code.to_string(),
+                message: format!("the upload to S3 was refused ({code})"),
+            });
+        }
         Ok(upload)
     }
 
@@ -288,8 +320,7 @@ impl ApiClient {
         if content_type.starts_with("image/")
             && bytes.len() <= face_api::limits::MAX_INLINE_BODY_BYTES
         {
-            let request = self.agent.post(&self.url("/v1/detect"));
-            return self.send(request, Some(bytes), content_type);
+            return self.send("POST", "/v1/detect", Some((bytes, content_type)));
         }
         let image = self.images(DETECT_UPLOADS, &[bytes])?.remove(0);
         self.json("POST", "/v1/detect", Some(&DetectRequest { image }))

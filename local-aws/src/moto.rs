@@ -78,7 +78,7 @@ impl MotoServer {
         let url = format!("{}/moto-api/reset", self.endpoint);
         agent()
             .post(&url)
-            .send_string("")
+            .send_empty()
             .map_err(|e| http_error(&url, e))?;
         Ok(())
     }
@@ -110,10 +110,11 @@ impl MotoServer {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_millis(500))
-        .timeout(Duration::from_secs(30))
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_millis(500)))
+        .timeout_global(Some(Duration::from_secs(30)))
         .build()
+        .into()
 }
 
 /// `GET /moto-api/` answers 200 once moto serves requests.

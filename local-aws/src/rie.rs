@@ -206,18 +206,20 @@ impl Rie {
     /// non-200 reply), with the log's tail in the message.
     pub fn invoke(&self, event: &Value) -> Result<Invocation> {
         let url = self.invocations_url();
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(2))
-            .timeout(self.invoke_timeout)
-            .build();
+        // A non-200 reply is read like any other (its body says why).
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(2)))
+            .timeout_global(Some(self.invoke_timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
         let started = Instant::now();
         let reply = agent
             .post(&url)
-            .set("Content-Type", "application/json")
-            .send_string(&event.to_string());
+            .header("Content-Type", "application/json")
+            .send(&event.to_string());
         let (status, body) = match reply {
-            Ok(r) => (r.status(), r.into_string()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string()),
+            Ok(r) => (r.status().as_u16(), r.into_body().read_to_string()),
             Err(e) => return Err(self.invoke_failed(e.to_string())),
         };
         let body = body.map_err(|e| self.invoke_failed(format!("reading the reply: {e}")))?;

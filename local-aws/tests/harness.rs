@@ -156,7 +156,7 @@ fn two_rie_instances_run_side_by_side_and_report_function_errors() {
 
     let url = a.invocations_url();
     drop(a);
-    let after = ureq::post(&url).send_string("{}");
+    let after = ureq::post(&url).send("{}");
     assert!(after.is_err(), "the RIE still answers after drop");
 }
 

@@ -190,7 +190,7 @@ pub fn run(root: &Path, args: BenchLambdaArgs) -> Result<()> {
 fn create_bucket(endpoint: &str) -> Result<()> {
     let url = format!("{endpoint}/{BUCKET}");
     ureq::put(&url)
-        .send_string("")
+        .send_empty()
         .with_context(|| format!("creating the bench bucket at {url}"))?;
     Ok(())
 }

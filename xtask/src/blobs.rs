@@ -453,7 +453,7 @@ fn fetch_from(
             install(
                 &blob.name,
                 expected,
-                decoder(*compression, response.into_reader()),
+                decoder(*compression, response.into_body().into_reader()),
                 target,
             )?;
             Ok(format!("downloaded from {url}"))

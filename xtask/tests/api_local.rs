@@ -14,7 +14,7 @@ mod common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Gateway, b64, call, create_key, ok, read, xtask};
+use common::{Gateway, agent, b64, call, create_key, ok, read, xtask};
 use local_aws::MotoServer;
 use serde_json::{Value, json};
 
@@ -104,10 +104,11 @@ fn the_api_over_http_on_the_local_stack() {
         .find(|f| !f["match"].is_null())
         .unwrap();
     assert_eq!(matched["match"]["attributes"]["team"], "e2e", "{matched}");
-    let raw = ureq::post(&url("/v1/detect"))
-        .set("x-api-key", &key)
-        .set("content-type", "image/jpeg")
-        .send_bytes(&group_bytes);
+    let raw = agent()
+        .post(&url("/v1/detect"))
+        .header("x-api-key", &key)
+        .header("content-type", "image/jpeg")
+        .send(&group_bytes[..]);
     let (status, body) = read(raw);
     assert_eq!(status, 200, "{body}");
     assert!(body["faces"].as_array().unwrap().len() >= 2, "{body}");
@@ -154,10 +155,10 @@ fn the_api_over_http_on_the_local_stack() {
     let mut put = ureq::put(upload["url"].as_str().unwrap());
     for (h, v) in upload["headers"].as_object().into_iter().flatten() {
         if !h.eq_ignore_ascii_case("content-length") {
-            put = put.set(h, v.as_str().unwrap());
+            put = put.header(h, v.as_str().unwrap());
         }
     }
-    put.send_bytes(&held_out).expect("PUT to the presigned URL");
+    put.send(&held_out[..]).expect("PUT to the presigned URL");
     let deadline = Instant::now() + Duration::from_secs(180);
     let result = loop {
         let (status, body) = call("GET", &result_url, k, None);
@@ -288,10 +289,11 @@ fn the_api_over_http_on_the_local_stack() {
 
     // Every error row of the contract.
     let (status, body) = read(
-        ureq::post(&url(&format!("/v1/collections/{c}/search")))
-            .set("x-api-key", &key)
-            .set("content-type", "application/json")
-            .send_string("{\"image\": "),
+        agent()
+            .post(&url(&format!("/v1/collections/{c}/search")))
+            .header("x-api-key", &key)
+            .header("content-type", "application/json")
+            .send("{\"image\": "),
     );
     assert_eq!((status, error_code(&body)), (400, "BadInput"), "{body}");
     let (status, body) = call(
@@ -312,10 +314,11 @@ fn the_api_over_http_on_the_local_stack() {
     assert_eq!((status, error_code(&body)), (404, "NotFound"), "{body}");
     let big = vec![0u8; 7 * 1024 * 1024];
     let (status, body) = read(
-        ureq::post(&url("/v1/detect"))
-            .set("x-api-key", &key)
-            .set("content-type", "image/jpeg")
-            .send_bytes(&big),
+        agent()
+            .post(&url("/v1/detect"))
+            .header("x-api-key", &key)
+            .header("content-type", "image/jpeg")
+            .send(&big[..]),
     );
     assert_eq!((status, error_code(&body)), (413, "TooLarge"), "{body}");
     assert!(

@@ -112,10 +112,10 @@ fn video_jobs_on_the_local_stack() {
     let mut put = ureq::put(upload["url"].as_str().unwrap());
     for (h, v) in upload["headers"].as_object().into_iter().flatten() {
         if !h.eq_ignore_ascii_case("content-length") {
-            put = put.set(h, v.as_str().unwrap());
+            put = put.header(h, v.as_str().unwrap());
         }
     }
-    put.send_bytes(&video).expect("PUT to the presigned URL");
+    put.send(&video[..]).expect("PUT to the presigned URL");
     // A worker dies while it runs (an out-of-memory kill, a lost host): its
     // message comes back after the scan queue's visibility timeout and the
     // job completes as if nothing happened.

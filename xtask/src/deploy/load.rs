@@ -539,9 +539,10 @@ impl Uploader {
             self.bucket.clone(),
         );
         tokio::task::spawn_blocking(move || -> Result<Sent> {
-            let agent = ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
-                .build();
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(REQUEST_TIMEOUT_S)))
+                .build()
+                .into();
             // A client retries while the gateway restarts (connection
             // refused, a 500, a request that never got an answer), as any
             // client of a real API would on a 5xx. A repeated POST only
@@ -555,11 +556,11 @@ impl Uploader {
             let upload: Value = loop {
                 let outcome = agent
                     .post(&format!("{api_url}/v1/uploads"))
-                    .set(face_api::API_KEY_HEADER, &api_key)
-                    .set("content-type", "application/json")
-                    .send_string(&request.to_string());
+                    .header(face_api::API_KEY_HEADER, &api_key)
+                    .header("content-type", "application/json")
+                    .send(&request.to_string());
                 match outcome {
-                    Ok(reply) => break serde_json::from_str(&reply.into_string()?)?,
+                    Ok(reply) => break serde_json::from_str(&reply.into_body().read_to_string()?)?,
                     Err(e) if retryable(&e) && Instant::now() < retry_until => {
                         std::thread::sleep(Duration::from_millis(200));
                     }
@@ -573,15 +574,15 @@ impl Uploader {
             let mut put = agent.put(url);
             for (h, v) in upload["headers"].as_object().into_iter().flatten() {
                 if !h.eq_ignore_ascii_case("content-length") {
-                    put = put.set(h, v.as_str().unwrap_or_default());
+                    put = put.header(h, v.as_str().unwrap_or_default());
                 }
             }
             let at = Instant::now();
-            let reply = put.send_bytes(&photo).context("PUT to the presigned URL")?;
-            let tag = reply
-                .header("x-amz-version-id")
+            let reply = put.send(&photo[..]).context("PUT to the presigned URL")?;
+            let header = |name: &str| reply.headers().get(name).and_then(|v| v.to_str().ok());
+            let tag = header("x-amz-version-id")
                 .filter(|v| !v.is_empty() && *v != "null")
-                .or(reply.header("etag"))
+                .or(header("etag"))
                 .context("the presigned PUT gave neither a version id nor an ETag")?
                 .trim_matches('"')
                 .to_string();
@@ -606,8 +607,12 @@ const RETRY_FOR_S: u64 = 120;
 /// `Internal` is "retrying may help"; 502-504 are API Gateway's own).
 fn retryable(error: &ureq::Error) -> bool {
     match error {
-        ureq::Error::Transport(_) => true,
-        ureq::Error::Status(code, _) => (500..=504).contains(code),
+        ureq::Error::StatusCode(code) => (500..=504).contains(code),
+        ureq::Error::Io(_)
+        | ureq::Error::Timeout(_)
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_) => true,
+        _ => false,
     }
 }
 
@@ -615,9 +620,12 @@ async fn get_status(api_url: &str, api_key: &str, id: &str) -> Result<u16> {
     let (url, key) = (format!("{api_url}/v1/results/{id}"), api_key.to_string());
     tokio::task::spawn_blocking(move || {
         Ok(
-            match ureq::get(&url).set(face_api::API_KEY_HEADER, &key).call() {
-                Ok(r) => r.status(),
-                Err(ureq::Error::Status(code, _)) => code,
+            match ureq::get(&url)
+                .header(face_api::API_KEY_HEADER, &key)
+                .call()
+            {
+                Ok(r) => r.status().as_u16(),
+                Err(ureq::Error::StatusCode(code)) => code,
                 Err(e) => return Err(anyhow::anyhow!("GET {url}: {e}")),
             },
         )
