@@ -419,3 +419,54 @@ fn xtask_builds_every_dependency_as_the_workspace_test_build_does() {
         "xtask builds these with features the workspace's tests do not (add them to xtask's Cargo.toml): {differing:#?}"
     );
 }
+
+/// The gate lints facectl without `cloud` by building the workspace but e2e
+/// (xtask/src/test.rs): e2e must be the only member that turns `cloud` on,
+/// and leaving it out must change no dependency's features, or that build
+/// compiles the dependency tree a second time.
+#[test]
+fn the_gates_build_without_e2e_is_facectl_without_cloud_on_the_same_dependencies() {
+    let args = |exclude: bool| {
+        let mut args = vec!["--workspace", "-e", "normal,build,dev"];
+        if exclude {
+            args.extend(["--exclude", "e2e"]);
+        } else {
+            args.extend(["--features", "facectl/cloud"]);
+        }
+        args
+    };
+    let without_e2e = resolved_builds(&args(true));
+    let full = resolved_builds(&args(false));
+    assert!(without_e2e.len() > 100, "{without_e2e:?}");
+    let differing: Vec<&String> = without_e2e.difference(&full).collect();
+    assert!(
+        differing.is_empty(),
+        "without e2e these resolve with other features than in the full build: {differing:#?}"
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "tree",
+            "--locked",
+            "--prefix",
+            "none",
+            "--format",
+            "{p} [{f}]",
+        ])
+        .args(["-i", "facectl"])
+        .args(args(true))
+        .output()
+        .expect("running cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -i facectl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let facectl = tree.lines().next().unwrap_or_default();
+    assert!(
+        facectl.starts_with("facectl ") && !facectl.contains("cloud"),
+        "without e2e, facectl must build without `cloud`: {facectl}"
+    );
+}
