@@ -28,12 +28,16 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     let data = devset::data_dir(args.data.as_deref(), root);
     blobs::fetch(root, &blobs::FetchArgs::default())?;
     // `--endpoint` and `scan-video --stack local` below: the cloud commands.
+    // The dev profile (dependencies optimized, tract among them) with the
+    // workspace's features: the dependencies this xtask was just built with
+    // are reused, so this adds minutes to a cold first run where a release
+    // build with fat LTO took 18 (`cargo xtask bench` measures release).
     crate::as_from_a_shell(cmd!(
         sh,
-        "cargo build --release -p facectl --features cloud"
+        "cargo build --workspace --features facectl/cloud --bin facectl"
     ))
     .run()?;
-    let facectl = root.join("target/release/facectl");
+    let facectl = root.join("target/debug/facectl");
     let store = root.join("target/demo-store");
     let _ = std::fs::remove_dir_all(&store);
 
@@ -109,7 +113,7 @@ fn local_stack_round_trip(root: &Path, data: &Path, facectl: &Path) -> Result<()
     println!("== local stack: the HTTPS API (API keys, the real api and authorizer functions)");
     let smoke = smoke.and_then(|()| deploy::local_api_demo(root, data, facectl));
     println!("== local stack: find the enrolled people in the slideshow video");
-    let smoke = smoke.and_then(|()| deploy::local_scan_command(root, data));
+    let smoke = smoke.and_then(|()| deploy::local_scan_command(root, data, facectl));
     // Torn down whether or not the smoke test passed: nothing may remain.
     let teardown = deploy::teardown_command(
         root,

@@ -263,7 +263,7 @@ fn api_walkthrough(root: &Path, data: &Path, facectl: &Path, url: &str, key: &st
 
 /// The video scan through the local stack (`cargo xtask demo`): enroll
 /// and scan with the deployed functions under the RIE.
-pub fn local_scan_command(root: &Path, data: &Path) -> Result<()> {
+pub fn local_scan_command(root: &Path, data: &Path, facectl: &Path) -> Result<()> {
     let deployment = Deployment::load("local")?;
     let Some(endpoint_url) = local::running(root) else {
         bail!("local AWS is not running: `cargo xtask deploy --stack local` first");
@@ -279,6 +279,7 @@ pub fn local_scan_command(root: &Path, data: &Path) -> Result<()> {
         &deployment,
         &region,
         data,
+        facectl,
     ))
 }
 

@@ -27,6 +27,7 @@ pub async fn run_local(
     deployment: &Deployment,
     region: &str,
     data: &Path,
+    facectl: &Path,
 ) -> Result<()> {
     if !data.join(devset::SLIDESHOW_LABELS).is_file() {
         println!(
@@ -89,7 +90,7 @@ pub async fn run_local(
 
     let report = root.join("target/demo/slideshow-local-stack.html");
     std::fs::create_dir_all(root.join("target/demo"))?;
-    let status = std::process::Command::new(root.join("target/release/facectl"))
+    let status = std::process::Command::new(facectl)
         .arg("scan-video")
         .arg(&video)
         .args(["--collection", COLLECTION, "--stack", "local"])
@@ -105,9 +106,7 @@ pub async fn run_local(
         .arg(&report)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .status()
-        .context(
-            "running target/release/facectl (cargo build --release -p facectl --features cloud)",
-        )?;
+        .with_context(|| format!("running {}", facectl.display()))?;
     if !status.success() {
         bail!("facectl scan-video --stack local failed ({status})");
     }
