@@ -119,19 +119,39 @@ where
             .send()
             .await
             .map_err(|e| invoke_error(region, e))?;
-        let body: Value = output
-            .payload()
-            .map(|p| serde_json::from_slice(p.as_ref()))
-            .transpose()
-            .map_err(|e| WorkerError::Retryable(format!("{region}: reply is not JSON: {e}")))?
-            .unwrap_or(Value::Null);
-        // Lambda flags errors in a header; the emulator only in the body.
-        if output.function_error().is_some() || body.get("errorType").is_some() {
-            return Err(classify_function_error(&body));
-        }
-        serde_json::from_value(body)
-            .map_err(|e| WorkerError::Fatal(format!("{region}: unexpected reply: {e}")))
+        read_reply(
+            region,
+            output.function_error().is_some(),
+            output.payload().map(|p| p.as_ref()),
+        )
     }
+}
+
+/// A function's reply: its result, or why it has none. No reply at all
+/// (no payload, or `null`) is what an environment that died mid-invoke
+/// leaves (the emulator answers an invoke it was reset during with an
+/// empty 200), so it is retried; a reply of another shape is fatal.
+pub fn read_reply<R: DeserializeOwned>(
+    region: &str,
+    function_error: bool,
+    payload: Option<&[u8]>,
+) -> Result<R, WorkerError> {
+    let body: Value = match payload {
+        Some(p) if !p.is_empty() => serde_json::from_slice(p)
+            .map_err(|e| WorkerError::Retryable(format!("{region}: reply is not JSON: {e}")))?,
+        _ => Value::Null,
+    };
+    // Lambda flags errors in a header; the emulator only in the body.
+    if function_error || body.get("errorType").is_some() {
+        return Err(classify_function_error(&body));
+    }
+    if body.is_null() {
+        return Err(WorkerError::Retryable(format!(
+            "{region}: the function replied nothing (its environment ended mid-invoke?)"
+        )));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| WorkerError::Fatal(format!("{region}: unexpected reply: {e}")))
 }
 
 #[cfg(test)]
@@ -154,5 +174,48 @@ mod tests {
             let err = classify_function_error(&json!({"errorType": kind, "errorMessage": "x"}));
             assert!(matches!(err, WorkerError::Retryable(_)), "{kind}: {err:?}");
         }
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Scanned {
+        frames: u32,
+    }
+
+    #[test]
+    fn no_reply_is_retried_a_reply_of_another_shape_is_fatal() {
+        let read = |error, payload: Option<&[u8]>| read_reply::<Scanned>("r", error, payload);
+        assert_eq!(
+            read(false, Some(br#"{"frames":5}"#)),
+            Ok(Scanned { frames: 5 })
+        );
+        // An environment reset mid-invoke: the emulator's empty 200.
+        for nothing in [None, Some(&b""[..]), Some(&b"null"[..])] {
+            let err = read(false, nothing).unwrap_err();
+            assert!(
+                matches!(err, WorkerError::Retryable(_)),
+                "{nothing:?}: {err:?}"
+            );
+        }
+        assert!(matches!(
+            read(false, Some(b"{\"frames\":")).unwrap_err(),
+            WorkerError::Retryable(_)
+        ));
+        assert!(matches!(
+            read(false, Some(br#"{"chunks":[]}"#)).unwrap_err(),
+            WorkerError::Fatal(_)
+        ));
+        assert!(matches!(
+            read(
+                true,
+                Some(br#"{"errorType":"FaceService.BadInput","errorMessage":"x"}"#)
+            )
+            .unwrap_err(),
+            WorkerError::Fatal(_)
+        ));
+        // Lambda's header with no body: a crash, retried.
+        assert!(matches!(
+            read(true, None).unwrap_err(),
+            WorkerError::Retryable(_)
+        ));
     }
 }
