@@ -44,7 +44,12 @@ pub fn mp4_sparse_header(data: &[u8]) {
     let objects = MemoryObjects::default();
     objects.insert("bucket", "video.mp4", data.to_vec());
     let indexes = VideoIndexes::new(MAX_HEADER_BYTES, INDEX_CACHE_BYTES, VideoLimits::default());
-    let read = runtime().block_on(indexes.get(&objects, "bucket", "video.mp4"));
+    let read = runtime().block_on(indexes.get(
+        &objects,
+        "bucket",
+        "video.mp4",
+        &face_service::storage::ReadPin::Current,
+    ));
     if let Ok(read) = read {
         let _ = read.index.info();
     }

@@ -7,7 +7,7 @@ use face_contracts::metrics::Metric;
 use face_core::FacePipeline;
 use face_service::collections::{CollectionCache, validate_collection_name};
 use face_service::metrics::Metrics;
-use face_service::storage::ObjectStore;
+use face_service::storage::{ObjectStore, ReadPin};
 use face_service::{ServiceError, StorageError};
 use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, scan_chunk};
 use serde_json::Value;
@@ -86,18 +86,34 @@ impl<O: ObjectStore> ScanWorker<O> {
         &self.indexes
     }
 
-    /// The MP4 header of `bucket/key`, read once per container and version.
+    /// The MP4 header of `bucket/key` at the version `pin` names, read once
+    /// per container and version.
     pub async fn video_index(
         &self,
         bucket: &str,
         key: &str,
+        pin: &ReadPin,
     ) -> Result<Arc<VideoIndex>, ServiceError> {
-        Ok(self.indexes.get(&self.objects, bucket, key).await?.index)
+        Ok(self
+            .indexes
+            .get(&self.objects, bucket, key, pin)
+            .await?
+            .index)
     }
 
-    /// Scans one chunk; also hands back what was decoded (the chunk's
-    /// compressed bytes and the header), for its montage.
+    /// Scans one chunk of the key's current version (a direct invoke's).
     pub async fn scan(&self, request: ScanChunkRequest) -> Result<ScannedChunk, ServiceError> {
+        self.scan_pinned(request, &ReadPin::Current).await
+    }
+
+    /// Scans one chunk of the version `pin` names (a job's: its upload);
+    /// also hands back what was decoded (the chunk's compressed bytes and
+    /// the header), for its montage.
+    pub async fn scan_pinned(
+        &self,
+        request: ScanChunkRequest,
+        pin: &ReadPin,
+    ) -> Result<ScannedChunk, ServiceError> {
         validate_collection_name(&request.collection)?;
         request
             .config
@@ -109,7 +125,7 @@ impl<O: ObjectStore> ScanWorker<O> {
             .unwrap_or_else(|| self.bucket.clone());
         let read = self
             .indexes
-            .get(&self.objects, &bucket, &request.key)
+            .get(&self.objects, &bucket, &request.key, pin)
             .await?;
         let index = read.index;
         let span = index
@@ -124,10 +140,26 @@ impl<O: ObjectStore> ScanWorker<O> {
         }
         let chunk = self
             .objects
-            .get_range(&bucket, &request.key, span.bytes_start, span.bytes_end)
+            .get_range(
+                &bucket,
+                &request.key,
+                pin.version_id(),
+                span.bytes_start,
+                span.bytes_end,
+            )
             .await?;
         // Overwritten since the index was read: these bytes are not the
-        // frames it describes. A retry reads the new version's index.
+        // frames it describes. A job's chunk (pinned) fails for good; a
+        // direct invoke's retry reads the new version's index.
+        if let ReadPin::ETag(expected) = pin
+            && !pin.admits(chunk.etag.as_deref())
+        {
+            return Err(crate::indexes::overwritten(
+                &request.key,
+                expected,
+                chunk.etag.as_deref(),
+            ));
+        }
         if chunk.etag != read.etag {
             return Err(ServiceError::Storage(StorageError::Transient {
                 operation: "s3:GetObject".into(),

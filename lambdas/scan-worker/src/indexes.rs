@@ -2,13 +2,13 @@
 //! on the same environment, and a long video's index is tens of MB to
 //! fetch and parse. Bounded by bytes (least recently used first out) and
 //! checked against the object's ETag on every use, so an overwritten video
-//! is read afresh.
+//! is read afresh (a job's reads are of its own upload: `ReadPin`).
 
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use face_service::ServiceError;
-use face_service::storage::ObjectStore;
+use face_service::storage::{ObjectStore, ReadPin};
 use face_video::{VideoIndex, VideoLimits};
 use lru::LruCache;
 
@@ -133,15 +133,24 @@ impl VideoIndexes {
         (cache.len(), cache.bytes())
     }
 
-    /// The index of `bucket/key` as it is now: one 16-byte read when this
-    /// version's index is cached, else its header boxes.
+    /// The index of `bucket/key` at the version `pin` names: one 16-byte
+    /// read when that version's index is cached, else its header boxes. A
+    /// key whose current ETag is not the one `pin` expects is refused, as
+    /// bad input (the video was overwritten since its job started).
     pub async fn get<O: ObjectStore>(
         &self,
         objects: &O,
         bucket: &str,
         key: &str,
+        pin: &ReadPin,
     ) -> Result<ReadIndex, ServiceError> {
-        let first = sparse::first_read(objects, bucket, key).await?;
+        let version_id = pin.version_id();
+        let first = sparse::first_read(objects, bucket, key, version_id).await?;
+        if let ReadPin::ETag(expected) = pin
+            && !pin.admits(first.etag.as_deref())
+        {
+            return Err(overwritten(key, expected, first.etag.as_deref()));
+        }
         let id = (bucket.to_string(), key.to_string());
         if let Some(etag) = &first.etag {
             let mut cache = self.cache();
@@ -162,8 +171,15 @@ impl VideoIndexes {
                 None => {}
             }
         }
-        let header =
-            sparse::fetch_header(objects, bucket, key, first, self.header_budget_bytes).await?;
+        let header = sparse::fetch_header(
+            objects,
+            bucket,
+            key,
+            version_id,
+            first,
+            self.header_budget_bytes,
+        )
+        .await?;
         tracing::info!(
             key,
             header_bytes = header.fetched_bytes(),
@@ -184,6 +200,16 @@ impl VideoIndexes {
         }
         Ok(ReadIndex { index, etag })
     }
+}
+
+/// The error of a read that found another ETag than the one its job
+/// expects: permanent, so the job fails once with it instead of scanning a
+/// mix of two videos.
+pub fn overwritten(key: &str, expected: &str, found: Option<&str>) -> ServiceError {
+    ServiceError::BadRequest(format!(
+        "{key} was overwritten since its scan started (ETag {expected}, now {}): upload it again to scan the new video",
+        found.unwrap_or("none")
+    ))
 }
 
 #[cfg(test)]

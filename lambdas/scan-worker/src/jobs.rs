@@ -218,7 +218,10 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         if matches!(job.status, JobStatus::Done | JobStatus::Failed) {
             return Ok(());
         }
-        let index = self.worker.video_index(&job.bucket, &job.key).await?;
+        let index = self
+            .worker
+            .video_index(&job.bucket, &job.key, &job.read_pin())
+            .await?;
         let chunks = plan_chunks(&index, self.settings.frames_per_chunk)
             .map_err(|e| ServiceError::BadRequest(format!("{}: {e}", job.key)))?;
         if chunks.is_empty() {
@@ -289,13 +292,16 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         if !job.chunks_done.contains(&chunk) {
             let scanned = self
                 .worker
-                .scan(ScanChunkRequest {
-                    bucket: Some(bucket.clone()),
-                    key: job.key.clone(),
-                    collection: job.collection.clone(),
-                    frames,
-                    config: self.settings.scan,
-                })
+                .scan_pinned(
+                    ScanChunkRequest {
+                        bucket: Some(bucket.clone()),
+                        key: job.key.clone(),
+                        collection: job.collection.clone(),
+                        frames,
+                        config: self.settings.scan,
+                    },
+                    &job.read_pin(),
+                )
                 .await?;
             let montage = self.settings.montage.clone();
             let task = scanned.clone();

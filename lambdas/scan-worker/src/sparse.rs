@@ -124,12 +124,13 @@ impl Seek for SparseFile {
     }
 }
 
-/// Reads bytes `[start, end)` of `key`, refusing a read of another version
-/// than the first one's.
+/// Reads bytes `[start, end)` of `key` (of `version_id` when given),
+/// refusing a read of another version than the first one's.
 struct Reader<'a, O> {
     objects: &'a O,
     bucket: &'a str,
     key: &'a str,
+    version_id: Option<&'a str>,
     file: SparseFile,
 }
 
@@ -137,7 +138,7 @@ impl<O: ObjectStore> Reader<'_, O> {
     async fn read(&mut self, start: u64, end: u64) -> Result<(), HeaderError> {
         let read = self
             .objects
-            .get_range(self.bucket, self.key, start, end)
+            .get_range(self.bucket, self.key, self.version_id, start, end)
             .await?;
         if read.etag != self.file.etag || read.object_size != self.file.size {
             return Err(HeaderError::Changed {
@@ -158,15 +159,17 @@ impl<O: ObjectStore> Reader<'_, O> {
     }
 }
 
-/// The first read of a video: its first box header, and the size and
-/// ETag every later read must match (the index cache's key).
+/// The first read of a video (of `version_id` when given, else the
+/// current one): its first box header, and the size and ETag every later
+/// read must match (the index cache's key).
 pub async fn first_read<O: ObjectStore>(
     objects: &O,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
 ) -> Result<RangeRead, HeaderError> {
     Ok(objects
-        .get_range(bucket, key, 0, BOX_HEADER_READ_BYTES)
+        .get_range(bucket, key, version_id, 0, BOX_HEADER_READ_BYTES)
         .await?)
 }
 
@@ -178,6 +181,7 @@ pub async fn fetch_header<O: ObjectStore>(
     objects: &O,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     first: RangeRead,
     budget_bytes: u64,
 ) -> Result<SparseFile, HeaderError> {
@@ -185,6 +189,7 @@ pub async fn fetch_header<O: ObjectStore>(
         objects,
         bucket,
         key,
+        version_id,
         file: SparseFile {
             regions: vec![(0, first.bytes)],
             size: first.object_size,

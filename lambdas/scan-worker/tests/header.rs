@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use face_service::memory::MemoryObjects;
-use face_service::storage::{ListedObject, ObjectHead, ObjectStore, RangeRead, StoredObject};
+use face_service::storage::{
+    ListedObject, ObjectHead, ObjectStore, RangeRead, ReadPin, StoredObject,
+};
 use face_service::{ErrorKind, StorageError};
 use face_video::VideoLimits;
 use scan_worker::indexes::VideoIndexes;
@@ -66,6 +68,7 @@ impl ObjectStore for Recording {
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         start: u64,
         end: u64,
     ) -> Result<RangeRead, StorageError> {
@@ -79,7 +82,9 @@ impl ObjectStore for Recording {
             self.inner.insert(bucket, &key, bytes);
         }
         self.ranges.lock().unwrap().push((start, end));
-        self.inner.get_range(bucket, key, start, end).await
+        self.inner
+            .get_range(bucket, key, version_id, start, end)
+            .await
     }
 
     async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
@@ -125,7 +130,10 @@ async fn the_slideshow_index_reads_box_headers_and_header_boxes_only() {
         .inner
         .insert(BUCKET, "v.mp4", video("slideshow_shared.mp4"));
     let indexes = VideoIndexes::default();
-    let read = indexes.get(&store, BUCKET, "v.mp4").await.unwrap();
+    let read = indexes
+        .get(&store, BUCKET, "v.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert_eq!(read.index.frames(), 120);
     let ranges = store.take();
     assert!(
@@ -147,7 +155,10 @@ async fn the_slideshow_index_reads_box_headers_and_header_boxes_only() {
     assert_eq!(requested(&ranges), 2_287);
 
     // Cached: one box header read, for the ETag.
-    let again = indexes.get(&store, BUCKET, "v.mp4").await.unwrap();
+    let again = indexes
+        .get(&store, BUCKET, "v.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert!(Arc::ptr_eq(&again.index, &read.index));
     assert_eq!(store.take(), [(0, 16)]);
 }
@@ -159,8 +170,8 @@ async fn a_header_over_budget_is_refused_before_it_is_read() {
     let mdat = mp4_box(b"mdat", 1 << 20, 0xAA);
     let store = Recording::default();
     let fetch = |store: Recording, key: &'static str| async move {
-        let first = sparse::first_read(&store, BUCKET, key).await?;
-        sparse::fetch_header(&store, BUCKET, key, first, BUDGET).await
+        let first = sparse::first_read(&store, BUCKET, key, None).await?;
+        sparse::fetch_header(&store, BUCKET, key, None, first, BUDGET).await
     };
 
     // One moov over the budget; then two that are each under it but not
@@ -195,7 +206,7 @@ async fn a_header_over_budget_is_refused_before_it_is_read() {
 
     // Through the worker's indexes: bad input that names the budget.
     let err = VideoIndexes::new(BUDGET, 1 << 20, VideoLimits::default())
-        .get(&store, BUCKET, "big.mp4")
+        .get(&store, BUCKET, "big.mp4", &ReadPin::Current)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadInput, "{err}");
@@ -235,7 +246,10 @@ async fn the_index_cache_is_bounded_by_bytes() {
     let mut weights = Vec::new();
     for key in ["a.mp4", "b.mp4"] {
         let alone = indexes(64 << 20);
-        alone.get(&store, BUCKET, key).await.unwrap();
+        alone
+            .get(&store, BUCKET, key, &ReadPin::Current)
+            .await
+            .unwrap();
         let (entries, bytes) = alone.cached();
         assert_eq!(entries, 1);
         assert!(bytes > 0);
@@ -245,13 +259,25 @@ async fn the_index_cache_is_bounded_by_bytes() {
 
     // Room for either, not both: b pushes a out.
     let cache = indexes(weights[0].max(weights[1]) + 1);
-    cache.get(&store, BUCKET, "a.mp4").await.unwrap();
-    cache.get(&store, BUCKET, "b.mp4").await.unwrap();
+    cache
+        .get(&store, BUCKET, "a.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
+    cache
+        .get(&store, BUCKET, "b.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert_eq!(cache.cached(), (1, weights[1]));
     store.take();
-    cache.get(&store, BUCKET, "b.mp4").await.unwrap();
+    cache
+        .get(&store, BUCKET, "b.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert_eq!(store.take(), [(0, 16)], "b is cached");
-    cache.get(&store, BUCKET, "a.mp4").await.unwrap();
+    cache
+        .get(&store, BUCKET, "a.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert!(
         requested(&store.take()) > 2_000,
         "a was evicted, so its header is read again"
@@ -260,7 +286,10 @@ async fn the_index_cache_is_bounded_by_bytes() {
 
     // A budget smaller than any index keeps nothing, and still works.
     let tiny = indexes(16);
-    let read = tiny.get(&store, BUCKET, "a.mp4").await.unwrap();
+    let read = tiny
+        .get(&store, BUCKET, "a.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert_eq!(read.index.frames(), 120);
     assert_eq!(tiny.cached(), (0, 0));
 }
@@ -277,11 +306,17 @@ async fn an_overwritten_video_is_never_served_from_its_old_index() {
         .inner
         .insert(BUCKET, "v.mp4", video("slideshow_shared.mp4"));
     let cache = VideoIndexes::default();
-    let first = cache.get(&store, BUCKET, "v.mp4").await.unwrap();
+    let first = cache
+        .get(&store, BUCKET, "v.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert_eq!(first.index.frames(), 120);
 
     store.inner.insert(BUCKET, "v.mp4", other);
-    let second = cache.get(&store, BUCKET, "v.mp4").await.unwrap();
+    let second = cache
+        .get(&store, BUCKET, "v.mp4", &ReadPin::Current)
+        .await
+        .unwrap();
     assert_eq!(second.index.frames(), other_frames);
     assert_ne!(first.etag, second.etag);
     // The old version's index is gone, not just shadowed.
@@ -299,10 +334,19 @@ async fn a_video_overwritten_while_its_header_is_read_is_retried() {
     let other = video("facenet-pytorch_video.mp4");
     // Just before the second ranged GET (the box header after ftyp).
     *store.overwrite.lock().unwrap() = Some((1, "v.mp4".into(), other.clone()));
-    let first = sparse::first_read(&store, BUCKET, "v.mp4").await.unwrap();
-    let err = sparse::fetch_header(&store, BUCKET, "v.mp4", first, sparse::MAX_HEADER_BYTES)
+    let first = sparse::first_read(&store, BUCKET, "v.mp4", None)
         .await
-        .unwrap_err();
+        .unwrap();
+    let err = sparse::fetch_header(
+        &store,
+        BUCKET,
+        "v.mp4",
+        None,
+        first,
+        sparse::MAX_HEADER_BYTES,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, HeaderError::Changed { .. }), "{err:?}");
     assert_eq!(
         face_service::ServiceError::from(err).kind(),
@@ -311,7 +355,7 @@ async fn a_video_overwritten_while_its_header_is_read_is_retried() {
 
     // The retry reads the new version whole.
     let read = VideoIndexes::default()
-        .get(&store, BUCKET, "v.mp4")
+        .get(&store, BUCKET, "v.mp4", &ReadPin::Current)
         .await
         .unwrap();
     let expected = face_video::VideoIndex::from_bytes(&other, &VideoLimits::default()).unwrap();

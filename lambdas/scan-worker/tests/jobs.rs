@@ -1,7 +1,8 @@
 //! Server-side video jobs on in-memory stores: the slideshow uploaded,
 //! planned, scanned chunk by chunk (one chunk delivered twice, as SQS does
-//! after a worker dies), merged once, delivered once; and a video that
-//! cannot be read fails its job at once.
+//! after a worker dies), merged once, delivered once; a video that cannot
+//! be read fails its job at once; and a video overwritten while its job
+//! runs is still read at the job's version (or, unversioned, fails it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,11 +44,15 @@ struct Harness {
     intake: VideoIntake,
 }
 
+/// Jobs on a versioned bucket, as the stacks' data bucket is.
 async fn harness(frames_per_chunk: u64) -> Harness {
+    harness_on(frames_per_chunk, MemoryObjects::versioned()).await
+}
+
+async fn harness_on(frames_per_chunk: u64, objects: MemoryObjects) -> Harness {
     let dir =
         std::env::var_os("FACECTL_MODELS").map_or_else(|| workspace().join("blobs"), PathBuf::from);
     let pipeline = Arc::new(face_service::models::load_pipeline(&dir).unwrap());
-    let objects = MemoryObjects::default();
     let people = MemoryPeople::default();
     let enroller = Enroller::new(
         pipeline.clone(),
@@ -103,6 +108,13 @@ async fn harness(frames_per_chunk: u64) -> Harness {
     }
 }
 
+/// The job `recognize` starts for the upload of `key` at S3 version
+/// `version`: tagged and read at that version.
+fn job_at(key: &str, version: &str, uploaded_at: Option<String>) -> JobRecord {
+    JobRecord::queued("data", key, version, "slides", uploaded_at)
+        .with_version_id(Some(version.into()))
+}
+
 fn batch(bodies: &[String], receive_count: u32) -> SqsEvent {
     serde_json::from_value(
         json!({"Records": bodies.iter().enumerate().map(|(i, b)| json!({
@@ -117,15 +129,15 @@ fn batch(bodies: &[String], receive_count: u32) -> SqsEvent {
 async fn an_uploaded_video_becomes_one_timeline_delivered_once() {
     let h = harness(30).await;
     let video = data("video/slideshow_shared.mp4");
-    h.objects
-        .insert("data", "uploads/slides/show.mp4", video.clone());
+    let version = h
+        .objects
+        .insert("data", "uploads/slides/show.mp4", video.clone())
+        .unwrap();
     let job = h
         .intake
-        .start(JobRecord::queued(
-            "data",
+        .start(job_at(
             "uploads/slides/show.mp4",
-            "v1",
-            "slides",
+            &version,
             Some("2026-11-30T00:00:00Z".into()),
         ))
         .await
@@ -245,15 +257,12 @@ async fn an_unreadable_video_fails_its_job_once_with_the_reason() {
     // An ftyp box and then garbage: it looks like an MP4 until it is read.
     let mut bytes = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
     bytes.extend_from_slice(&[0xAB; 4096]);
-    h.objects.insert("data", "uploads/slides/bad.mp4", bytes);
+    let version = h
+        .objects
+        .insert("data", "uploads/slides/bad.mp4", bytes)
+        .unwrap();
     h.intake
-        .start(JobRecord::queued(
-            "data",
-            "uploads/slides/bad.mp4",
-            "v1",
-            "slides",
-            None,
-        ))
+        .start(job_at("uploads/slides/bad.mp4", &version, None))
         .await
         .unwrap();
     let plan = h.work.take();
@@ -278,20 +287,17 @@ async fn an_unreadable_video_fails_its_job_once_with_the_reason() {
 #[tokio::test]
 async fn a_chunk_failing_its_last_receive_fails_the_job_naming_it() {
     let h = harness(120).await;
-    h.objects.insert(
-        "data",
-        "uploads/slides/show.mp4",
-        data("video/slideshow_shared.mp4"),
-    );
-    let job = h
-        .intake
-        .start(JobRecord::queued(
+    let version = h
+        .objects
+        .insert(
             "data",
             "uploads/slides/show.mp4",
-            "v1",
-            "slides",
-            None,
-        ))
+            data("video/slideshow_shared.mp4"),
+        )
+        .unwrap();
+    let job = h
+        .intake
+        .start(job_at("uploads/slides/show.mp4", &version, None))
         .await
         .unwrap();
     h.runner.sqs_batch(batch(&h.work.take(), 1)).await;
@@ -324,4 +330,84 @@ async fn a_chunk_failing_its_last_receive_fails_the_job_naming_it() {
         record.error.as_deref().unwrap().contains("chunk 1"),
         "{record:?}"
     );
+}
+
+/// Plans the job of `key` (the slideshow, as uploaded), then puts another
+/// video at the same key before any chunk runs; returns the chunk messages.
+async fn planned_then_overwritten(h: &Harness, job: JobRecord) -> Vec<String> {
+    h.intake.start(job).await.unwrap();
+    let reply = h.runner.sqs_batch(batch(&h.work.take(), 1)).await;
+    assert!(reply.batch_item_failures.is_empty());
+    let chunks = h.work.take();
+    assert!(!chunks.is_empty());
+    h.objects.insert(
+        "data",
+        "uploads/slides/show.mp4",
+        data("video/facenet-pytorch_video.mp4"),
+    );
+    chunks
+}
+
+#[tokio::test]
+async fn a_job_scans_the_version_uploaded_though_the_key_was_overwritten_since() {
+    let h = harness(120).await;
+    let slideshow = data("video/slideshow_shared.mp4");
+    let version = h
+        .objects
+        .insert("data", "uploads/slides/show.mp4", slideshow.clone())
+        .unwrap();
+    let chunks =
+        planned_then_overwritten(&h, job_at("uploads/slides/show.mp4", &version, None)).await;
+    let reply = h.runner.sqs_batch(batch(&chunks, 1)).await;
+    assert!(reply.batch_item_failures.is_empty());
+
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Done, "{record:?}");
+    let index = VideoIndex::from_bytes(&slideshow, &VideoLimits::default()).unwrap();
+    assert_eq!(record.frames, Some(index.info().frames));
+    let sent = h.results_queue.messages();
+    let message: ResultMessage = serde_json::from_str(&sent[0].1).unwrap();
+    let view = message.job.unwrap();
+    // The slideshow's people, found in the slideshow's frames: not a scan
+    // of the street clip now at the key (it names no one of them).
+    assert!(view.people.contains_key("matt_damon"), "{:?}", view.people);
+    let timeline = view.timeline.unwrap();
+    assert!(
+        timeline.as_array().is_some_and(|a| !a.is_empty()),
+        "{timeline}"
+    );
+}
+
+#[tokio::test]
+async fn an_unversioned_video_overwritten_mid_job_fails_it_once_saying_so() {
+    let h = harness_on(120, MemoryObjects::default()).await;
+    h.objects.insert(
+        "data",
+        "uploads/slides/show.mp4",
+        data("video/slideshow_shared.mp4"),
+    );
+    // No version id: the job is keyed by the ETag, which every read must match.
+    let etag =
+        face_service::storage::ObjectStore::head(&h.objects, "data", "uploads/slides/show.mp4")
+            .await
+            .unwrap()
+            .etag
+            .unwrap();
+    let job = JobRecord::queued("data", "uploads/slides/show.mp4", &etag, "slides", None);
+    assert_eq!(job.version_id, None);
+    let chunks = planned_then_overwritten(&h, job).await;
+    let reply = h.runner.sqs_batch(batch(&chunks, 1)).await;
+    assert!(
+        reply.batch_item_failures.is_empty(),
+        "a permanent failure: recorded and deleted, not retried"
+    );
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Failed);
+    let error = record.error.as_deref().unwrap();
+    assert!(error.contains("overwritten"), "{error}");
+    assert!(error.contains(&etag), "{error}");
+    let sent = h.results_queue.messages();
+    assert_eq!(sent.len(), 1);
+    let message: ResultMessage = serde_json::from_str(&sent[0].1).unwrap();
+    assert_eq!(message.status, ResultStatus::BadInput);
 }

@@ -1288,7 +1288,7 @@ where
         let first = self
             .stores
             .objects
-            .get_range(&self.bucket, &key, 0, 16)
+            .get_range(&self.bucket, &key, head.version_id.as_deref(), 0, 16)
             .await?;
         if !crate::jobs::looks_like_mp4(&first.bytes) {
             return Err(ServiceError::BadRequest(format!(
@@ -1296,13 +1296,10 @@ where
             )));
         }
         let job = videos
-            .start(crate::storage::JobRecord::queued(
-                &self.bucket,
-                &key,
-                tag,
-                &body.collection,
-                None,
-            ))
+            .start(
+                crate::storage::JobRecord::queued(&self.bucket, &key, tag, &body.collection, None)
+                    .with_version_id(head.version_id.clone()),
+            )
             .await?;
         Ok(crate::jobs::job_view(&job))
     }

@@ -227,10 +227,14 @@ impl ObjectStore for S3Objects {
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         start: u64,
         end: u64,
     ) -> Result<RangeRead, StorageError> {
-        let what = format!("s3://{bucket}/{key}");
+        let what = match version_id {
+            Some(v) => format!("s3://{bucket}/{key} version {v}"),
+            None => format!("s3://{bucket}/{key}"),
+        };
         if end <= start {
             return Err(StorageError::Permanent {
                 operation: "s3:GetObject".into(),
@@ -243,6 +247,7 @@ impl ObjectStore for S3Objects {
             .bucket(bucket)
             .key(key)
             .range(format!("bytes={start}-{}", end - 1))
+            .set_version_id(version_id.map(str::to_owned))
             .set_expected_bucket_owner(self.owner())
             .send()
             .await
@@ -936,6 +941,7 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> JobRecord {
         bucket: get_s(item, "bucket"),
         key: get_s(item, "key"),
         version_tag: get_s(item, "version_tag"),
+        version_id: get_opt_s(item, "version_id"),
         video_result_id: get_s(item, "video_result_id"),
         collection: get_s(item, "collection"),
         status: JobStatus::parse(&get_s(item, "status")).unwrap_or(JobStatus::Queued),
@@ -990,6 +996,9 @@ impl JobsTable for DynamoJobs {
             ));
         if let Some(at) = &r.uploaded_at {
             put = put.item("uploaded_at", s(at));
+        }
+        if let Some(version_id) = &r.version_id {
+            put = put.item("version_id", s(version_id));
         }
         match put.send().await {
             Ok(_) => Ok(true),
@@ -1404,7 +1413,10 @@ mod tests {
             .get("data", "uploads/a.jpg", None, 100)
             .await
             .unwrap();
-        objects.get_range("data", "v.mp4", 0, 2).await.unwrap();
+        objects
+            .get_range("data", "v.mp4", Some("v7"), 0, 2)
+            .await
+            .unwrap();
         objects
             .put("data", "collections/c/people/a.json", b"{}".to_vec())
             .await
@@ -1433,6 +1445,12 @@ mod tests {
         }
         assert!(seen[0].uri.contains("versionId=v1"), "{}", seen[0].uri);
         assert!(!seen[1].uri.contains("versionId"), "{}", seen[1].uri);
+        // A job's ranged reads are of its upload's version too.
+        assert!(seen[2].uri.contains("versionId=v7"), "{}", seen[2].uri);
+        assert_eq!(
+            seen[2].headers.get("range").map(String::as_str),
+            Some("bytes=0-1")
+        );
 
         // Without an owner (tests, hand-run functions) nothing is sent.
         let fake = Fake::new([object_reply("x", "v1")]);

@@ -175,11 +175,12 @@ impl ObjectStore for MemoryObjects {
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         start: u64,
         end: u64,
     ) -> Result<RangeRead, StorageError> {
         self.fail_next.check("get_range")?;
-        let (_, bytes) = self.read(bucket, key, None)?;
+        let (_, bytes) = self.read(bucket, key, version_id)?;
         let size = bytes.len() as u64;
         let (from, to) = (start.min(size) as usize, end.min(size) as usize);
         Ok(RangeRead {

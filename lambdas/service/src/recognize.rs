@@ -372,26 +372,37 @@ where
             // Too large for an image: a video, if its first box says so.
             Err(StorageError::TooLarge { .. }) => self
                 .objects
-                .get_range(&bucket, &key, 0, 16)
+                .get_range(&bucket, &key, event_version, 0, 16)
                 .await
                 .is_ok_and(|r| looks_like_mp4(&r.bytes)),
             Err(_) => false,
         };
         if is_video {
-            let tag = match (&event_tag, &fetched) {
-                (Some(tag), _) => tag.clone(),
-                (None, Ok(o)) if o.version_id.is_some() || o.etag.is_some() => o
-                    .version_id
-                    .clone()
-                    .or_else(|| o.etag.clone())
-                    .unwrap_or_default(),
+            // The job's tag, and the version id its workers read when the
+            // tag is one (else the tag is an ETag their reads must match).
+            let (tag, version_id) = match (&event_tag, &fetched) {
+                (Some(tag), _) => (tag.clone(), event_version.map(str::to_owned)),
+                (None, Ok(o)) if o.version_id.is_some() || o.etag.is_some() => (
+                    o.version_id
+                        .clone()
+                        .or_else(|| o.etag.clone())
+                        .unwrap_or_default(),
+                    o.version_id.clone(),
+                ),
                 (None, _) => {
                     let head = self.objects.head(&bucket, &key).await?;
-                    head.version_tag().unwrap_or_default().to_string()
+                    let tag = head.version_tag().unwrap_or_default().to_string();
+                    (tag, head.version_id)
                 }
             };
             return self
-                .video(&bucket, &key, &tag, &collection, record.event_time.clone())
+                .video(
+                    &bucket,
+                    &key,
+                    (&tag, version_id),
+                    &collection,
+                    record.event_time.clone(),
+                )
                 .await
                 .map(outcome);
         }
@@ -483,12 +494,14 @@ where
         Ok(outcome(status))
     }
 
-    /// An MP4 upload: starts its scan job (the job's end delivers its result).
+    /// An MP4 upload: starts its scan job (the job's end delivers its
+    /// result). `version` is the job's tag and, when the tag is an S3
+    /// version id, that id (its workers read that version).
     async fn video(
         &self,
         bucket: &str,
         key: &str,
-        tag: &str,
+        (tag, version_id): (&str, Option<String>),
         collection: &str,
         uploaded_at: Option<String>,
     ) -> Result<UploadStatus, ServiceError> {
@@ -505,7 +518,10 @@ where
             });
         }
         let job = videos
-            .start(JobRecord::queued(bucket, key, tag, collection, uploaded_at))
+            .start(
+                JobRecord::queued(bucket, key, tag, collection, uploaded_at)
+                    .with_version_id(version_id),
+            )
             .await?;
         Ok(UploadStatus::VideoJob {
             job_id: job.job_id,

@@ -61,10 +61,12 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<StoredObject, StorageError>;
     /// Bytes `[start, end)` of an object (fewer at its end) and the
     /// object's total size: how a scan worker reads one chunk of a video.
+    /// Of the version `version_id` when given, as `get`.
     async fn get_range(
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         start: u64,
         end: u64,
     ) -> Result<RangeRead, StorageError>;
@@ -260,9 +262,13 @@ pub struct JobRecord {
     pub bucket: String,
     pub key: String,
     /// The version id or ETag of the upload that started the job (part of
-    /// its id). Workers read the key's current bytes: overwriting a video
-    /// while its job runs is not detected.
+    /// its id).
     pub version_tag: String,
+    /// The S3 version id of that upload, when `version_tag` is one: the
+    /// workers read that version, whatever was put at the key since. With
+    /// none (an unversioned bucket), `version_tag` is the ETag every read
+    /// must match, and a video overwritten while its job runs fails the job.
+    pub version_id: Option<String>,
     /// `s3://bucket/key#version`: the result id the job's result is kept under.
     pub video_result_id: String,
     pub collection: String,
@@ -296,6 +302,7 @@ impl JobRecord {
             bucket: bucket.into(),
             key: key.into(),
             version_tag: version_tag.trim_matches('"').into(),
+            version_id: None,
             video_result_id,
             collection: collection.into(),
             status: face_api::jobs::JobStatus::Queued,
@@ -309,6 +316,56 @@ impl JobRecord {
             fps: None,
             duration_s: None,
             error: None,
+        }
+    }
+}
+
+impl JobRecord {
+    /// The job of the upload whose S3 version id is `version_id` (when the
+    /// bucket gave one): its workers read that version.
+    pub fn with_version_id(mut self, version_id: Option<String>) -> Self {
+        self.version_id = version_id;
+        self
+    }
+
+    /// The version of the video the job's reads must be of.
+    pub fn read_pin(&self) -> ReadPin {
+        match &self.version_id {
+            Some(id) => ReadPin::VersionId(id.clone()),
+            None => ReadPin::ETag(self.version_tag.clone()),
+        }
+    }
+}
+
+/// Which version of an object a scan reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReadPin {
+    /// Whatever is at the key (a direct invoke's chunk: the client-side
+    /// scan's staged copy).
+    #[default]
+    Current,
+    /// This S3 version, whatever was put at the key since.
+    VersionId(String),
+    /// The key's current version, which must still have this ETag.
+    ETag(String),
+}
+
+impl ReadPin {
+    /// The version id to read with.
+    pub fn version_id(&self) -> Option<&str> {
+        match self {
+            ReadPin::VersionId(id) => Some(id),
+            ReadPin::Current | ReadPin::ETag(_) => None,
+        }
+    }
+
+    /// Whether a read that answered `etag` is of the pinned version.
+    pub fn admits(&self, etag: Option<&str>) -> bool {
+        match self {
+            ReadPin::ETag(expected) => {
+                etag.map(|e| e.trim_matches('"')) == Some(expected.trim_matches('"'))
+            }
+            ReadPin::Current | ReadPin::VersionId(_) => true,
         }
     }
 }
