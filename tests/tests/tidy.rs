@@ -368,10 +368,8 @@ fn every_schema_is_committed_and_named_in_the_readme() {
     }
 }
 
-/// The packages `cargo tree` resolves for `args`, each as `name version
-/// [features]`, one line per distinct build of it; the workspace's own
-/// members are left out.
-fn resolved_builds(args: &[&str]) -> BTreeSet<String> {
+/// `cargo tree`'s lines for `args`, each as `name version [features]`.
+fn cargo_tree(args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         .current_dir(root())
@@ -391,8 +389,13 @@ fn resolved_builds(args: &[&str]) -> BTreeSet<String> {
         "cargo tree {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The packages `cargo tree` resolves for `args`, one line per distinct
+/// build of each; the workspace's own members are left out.
+fn resolved_builds(args: &[&str]) -> BTreeSet<String> {
+    cargo_tree(args)
         .lines()
         .filter(|l| !l.contains("(/") && !l.trim().is_empty())
         .map(|l| l.trim_end_matches(" (*)").to_string())
@@ -443,27 +446,7 @@ fn the_gates_build_without_e2e_is_facectl_without_cloud_on_the_same_dependencies
         differing.is_empty(),
         "without e2e these resolve with other features than in the full build: {differing:#?}"
     );
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "tree",
-            "--locked",
-            "--prefix",
-            "none",
-            "--format",
-            "{p} [{f}]",
-        ])
-        .args(["-i", "facectl"])
-        .args(args(true))
-        .output()
-        .expect("running cargo tree");
-    assert!(
-        out.status.success(),
-        "cargo tree -i facectl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = cargo_tree(&[&["-i", "facectl"][..], &args(true)].concat());
     let facectl = tree.lines().next().unwrap_or_default();
     assert!(
         facectl.starts_with("facectl ") && !facectl.contains("cloud"),
