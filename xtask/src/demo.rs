@@ -37,7 +37,7 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
         "cargo build --workspace --features facectl/cloud --bin facectl"
     ))
     .run()?;
-    let facectl = root.join("target/debug/facectl");
+    let facectl = crate::build::target_dir(root).join("debug/facectl");
     let store = root.join("target/demo-store");
     let _ = std::fs::remove_dir_all(&store);
 

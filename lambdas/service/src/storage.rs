@@ -318,9 +318,7 @@ impl JobRecord {
             error: None,
         }
     }
-}
 
-impl JobRecord {
     /// The job of the upload whose S3 version id is `version_id` (when the
     /// bucket gave one): its workers read that version.
     pub fn with_version_id(mut self, version_id: Option<String>) -> Self {
