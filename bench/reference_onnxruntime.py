@@ -38,9 +38,24 @@ decoding is libjpeg-turbo (Pillow) vs the `image` crate's decoder.
 The geometry (input sizes, scales, pixel-centre conventions, padding) is
 computed in float32 as the Rust code does, so input shapes match exactly.
 
+Two more modes, each one process, for the benches that time them:
+
+* --cold-start IMAGE (`cargo xtask bench-lambda`): load both models, run the
+  pipeline on IMAGE once, print its faces and exit; the caller times spawn
+  to exit, interpreter start and imports included, as it times ours.
+* --video FILE --gallery FILE.json (`cargo xtask bench-scan`): the naive
+  every-frame scan: decode every frame (OpenCV's FFmpeg, one thread), detect,
+  align and embed every face, name it by the open-set rule of face-core's
+  Collection (L2 < 0.55 and 0.05 clear of the next person) against the
+  gallery's embeddings ({"person": ["photo", ...]}, each photo's largest
+  face). Frames per second per core are frames over the process's CPU time.
+
 Usage:
   python bench/reference_onnxruntime.py --models DIR --data DIR \
       [--repeat 3] [--threads 1] [--json] [--dump-embeddings OUT.json]
+  python bench/reference_onnxruntime.py --models DIR --cold-start IMAGE
+  python bench/reference_onnxruntime.py --models DIR --video FILE \
+      --gallery GALLERY.json [--json]
 """
 
 from __future__ import annotations
@@ -68,6 +83,9 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 GALLERY_IMAGES = 20
 STAGES = ("decode", "detect", "align", "embed", "match")
+# face-core's MatchConfig defaults (core/src/collection.rs).
+THRESHOLD_L2 = 0.55
+MIN_MARGIN_L2 = 0.05
 
 # dlib's 5-point template in units of the face box, YuNet's landmark order:
 # right eye, left eye, nose tip, right mouth corner, left mouth corner.
@@ -478,12 +496,100 @@ def face_json(face: Face, embedding: np.ndarray) -> dict:
     }
 
 
+def largest_face_embedding(pipeline: "Pipeline", path: Path) -> np.ndarray | None:
+    img = decode_image(path.read_bytes())
+    faces = pipeline.detector.detect(img)
+    if not faces:
+        return None
+    face = max(faces, key=lambda f: float(f.box[2] * f.box[3]))
+    chip = extract_chip(img, face.landmarks)
+    return np.asarray(pipeline.recognizer.run(None, {pipeline.rec_input: chip})[0], dtype=F32).reshape(-1)
+
+
+def name_face(embedding: np.ndarray, gallery: dict[str, np.ndarray]) -> str | None:
+    """face-core's open-set rule: the nearest person (by their nearest
+    photo) is named when under the threshold and clear of the second."""
+    best = sorted(
+        (float(np.sqrt(((e - embedding) ** 2).sum(axis=1)).min()), person) for person, e in gallery.items()
+    )
+    if not best or best[0][0] >= THRESHOLD_L2:
+        return None
+    if len(best) > 1 and best[1][0] - best[0][0] < MIN_MARGIN_L2:
+        return None
+    return best[0][1]
+
+
+def scan_video(pipeline: "Pipeline", video: Path, gallery_file: Path) -> dict:
+    """Every frame: decode, detect, align, embed every face, name it."""
+    gallery: dict[str, np.ndarray] = {}
+    for person, photos in json.loads(gallery_file.read_text()).items():
+        found = [e for e in (largest_face_embedding(pipeline, Path(p)) for p in photos) if e is not None]
+        if found:
+            gallery[person] = np.stack(found)
+    capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    if not capture.isOpened():
+        raise ValueError(f"OpenCV cannot open {video}")
+    frames = faces = 0
+    width = height = 0
+    people: dict[str, int] = {}
+    stage_ms = {s: 0.0 for s in ("decode", "detect", "align", "embed", "match")}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        height, width = img.shape[:2]
+        found = pipeline.detector.detect(img)
+        t2 = time.perf_counter()
+        chips = [extract_chip(img, f.landmarks) for f in found]
+        t3 = time.perf_counter()
+        embeddings = [
+            np.asarray(pipeline.recognizer.run(None, {pipeline.rec_input: c})[0], dtype=F32).reshape(-1)
+            for c in chips
+        ]
+        t4 = time.perf_counter()
+        for e in embeddings:
+            person = name_face(e, gallery)
+            if person is not None:
+                people[person] = people.get(person, 0) + 1
+        t5 = time.perf_counter()
+        for name, (a, b) in zip(stage_ms, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+            stage_ms[name] += (b - a) * 1000.0
+        frames += 1
+        faces += len(found)
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    capture.release()
+    if frames == 0:
+        raise ValueError(f"no frame decoded from {video}")
+    return {
+        "runtime": f"onnxruntime {ort.__version__}",
+        "video": str(video),
+        "frames": frames,
+        "width": width,
+        "height": height,
+        "faces": faces,
+        "people_enrolled": len(gallery),
+        "frames_named": dict(sorted(people.items())),
+        "cpu_s": round(cpu_s, 3),
+        "wall_s": round(wall_s, 3),
+        "per_frame_cpu_ms": round(cpu_s * 1000.0 / frames, 3),
+        "frames_per_s_per_core": round(frames / cpu_s, 3) if cpu_s > 0 else 0.0,
+        "stages_per_frame_ms": {s: round(v / frames, 3) for s, v in stage_ms.items()},
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", required=True, help="folder with the .onnx files")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="text file, one image path per line (relative to the cwd)")
     src.add_argument("--data", help="data folder with labels_recognition.csv / labels_detection.csv")
+    src.add_argument("--cold-start", metavar="IMAGE", help="one image, then exit (bench-lambda)")
+    src.add_argument("--video", metavar="FILE", help="every-frame scan of FILE (bench-scan); needs --gallery")
+    p.add_argument("--gallery", metavar="FILE.json", help='--video: {"person": ["photo", ...]} to name faces by')
     p.add_argument("--detector", default="yunet_s_dynamic.onnx")
     p.add_argument("--recognizer", default="dlib_face_recognition_resnet_model_v1.onnx")
     p.add_argument("--repeat", type=int, default=3, help="timed passes after one warm-up pass")
@@ -498,6 +604,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.repeat < 1 or args.threads < 1:
         p.error("--repeat and --threads must be >= 1")
+    if args.video and not args.gallery:
+        p.error("--video needs --gallery")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
@@ -511,6 +619,18 @@ def main(argv=None) -> int:
     rec_session = session(models / args.recognizer, args.threads, args.ort_spinning)
     model_load_ms = (time.perf_counter() - t0) * 1000.0
     pipeline = Pipeline(Detector(det_session, DetectorConfig()), rec_session)
+    if args.cold_start:
+        r = pipeline.process(Path(args.cold_start).read_bytes())
+        print(json.dumps({"faces": [face_json(f, e) for f, e in zip(r.faces, r.embeddings)]}))
+        return 0
+    if args.video:
+        result = scan_video(pipeline, Path(args.video), Path(args.gallery))
+        result["model_load_ms"] = round(model_load_ms, 3)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(json.dumps(result, indent=2))
+        return 0
 
     images = image_list(args)
     blobs: list[tuple[str, bytes]] = []

@@ -22,7 +22,7 @@ const PYTORCH_COLD_START_LABEL: &str = "  19.9 s PyTorch cold start (old CSE546)
 const RECOGNIZER_FILE: &str = "dlib_face_recognition_resnet_model_v1.onnx";
 const VENV: &str = "target/bench-venv";
 const REQUIREMENTS: &str = "bench/requirements.txt";
-const REFERENCE_SCRIPT: &str = "bench/reference_onnxruntime.py";
+pub(crate) const REFERENCE_SCRIPT: &str = "bench/reference_onnxruntime.py";
 const STAMP: &str = ".requirements-stamp";
 
 #[derive(Debug, clap::Args)]
@@ -187,7 +187,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 /// `<repo>/blobs` when it holds the models, else the read-only shared copy.
-fn default_models(root: &Path) -> Result<PathBuf> {
+pub(crate) fn default_models(root: &Path) -> Result<PathBuf> {
     let candidates = [root.join("blobs"), root.join("../shared/blobs")];
     candidates
         .iter()
@@ -233,21 +233,58 @@ pub(crate) fn facectl_cold_start_ms(
     runs: usize,
 ) -> Result<f64> {
     eprintln!("== facectl detect, {runs} process starts (cold start)");
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let start = Instant::now();
-        let out = Command::new(facectl)
+    spawn_to_exit_ms(runs, || {
+        let mut command = Command::new(facectl);
+        command
             .arg("detect")
             .arg(image)
             .args(["--json", "--models"])
+            .arg(models);
+        command
+    })
+}
+
+/// Median wall time of the Python onnxruntime reference answering one image
+/// (`--cold-start IMAGE`: interpreter start, imports, both sessions, the
+/// pipeline once) over `runs` process starts, spawn to exit, in ms.
+pub(crate) fn reference_cold_start_ms(
+    sh: &Shell,
+    root: &Path,
+    image: &Path,
+    models: &Path,
+    runs: usize,
+) -> Result<f64> {
+    let python = ensure_venv(sh, root)?;
+    let script = root.join(REFERENCE_SCRIPT);
+    eprintln!("== onnxruntime reference, {runs} process starts (cold start)");
+    spawn_to_exit_ms(runs, || {
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .arg("--models")
             .arg(models)
+            .arg("--cold-start")
+            .arg(image);
+        command
+    })
+}
+
+/// Median spawn-to-exit wall time of `runs` runs of a command, in ms; any
+/// failed run fails the measurement.
+fn spawn_to_exit_ms(runs: usize, command: impl Fn() -> Command) -> Result<f64> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut command = command();
+        let program = command.get_program().to_string_lossy().into_owned();
+        let start = Instant::now();
+        let out = command
             .stdin(Stdio::null())
             .output()
-            .with_context(|| format!("spawning {}", facectl.display()))?;
+            .with_context(|| format!("spawning {program}"))?;
         let elapsed = start.elapsed().as_secs_f64() * 1000.0;
         if !out.status.success() {
             bail!(
-                "facectl detect failed ({}): {}",
+                "{program} failed ({}): {}",
                 out.status,
                 truncate(String::from_utf8_lossy(&out.stderr).trim(), 500)
             );
@@ -259,7 +296,7 @@ pub(crate) fn facectl_cold_start_ms(
 
 /// Makes `target/bench-venv` and installs bench/requirements.txt unless the
 /// stamp says that exact file is already installed. Returns its python.
-fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
+pub(crate) fn ensure_venv(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let venv = root.join(VENV);
     let python = venv.join("bin/python");
     let requirements = root.join(REQUIREMENTS);

@@ -111,7 +111,7 @@ fn main() -> Result<()> {
         Command::FetchBlobs(args) => blobs::fetch(&root, &args),
         Command::Build(args) => build::run(&root, &args),
         Command::Bench(args) => bench::run(&sh, &root, args),
-        Command::BenchLambda(args) => bench_lambda::run(&root, args),
+        Command::BenchLambda(args) => bench_lambda::run(&sh, &root, args),
         Command::BenchScan(args) => bench_scan::run(&sh, &root, args),
         Command::SimulateScan(args) => simulate::run(&root, args),
         Command::Synth(args) => synth::run(&root, &args),
