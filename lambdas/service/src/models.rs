@@ -16,30 +16,28 @@ fn read(dir: &Path, file: &str) -> Result<Vec<u8>, ServiceError> {
         .map_err(|e| ServiceError::Config(format!("reading model {}: {e}", path.display())))
 }
 
-/// Reads both models from `dir` and builds the pipeline, then optimizes the
-/// plans of a typical first request so it does not pay for them.
+/// Reads both models from `dir` and builds the pipeline with the plans of a
+/// typical first request, each model on its own thread, so that request
+/// does not pay for them.
 pub fn load_pipeline(dir: &Path) -> Result<FacePipeline, ServiceError> {
     let start = Instant::now();
     let detector = read(dir, DEFAULT_DETECTOR)?;
     let recognizer = read(dir, RECOGNIZER)?;
     let read_ms = start.elapsed().as_secs_f64() * 1e3;
     let version = face_model_version(DEFAULT_DETECTOR);
-    let pipeline = FacePipeline::new(
+    // A 4:3 photo is the common case; other shapes get their plan on first use.
+    let pipeline = FacePipeline::new_prepared(
         ModelBytes {
             detector_onnx: &detector,
             recognizer_onnx: &recognizer,
             face_model_version: &version,
         },
         PipelineConfig::default(),
+        640,
+        480,
     )?;
-    let loaded_ms = start.elapsed().as_secs_f64() * 1e3;
-    // A 4:3 photo is the common case; other shapes get their plan on first use.
-    pipeline
-        .warm_up(640, 480)
-        .map_err(face_core::FaceError::from)?;
     tracing::info!(
         read_ms,
-        loaded_ms,
         ready_ms = start.elapsed().as_secs_f64() * 1e3,
         face_model_version = %version,
         "models loaded"

@@ -1,0 +1,94 @@
+//! Where does a cold start go? Times, in one fresh process, each phase of
+//! getting from model bytes to the first answer: parsing each ONNX file,
+//! optimizing each plan (the detector's for the photo's shape, the
+//! recognizer's at batch 1), and the first detection and embedding; then
+//! `FacePipeline::new_prepared`, which does the same parsing and planning
+//! for both models on two threads. Developer tool (run it once per fresh
+//! process, the first phases include page faults of the binary):
+//! `cargo run --release -p face-core --example cold_start -- MODELS_DIR PHOTO [sequential|parallel]`
+
+use std::time::Instant;
+
+use face_core::align::{Jitter, extract_chip};
+use face_core::embed::CHIP_VALUES;
+use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
+use face_core::{
+    DecodeLimits, Detector, DetectorConfig, Embedder, FacePipeline, ModelBytes, PipelineConfig,
+    decode_image,
+};
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 || !matches!(args[3].as_str(), "sequential" | "parallel") {
+        eprintln!("usage: cold_start MODELS_DIR PHOTO sequential|parallel");
+        std::process::exit(2);
+    }
+    let start = Instant::now();
+    let mut last = start;
+    let mut phase = |name: &str| {
+        let now = Instant::now();
+        println!(
+            "{name:<36} {:>8.1} ms  (at {:>7.1} ms)",
+            (now - last).as_secs_f64() * 1e3,
+            (now - start).as_secs_f64() * 1e3
+        );
+        last = now;
+    };
+    let dir = std::path::Path::new(&args[1]);
+    let detector_bytes = std::fs::read(dir.join(DEFAULT_DETECTOR))?;
+    let recognizer_bytes = std::fs::read(dir.join(RECOGNIZER))?;
+    let photo = std::fs::read(&args[2])?;
+    phase("read models and photo");
+    let image = decode_image(&photo, &DecodeLimits::default())?.rgb;
+    phase("decode photo");
+    let (width, height) = image.dimensions();
+    println!("photo {width}x{height}");
+    if args[3] == "sequential" {
+        let detector = Detector::from_onnx_bytes(&detector_bytes, DetectorConfig::default())?;
+        phase("parse detector");
+        let embedder = Embedder::from_onnx_bytes(&recognizer_bytes)?;
+        phase("parse recognizer");
+        detector.prepare_for(width, height)?;
+        phase("optimize detector plan");
+        embedder.prepare(1)?;
+        phase("optimize recognizer plan");
+        let faces = detector.detect(&image)?;
+        phase("first detection");
+        detector.detect(&image)?;
+        phase("second detection");
+        let mut chips = vec![0.0; faces.len() * CHIP_VALUES];
+        for (face, chip) in faces.iter().zip(chips.chunks_exact_mut(CHIP_VALUES)) {
+            extract_chip(&image, &face.landmarks, &Jitter::NONE, chip);
+        }
+        for chip in chips.chunks_exact(CHIP_VALUES) {
+            embedder.embed_chips(chip)?;
+        }
+        phase(&format!("first embedding ({} faces)", faces.len()));
+        for chip in chips.chunks_exact(CHIP_VALUES) {
+            embedder.embed_chips(chip)?;
+        }
+        phase("second embedding");
+    } else {
+        let version = face_model_version(DEFAULT_DETECTOR);
+        let models = ModelBytes {
+            detector_onnx: &detector_bytes,
+            recognizer_onnx: &recognizer_bytes,
+            face_model_version: &version,
+        };
+        let pipeline =
+            FacePipeline::new_prepared(models, PipelineConfig::default(), width, height)?;
+        phase("parse and plan both, two threads");
+        let faces = pipeline.detect(&image)?;
+        phase("first detection");
+        pipeline.detect(&image)?;
+        phase("second detection");
+        let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
+        pipeline.embed(&chips)?;
+        phase(&format!("first embedding ({} faces)", faces.len()));
+        pipeline.embed(&chips)?;
+        phase("second embedding");
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `FacePipeline::new_prepared` (both models parsed and planned on two
+//! threads) answers exactly as `FacePipeline::new` (sequential, plans on
+//! first use), for a photo of the prepared shape and one of another, and a
+//! broken model fails it with that model's typed error.
+
+use std::path::{Path, PathBuf};
+
+use face_core::align::Jitter;
+use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
+use face_core::{FaceError, FacePipeline, ModelBytes, ModelError, PipelineConfig, decode_image};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The detector's and the recognizer's bytes: `$FACECTL_MODELS`, else the
+/// checkout's `blobs/`.
+fn models() -> (Vec<u8>, Vec<u8>) {
+    let dir =
+        std::env::var_os("FACECTL_MODELS").map_or_else(|| root().join("blobs"), PathBuf::from);
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask fetch-blobs)", path.display()))
+    };
+    (read(DEFAULT_DETECTOR), read(RECOGNIZER))
+}
+
+/// The two labelled photos with the most faces: two shapes, many chips.
+fn group_photos() -> Vec<Vec<u8>> {
+    let data = devset::data_dir(None, &root());
+    let labels = devset::detection_labels(&data).expect("detection labels");
+    let mut groups: Vec<_> = labels.iter().filter(|l| l.min_faces >= 2).collect();
+    groups.sort_by_key(|l| std::cmp::Reverse(l.min_faces));
+    groups
+        .iter()
+        .take(2)
+        .map(|l| std::fs::read(data.join(&l.path)).expect("group photo"))
+        .collect()
+}
+
+#[test]
+fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
+    let (detector, recognizer) = models();
+    let version = face_model_version(DEFAULT_DETECTOR);
+    let bytes = || ModelBytes {
+        detector_onnx: &detector,
+        recognizer_onnx: &recognizer,
+        face_model_version: &version,
+    };
+    let photos = group_photos();
+    assert_eq!(photos.len(), 2, "the data set has two group photos");
+    let first = decode_image(&photos[0], &Default::default())
+        .expect("decodes")
+        .rgb;
+    let (width, height) = first.dimensions();
+    let prepared = FacePipeline::new_prepared(bytes(), PipelineConfig::default(), width, height)
+        .expect("loads");
+    let lazy = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
+    assert_eq!(prepared.face_model_version(), lazy.face_model_version());
+    for photo in &photos {
+        let image = decode_image(photo, &Default::default())
+            .expect("decodes")
+            .rgb;
+        let faces = prepared.detect(&image).expect("detects");
+        assert!(faces.len() >= 2, "a group photo has faces: {}", faces.len());
+        assert_eq!(faces, lazy.detect(&image).expect("detects"));
+        let chips = prepared.chips(&image, &faces, &[Jitter::NONE]);
+        assert_eq!(
+            prepared.embed(&chips).expect("embeds"),
+            lazy.embed(&chips).expect("embeds")
+        );
+    }
+}
+
+#[test]
+fn a_broken_model_fails_the_prepared_pipeline_with_its_name() {
+    let (detector, recognizer) = models();
+    let version = face_model_version(DEFAULT_DETECTOR);
+    let load = |detector: &[u8], recognizer: &[u8]| {
+        FacePipeline::new_prepared(
+            ModelBytes {
+                detector_onnx: detector,
+                recognizer_onnx: recognizer,
+                face_model_version: &version,
+            },
+            PipelineConfig::default(),
+            640,
+            480,
+        )
+        .expect_err("half a model does not load")
+    };
+    let failed_model = |err: FaceError| match err {
+        FaceError::Model(ModelError::Load { model, .. }) => model,
+        other => panic!("expected a model's load error, got {other:?}"),
+    };
+    let half = |bytes: &[u8]| bytes[..bytes.len() / 2].to_vec();
+    assert!(failed_model(load(&detector, &half(&recognizer))).contains("recognizer"));
+    assert!(failed_model(load(&half(&detector), &recognizer)).contains("detector"));
+}
