@@ -34,8 +34,9 @@ pub struct ScanOptions {
     pub video: PathBuf,
     pub config: ScanConfig,
     pub timeline: TimelineConfig,
-    /// Frames per local chunk; default: enough chunks to keep every
-    /// thread busy (4 per thread), at least 30 frames each.
+    /// Frames per local chunk; default: on one thread a Lambda worker's
+    /// chunk (300), else enough chunks to keep every thread busy (4 per
+    /// thread), at least 30 frames each.
     pub frames_per_chunk: Option<u64>,
     pub threads: usize,
     /// Also run the every-frame baseline and compare.
@@ -287,10 +288,17 @@ pub fn scan_video(
     Ok((report, thumbs))
 }
 
-/// Frames per local chunk: `frames_per_chunk`, or enough chunks to keep
-/// every thread busy (4 per thread), at least 30 frames each.
+/// Frames per local chunk: `frames_per_chunk`; on one thread, as many as
+/// a Lambda worker's chunk (bounded, as a chunk's bytes are read whole):
+/// one thread gains nothing from smaller chunks, and every cut inside a
+/// GOP decodes the GOP's start again (the street clip, one keyframe in 105
+/// frames, decoded 290 frames in 30-frame chunks); else enough chunks to
+/// keep every thread busy (4 per thread), at least 30 frames each.
 fn chunk_frames(info: &VideoInfo, frames_per_chunk: Option<u64>, threads: usize) -> u64 {
-    frames_per_chunk.unwrap_or_else(|| info.frames.div_ceil(4 * threads.max(1) as u64).max(30))
+    frames_per_chunk.unwrap_or_else(|| match threads {
+        0 | 1 => LambdaAssumptions::default().frames_per_chunk,
+        n => info.frames.div_ceil(4 * n as u64).max(30),
+    })
 }
 
 /// What `--montage` wrote.
@@ -951,6 +959,28 @@ td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thread_scans_in_worker_sized_chunks_more_threads_in_four_each() {
+        let info = VideoInfo {
+            width: 1920,
+            height: 1080,
+            rotation_deg: 0,
+            frames: 105,
+            duration_s: 4.2,
+            fps: 25.0,
+            keyframes: 1,
+        };
+        assert_eq!(chunk_frames(&info, None, 1), 300);
+        assert_eq!(chunk_frames(&info, None, 2), 30);
+        let long = VideoInfo {
+            frames: 9_000,
+            ..info
+        };
+        assert_eq!(chunk_frames(&long, None, 1), 300);
+        assert_eq!(chunk_frames(&long, None, 4), 563);
+        assert_eq!(chunk_frames(&info, Some(10), 1), 10);
+    }
 
     #[test]
     fn lambda_estimate_arithmetic() {

@@ -126,9 +126,11 @@ impl FacePipeline {
 
     /// [`FacePipeline::new`] and then [`FacePipeline::warm_up`] for a
     /// `width` x `height` photo, with each model parsed and planned on its
-    /// own thread: the two are independent, so on two cores (Lambda's init
-    /// gets two vCPUs from 1,769 MB) a cold start waits for the longer of
-    /// them instead of their sum. On one core it costs a thread spawn.
+    /// own thread: the two are independent, so with two cores a cold start
+    /// waits for the longer of them instead of their sum. Lambda shows two
+    /// vCPUs at every memory size but gives CPU time in proportion to
+    /// memory (one vCPU's worth at 1,769 MB), so there the gain grows with
+    /// the function's memory; with one core's worth it costs a spawn.
     pub fn new_prepared(
         models: ModelBytes<'_>,
         config: PipelineConfig,

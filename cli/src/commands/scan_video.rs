@@ -42,7 +42,7 @@ pub struct ScanVideoArgs {
     /// Sightings closer than this merge into one appearance, in seconds
     #[arg(long, default_value_t = 1.0)]
     max_gap_s: f64,
-    /// Frames per local chunk [default: 4 chunks per thread, at least 30 frames]
+    /// Frames per local chunk [default: 300 on one thread, else 4 chunks per thread, at least 30 frames]
     #[arg(long)]
     frames_per_chunk: Option<u64>,
     /// Also run the naive every-frame baseline and compare throughput and recall
