@@ -45,6 +45,9 @@ pub struct ScanBench {
     /// The people the tracked scan named.
     #[serde(default)]
     pub people_named: Vec<String>,
+    /// The tracked scan's time per frame of the video, by stage (ms).
+    #[serde(default)]
+    pub tracked_stages_per_frame_ms: Stages,
     /// The onnxruntime every-frame reference (None with --skip-reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onnxruntime: Option<ReferenceScan>,
@@ -59,6 +62,18 @@ pub struct ReferenceScan {
     pub frames_per_s_per_core: f64,
     /// Person → frames they were named in.
     pub frames_named: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub stages_per_frame_ms: Stages,
+}
+
+/// Time per frame of the video by stage, ms: where each scan spends it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stages {
+    pub decode: f64,
+    pub detect: f64,
+    /// Align and embed (ours counts them together as recognize).
+    pub embed: f64,
 }
 
 impl ScanBench {
@@ -181,8 +196,16 @@ pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
                 .quiet()
                 .read()
                 .with_context(|| format!("the onnxruntime reference scanning {video}"))?;
-                let scan: ReferenceScan = serde_json::from_str(out.trim())
+                let raw: serde_json::Value = serde_json::from_str(out.trim())
                     .context("the onnxruntime reference's --video output")?;
+                let mut scan: ReferenceScan = serde_json::from_value(raw.clone())
+                    .context("the onnxruntime reference's --video output")?;
+                let stage = |name| raw["stages_per_frame_ms"][name].as_f64().unwrap_or(0.0);
+                scan.stages_per_frame_ms = Stages {
+                    decode: stage("decode"),
+                    detect: stage("detect"),
+                    embed: stage("align") + stage("embed"),
+                };
                 Some(scan)
             }
         };
@@ -201,6 +224,16 @@ pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
             width: num(&v, &["info", "width"])? as u32,
             height: num(&v, &["info", "height"])? as u32,
             tracked_per_frame_ms: num(&v, &["tracked", "per_frame_ms"])?,
+            tracked_stages_per_frame_ms: {
+                let frames = num(&v, &["tracked", "stats", "frames"])?.max(1.0);
+                let stage =
+                    |name| Ok::<_, anyhow::Error>(num(&v, &["tracked", "stats", name])? / frames);
+                Stages {
+                    decode: stage("decode_ms")?,
+                    detect: stage("detect_ms")?,
+                    embed: stage("recognize_ms")?,
+                }
+            },
             tracked_frames_per_s_per_core: num(&v, &["tracked", "frames_per_s_per_core"])?,
             naive_per_frame_ms: num(&v, &["comparison", "naive", "per_frame_ms"])?,
             naive_frames_per_s_per_core: num(
@@ -281,6 +314,26 @@ fn render(report: &BenchScanReport) -> String {
         );
     }
     for b in &report.videos {
+        let split = |s: &Stages| {
+            format!(
+                "decode {:.1}, detect {:.1}, align+embed {:.1}",
+                s.decode, s.detect, s.embed
+            )
+        };
+        out.push_str(&format!(
+            "{}: ms per frame, tracked: {}",
+            b.video,
+            split(&b.tracked_stages_per_frame_ms)
+        ));
+        if let Some(r) = &b.onnxruntime {
+            out.push_str(&format!(
+                "; onnxruntime every-frame: {}",
+                split(&r.stages_per_frame_ms)
+            ));
+        }
+        out.push('\n');
+    }
+    for b in &report.videos {
         out.push_str(&format!(
             "{}: tracked scan named [{}]",
             b.video,
@@ -327,12 +380,22 @@ mod tests {
             sighting_recall: 0.9,
             appearance_recall: 1.0,
             people_named: people.iter().map(|p| p.to_string()).collect(),
+            tracked_stages_per_frame_ms: Stages {
+                decode: 6.0,
+                detect: 3.5,
+                embed: 0.5,
+            },
             onnxruntime: reference.map(|(named, fps)| ReferenceScan {
                 runtime: "onnxruntime 1.32.0".into(),
                 frames: 105,
                 per_frame_cpu_ms: 1000.0 / fps,
                 frames_per_s_per_core: fps,
                 frames_named: named.iter().map(|p| (p.to_string(), 3)).collect(),
+                stages_per_frame_ms: Stages {
+                    decode: 14.0,
+                    detect: 15.25,
+                    embed: 55.0,
+                },
             }),
         }
     }
