@@ -421,9 +421,14 @@ class Pipeline:
         self.gallery = np.zeros((0, 128), dtype=F32)
 
     def process(self, data: bytes) -> ImageResult:
+        return self.process_with(lambda: decode_image(data))
+
+    def process_with(self, decode) -> ImageResult:
+        """The pipeline on the RGB image `decode()` returns, that call timed
+        as the decode stage."""
         t = {}
         t0 = time.perf_counter()
-        img = decode_image(data)
+        img = decode()
         t1 = time.perf_counter()
         faces = self.detector.detect(img)
         t2 = time.perf_counter()
@@ -497,13 +502,11 @@ def face_json(face: Face, embedding: np.ndarray) -> dict:
 
 
 def largest_face_embedding(pipeline: "Pipeline", path: Path) -> np.ndarray | None:
-    img = decode_image(path.read_bytes())
-    faces = pipeline.detector.detect(img)
-    if not faces:
+    r = pipeline.process(path.read_bytes())
+    if not r.faces:
         return None
-    face = max(faces, key=lambda f: float(f.box[2] * f.box[3]))
-    chip = extract_chip(img, face.landmarks)
-    return np.asarray(pipeline.recognizer.run(None, {pipeline.rec_input: chip})[0], dtype=F32).reshape(-1)
+    largest = max(range(len(r.faces)), key=lambda i: float(r.faces[i].box[2] * r.faces[i].box[3]))
+    return r.embeddings[largest]
 
 
 def name_face(embedding: np.ndarray, gallery: dict[str, np.ndarray]) -> str | None:
@@ -529,38 +532,35 @@ def scan_video(pipeline: "Pipeline", video: Path, gallery_file: Path) -> dict:
     capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     if not capture.isOpened():
         raise ValueError(f"OpenCV cannot open {video}")
-    frames = faces = 0
-    width = height = 0
-    people: dict[str, int] = {}
-    stage_ms = {s: 0.0 for s in ("decode", "detect", "align", "embed", "match")}
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
+
+    def next_frame() -> np.ndarray:
         ok, bgr = capture.read()
         if not ok:
+            raise EOFError
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    frames = faces = 0
+    people: dict[str, int] = {}
+    stage_ms = {s: 0.0 for s in STAGES}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    while True:
+        try:
+            r = pipeline.process_with(next_frame)
+        except EOFError:
             break
-        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        t1 = time.perf_counter()
-        height, width = img.shape[:2]
-        found = pipeline.detector.detect(img)
-        t2 = time.perf_counter()
-        chips = [extract_chip(img, f.landmarks) for f in found]
-        t3 = time.perf_counter()
-        embeddings = [
-            np.asarray(pipeline.recognizer.run(None, {pipeline.rec_input: c})[0], dtype=F32).reshape(-1)
-            for c in chips
-        ]
-        t4 = time.perf_counter()
-        for e in embeddings:
+        named = time.perf_counter()
+        for e in r.embeddings:
             person = name_face(e, gallery)
             if person is not None:
                 people[person] = people.get(person, 0) + 1
-        t5 = time.perf_counter()
-        for name, (a, b) in zip(stage_ms, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
-            stage_ms[name] += (b - a) * 1000.0
+        r.timings["match"] += (time.perf_counter() - named) * 1000.0
+        for s in STAGES:
+            stage_ms[s] += r.timings[s]
         frames += 1
-        faces += len(found)
+        faces += len(r.faces)
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     capture.release()
     if frames == 0:
         raise ValueError(f"no frame decoded from {video}")
