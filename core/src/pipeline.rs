@@ -124,8 +124,9 @@ impl FacePipeline {
         })
     }
 
-    /// [`FacePipeline::new`] and then [`FacePipeline::warm_up`] for a
-    /// `width` x `height` photo, with each model parsed and planned on its
+    /// [`FacePipeline::new`] with the plans a first request needs already
+    /// built (the detector's for a `width` x `height` photo, the
+    /// recognizer's for one chip), each model parsed and planned on its
     /// own thread: the two are independent, so with two cores a cold start
     /// waits for the longer of them instead of their sum. Lambda shows two
     /// vCPUs at every memory size but gives CPU time in proportion to
@@ -176,14 +177,6 @@ impl FacePipeline {
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
-    }
-
-    /// Optimizes the plans a typical first request needs (a landscape
-    /// photo of `width` x `height` and one chip), so it does not pay for
-    /// them.
-    pub fn warm_up(&self, width: u32, height: u32) -> Result<(), ModelError> {
-        self.detector.prepare_for(width, height)?;
-        self.embedder.prepare(1)
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, FaceError> {
