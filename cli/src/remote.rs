@@ -62,7 +62,7 @@ pub struct ApiClient {
 pub struct RemoteTarget {
     pub stack: Option<String>,
     pub region: Option<String>,
-    /// Where deploy wrote `<region>.json` [default: target/deploy/<stack name>].
+    /// Where deploy wrote `<region>.json` [default: $FACE_DEPLOY_DIR/<stack name>, else target/deploy/<stack name>].
     pub outputs_dir: Option<PathBuf>,
     pub endpoint: Option<String>,
     pub api_key: Option<String>,

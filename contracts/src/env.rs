@@ -63,6 +63,13 @@ pub const API_KEY: &str = "FACE_API_KEY";
 pub const LOCAL_API_PORT: &str = "FACE_LOCAL_API_PORT";
 /// A moto server the local stack uses instead of starting its own.
 pub const LOCAL_AWS_ENDPOINT: &str = "FACE_LOCAL_AWS_ENDPOINT";
+/// Where `cargo xtask deploy` writes each deployment's records
+/// (`<deployment>/<region>.json`, read back by facectl and the coordinator)
+/// and the local stack keeps its moto state and function logs; unset:
+/// `target/deploy` (under the checkout for xtask, the working directory for
+/// facectl). The local-stack tests give each test its own, so they can run
+/// side by side without touching a developer's deployment.
+pub const DEPLOY_DIR: &str = "FACE_DEPLOY_DIR";
 /// The labelled data folder, when no `--data` is given.
 pub const DATA_DIR: &str = "FACE_DATA_DIR";
 /// The blobs mirror `cargo xtask fetch-blobs` reads first.

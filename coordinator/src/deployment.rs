@@ -43,11 +43,10 @@ pub enum DeploymentError {
 }
 
 /// Where deploy writes a deployment's `<region>.json` records when no
-/// other folder is named: `target/deploy/<deployment name>`.
+/// other folder is named: `<deploy dir>/<deployment name>`
+/// ([`face_stacks::deploy_dir`]).
 pub fn default_outputs_dir(deployment: &Deployment) -> PathBuf {
-    PathBuf::from("target")
-        .join("deploy")
-        .join(&deployment.name)
+    face_stacks::deploy_dir().join(&deployment.name)
 }
 
 /// The deploy record of `region` in `dir`.

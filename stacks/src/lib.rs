@@ -28,4 +28,6 @@ pub use app::{
 pub use config::{DeploymentFile, FunctionName};
 pub use error::{LoadError, StackError};
 pub use plan::{ApiConfig, Architecture, Deployment, FunctionConfig, RegionPlan};
-pub use record::{DeployRecord, LOCAL_API_PORT, RecordError, local_api_port, local_api_url};
+pub use record::{
+    DeployRecord, LOCAL_API_PORT, RecordError, deploy_dir, local_api_port, local_api_url,
+};

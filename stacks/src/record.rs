@@ -59,6 +59,19 @@ pub enum RecordError {
     MissingApiUrl { region: String },
 }
 
+/// Where deploy keeps its state (records, the local stack's moto and
+/// function logs): `$FACE_DEPLOY_DIR`, else `target/deploy`. Relative
+/// paths are the caller's to anchor (xtask: the checkout; facectl: the
+/// working directory).
+pub fn deploy_dir() -> std::path::PathBuf {
+    std::env::var_os(face_contracts::env::DEPLOY_DIR)
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(
+            || std::path::Path::new("target").join("deploy"),
+            std::path::PathBuf::from,
+        )
+}
+
 impl DeployRecord {
     /// The record's file name in the state directory.
     pub fn file_name(region: &str) -> String {

@@ -173,7 +173,7 @@ fn the_api_over_http_on_the_local_stack() {
     assert!(result.to_string().contains(&first.person), "{result}");
 
     // facectl's remote mode: the same output as its local mode.
-    let facectl = |args: &[&str]| -> Output { common::facectl(&key, args) };
+    let facectl = |args: &[&str]| -> Output { common::facectl(&moto, &key, args) };
     let group_path = data.join(&group.group_photo);
     let group_path = group_path.to_str().unwrap();
     let remote = facectl(&[

@@ -100,11 +100,7 @@ async fn local_round_trip_converges_and_leaves_nothing() {
             log_groups: 5,
         }
     );
-    let outputs: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(local_aws::workspace_root().join("target/deploy/face-local/us-east-1.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let outputs = common::local_record(rt_moto);
     assert!(
         outputs["outputs"]["WorkQueueUrl"]
             .as_str()
@@ -176,7 +172,7 @@ async fn local_round_trip_converges_and_leaves_nothing() {
     // A deploy killed half-way converges when run again.
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["deploy", "--stack", "local"])
-        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+        .envs(common::stack_env(&moto))
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -75,10 +75,11 @@ fn video_jobs_on_the_local_stack() {
             &e.person,
         ];
         args.extend(paths.iter().map(String::as_str));
-        assert!(common::facectl(&key, &args).status.success());
+        assert!(common::facectl(&moto, &key, &args).status.success());
     }
     let video_path = data.join(&video_rel).display().to_string();
     let local = common::facectl(
+        &moto,
         &key,
         &[
             "--store",
@@ -119,7 +120,7 @@ fn video_jobs_on_the_local_stack() {
     // A worker dies while it runs (an out-of-memory kill, a lost host): its
     // message comes back after the scan queue's visibility timeout and the
     // job completes as if nothing happened.
-    kill_worker_mid_invocation(Instant::now() + Duration::from_secs(120));
+    kill_worker_mid_invocation(&moto, Instant::now() + Duration::from_secs(120));
     let result_url = url(&format!(
         "/v1/results/{}",
         upload["result_id"].as_str().unwrap()
@@ -156,17 +157,17 @@ fn video_jobs_on_the_local_stack() {
     assert!(job["usage"]["gb_s"].as_f64().unwrap() > 0.0, "{job}");
     // The same job by its id, through facectl.
     let job_id = job["job_id"].as_str().unwrap();
-    let status = common::facectl(&key, &["scan-status", "--stack", "local", job_id, "--json"]);
+    let status = common::facectl(
+        &moto,
+        &key,
+        &["scan-status", "--stack", "local", job_id, "--json"],
+    );
     assert!(status.status.success());
     let by_id: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(by_id["timeline"], job["timeline"]);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(local_aws::workspace_root().join("target/deploy/face-local/us-east-1.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let record = common::local_record(&moto);
     let bucket = record["outputs"]["DataBucketName"]
         .as_str()
         .unwrap()
@@ -241,6 +242,7 @@ fn video_jobs_on_the_local_stack() {
     let follow = |threads: &str, count: usize, idle_s: &str| -> Vec<Value> {
         let count = count.to_string();
         let out = common::facectl_with_env(
+            &moto,
             &key,
             &aws_env,
             &[
@@ -349,8 +351,8 @@ fn same_f32s(value: &Value) -> Value {
 }
 
 /// The newest log of the local stack's scan-worker under the RIE.
-fn scan_worker_log() -> Option<std::path::PathBuf> {
-    let dir = local_aws::workspace_root().join("target/deploy/local/functions");
+fn scan_worker_log(moto: &MotoServer) -> Option<std::path::PathBuf> {
+    let dir = common::deploy_dir(moto).join("local/functions");
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
@@ -379,21 +381,49 @@ fn scan_worker_pids() -> Vec<String> {
                 String::from_utf8_lossy(argv0).ends_with("x86_64/scan-worker/bootstrap")
             })
         })
+        .filter(|e| descends_from_this_test(&e.file_name().to_string_lossy()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
+}
+
+/// Whether process `pid` descends from this test's process: a worker that
+/// another test runs beside this one is not ours to kill.
+fn descends_from_this_test(pid: &str) -> bool {
+    let me = std::process::id().to_string();
+    let mut current = pid.to_string();
+    for _ in 0..64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{current}/stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let Some(parent) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        else {
+            return false;
+        };
+        if parent == me {
+            return true;
+        }
+        if parent == "0" || parent == "1" {
+            return false;
+        }
+        current = parent.to_string();
+    }
+    false
 }
 
 /// SIGKILLs the scan-worker's bootstrap while an invocation is in flight
 /// (the RIE's log shows an `INVOKE START` not yet done) and waits for the
 /// RIE to report the invocation failed with the kill.
-fn kill_worker_mid_invocation(deadline: Instant) {
+fn kill_worker_mid_invocation(moto: &MotoServer, deadline: Instant) {
     loop {
         assert!(
             Instant::now() < deadline,
             "no scan-worker invocation was seen in flight"
         );
         std::thread::sleep(Duration::from_millis(20));
-        let Some(log) = scan_worker_log() else {
+        let Some(log) = scan_worker_log(moto) else {
             continue;
         };
         let text = std::fs::read_to_string(&log).unwrap_or_default();

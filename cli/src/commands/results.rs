@@ -16,7 +16,7 @@ pub struct ResultsArgs {
     /// The region whose queue to read [default: the deployment's first]
     #[arg(long, value_name = "REGION")]
     region: Option<String>,
-    /// Where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
+    /// Where deploy wrote `<region>.json` [default: $FACE_DEPLOY_DIR/<stack name>, else target/deploy/<stack name>]
     #[arg(long, value_name = "DIR")]
     outputs_dir: Option<PathBuf>,
     /// Keep reading as results arrive (without: stop after one quiet poll)

@@ -78,7 +78,7 @@ struct CloudArgs {
     /// `dev`, `prod` or a YAML file) instead of this machine's cores
     #[arg(long, value_name = "NAME", hide = !CLOUD)]
     stack: Option<String>,
-    /// Cloud mode: where deploy wrote `<region>.json` [default: target/deploy/<stack name>]
+    /// Cloud mode: where deploy wrote `<region>.json` [default: $FACE_DEPLOY_DIR/<stack name>, else target/deploy/<stack name>]
     #[arg(long, value_name = "DIR", requires = "stack", hide = !CLOUD)]
     outputs_dir: Option<PathBuf>,
     /// Cloud mode: only these regions (repeatable) [default: all of the stack]

@@ -67,7 +67,7 @@ impl LocalFunction {
             function_name: name.to_string(),
             memory_mib: conf.memory_size().map_or(1024, |m| m.unsigned_abs()),
             timeout_s: conf.timeout().map_or(60, |t| t.unsigned_abs()),
-            log_dir: Some(root.join("target/deploy/local/functions")),
+            log_dir: Some(super::deploy_dir(root).join("local/functions")),
             architecture,
         };
         let rie = tokio::task::spawn_blocking(move || -> Result<local_aws::Rie> {

@@ -3,7 +3,8 @@
 //!
 //! The first command that needs it starts `moto_server` (from the pinned
 //! tools venv of `local-aws`) detached, on a free loopback port, and writes
-//! `{endpoint_url, pid}` to `target/deploy/local/moto.json`; later commands
+//! `{endpoint_url, pid}` to `<deploy dir>/local/moto.json` (`target/deploy`
+//! unless `$FACE_DEPLOY_DIR` names another); later commands
 //! attach to that endpoint. `teardown --stack local` stops it and removes
 //! the file. `$FACE_LOCAL_AWS_ENDPOINT` attaches to a server someone else
 //! runs (the tests do) and is never stopped by us.
@@ -24,7 +25,7 @@ struct State {
 }
 
 fn state_file(root: &Path) -> PathBuf {
-    root.join("target/deploy/local/moto.json")
+    super::deploy_dir(root).join("local/moto.json")
 }
 
 /// The endpoint of a running local AWS, starting one if needed.
@@ -39,7 +40,7 @@ pub fn ensure(root: &Path) -> Result<String> {
     }
     let tools = local_aws::Tools::ensure_default().context("provisioning moto")?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let log_path = root.join(format!("target/deploy/local/moto-{port}.log"));
+    let log_path = super::deploy_dir(root).join(format!("local/moto-{port}.log"));
     std::fs::create_dir_all(log_path.parent().unwrap_or(root))?;
     let log = std::fs::File::create(&log_path)?;
     let child = Command::new(&tools.moto_server)

@@ -78,9 +78,16 @@ pub async fn account_id(config: &SdkConfig) -> Result<String> {
         .context("GetCallerIdentity returned no account")
 }
 
-/// `target/deploy/<stack>/`.
+/// Where deploy keeps its state under the checkout: `$FACE_DEPLOY_DIR`,
+/// else `target/deploy` ([`face_stacks::deploy_dir`]).
+pub fn deploy_dir(root: &Path) -> PathBuf {
+    root.join(face_stacks::deploy_dir())
+}
+
+/// `<deploy dir>/<stack>/`: its `<region>.json` records, where facectl and
+/// the coordinator read them by default.
 pub fn state_dir(root: &Path, deployment: &Deployment) -> PathBuf {
-    root.join("target").join("deploy").join(&deployment.name)
+    deploy_dir(root).join(&deployment.name)
 }
 
 /// Regions selected by `--region` (all when empty); unknown ones are errors.

@@ -13,11 +13,47 @@ use base64::Engine;
 use local_aws::MotoServer;
 use serde_json::{Value, json};
 
+/// The deploy state (`$FACE_DEPLOY_DIR`) of the test that owns `moto`: its
+/// own, under cargo's temporary folder, so local-stack tests can run side
+/// by side and never touch a developer's `target/deploy`. Keyed by this
+/// process and moto's port, both unique while the test runs.
+pub fn deploy_dir(moto: &MotoServer) -> std::path::PathBuf {
+    let port = moto
+        .endpoint_url()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("deploy-{}-{port}", std::process::id()))
+}
+
+/// The environment of every xtask and facectl the tests run against `moto`.
+pub fn stack_env(moto: &MotoServer) -> [(&'static str, std::ffi::OsString); 2] {
+    [
+        (
+            face_contracts::env::LOCAL_AWS_ENDPOINT,
+            moto.endpoint_url().into(),
+        ),
+        (
+            face_contracts::env::DEPLOY_DIR,
+            deploy_dir(moto).into_os_string(),
+        ),
+    ]
+}
+
+/// `moto`'s deploy record of the local stack (`<region>.json`).
+pub fn local_record(moto: &MotoServer) -> Value {
+    let path = deploy_dir(moto).join("face-local/us-east-1.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("a deploy record")
+}
+
 /// `cargo xtask ARGS` against `moto`, its output echoed to the test log.
 pub fn xtask(moto: &MotoServer, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
-        .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+        .envs(stack_env(moto))
         .output()
         .expect("running xtask");
     eprintln!(
@@ -68,7 +104,7 @@ impl Gateway {
                 "0",
                 "--exit-on-stdin-eof",
             ])
-            .env("FACE_LOCAL_AWS_ENDPOINT", moto.endpoint_url())
+            .envs(stack_env(moto))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -155,17 +191,23 @@ pub fn b64(bytes: &[u8]) -> Value {
 /// makes it with `--features facectl/cloud`: these tests use its cloud
 /// commands), run from the checkout where `--stack local` finds the deploy
 /// record, with `key` as `$FACE_API_KEY`.
-pub fn facectl(key: &str, args: &[&str]) -> Output {
-    facectl_with_env(key, &[], args)
+pub fn facectl(moto: &MotoServer, key: &str, args: &[&str]) -> Output {
+    facectl_with_env(moto, key, &[], args)
 }
 
 /// [`facectl`] with extra environment, e.g. `moto.client_env()` for the
 /// commands that read AWS directly (`results`, `scan-status`).
-pub fn facectl_with_env(key: &str, env: &[(String, String)], args: &[&str]) -> Output {
+pub fn facectl_with_env(
+    moto: &MotoServer,
+    key: &str,
+    env: &[(String, String)],
+    args: &[&str],
+) -> Output {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_xtask")).with_file_name("facectl");
     let out = Command::new(&bin)
         .args(args)
         .current_dir(local_aws::workspace_root())
+        .envs(stack_env(moto))
         .env("FACE_API_KEY", key)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
