@@ -3,7 +3,8 @@
 //! packaged per architecture as `target/lambda-dist/<arch>/<function>.zip`
 //! (`bootstrap` + `models/`), plus the same files unpacked beside it in
 //! `target/lambda-dist/<arch>/<function>/`, the layout of `/var/task`, which
-//! the local runs (RIE) use as is.
+//! the local runs (RIE) use as is. `--profile host` packages this
+//! machine's own dev binaries instead, for the local stack only.
 
 use std::fs::File;
 use std::io::Write;
@@ -117,6 +118,13 @@ pub enum Profile {
     Release,
     /// The test gate's: release without LTO, parallel codegen.
     Ci,
+    /// For the local stack only (x86_64 Linux): the dev profile for this
+    /// machine's own target, glibc, from the workspace's build, so every
+    /// dependency is the one xtask and facectl were built with and the
+    /// functions cost a link instead of a second build of everything (15
+    /// min cold on 2 cores for `ci`). Never shipped: a deploy to AWS
+    /// rebuilds with `release`.
+    Host,
 }
 
 impl Profile {
@@ -124,6 +132,17 @@ impl Profile {
         match self {
             Profile::Release => "release",
             Profile::Ci => "ci",
+            Profile::Host => "host",
+        }
+    }
+
+    /// What the local stack builds when its zips are missing: [`Profile::Host`]
+    /// where this machine can run it under the x86_64 RIE, else `ci`.
+    pub fn local_default() -> Profile {
+        if HOST_IS_X86_64_LINUX {
+            Profile::Host
+        } else {
+            Profile::Ci
         }
     }
 
@@ -133,9 +152,16 @@ impl Profile {
         match self {
             Profile::Release => &["--release"],
             Profile::Ci => &["--profile", "ci"],
+            // Not a cargo-lambda build (see `build_on_host`); named for
+            // completeness.
+            Profile::Host => &["--profile", "dev"],
         }
     }
 }
+
+/// Whether xtask runs on an x86_64 Linux machine, whose own binaries the
+/// x86_64 RIE runs as they are.
+const HOST_IS_X86_64_LINUX: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
 /// The file in `target/lambda-dist/<arch>/` naming the profile its
 /// artifacts were built with.
@@ -145,7 +171,7 @@ const PROFILE_MARKER: &str = "PROFILE";
 pub fn built_profile(root: &Path, arch: Architecture) -> Option<Profile> {
     let dist = target_dir(root).join("lambda-dist").join(arch.as_str());
     let name = std::fs::read_to_string(dist.join(PROFILE_MARKER)).ok()?;
-    [Profile::Release, Profile::Ci]
+    [Profile::Release, Profile::Ci, Profile::Host]
         .into_iter()
         .find(|p| p.name() == name.trim())
 }
@@ -216,11 +242,92 @@ pub fn build(
 ) -> Result<Vec<Artifact>> {
     let selected = select(functions)?;
     let models_dir = ensure_models(root, &selected)?;
-    let tools = Tools::ensure_default().context("provisioning cargo-lambda and zig")?;
     let target = target_dir(root);
-    let lambda_dir = arch.lambda_dir(&target);
-
     let started = Instant::now();
+    let bootstraps = if profile == Profile::Host {
+        build_on_host(root, arch, &selected)?
+    } else {
+        build_with_cargo_lambda(root, arch, profile, &selected)?
+    };
+    eprintln!("== built in {:.0} s", started.elapsed().as_secs_f64());
+
+    let dist = target.join("lambda-dist").join(arch.as_str());
+    std::fs::create_dir_all(&dist)?;
+    // Written before packaging: a half-packaged dist never claims `release`.
+    std::fs::write(dist.join(PROFILE_MARKER), "unknown")?;
+    let mut artifacts = Vec::new();
+    for (f, bootstrap) in selected.iter().zip(&bootstraps) {
+        let bytes = std::fs::read(bootstrap).with_context(|| {
+            format!(
+                "the build reported success but {} is unreadable",
+                bootstrap.display()
+            )
+        })?;
+        check_bootstrap(f.name, &bytes)?;
+        artifacts.push(package(f, &bytes, &models_dir, &dist)?);
+    }
+    std::fs::write(dist.join(PROFILE_MARKER), profile.name())?;
+    for a in &artifacts {
+        ensure!(
+            a.zip_bytes <= MAX_ZIP_BYTES,
+            "{} is {:.1} MB, over Lambda's 50 MB direct-upload limit",
+            a.zip.display(),
+            mb(a.zip_bytes)
+        );
+        ensure!(
+            a.unzipped_bytes <= MAX_UNZIPPED_BYTES,
+            "{} unzips to {:.1} MB, over Lambda's 250 MB limit",
+            a.zip.display(),
+            mb(a.unzipped_bytes)
+        );
+    }
+    Ok(artifacts)
+}
+
+/// [`Profile::Host`]: the functions' binaries from the workspace's own dev
+/// build (`--workspace --features facectl/cloud`, the feature set xtask
+/// and the demo's facectl are built with, so no dependency is built
+/// again); their paths, in `selected`'s order.
+fn build_on_host(root: &Path, arch: Architecture, selected: &[Function]) -> Result<Vec<PathBuf>> {
+    ensure!(
+        HOST_IS_X86_64_LINUX && arch == Architecture::X86_64,
+        "the host profile builds this machine's own binaries, which only an x86_64 Linux \
+         machine runs under the x86_64 RIE: use --profile ci"
+    );
+    eprintln!(
+        "== cargo build --workspace --features facectl/cloud (dev profile, this machine's target): {}",
+        selected
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut command = Command::new("cargo");
+    command
+        .current_dir(root)
+        .args(["build", "--workspace", "--features", "facectl/cloud"]);
+    for name in crate::cargo_run_vars() {
+        command.env_remove(name);
+    }
+    for f in selected {
+        command.args(["--bin", f.name]);
+    }
+    let status = command.status().context("running cargo build")?;
+    ensure!(status.success(), "cargo build failed ({status})");
+    let debug = target_dir(root).join("debug");
+    Ok(selected.iter().map(|f| debug.join(f.name)).collect())
+}
+
+/// The static musl bootstraps of `selected` through cargo-lambda (with zig
+/// as linker); their paths, in `selected`'s order.
+fn build_with_cargo_lambda(
+    root: &Path,
+    arch: Architecture,
+    profile: Profile,
+    selected: &[Function],
+) -> Result<Vec<PathBuf>> {
+    let tools = Tools::ensure_default().context("provisioning cargo-lambda and zig")?;
+    let lambda_dir = arch.lambda_dir(&target_dir(root));
     eprintln!(
         "== cargo lambda build --profile {} --target {} ({}); a cold build takes minutes",
         profile.name(),
@@ -244,47 +351,17 @@ pub fn build(
     for name in crate::cargo_run_vars() {
         command.env_remove(name);
     }
-    for f in &selected {
+    for f in selected {
         command.args(["--package", f.name]);
     }
     let status = command
         .status()
         .with_context(|| format!("running {}", tools.cargo_lambda.display()))?;
     ensure!(status.success(), "cargo lambda build failed ({status})");
-    eprintln!("== built in {:.0} s", started.elapsed().as_secs_f64());
-
-    let dist = target.join("lambda-dist").join(arch.as_str());
-    std::fs::create_dir_all(&dist)?;
-    // Written before packaging: a half-packaged dist never claims `release`.
-    std::fs::write(dist.join(PROFILE_MARKER), "unknown")?;
-    let mut artifacts = Vec::new();
-    for f in &selected {
-        let bootstrap = lambda_dir.join(f.name).join("bootstrap");
-        let bytes = std::fs::read(&bootstrap).with_context(|| {
-            format!(
-                "cargo-lambda reported success but {} is unreadable",
-                bootstrap.display()
-            )
-        })?;
-        check_bootstrap(f.name, &bytes)?;
-        artifacts.push(package(f, &bytes, &models_dir, &dist)?);
-    }
-    std::fs::write(dist.join(PROFILE_MARKER), profile.name())?;
-    for a in &artifacts {
-        ensure!(
-            a.zip_bytes <= MAX_ZIP_BYTES,
-            "{} is {:.1} MB, over Lambda's 50 MB direct-upload limit",
-            a.zip.display(),
-            mb(a.zip_bytes)
-        );
-        ensure!(
-            a.unzipped_bytes <= MAX_UNZIPPED_BYTES,
-            "{} unzips to {:.1} MB, over Lambda's 250 MB limit",
-            a.zip.display(),
-            mb(a.unzipped_bytes)
-        );
-    }
-    Ok(artifacts)
+    Ok(selected
+        .iter()
+        .map(|f| lambda_dir.join(f.name).join("bootstrap"))
+        .collect())
 }
 
 fn select(names: &[String]) -> Result<Vec<Function>> {

@@ -19,7 +19,7 @@ pub struct DemoArgs {
     pub data: Option<PathBuf>,
     /// Skip the round trip through the local stack (deploy on moto, the
     /// real functions under the Runtime Interface Emulator, smoke test,
-    /// teardown), which builds the musl functions first
+    /// teardown), which builds the functions first
     #[arg(long)]
     pub skip_local_stack: bool,
 }
@@ -79,6 +79,15 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
     )
     .run()?;
     if !args.skip_local_stack {
+        // Built now, not found stale from an earlier build: the functions
+        // of the same build as the facectl above (a link each where this
+        // machine runs its own binaries under the RIE).
+        crate::build::build(
+            root,
+            face_contracts::Architecture::X86_64,
+            crate::build::Profile::local_default(),
+            &[],
+        )?;
         local_stack_round_trip(root, &data, &facectl)?;
     }
     Ok(())

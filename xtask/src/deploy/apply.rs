@@ -63,13 +63,13 @@ pub async fn run(
 /// Builds the zips if any is missing (or, when `release_only`, was built
 /// with another profile than `release`), with `cargo xtask build`'s code:
 /// with fat LTO (`release`) only for what ships to AWS; the local stack's
-/// are built with the gate's `ci` profile (the same code, minutes less on
-/// 2 cores).
+/// are this machine's own dev binaries where it can run them
+/// ([`crate::build::Profile::local_default`]: no dependency built twice).
 fn ensure_artifacts(root: &Path, regions: &[&RegionPlan], release_only: bool) -> Result<()> {
     let profile = if release_only {
         crate::build::Profile::Release
     } else {
-        crate::build::Profile::Ci
+        crate::build::Profile::local_default()
     };
     let stale = |arch| {
         release_only
