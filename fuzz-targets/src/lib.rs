@@ -14,7 +14,7 @@
 //! are the functions' defaults.
 
 use face_core::{DecodeLimits, decode_image};
-use face_video::{FrameReader, Sampling, ScanConfig, ScanMode, VideoIndex, VideoLimits};
+use face_video::{FrameReader, ScanConfig, VideoIndex, VideoLimits};
 
 /// Frames per chunk when planning: small, so a seed clip of a few frames
 /// is cut into several chunks and every path between them is exercised.
@@ -64,14 +64,7 @@ pub fn h264_chunk(data: &[u8]) {
     let Ok(chunks) = face_video::plan_chunks(&index, FRAMES_PER_CHUNK) else {
         return;
     };
-    let config = ScanConfig::default();
-    let sampling = match config.mode {
-        ScanMode::Tracked => Sampling {
-            every_n_frames: u64::from(config.detect_every_n_frames),
-            change_threshold: Some(config.scene_change_threshold),
-        },
-        ScanMode::EveryFrame => Sampling::default(),
-    };
+    let sampling = ScanConfig::default().sampling();
     for chunk in chunks {
         // A ranged GET past the object's end returns what there is.
         let len = data.len() as u64;

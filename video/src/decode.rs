@@ -2,7 +2,7 @@
 //! Frames come out in presentation order with their index and timestamp;
 //! memory is one decoder plus one RGB frame at a time.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -91,6 +91,14 @@ pub struct Sampling {
     /// shot cut or a new slide is never left to stale tracks. `None`
     /// disables it.
     pub change_threshold: Option<f32>,
+    /// Leave undecoded the frames of the range that no other frame
+    /// references (H.264 `nal_ref_idc` 0, B-frames mostly), but its first
+    /// and last: they come out without image, never converted and never
+    /// compared for a cut (a cut there shows at the next decoded frame).
+    /// The decoder's state stays exact, since nothing predicts from them;
+    /// the street clip has 52 such frames of 105. Frames before the range
+    /// that nothing references are never decoded, whatever this says.
+    pub skip_non_reference: bool,
 }
 
 impl Default for Sampling {
@@ -98,6 +106,7 @@ impl Default for Sampling {
         Self {
             every_n_frames: 1,
             change_threshold: None,
+            skip_non_reference: false,
         }
     }
 }
@@ -159,6 +168,11 @@ pub struct FrameReader<'a> {
     last_converted: Option<(u64, Vec<f32>)>,
     flushed: bool,
     ready: VecDeque<Frame>,
+    /// Samples never given to the decoder (see [`Sampling`]).
+    skipped_samples: BTreeSet<u32>,
+    /// The range's frames among them, still to come out (without image)
+    /// before the first decoded frame that follows them.
+    skipped_frames: VecDeque<u64>,
 }
 
 impl std::fmt::Debug for FrameReader<'_> {
@@ -184,10 +198,27 @@ impl<'a> FrameReader<'a> {
         sampling: Sampling,
     ) -> Result<Self, VideoError> {
         let span = index.decode_span(frames)?;
+        let skipped_samples: BTreeSet<u32> = (span.samples_start..span.samples_end)
+            .filter(|&s| {
+                let frame = index.frame_of_sample(s);
+                let kept = frame == frames.start || frame + 1 == frames.end;
+                let skippable = !frames.contains(frame) || (sampling.skip_non_reference && !kept);
+                skippable
+                    && sample_in(index, data, data_offset, s)
+                        .is_ok_and(|bytes| is_non_reference(bytes, index.nal_length_size))
+            })
+            .collect();
         let mut output_order: Vec<u64> = (span.samples_start..span.samples_end)
+            .filter(|s| !skipped_samples.contains(s))
             .map(|s| index.frame_of_sample(s))
             .collect();
         output_order.sort_unstable();
+        let mut skipped_frames: Vec<u64> = skipped_samples
+            .iter()
+            .map(|&s| index.frame_of_sample(s))
+            .filter(|&f| frames.contains(f))
+            .collect();
+        skipped_frames.sort_unstable();
         // NoFlush: B-frames are reordered inside the decoder, and frames are
         // flushed once at the end of the span.
         let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
@@ -206,7 +237,33 @@ impl<'a> FrameReader<'a> {
             last_converted: None,
             flushed: false,
             ready: VecDeque::new(),
+            skipped_samples,
+            skipped_frames: skipped_frames.into(),
         })
+    }
+
+    /// How many samples of the span are never decoded (see [`Sampling`]).
+    pub fn samples_skipped(&self) -> usize {
+        self.skipped_samples.len()
+    }
+
+    /// Queues `frame` (decoded, or `None` once the decoder is drained)
+    /// after the skipped frames that come before it.
+    fn push_after_skipped(&mut self, frame: Option<Frame>) {
+        let before = frame.as_ref().map_or(u64::MAX, |f| f.index);
+        while let Some(index) = self.skipped_frames.pop_front() {
+            if index >= before {
+                self.skipped_frames.push_front(index);
+                break;
+            }
+            self.ready.push_back(Frame {
+                index,
+                pts_s: self.index.pts_s(index),
+                image: None,
+                changed: false,
+            });
+        }
+        self.ready.extend(frame);
     }
 
     /// The next frame of the range, in presentation order.
@@ -216,7 +273,9 @@ impl<'a> FrameReader<'a> {
                 return Ok(Some(frame));
             }
             if let Some(sample) = self.samples.next() {
-                self.decode_sample(sample)?;
+                if !self.skipped_samples.contains(&sample) {
+                    self.decode_sample(sample)?;
+                }
             } else if !self.flushed {
                 self.flushed = true;
                 self.flush()?;
@@ -233,20 +292,7 @@ impl<'a> FrameReader<'a> {
     }
 
     fn sample_bytes(&self, sample: u32) -> Result<&'a [u8], VideoError> {
-        let s = &self.index.samples[sample as usize];
-        let out = |reason: &str| VideoError::SampleOutOfRange {
-            sample,
-            reason: reason.into(),
-        };
-        let start = s
-            .offset
-            .checked_sub(self.data_offset)
-            .ok_or_else(|| out("starts before them"))?;
-        let end = start + u64::from(s.size);
-        if end > self.data.len() as u64 {
-            return Err(out("ends after them"));
-        }
-        Ok(&self.data[start as usize..end as usize])
+        sample_in(self.index, self.data, self.data_offset, sample)
     }
 
     fn decode_sample(&mut self, sample: u32) -> Result<(), VideoError> {
@@ -280,7 +326,9 @@ impl<'a> FrameReader<'a> {
             sample,
             reason: "the decoder panicked".into(),
         })??;
-        self.ready.extend(outcome);
+        if let Some(frame) = outcome {
+            self.push_after_skipped(Some(frame));
+        }
         Ok(())
     }
 
@@ -305,9 +353,64 @@ impl<'a> FrameReader<'a> {
             Ok::<_, VideoError>(out)
         }))
         .map_err(|_| VideoError::Decoder("the decoder panicked while flushing".into()))??;
-        self.ready.extend(frames);
+        for frame in frames {
+            self.push_after_skipped(Some(frame));
+        }
+        self.push_after_skipped(None);
         Ok(())
     }
+}
+
+/// The bytes of `sample` in `data` (the file's bytes from `data_offset`).
+fn sample_in<'d>(
+    index: &VideoIndex,
+    data: &'d [u8],
+    data_offset: u64,
+    sample: u32,
+) -> Result<&'d [u8], VideoError> {
+    let s = &index.samples[sample as usize];
+    let out = |reason: &str| VideoError::SampleOutOfRange {
+        sample,
+        reason: reason.into(),
+    };
+    let start = s
+        .offset
+        .checked_sub(data_offset)
+        .ok_or_else(|| out("starts before them"))?;
+    let end = start + u64::from(s.size);
+    if end > data.len() as u64 {
+        return Err(out("ends after them"));
+    }
+    Ok(&data[start as usize..end as usize])
+}
+
+/// Whether no frame predicts from this sample: it holds a coded slice and
+/// every slice has `nal_ref_idc` 0. Anything unreadable answers `false`,
+/// so the decoder sees it and reports what is wrong.
+fn is_non_reference(mut sample: &[u8], nal_length_size: u8) -> bool {
+    let n = usize::from(nal_length_size);
+    let mut slices = 0;
+    while !sample.is_empty() {
+        if sample.len() < n {
+            return false;
+        }
+        let len = sample[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        sample = &sample[n..];
+        let Some(&header) = sample.first().filter(|_| len > 0 && len <= sample.len()) else {
+            return false;
+        };
+        // Coded slices: 1 (non-IDR), 2-4 (data partitions), 5 (IDR).
+        if (1..=5).contains(&(header & 0x1f)) {
+            if header & 0x60 != 0 {
+                return false;
+            }
+            slices += 1;
+        }
+        sample = &sample[len..];
+    }
+    slices > 0
 }
 
 /// Turns the decoder's next picture into the frame it is (`frame`, the

@@ -91,6 +91,21 @@ impl Default for ScanConfig {
 }
 
 impl ScanConfig {
+    /// Which frames the decoder converts (and decodes at all) for this
+    /// configuration: the tracked scan analyzes a frame in
+    /// `detect_every_n_frames` and every cut, so the frames nothing
+    /// references are left undecoded; the every-frame scan decodes all.
+    pub fn sampling(&self) -> Sampling {
+        match self.mode {
+            ScanMode::Tracked => Sampling {
+                every_n_frames: u64::from(self.detect_every_n_frames),
+                change_threshold: Some(self.scene_change_threshold),
+                skip_non_reference: true,
+            },
+            ScanMode::EveryFrame => Sampling::default(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ScanError> {
         let bad = |field, reason| Err(ScanError::Config { field, reason });
         if self.detect_every_n_frames == 0 {
@@ -230,16 +245,10 @@ pub fn scan_chunk(
     collection.check_compatible(pipeline.face_model_version())?;
     let start = Instant::now();
     let span = index.decode_span(frames)?;
-    let sampling = match config.mode {
-        ScanMode::Tracked => Sampling {
-            every_n_frames: u64::from(config.detect_every_n_frames),
-            change_threshold: Some(config.scene_change_threshold),
-        },
-        ScanMode::EveryFrame => Sampling::default(),
-    };
-    let mut reader = FrameReader::new(index, data, data_offset, frames, sampling)?;
+    let mut reader = FrameReader::new(index, data, data_offset, frames, config.sampling())?;
     let mut stats = ScanStats {
-        frames_decoded: u64::from(span.samples_end - span.samples_start),
+        frames_decoded: u64::from(span.samples_end - span.samples_start)
+            - reader.samples_skipped() as u64,
         ..ScanStats::default()
     };
     let mut tracker = Tracker::new(config.iou_threshold, config.max_missed_detections);

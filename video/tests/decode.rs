@@ -144,6 +144,7 @@ fn sampling_converts_scheduled_frames_and_every_cut() {
     let sampling = Sampling {
         every_n_frames: 4,
         change_threshold: Some(0.08),
+        skip_non_reference: false,
     };
     // Slides change every 10 frames: each change is caught on its first
     // frame, and the schedule restarts from there.
@@ -292,6 +293,96 @@ fn a_rotated_phone_video_decodes_upright() {
                 same < 4.0 && flipped > 4.0 * same,
                 "{rotation:?} frame {i}: {same:.2} vs {flipped:.2} upside down"
             );
+        }
+    }
+}
+
+/// Each frame a reader puts out: its index and a hash of its RGB pixels,
+/// `None` for a frame it did not convert; and how many samples it skipped.
+fn frame_hashes(
+    index: &VideoIndex,
+    bytes: &[u8],
+    range: FrameRange,
+    sampling: Sampling,
+) -> (Vec<(u64, Option<u64>)>, usize) {
+    use std::hash::{Hash, Hasher};
+    let mut reader = FrameReader::new(index, bytes, 0, range, sampling).expect("reader");
+    let mut out = Vec::new();
+    while let Some(f) = reader.next_frame().expect("decode") {
+        let hash = f.image.map(|img| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            img.as_raw().hash(&mut h);
+            h.finish()
+        });
+        out.push((f.index, hash));
+    }
+    (out, reader.samples_skipped())
+}
+
+#[test]
+fn frames_nothing_references_are_left_undecoded_and_the_others_decode_exactly() {
+    let every = Sampling {
+        every_n_frames: 1,
+        change_threshold: None,
+        skip_non_reference: false,
+    };
+    let skipping = Sampling {
+        skip_non_reference: true,
+        ..every
+    };
+    // (video, frames whose slices all have nal_ref_idc 0: counted with a
+    // NAL parser outside this code)
+    for (name, non_reference) in [
+        ("facenet-pytorch_video.mp4", 52),
+        ("slideshow_shared.mp4", 48),
+    ] {
+        let bytes = video(name);
+        let index = VideoIndex::from_bytes(&bytes, &VideoLimits::default()).expect("index");
+        let whole = FrameRange {
+            start: 0,
+            end: index.frames(),
+        };
+        let (full, none_skipped) = frame_hashes(&index, &bytes, whole, every);
+        assert_eq!(none_skipped, 0, "{name}");
+        assert!(full.iter().all(|f| f.1.is_some()), "{name}");
+
+        // Skipping: every frame still comes out once, in order; the first
+        // and last are decoded; every decoded frame is bit-identical.
+        for range in [whole, FrameRange { start: 37, end: 71 }] {
+            let (lean, skipped) = frame_hashes(&index, &bytes, range, skipping);
+            let indices: Vec<u64> = lean.iter().map(|f| f.0).collect();
+            assert_eq!(
+                indices,
+                (range.start..range.end).collect::<Vec<_>>(),
+                "{name}"
+            );
+            assert!(
+                lean[0].1.is_some() && lean[lean.len() - 1].1.is_some(),
+                "{name}"
+            );
+            for (frame, hash) in &lean {
+                if hash.is_some() {
+                    assert_eq!(*hash, full[*frame as usize].1, "{name} frame {frame}");
+                }
+            }
+            let undecoded = lean.iter().filter(|f| f.1.is_none()).count();
+            assert!(undecoded <= skipped, "{name}: {undecoded} > {skipped}");
+            if range == whole {
+                // All of them but the last frame, when it is one.
+                assert!(
+                    (non_reference - 1..=non_reference).contains(&skipped),
+                    "{name}: {skipped} skipped of {non_reference}"
+                );
+            }
+        }
+
+        // Without skipping, a range that starts after its keyframe still
+        // leaves undecoded the frames before it that nothing references.
+        let middle = FrameRange { start: 37, end: 71 };
+        let (frames, skipped) = frame_hashes(&index, &bytes, middle, every);
+        assert!(skipped > 0, "{name}");
+        for (frame, hash) in &frames {
+            assert_eq!(*hash, full[*frame as usize].1, "{name} frame {frame}");
         }
     }
 }
