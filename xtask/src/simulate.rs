@@ -26,6 +26,16 @@ const USD_PER_INTER_REGION_GB: f64 = 0.02;
 /// Target of issue 6.
 const TARGET_WALL_S: f64 = 60.0;
 const TARGET_USD: f64 = 2.0;
+/// Issue 17's tighter target for the same scan: wall time and cost.
+const FAST_TARGET: (f64, f64) = (30.0, 1.0);
+
+/// The cheapest plan under both `max_wall_s` and `max_usd`, if any.
+fn cheapest_within(plans: &[Prediction], (max_wall_s, max_usd): (f64, f64)) -> Option<&Prediction> {
+    plans
+        .iter()
+        .filter(|p| p.wall_s < max_wall_s && p.usd < max_usd)
+        .min_by(|a, b| a.usd.total_cmp(&b.usd))
+}
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -265,6 +275,7 @@ pub fn run(root: &Path, args: SimulateArgs) -> Result<()> {
     );
     println!("{:>7} {:>8}", "", "chunk");
     let mut verdicts = Vec::new();
+    let mut plans = Vec::new();
     for regions in [1u32, 3, 5] {
         let mut best: Option<Prediction> = None;
         for per_chunk in [75u64, 150, 300, 600, 1200, 2400] {
@@ -283,6 +294,7 @@ pub fn run(root: &Path, args: SimulateArgs) -> Result<()> {
             if better {
                 best = Some(p);
             }
+            plans.push(p);
         }
         verdicts.extend(best);
     }
@@ -304,6 +316,14 @@ pub fn run(root: &Path, args: SimulateArgs) -> Result<()> {
                 "MISSES the < 60 s, < $2 target"
             }
         );
+    }
+    let (wall, usd) = FAST_TARGET;
+    match cheapest_within(&plans, FAST_TARGET) {
+        Some(p) => println!(
+            "< {wall:.0} s and < ${usd:.0} (issue 17): met by {} region(s) at {} frames per chunk -> {:.1} s, ${:.3}",
+            p.regions, p.frames_per_chunk, p.wall_s, p.usd
+        ),
+        None => println!("< {wall:.0} s and < ${usd:.0} (issue 17): MISSED by every plan above"),
     }
     Ok(())
 }
@@ -377,5 +397,21 @@ mod tests {
         assert!((p.usd_transfer - 0.05 * USD_PER_INTER_REGION_GB).abs() < 1e-12);
         // One wave: cold start plus one chunk.
         assert!((p.wall_s - 2.0).abs() < 1e-6, "{}", p.wall_s);
+    }
+
+    #[test]
+    fn the_cheapest_plan_under_both_limits_is_picked_or_none() {
+        let m = model();
+        let plans: Vec<Prediction> = [1u32, 2]
+            .iter()
+            .flat_map(|&r| [50u64, 100, 500].map(|c| predict(&m, 1000, 10.0, r, c)))
+            .collect();
+        let loose = cheapest_within(&plans, (f64::MAX, f64::MAX)).unwrap();
+        assert!(plans.iter().all(|p| loose.usd <= p.usd));
+        let fastest = plans.iter().map(|p| p.wall_s).fold(f64::MAX, f64::min);
+        let quick = cheapest_within(&plans, (fastest + 1e-9, f64::MAX)).unwrap();
+        assert!((quick.wall_s - fastest).abs() < 1e-9);
+        assert!(cheapest_within(&plans, (fastest, f64::MAX)).is_none());
+        assert!(cheapest_within(&plans, (f64::MAX, 0.0)).is_none());
     }
 }
