@@ -387,18 +387,10 @@ fn sample_in<'d>(
 /// Whether no frame predicts from this sample: it holds a coded slice and
 /// every slice has `nal_ref_idc` 0. Anything unreadable answers `false`,
 /// so the decoder sees it and reports what is wrong.
-fn is_non_reference(mut sample: &[u8], nal_length_size: u8) -> bool {
-    let n = usize::from(nal_length_size);
+fn is_non_reference(sample: &[u8], nal_length_size: u8) -> bool {
     let mut slices = 0;
-    while !sample.is_empty() {
-        if sample.len() < n {
-            return false;
-        }
-        let len = sample[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        sample = &sample[n..];
-        let Some(&header) = sample.first().filter(|_| len > 0 && len <= sample.len()) else {
+    for nal in nal_units(sample, nal_length_size) {
+        let Ok(&[header, ..]) = nal else {
             return false;
         };
         // Coded slices: 1 (non-IDR), 2-4 (data partitions), 5 (IDR).
@@ -408,9 +400,41 @@ fn is_non_reference(mut sample: &[u8], nal_length_size: u8) -> bool {
             }
             slices += 1;
         }
-        sample = &sample[len..];
     }
     slices > 0
+}
+
+/// The NAL units of an MP4 sample, each behind its big-endian length of
+/// `nal_length_size` bytes; an error ends the walk where the lengths stop
+/// adding up.
+fn nal_units(
+    mut sample: &[u8],
+    nal_length_size: u8,
+) -> impl Iterator<Item = Result<&[u8], String>> {
+    let n = usize::from(nal_length_size);
+    std::iter::from_fn(move || {
+        if sample.is_empty() {
+            return None;
+        }
+        if sample.len() < n {
+            sample = &[];
+            return Some(Err("truncated NAL length".into()));
+        }
+        let len = sample[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let rest = &sample[n..];
+        if len == 0 || len > rest.len() {
+            sample = &[];
+            return Some(Err(format!(
+                "NAL of {len} bytes with {} left in the sample",
+                rest.len()
+            )));
+        }
+        let (nal, after) = rest.split_at(len);
+        sample = after;
+        Some(Ok(nal))
+    })
 }
 
 /// Turns the decoder's next picture into the frame it is (`frame`, the
@@ -474,7 +498,7 @@ fn emit(
 /// at any keyframe.
 fn avcc_to_annexb(
     index: &VideoIndex,
-    mut sample: &[u8],
+    sample: &[u8],
     keyframe: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -485,24 +509,9 @@ fn avcc_to_annexb(
             out.extend_from_slice(ps);
         }
     }
-    let n = usize::from(index.nal_length_size);
-    while !sample.is_empty() {
-        if sample.len() < n {
-            return Err("truncated NAL length".into());
-        }
-        let len = sample[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        sample = &sample[n..];
-        if len == 0 || len > sample.len() {
-            return Err(format!(
-                "NAL of {len} bytes with {} left in the sample",
-                sample.len()
-            ));
-        }
+    for nal in nal_units(sample, index.nal_length_size) {
         out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(&sample[..len]);
-        sample = &sample[len..];
+        out.extend_from_slice(nal?);
     }
     Ok(())
 }
