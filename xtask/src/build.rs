@@ -9,7 +9,6 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -302,13 +301,10 @@ fn build_on_host(root: &Path, arch: Architecture, selected: &[Function]) -> Resu
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut command = Command::new("cargo");
+    let mut command = crate::command_from_a_shell("cargo");
     command
         .current_dir(root)
         .args(["build", "--workspace", "--features", "facectl/cloud"]);
-    for name in crate::cargo_run_vars() {
-        command.env_remove(name);
-    }
     for f in selected {
         command.args(["--bin", f.name]);
     }
@@ -338,7 +334,7 @@ fn build_with_cargo_lambda(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut command = Command::new(&tools.cargo_lambda);
+    let mut command = crate::command_from_a_shell(&tools.cargo_lambda);
     command
         .current_dir(root)
         .args(["lambda", "build"])
@@ -348,9 +344,6 @@ fn build_with_cargo_lambda(
         .arg(&lambda_dir)
         .env("PATH", tools.path_env())
         .env("RUSTFLAGS", arch.rustflags());
-    for name in crate::cargo_run_vars() {
-        command.env_remove(name);
-    }
     for f in selected {
         command.args(["--package", f.name]);
     }

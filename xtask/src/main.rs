@@ -102,6 +102,15 @@ pub fn as_from_a_shell(cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
         .fold(cmd, |cmd, name| cmd.env_remove(name))
 }
 
+/// [`as_from_a_shell`] for a process xtask spawns and waits on itself.
+pub fn command_from_a_shell(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for name in cargo_run_vars() {
+        command.env_remove(name);
+    }
+    command
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = project_root();

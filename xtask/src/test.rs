@@ -209,7 +209,7 @@ fn run_tests(sh: &Shell, root: &Path, driver: &Path) -> Result<()> {
     let log_path = crate::build::target_dir(root).join(format!("test-gate-{target}.log"));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut beside = std::process::Command::new("cargo");
+    let mut beside = crate::command_from_a_shell("cargo");
     beside
         .current_dir(root)
         .args(["test", "--workspace", "--features", "facectl/cloud"])
@@ -217,9 +217,6 @@ fn run_tests(sh: &Shell, root: &Path, driver: &Path) -> Result<()> {
         .envs(clippy_env(driver))
         .stdout(log.try_clone()?)
         .stderr(log);
-    for var in crate::cargo_run_vars() {
-        beside.env_remove(var);
-    }
     let mut beside = beside.spawn().context("starting cargo test")?;
     let rest = with_clippy(
         cmd!(
