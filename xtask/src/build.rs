@@ -135,10 +135,11 @@ impl Profile {
         }
     }
 
-    /// What the local stack builds when its zips are missing: [`Profile::Host`]
-    /// where this machine can run it under the x86_64 RIE, else `ci`.
-    pub fn local_default() -> Profile {
-        if HOST_IS_X86_64_LINUX {
+    /// What the local stack builds for `arch` when its zips are missing:
+    /// [`Profile::Host`] where this machine's own binaries are that
+    /// architecture's (x86_64 Linux), else `ci`.
+    pub fn local_default(arch: Architecture) -> Profile {
+        if HOST_IS_X86_64_LINUX && arch == Architecture::X86_64 {
             Profile::Host
         } else {
             Profile::Ci

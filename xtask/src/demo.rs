@@ -82,12 +82,8 @@ pub fn run(sh: &Shell, root: &Path, args: DemoArgs) -> Result<()> {
         // Built now, not found stale from an earlier build: the functions
         // of the same build as the facectl above (a link each where this
         // machine runs its own binaries under the RIE).
-        crate::build::build(
-            root,
-            face_contracts::Architecture::X86_64,
-            crate::build::Profile::local_default(),
-            &[],
-        )?;
+        let arch = face_contracts::Architecture::X86_64;
+        crate::build::build(root, arch, crate::build::Profile::local_default(arch), &[])?;
         local_stack_round_trip(root, &data, &facectl)?;
     }
     Ok(())

@@ -66,10 +66,12 @@ pub async fn run(
 /// are this machine's own dev binaries where it can run them
 /// ([`crate::build::Profile::local_default`]: no dependency built twice).
 fn ensure_artifacts(root: &Path, regions: &[&RegionPlan], release_only: bool) -> Result<()> {
-    let profile = if release_only {
-        crate::build::Profile::Release
-    } else {
-        crate::build::Profile::local_default()
+    let profile = |arch| {
+        if release_only {
+            crate::build::Profile::Release
+        } else {
+            crate::build::Profile::local_default(arch)
+        }
     };
     let stale = |arch| {
         release_only
@@ -92,7 +94,7 @@ fn ensure_artifacts(root: &Path, regions: &[&RegionPlan], release_only: bool) ->
             continue;
         }
         println!("building {} for {}", functions.join(", "), arch.as_str());
-        crate::build::build(root, arch, profile, &functions).context("cargo xtask build")?;
+        crate::build::build(root, arch, profile(arch), &functions).context("cargo xtask build")?;
     }
     Ok(())
 }
