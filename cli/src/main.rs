@@ -21,6 +21,12 @@ use facectl::{models, store};
 
 mod commands;
 
+// As in the Lambda bootstraps: tract allocates every intermediate tensor,
+// and mimalloc reuses freed pages where glibc's malloc hands large blocks
+// back to the kernel and faults them in again on the next image.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Whether this build has the commands and flags that talk to a deployed
 /// stack. Without it, their flags on local commands are hidden and refused.
 const CLOUD: bool = cfg!(feature = "cloud");

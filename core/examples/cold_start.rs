@@ -7,6 +7,9 @@
 //! process, the first phases include page faults of the binary):
 //! `cargo run --release -p face-core --example cold_start -- MODELS_DIR PHOTO [sequential|parallel]`
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use face_core::align::{Jitter, extract_chip};

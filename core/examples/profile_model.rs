@@ -1,6 +1,11 @@
 //! Where does tract spend its time? Runs a model on zeros and prints the
 //! time per operator kind. Developer tool:
-//! `cargo run --release -p face-core --example profile_model -- MODEL.onnx N C H W`
+//! `cargo run --release -p face-core --example profile_model -- MODEL.onnx N C H W [stock] [per-node]`
+//! (`stock`: tract's own ops instead of the project's kernels; `per-node`:
+//! one line per node, with its first input's shape, instead of per kind).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,21 +14,25 @@ use tract_onnx::prelude::*;
 
 fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 6 {
-        eprintln!("usage: profile_model MODEL.onnx N C H W");
+    if args.len() < 6 || args[6..].iter().any(|a| a != "stock" && a != "per-node") {
+        eprintln!("usage: profile_model MODEL.onnx N C H W [stock] [per-node]");
         std::process::exit(2);
     }
-    let dims: Vec<usize> = args[2..6].iter().map(|a| a.parse().unwrap_or(1)).collect();
+    let dims: [usize; 4] = std::array::from_fn(|i| args[2 + i].parse().unwrap_or(1));
+    let per_node = args[6..].iter().any(|a| a == "per-node");
+    let kernels = if args[6..].iter().any(|a| a == "stock") {
+        face_core::Kernels::Stock
+    } else {
+        face_core::Kernels::Project
+    };
     let start = Instant::now();
     let model = tract_onnx::onnx()
         .with_ignore_output_shapes(true)
         .with_ignore_value_info(true)
         .model_for_path(&args[1])?;
     let parsed = start.elapsed();
-    let model = model.with_input_fact(0, f32::fact(&dims).into())?;
-    let optimized = model.into_optimized()?;
+    let plan = face_core::optimized_plan(model, dims, kernels)?;
     let opt_time = start.elapsed() - parsed;
-    let plan = optimized.into_runnable()?;
     println!("parse {parsed:?}, optimize+plan {opt_time:?}");
     let input: TValue = Tensor::zero::<f32>(&dims)?.into_tvalue();
     let mut per_op: HashMap<String, (f64, usize)> = HashMap::new();
@@ -42,9 +51,15 @@ fn main() -> TractResult<()> {
     for _ in 0..runs {
         let mut state = plan.spawn()?;
         state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
+            let shape = inputs.first().map(|i| i.shape().to_vec());
             let t = Instant::now();
             let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-            let e = per_op.entry(node.op().name().to_string()).or_default();
+            let key = if per_node {
+                format!("{} {} {:?}", node.op().name(), node.name, shape)
+            } else {
+                node.op().name().to_string()
+            };
+            let e = per_op.entry(key).or_default();
             e.0 += t.elapsed().as_secs_f64() * 1000.0;
             e.1 += 1;
             r

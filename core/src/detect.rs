@@ -9,6 +9,7 @@ use tract_onnx::prelude::*;
 
 use crate::error::{ConfigError, ModelError};
 use crate::geometry::{PixelBox, Point, RelativeBox};
+use crate::kernels::Kernels;
 use crate::plans::PlanCache;
 use crate::resample::{ChannelOrder, letterbox_into_planes};
 
@@ -132,11 +133,22 @@ impl Detector {
     /// Loads YuNet from ONNX bytes. Works with the fixed-size files (the
     /// image is letterboxed into their input) and the `*_dynamic` files.
     pub fn from_onnx_bytes(bytes: &[u8], config: DetectorConfig) -> Result<Self, ModelError> {
+        Self::from_onnx_bytes_with_kernels(bytes, config, Kernels::default())
+    }
+
+    /// As [`Detector::from_onnx_bytes`], choosing who runs the depthwise
+    /// convolutions and max pooling: the project's kernels (the default)
+    /// or tract's stock ops, the reference tests and benches compare with.
+    pub fn from_onnx_bytes_with_kernels(
+        bytes: &[u8],
+        config: DetectorConfig,
+        kernels: Kernels,
+    ) -> Result<Self, ModelError> {
         config.validate().map_err(|e| ModelError::Load {
             model: MODEL,
             reason: e.to_string(),
         })?;
-        let plans = PlanCache::from_onnx_bytes(MODEL, bytes)?;
+        let plans = PlanCache::from_onnx_bytes(MODEL, bytes, kernels)?;
         let fixed_input = plans.fixed_input_shape().map(|[_, _, h, w]| (w, h));
         Ok(Self {
             plans,

@@ -6,6 +6,7 @@ use tract_onnx::prelude::*;
 
 use crate::align::CHIP_SIZE;
 use crate::error::ModelError;
+use crate::kernels::Kernels;
 use crate::plans::PlanCache;
 
 const MODEL: &str = "dlib ResNet recognizer";
@@ -28,7 +29,7 @@ pub struct Embedder {
 impl Embedder {
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         Ok(Self {
-            plans: PlanCache::from_onnx_bytes(MODEL, bytes)?,
+            plans: PlanCache::from_onnx_bytes(MODEL, bytes, Kernels::default())?,
         })
     }
 

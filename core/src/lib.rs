@@ -15,6 +15,7 @@ pub mod embed;
 pub mod enroll;
 pub mod error;
 pub mod geometry;
+mod kernels;
 pub mod model_files;
 pub mod pipeline;
 mod plans;
@@ -30,8 +31,10 @@ pub use enroll::{EnrollPolicy, UnindexedReason};
 pub use error::{ConfigError, DecodeError, FaceError, ModelError};
 pub use geometry::{PixelBox, Point, RelativeBox};
 pub use image::RgbImage;
+pub use kernels::Kernels;
 pub use pipeline::{
     AnalyzedFace, EnrollOutcome, FaceComparison, FacePipeline, ModelBytes, PipelineConfig,
     RecognizedFace, StageTimings,
 };
+pub use plans::optimized_plan;
 pub use quality::{FaceQuality, QualityGate, UnknownReason};

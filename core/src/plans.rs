@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tract_onnx::prelude::*;
 
 use crate::error::ModelError;
+use crate::kernels::{self, Kernels};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
@@ -14,6 +15,7 @@ pub(crate) type Plan = Arc<TypedRunnableModel>;
 pub(crate) struct PlanCache {
     name: &'static str,
     model: InferenceModel,
+    kernels: Kernels,
     plans: Mutex<HashMap<[usize; 4], Plan>>,
 }
 
@@ -21,7 +23,11 @@ impl PlanCache {
     /// Parses ONNX bytes. The analysis of declared output shapes and
     /// value_info is skipped: the dynamic YuNet exports carry a symbolic
     /// batch there that would not unify with a concrete input.
-    pub(crate) fn from_onnx_bytes(name: &'static str, bytes: &[u8]) -> Result<Self, ModelError> {
+    pub(crate) fn from_onnx_bytes(
+        name: &'static str,
+        bytes: &[u8],
+        kernels: Kernels,
+    ) -> Result<Self, ModelError> {
         let model = tract_onnx::onnx()
             .with_ignore_output_shapes(true)
             .with_ignore_value_info(true)
@@ -33,6 +39,7 @@ impl PlanCache {
         Ok(Self {
             name,
             model,
+            kernels,
             plans: Mutex::new(HashMap::new()),
         })
     }
@@ -57,16 +64,12 @@ impl PlanCache {
         // Optimizing outside the lock: two threads may both build the same
         // plan on a cold start, which costs time but never blocks a shape
         // that is already cached.
-        let plan = self
-            .model
-            .clone()
-            .with_input_fact(0, f32::fact(shape).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| ModelError::Load {
+        let plan = optimized_plan(self.model.clone(), shape, self.kernels).map_err(|e| {
+            ModelError::Load {
                 model: self.name,
                 reason: format!("input {shape:?}: {e:#}"),
-            })?;
+            }
+        })?;
         Ok(self.lock().entry(shape).or_insert(plan).clone())
     }
 
@@ -89,4 +92,26 @@ impl PlanCache {
         // itself is intact.
         self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The runnable plan of `model` for a `[n, c, h, w]` f32 input: tract's
+/// declutter, the project's [`Kernels`] swapped in (unless `Stock`), then
+/// tract's codegen. Every plan the pipeline runs is built here; the
+/// profiling example uses it too.
+pub fn optimized_plan(
+    model: InferenceModel,
+    shape: [usize; 4],
+    kernels: Kernels,
+) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut model = model
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_typed()?
+        .into_decluttered()?;
+    // Between declutter and codegen: the ops to replace are still tract's
+    // generic ones (Conv, MaxPool) here.
+    if kernels == Kernels::Project {
+        kernels::swap_in(&mut model)?;
+    }
+    model.optimize()?;
+    model.into_runnable()
 }

@@ -1,0 +1,115 @@
+//! 2x2 max pooling, stride 2, unpadded, channel-first.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+use super::depthwise::load;
+
+/// Input `[.., H, W]`, output `[.., H / 2, W / 2]` (a last odd row or column
+/// is dropped, as ONNX's floor rounding does).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MaxPool2x2;
+
+impl Op for MaxPool2x2 {
+    fn name(&self) -> StaticName {
+        "FaceMaxPool2x2".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for MaxPool2x2 {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let image = args_1!(inputs);
+        let mut shape = image.shape().to_vec();
+        let [.., h, w] = shape[..] else {
+            bail!("max pool input must have rank 2 or more, has shape {shape:?}");
+        };
+        let rank = shape.len();
+        shape[rank - 2] = h / 2;
+        shape[rank - 1] = w / 2;
+        let out = max_pool_2x2(image.try_as_plain_ram()?.as_slice::<f32>()?, [h, w]);
+        Ok(tvec!(
+            tract_ndarray::ArrayD::from_shape_vec(shape, out)?
+                .into_tensor()
+                .into_tvalue()
+        ))
+    }
+}
+
+impl TypedOp for MaxPool2x2 {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].rank() >= 2);
+        let mut shape: TVec<TDim> = inputs[0].shape.iter().cloned().collect();
+        let rank = shape.len();
+        for d in &mut shape[rank - 2..] {
+            *d = TDim::Val(d.to_i64()? / 2);
+        }
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    as_op!();
+}
+
+/// Each `[h, w]` plane of `image` pooled into a `[h / 2, w / 2]` one.
+pub(crate) fn max_pool_2x2(image: &[f32], [h, w]: [usize; 2]) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    if oh == 0 || ow == 0 {
+        return Vec::new();
+    }
+    let planes = image.len() / (h * w);
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    let mut rows_max = vec![0.0f32; 2 * ow];
+    for input in image.chunks_exact(h * w) {
+        for oy in 0..oh {
+            let top = &input[2 * oy * w..][..2 * ow];
+            let bottom = &input[(2 * oy + 1) * w..][..2 * ow];
+            let mut x = 0;
+            while x + 8 <= 2 * ow {
+                rows_max[x..x + 8]
+                    .copy_from_slice(load(&top[x..]).fast_max(load(&bottom[x..])).as_array());
+                x += 8;
+            }
+            for x in x..2 * ow {
+                rows_max[x] = top[x].max(bottom[x]);
+            }
+            out.extend(rows_max.chunks_exact(2).map(|pair| pair[0].max(pair[1])));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_every_plane_and_drops_an_odd_last_row_and_column() {
+        for (planes, h, w) in [(2, 4, 6), (3, 5, 19), (1, 2, 2), (2, 7, 33), (1, 1, 4)] {
+            let image: Vec<f32> = (0..planes * h * w)
+                .map(|i| ((i * 7919) % 101) as f32 - 50.0)
+                .collect();
+            let (oh, ow) = (h / 2, w / 2);
+            let out = max_pool_2x2(&image, [h, w]);
+            assert_eq!(out.len(), planes * oh * ow);
+            for p in 0..planes {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        let at = |yy: usize, xx: usize| image[p * h * w + yy * w + xx];
+                        let want = at(2 * y, 2 * x)
+                            .max(at(2 * y, 2 * x + 1))
+                            .max(at(2 * y + 1, 2 * x))
+                            .max(at(2 * y + 1, 2 * x + 1));
+                        assert_eq!(
+                            out[p * oh * ow + y * ow + x],
+                            want,
+                            "{planes}x{h}x{w} at {p},{y},{x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The project's detector kernels (`Kernels::Project`: depthwise 3x3
+//! convolution with its ReLU, 2x2 max pooling) against tract's stock ops
+//! (`Kernels::Stock`) on the data set's labelled photos: every raw output
+//! of YuNet within float rounding, and the same faces found.
+
+use std::path::{Path, PathBuf};
+
+use face_core::model_files::DEFAULT_DETECTOR;
+use face_core::resample::{ChannelOrder, letterbox_into_planes};
+use face_core::{Detector, DetectorConfig, Kernels, decode_image, optimized_plan};
+use tract_onnx::prelude::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn detector_bytes() -> Vec<u8> {
+    let dir =
+        std::env::var_os("FACECTL_MODELS").map_or_else(|| root().join("blobs"), PathBuf::from);
+    let path = dir.join(DEFAULT_DETECTOR);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask fetch-blobs)", path.display()))
+}
+
+/// Every photo of the detection labels (groups, single faces, no faces).
+fn photos() -> Vec<(String, face_core::RgbImage)> {
+    let data = devset::data_dir(None, &root());
+    let labels = devset::detection_labels(&data).expect("detection labels");
+    labels
+        .iter()
+        .map(|label| {
+            let bytes = std::fs::read(data.join(&label.path)).expect("photo");
+            let image = decode_image(&bytes, &Default::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", label.path))
+                .rgb;
+            (label.path.clone(), image)
+        })
+        .collect()
+}
+
+#[test]
+fn every_raw_output_of_yunet_matches_the_stock_ops() {
+    let bytes = detector_bytes();
+    let parse = || {
+        tract_onnx::onnx()
+            .with_ignore_output_shapes(true)
+            .with_ignore_value_info(true)
+            .model_for_read(&mut std::io::Cursor::new(&bytes))
+            .expect("parses")
+    };
+    let geometry = Detector::from_onnx_bytes(&bytes, DetectorConfig::default()).expect("loads");
+    let photos = photos();
+    assert!(photos.len() >= 10, "{} labelled photos", photos.len());
+    // One plan pair per input shape (the photos share a few).
+    let mut plans = std::collections::HashMap::new();
+    let mut worst = 0.0f32;
+    for (path, image) in photos.iter().take(12) {
+        let (width, height) = image.dimensions();
+        let (in_w, in_h, scale) = geometry.input_geometry(width, height);
+        let mut planes = vec![0.0f32; 3 * in_h * in_w];
+        letterbox_into_planes(image, scale, in_w, in_h, ChannelOrder::Bgr, &mut planes);
+        let shape = [1, 3, in_h, in_w];
+        let (stock, project) = plans.entry(shape).or_insert_with(|| {
+            (
+                optimized_plan(parse(), shape, Kernels::Stock).expect("stock plan"),
+                optimized_plan(parse(), shape, Kernels::Project).expect("project plan"),
+            )
+        });
+        let input = || {
+            tract_ndarray::Array4::from_shape_vec((1, 3, in_h, in_w), planes.clone())
+                .expect("shape")
+                .into_tensor()
+                .into_tvalue()
+        };
+        let want = stock.run(tvec!(input())).expect("stock runs");
+        let got = project.run(tvec!(input())).expect("project runs");
+        assert_eq!(want.len(), got.len());
+        for (output, (want, got)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(want.shape(), got.shape(), "{path}: output {output}");
+            let want = want.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+            let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+            for (w, g) in want.iter().zip(got) {
+                let error = (w - g).abs() / w.abs().max(1.0);
+                worst = worst.max(error);
+                assert!(
+                    error <= 1e-4,
+                    "{path}: output {output}: stock {w} project {g}"
+                );
+            }
+        }
+    }
+    eprintln!("worst relative difference: {worst:e}");
+}
+
+#[test]
+fn the_same_faces_are_found_with_either_kernels() {
+    let bytes = detector_bytes();
+    // A low threshold compares the borderline candidates too.
+    let config = DetectorConfig {
+        score_threshold: 0.3,
+        ..Default::default()
+    };
+    let stock =
+        Detector::from_onnx_bytes_with_kernels(&bytes, config, Kernels::Stock).expect("loads");
+    let project =
+        Detector::from_onnx_bytes_with_kernels(&bytes, config, Kernels::Project).expect("loads");
+    let mut faces = 0;
+    for (path, image) in photos() {
+        let want = stock.detect(&image).expect("stock detects");
+        let got = project.detect(&image).expect("project detects");
+        assert_eq!(want.len(), got.len(), "{path}: face count");
+        for (w, g) in want.iter().zip(&got) {
+            let close = |a: f32, b: f32| (a - b).abs() <= 0.01;
+            assert!(
+                close(w.bbox.x, g.bbox.x)
+                    && close(w.bbox.y, g.bbox.y)
+                    && close(w.bbox.width, g.bbox.width)
+                    && close(w.bbox.height, g.bbox.height),
+                "{path}: box {:?} vs {:?}",
+                w.bbox,
+                g.bbox
+            );
+            for (a, b) in w.landmarks.iter().zip(&g.landmarks) {
+                assert!(
+                    close(a.x, b.x) && close(a.y, b.y),
+                    "{path}: landmark {a:?} vs {b:?}"
+                );
+            }
+            assert!(
+                (w.confidence - g.confidence).abs() <= 1e-4,
+                "{path}: confidence"
+            );
+        }
+        faces += want.len();
+    }
+    assert!(faces >= 20, "the photos hold {faces} faces");
+}
