@@ -1,29 +1,37 @@
 //! Project-owned tract ops for the detector's hot spots, swapped into a
 //! model between tract's declutter and codegen passes.
 //!
-//! Why: tract 0.23.9 has vectorized depthwise kernels only for arm64 and
-//! wasm; on x86-64 YuNet's channel-first 3x3 depthwise convolutions run its
-//! scalar zone walk, and its 2x2 max pooling a generic one. Profiled at
-//! 640x480 these were about a third and a sixth of YuNet's time. The ops
-//! here do the same arithmetic with 8-lane SIMD (`wide`, safe Rust, AVX2+FMA
-//! under the workspace's x86-64-v3, NEON on arm64) and fold the ReLU that
-//! follows each depthwise convolution into it. Results match the stock ops
-//! within float rounding (the order of the additions differs); tests hold
-//! them to tract's own ops on real images.
+//! What and why (YuNet at 640x480, profiled with `examples/profile_model`):
+//! - 1x1 convolutions (`pointwise`): tract packs the whole image into
+//!   panels before its matrix product, a pass through memory as long as the
+//!   product on these shapes; the bias added after it is folded in.
+//! - 3x3 depthwise convolutions (`depthwise`): tract 0.23.9 has vectorized
+//!   kernels for them only on arm64 and wasm; the ReLU after each is folded
+//!   in, which saves a pass over its output.
+//! - 2x2 max pooling (`maxpool`): tract's generic pooling took a sixth of
+//!   the model's time.
+//!
+//! All three use 8-lane SIMD through `wide` (safe Rust: AVX2+FMA under the
+//! workspace's x86-64-v3, NEON on arm64). Results match the stock ops within
+//! float rounding (the order of the additions differs); `core/tests/kernels.rs`
+//! holds them to tract's own ops on the data set's photos.
 //!
 //! Only shapes the ops implement are swapped; everything else stays tract's.
 
 mod depthwise;
 mod maxpool;
+mod pointwise;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PaddingSpec};
-use tract_onnx::tract_core::ops::math::Max;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::math::{Add, Max};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use depthwise::Depthwise3x3;
 use maxpool::MaxPool2x2;
+use pointwise::Pointwise;
 
 /// Which implementation runs the ops this module covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +50,8 @@ pub(crate) struct Swapped {
     pub(crate) depthwise: usize,
     pub(crate) relu_folded: usize,
     pub(crate) max_pool: usize,
+    pub(crate) pointwise: usize,
+    pub(crate) bias_folded: usize,
 }
 
 /// Replaces every eligible node of a decluttered model by the project's op.
@@ -81,6 +91,27 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
             patch.shunt_outside(model, OutletId::new(id, 0), out)?;
             patch.apply(model)?;
             swapped.max_pool += 1;
+        } else if let Some(einsum) = model.node(id).op_as::<EinSum>()
+            && let Some(found) = pointwise_weights(model, id, einsum)?
+        {
+            let node = model.node(id);
+            let name = node.name.clone();
+            let mut patch = TypedModelPatch::new(format!("project pointwise {name}"));
+            let x = patch.tap_model(model, node.inputs[0])?;
+            let weights = patch.add_const(format!("{name}.weights_oc"), found.weights)?;
+            let bias = patch.add_const(format!("{name}.bias_o"), found.bias)?;
+            let out = patch.wire_node(
+                format!("{name}.project"),
+                Pointwise {
+                    channel_axis: found.channel_axis,
+                    output_shape: found.output_shape,
+                },
+                &[x, weights, bias],
+            )?[0];
+            patch.shunt_outside(model, OutletId::new(found.replaces, 0), out)?;
+            patch.apply(model)?;
+            swapped.pointwise += 1;
+            swapped.bias_folded += usize::from(found.replaces != id);
         }
     }
     model.compact()?;
@@ -152,9 +183,169 @@ fn depthwise_weights(
     Ok(Some(DepthwiseWeights { kernel, bias }))
 }
 
-/// The node computing `max(x, 0)` on node `id`'s output when it is that
-/// output's only reader, so the ReLU can be folded into the convolution.
-fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+struct PointwiseWeights {
+    /// `[O, C]`.
+    weights: Tensor,
+    /// `[O]`: the constant added right after, or zeros.
+    bias: Tensor,
+    channel_axis: usize,
+    output_shape: TVec<usize>,
+    /// The node whose output the op's replaces: the einsum, or the bias
+    /// addition after it.
+    replaces: usize,
+}
+
+/// A float einsum that is a 1x1 convolution: the image and the output have
+/// the same axes but one, the image's channel `c` where the output has `o`,
+/// and a constant `[o, c]` or `[c, o]` weight matrix. A constant added right
+/// after along `o` becomes the bias.
+fn pointwise_weights(
+    model: &TypedModel,
+    id: usize,
+    einsum: &EinSum,
+) -> TractResult<Option<PointwiseWeights>> {
+    let node = model.node(id);
+    if einsum.q_params.is_some()
+        || einsum.operating_dt != f32::datum_type()
+        || node.inputs.len() != 2
+    {
+        return Ok(None);
+    }
+    let (inputs, outputs) = einsum.axes.to_strs();
+    let [image, weight] = &inputs[..] else {
+        return Ok(None);
+    };
+    let [output] = &outputs[..] else {
+        return Ok(None);
+    };
+    let (image, weight, output): (Vec<char>, Vec<char>, Vec<char>) = (
+        image.chars().collect(),
+        weight.chars().collect(),
+        output.chars().collect(),
+    );
+    let x = model.outlet_fact(node.inputs[0])?;
+    let w = model.outlet_fact(node.inputs[1])?;
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    let (Some(x_shape), Some(out_shape), Some(w)) = (
+        x.shape.as_concrete(),
+        out.shape.as_concrete(),
+        w.konst.as_ref(),
+    ) else {
+        return Ok(None);
+    };
+    if x.datum_type != f32::datum_type()
+        || w.datum_type() != f32::datum_type()
+        || w.rank() != 2
+        || weight.len() != 2
+        || x_shape.len() != image.len()
+        || out_shape.len() != output.len()
+    {
+        return Ok(None);
+    }
+    // Axes only the image or only the output has (an image index of size
+    // 1) change nothing in memory: compare the others.
+    let kept = |axes: &[char], shape: &[usize], other: &[char]| {
+        let kept: Vec<(usize, char)> = axes
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, a)| other.contains(a) || weight.contains(a))
+            .collect();
+        let dropped_are_unit = axes
+            .iter()
+            .enumerate()
+            .all(|(i, a)| other.contains(a) || weight.contains(a) || shape[i] == 1);
+        dropped_are_unit.then_some(kept)
+    };
+    let (Some(image), Some(output)) = (
+        kept(&image, x_shape, &output),
+        kept(&output, out_shape, &image),
+    ) else {
+        return Ok(None);
+    };
+    if image.len() != output.len() {
+        return Ok(None);
+    }
+    let differing: Vec<usize> = (0..image.len())
+        .filter(|&i| image[i].1 != output[i].1)
+        .collect();
+    let [k] = differing[..] else {
+        return Ok(None);
+    };
+    let ((channel_axis, c), (out_channel_axis, o)) = (image[k], output[k]);
+    if output.iter().any(|a| a.1 == c) || image.iter().any(|a| a.1 == o) {
+        return Ok(None);
+    }
+    let transposed = if weight == [o, c] {
+        false
+    } else if weight == [c, o] {
+        true
+    } else {
+        return Ok(None);
+    };
+    let weights = if transposed {
+        w.clone().into_tensor().permute_axes(&[1, 0])?
+    } else {
+        w.clone().into_tensor()
+    };
+    let out_channels = weights.shape()[0];
+    let (bias, replaces) = match bias_after(model, id, out_channel_axis, out_channels)? {
+        Some((bias, add)) => (bias, add),
+        None => (
+            Tensor::from(tract_ndarray::Array1::from_elem(out_channels, 0.0f32)),
+            id,
+        ),
+    };
+    Ok(Some(PointwiseWeights {
+        weights,
+        bias,
+        channel_axis,
+        output_shape: out_shape.into(),
+        replaces,
+    }))
+}
+
+/// The `[O]` constant that the only reader of node `id`'s output adds to
+/// it along `channel_axis`, and that reader's id.
+fn bias_after(
+    model: &TypedModel,
+    id: usize,
+    channel_axis: usize,
+    channels: usize,
+) -> TractResult<Option<(Tensor, usize)>> {
+    let Some((next, other)) = sole_binary_reader(model, id)? else {
+        return Ok(None);
+    };
+    if !model
+        .node(next)
+        .op_as::<TypedBinOp>()
+        .is_some_and(|b| b.0.is::<Add>())
+    {
+        return Ok(None);
+    }
+    let fact = model.outlet_fact(OutletId::new(id, 0))?;
+    let Some(konst) = other.konst.as_ref() else {
+        return Ok(None);
+    };
+    let along_channels = konst.rank() == fact.rank()
+        && konst
+            .shape()
+            .iter()
+            .enumerate()
+            .all(|(axis, &d)| d == if axis == channel_axis { channels } else { 1 });
+    if !along_channels || konst.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    Ok(Some((
+        konst.clone().into_tensor().into_shape(&[channels])?,
+        next,
+    )))
+}
+
+/// The binary node that is the only reader of node `id`'s output (which is
+/// not a model output), and the fact of that node's other input, when the
+/// node's output has the same shape as `id`'s.
+fn sole_binary_reader(model: &TypedModel, id: usize) -> TractResult<Option<(usize, TypedFact)>> {
     let node = model.node(id);
     let outlet = OutletId::new(id, 0);
     if node.outputs.len() != 1
@@ -164,17 +355,30 @@ fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
         return Ok(None);
     }
     let next = model.node(node.outputs[0].successors[0].node);
-    let Some(bin) = next.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if !bin.0.is::<Max>() || next.inputs.len() != 2 {
+    if next.inputs.len() != 2 || !next.op_is::<TypedBinOp>() {
         return Ok(None);
     }
     let Some(&other) = next.inputs.iter().find(|&&i| i != outlet) else {
         return Ok(None);
     };
-    let other = model.outlet_fact(other)?;
-    let fact = model.outlet_fact(outlet)?;
+    let same_shape =
+        model.outlet_fact(OutletId::new(next.id, 0))?.shape == model.outlet_fact(outlet)?.shape;
+    if !same_shape {
+        return Ok(None);
+    }
+    Ok(Some((next.id, model.outlet_fact(other)?.clone())))
+}
+
+/// The node computing `max(x, 0)` on node `id`'s output when it is that
+/// output's only reader, so the ReLU can be folded into the convolution.
+fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+    let Some((next, other)) = sole_binary_reader(model, id)? else {
+        return Ok(None);
+    };
+    let is_max = model
+        .node(next)
+        .op_as::<TypedBinOp>()
+        .is_some_and(|b| b.0.is::<Max>());
     let zero_scalar = other.konst.as_ref().is_some_and(|k| {
         k.len() == 1
             && k.datum_type() == f32::datum_type()
@@ -182,9 +386,7 @@ fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
                 .and_then(|v| v.as_slice::<f32>())
                 .is_ok_and(|s| s[0] == 0.0)
     });
-    // The other input must broadcast without changing the shape.
-    let same_shape = model.outlet_fact(OutletId::new(next.id, 0))?.shape == fact.shape;
-    Ok((zero_scalar && same_shape).then_some(next.id))
+    Ok((is_max && zero_scalar).then_some(next))
 }
 
 /// Whether the node is a float, channel-first, 2x2, stride 2, unpadded max
