@@ -21,6 +21,7 @@
 mod depthwise;
 mod maxpool;
 mod pointwise;
+mod stride2;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -32,6 +33,7 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 use depthwise::Depthwise3x3;
 use maxpool::MaxPool2x2;
 use pointwise::Pointwise;
+use stride2::Conv3x3Stride2;
 
 /// Which implementation runs the ops this module covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +54,7 @@ pub(crate) struct Swapped {
     pub(crate) max_pool: usize,
     pub(crate) pointwise: usize,
     pub(crate) bias_folded: usize,
+    pub(crate) stride_2: usize,
 }
 
 /// Replaces every eligible node of a decluttered model by the project's op.
@@ -79,6 +82,27 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
             patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
             patch.apply(model)?;
             swapped.depthwise += 1;
+            swapped.relu_folded += usize::from(relu.is_some());
+        } else if let Some(conv) = model.node(id).op_as::<Conv>()
+            && let Some(weights) = stride_2_weights(model, id, conv)?
+        {
+            let relu = relu_after(model, id)?;
+            let node = model.node(id);
+            let name = node.name.clone();
+            let mut patch = TypedModelPatch::new(format!("project stride 2 {name}"));
+            let x = patch.tap_model(model, node.inputs[0])?;
+            let kernel = patch.add_const(format!("{name}.kernel_o_c9"), weights.kernel)?;
+            let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
+            let out = patch.wire_node(
+                format!("{name}.project"),
+                Conv3x3Stride2 {
+                    relu: relu.is_some(),
+                },
+                &[x, kernel, bias],
+            )?[0];
+            patch.shunt_outside(model, OutletId::new(relu.unwrap_or(id), 0), out)?;
+            patch.apply(model)?;
+            swapped.stride_2 += 1;
             swapped.relu_folded += usize::from(relu.is_some());
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
@@ -118,11 +142,90 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
     Ok(swapped)
 }
 
-struct DepthwiseWeights {
-    /// `[C, 9]`: each channel's taps, row-major.
+/// A convolution's constant weights, as the project's ops take them.
+struct ConvWeights {
+    /// `[O, taps]`: each output channel's taps, row-major (`[C, 9]` for a
+    /// depthwise convolution, `[O, C * 9]` for a full one).
     kernel: Tensor,
-    /// `[C]`.
+    /// `[O]`.
     bias: Tensor,
+}
+
+/// The weights of a float, channel-first, 3x3, stride 2, dilation 1,
+/// padding 1 convolution of at most 4 input channels (an image's colour
+/// planes) with constant kernel and bias, as `[O, C * 9]`; `None` for any
+/// other convolution.
+fn stride_2_weights(
+    model: &TypedModel,
+    id: usize,
+    conv: &Conv,
+) -> TractResult<Option<ConvWeights>> {
+    let spec = &conv.pool_spec;
+    let (channels, outputs) = (spec.input_channels, spec.output_channels);
+    let node = model.node(id);
+    if conv.q_params.is_some()
+        || conv.group != 1
+        || !(1..=4).contains(&channels)
+        || outputs == 0
+        || spec.kernel_shape.as_slice() != [3, 3]
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        || spec.strides.as_ref().is_none_or(|s| s.as_slice() != [2, 2])
+        || !spec
+            .dilations
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|&s| s == 1))
+        || !padded_by_one(&spec.padding)
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    constant_weights(model, node, outputs, channels * 9)
+}
+
+/// Explicit padding of one pixel on every side.
+fn padded_by_one(padding: &PaddingSpec) -> bool {
+    match padding {
+        PaddingSpec::Explicit(before, after)
+        | PaddingSpec::ExplicitOnnxPool(before, after, false) => {
+            before.as_slice() == [1, 1] && after.as_slice() == [1, 1]
+        }
+        _ => false,
+    }
+}
+
+/// A convolution node's constant f32 kernel as `[outputs, taps]` and its
+/// bias as `[outputs]` (a single value repeated), when its image is a
+/// concrete f32 tensor.
+fn constant_weights(
+    model: &TypedModel,
+    node: &TypedNode,
+    outputs: usize,
+    taps: usize,
+) -> TractResult<Option<ConvWeights>> {
+    let input = model.outlet_fact(node.inputs[0])?;
+    let kernel = model.outlet_fact(node.inputs[1])?;
+    let bias = model.outlet_fact(node.inputs[2])?;
+    let (Some(kernel), Some(bias)) = (kernel.konst.as_ref(), bias.konst.as_ref()) else {
+        return Ok(None);
+    };
+    if input.datum_type != f32::datum_type()
+        || input.shape.as_concrete().is_none()
+        || kernel.datum_type() != f32::datum_type()
+        || kernel.len() != outputs * taps
+        || bias.datum_type() != f32::datum_type()
+        || !(bias.len() == outputs || bias.len() == 1)
+    {
+        return Ok(None);
+    }
+    let kernel = kernel.clone().into_tensor().into_shape(&[outputs, taps])?;
+    let bias = if bias.len() == outputs {
+        bias.clone().into_tensor().into_shape(&[outputs])?
+    } else {
+        let value = bias.try_as_plain_ram()?.as_slice::<f32>()?[0];
+        Tensor::from(tract_ndarray::Array1::from_elem(outputs, value))
+    };
+    Ok(Some(ConvWeights { kernel, bias }))
 }
 
 /// The weights of a float, channel-first, 3x3, stride 1, dilation 1,
@@ -132,17 +235,10 @@ fn depthwise_weights(
     model: &TypedModel,
     id: usize,
     conv: &Conv,
-) -> TractResult<Option<DepthwiseWeights>> {
+) -> TractResult<Option<ConvWeights>> {
     let spec = &conv.pool_spec;
     let channels = spec.input_channels;
     let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
-    let pad_one = match &spec.padding {
-        PaddingSpec::Explicit(before, after)
-        | PaddingSpec::ExplicitOnnxPool(before, after, false) => {
-            before.as_slice() == [1, 1] && after.as_slice() == [1, 1]
-        }
-        _ => false,
-    };
     let node = model.node(id);
     if conv.q_params.is_some()
         || conv.group != channels
@@ -153,34 +249,12 @@ fn depthwise_weights(
         || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         || !ones(&spec.strides)
         || !ones(&spec.dilations)
-        || !pad_one
+        || !padded_by_one(&spec.padding)
         || node.inputs.len() != 3
     {
         return Ok(None);
     }
-    let input = model.outlet_fact(node.inputs[0])?;
-    let kernel = model.outlet_fact(node.inputs[1])?;
-    let bias = model.outlet_fact(node.inputs[2])?;
-    let (Some(kernel), Some(bias)) = (kernel.konst.as_ref(), bias.konst.as_ref()) else {
-        return Ok(None);
-    };
-    if input.datum_type != f32::datum_type()
-        || input.shape.as_concrete().is_none()
-        || kernel.datum_type() != f32::datum_type()
-        || kernel.len() != channels * 9
-        || bias.datum_type() != f32::datum_type()
-        || !(bias.len() == channels || bias.len() == 1)
-    {
-        return Ok(None);
-    }
-    let kernel = kernel.clone().into_tensor().into_shape(&[channels, 9])?;
-    let bias = if bias.len() == channels {
-        bias.clone().into_tensor().into_shape(&[channels])?
-    } else {
-        let value = bias.try_as_plain_ram()?.as_slice::<f32>()?[0];
-        Tensor::from(tract_ndarray::Array1::from_elem(channels, value))
-    };
-    Ok(Some(DepthwiseWeights { kernel, bias }))
+    constant_weights(model, node, channels, 9)
 }
 
 struct PointwiseWeights {
