@@ -21,33 +21,29 @@ pub fn box_downscale(src: &RgbImage, factor: u32) -> RgbImage {
     }
     let (w, h) = src.dimensions();
     let (ow, oh) = (w.div_ceil(factor), h.div_ceil(factor));
+    let (f, w, h) = (factor as usize, w as usize, h as usize);
     let raw = src.as_raw();
-    let stride = w as usize * 3;
-    let mut out = vec![0u8; ow as usize * oh as usize * 3];
+    let stride = w * 3;
+    let mut out = Vec::with_capacity(ow as usize * oh as usize * 3);
     let mut acc = vec![0u32; ow as usize * 3];
-    let mut count = vec![0u32; ow as usize];
-    for oy in 0..oh {
-        acc.iter_mut().for_each(|a| *a = 0);
-        count.iter_mut().for_each(|c| *c = 0);
-        let y0 = oy * factor;
-        let y1 = (y0 + factor).min(h);
-        for y in y0..y1 {
-            let row = &raw[y as usize * stride..(y as usize + 1) * stride];
-            for x in 0..w as usize {
-                let ox = x / factor as usize;
-                let px = &row[x * 3..x * 3 + 3];
-                acc[ox * 3] += u32::from(px[0]);
-                acc[ox * 3 + 1] += u32::from(px[1]);
-                acc[ox * 3 + 2] += u32::from(px[2]);
-                count[ox] += 1;
+    for oy in 0..oh as usize {
+        acc.fill(0);
+        let (y0, y1) = (oy * f, (oy * f + f).min(h));
+        for row in raw[y0 * stride..y1 * stride].chunks_exact(stride) {
+            // One block of `factor` pixels per output column: no division
+            // per input pixel (it was most of a large photo's letterbox).
+            for (block, sum) in row.chunks(f * 3).zip(acc.chunks_exact_mut(3)) {
+                for px in block.chunks_exact(3) {
+                    sum[0] += u32::from(px[0]);
+                    sum[1] += u32::from(px[1]);
+                    sum[2] += u32::from(px[2]);
+                }
             }
         }
-        let out_row = &mut out[oy as usize * ow as usize * 3..(oy as usize + 1) * ow as usize * 3];
-        for ox in 0..ow as usize {
-            let n = count[ox].max(1);
-            for c in 0..3 {
-                out_row[ox * 3 + c] = ((acc[ox * 3 + c] + n / 2) / n) as u8;
-            }
+        let rows = (y1 - y0) as u32;
+        for (ox, sum) in acc.chunks_exact(3).enumerate() {
+            let n = (rows * (w - ox * f).min(f) as u32).max(1);
+            out.extend(sum.iter().map(|&v| ((v + n / 2) / n) as u8));
         }
     }
     RgbImage::from_raw(ow, oh, out).unwrap_or_else(|| RgbImage::new(ow, oh))
@@ -142,16 +138,74 @@ pub fn letterbox_into_planes(
         tx: 0.0,
         ty: 0.0,
     };
-    if used_w == out_w && used_h == out_h {
-        warp_into_planes(img, &inv, out_w, out_h, order, planes);
-        return;
-    }
-    let mut region = vec![0.0f32; 3 * used_w * used_h];
-    warp_into_planes(img, &inv, used_w, used_h, order, &mut region);
-    for c in 0..3 {
-        for y in 0..used_h {
-            let from = &region[c * used_w * used_h + y * used_w..][..used_w];
-            planes[c * out_w * out_h + y * out_w..][..used_w].copy_from_slice(from);
+    scale_into_planes(img, inv.a, [used_w, used_h], [out_w, out_h], order, planes);
+}
+
+/// `warp_into_planes` for a pure scale by `1 / inv_scale`, into the top-left
+/// `used` corner of `[3, out_h, out_w]` planes: the same samples, with the
+/// column positions computed once per image instead of once per pixel.
+fn scale_into_planes(
+    src: &RgbImage,
+    inv_scale: f32,
+    [used_w, used_h]: [usize; 2],
+    [out_w, out_h]: [usize; 2],
+    order: ChannelOrder,
+    planes: &mut [f32],
+) {
+    let (w, h) = src.dimensions();
+    let (wi, hi) = (w as i64, h as i64);
+    let raw = src.as_raw();
+    let stride = w as usize * 3;
+    let plane = out_w * out_h;
+    let (c0, c2) = match order {
+        ChannelOrder::Rgb => (0, 2),
+        ChannelOrder::Bgr => (2, 0),
+    };
+    let fetch = |x: i64, y: i64, c: usize| -> f32 {
+        if x < 0 || y < 0 || x >= wi || y >= hi {
+            0.0
+        } else {
+            f32::from(raw[y as usize * stride + x as usize * 3 + c])
+        }
+    };
+    // Pixel centres map to pixel centres, as in `warp_into_planes`.
+    let source = |o: usize| {
+        let s = inv_scale * (o as f32 + 0.5) - 0.5;
+        let f = s.floor();
+        (f as i64, s - f)
+    };
+    let columns: Vec<(i64, f32)> = (0..used_w).map(source).collect();
+    let (first, rest) = planes.split_at_mut(plane);
+    let (second, third) = rest.split_at_mut(plane);
+    let mut by_channel: [&mut [f32]; 3] = [first, second, &mut third[..plane]];
+    by_channel.swap(0, c0);
+    debug_assert_eq!(c0 + c2, 2);
+    for oy in 0..used_h {
+        let (y0, dy) = source(oy);
+        let row_inside = y0 >= 0 && y0 + 1 < hi;
+        for (ox, &(x0, dx)) in columns.iter().enumerate() {
+            let idx = oy * out_w + ox;
+            if row_inside && x0 >= 0 && x0 + 1 < wi {
+                // The two source pixels of each of the two rows, once.
+                let base = y0 as usize * stride + x0 as usize * 3;
+                let top_row = &raw[base..base + 6];
+                let bottom_row = &raw[base + stride..base + stride + 6];
+                for (c, planes) in by_channel.iter_mut().enumerate() {
+                    let p00 = f32::from(top_row[c]);
+                    let p01 = f32::from(top_row[c + 3]);
+                    let p10 = f32::from(bottom_row[c]);
+                    let p11 = f32::from(bottom_row[c + 3]);
+                    let top = p00 + (p01 - p00) * dx;
+                    let bottom = p10 + (p11 - p10) * dx;
+                    planes[idx] = top + (bottom - top) * dy;
+                }
+            } else {
+                for (c, planes) in by_channel.iter_mut().enumerate() {
+                    let top = fetch(x0, y0, c) * (1.0 - dx) + fetch(x0 + 1, y0, c) * dx;
+                    let bottom = fetch(x0, y0 + 1, c) * (1.0 - dx) + fetch(x0 + 1, y0 + 1, c) * dx;
+                    planes[idx] = top * (1.0 - dy) + bottom * dy;
+                }
+            }
         }
     }
 }
@@ -197,6 +251,60 @@ mod tests {
         assert_eq!(planes[0], 7.0);
         assert_eq!(planes[18 + 3 + 2], 2.0);
         assert_eq!(planes[9 + 3 + 2], 1.0);
+    }
+
+    /// The letterbox's scale path gives the same floats, bit for bit, as
+    /// the general warp it replaced (copied into the padded planes).
+    #[test]
+    fn letterbox_equals_the_general_warp_bit_for_bit() {
+        let img = RgbImage::from_fn(97, 61, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (x * y) as u8, (x + 3 * y) as u8])
+        });
+        for scale in [1.0f32, 0.73, 1.6, 2.0, 0.51, 6.6] {
+            let (out_w, out_h) = (160, 128);
+            let mut fast = vec![1.0; 3 * out_w * out_h];
+            letterbox_into_planes(&img, scale, out_w, out_h, ChannelOrder::Bgr, &mut fast);
+            let used_w = ((97.0 * scale).round() as usize).min(out_w);
+            let used_h = ((61.0 * scale).round() as usize).min(out_h);
+            let inv = Similarity {
+                a: 1.0 / scale,
+                b: 0.0,
+                tx: 0.0,
+                ty: 0.0,
+            };
+            let mut region = vec![0.0; 3 * used_w * used_h];
+            warp_into_planes(&img, &inv, used_w, used_h, ChannelOrder::Bgr, &mut region);
+            for c in 0..3 {
+                for y in 0..out_h {
+                    for x in 0..out_w {
+                        let want = if x < used_w && y < used_h {
+                            region[c * used_w * used_h + y * used_w + x]
+                        } else {
+                            0.0
+                        };
+                        let got = fast[c * out_w * out_h + y * out_w + x];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "scale {scale} at {c},{y},{x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn box_downscale_averages_partial_blocks_too() {
+        let img = RgbImage::from_fn(5, 3, |x, y| image::Rgb([(10 * x + y) as u8, 7, 200]));
+        let out = box_downscale(&img, 2);
+        assert_eq!(out.dimensions(), (3, 2));
+        // Top-left block: x 0..2, y 0..2: (0 + 1 + 10 + 11) / 4 = 5.5 -> 6.
+        assert_eq!(out.get_pixel(0, 0).0, [6, 7, 200]);
+        // Right column, bottom row: the single pixel (4, 2) = 42.
+        assert_eq!(out.get_pixel(2, 1).0, [42, 7, 200]);
+        // Right column, top row: x 4, y 0..2: (40 + 41) / 2 = 40.5 -> 41.
+        assert_eq!(out.get_pixel(2, 0).0, [41, 7, 200]);
     }
 
     #[test]
