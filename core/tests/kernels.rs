@@ -1,11 +1,12 @@
-//! The project's detector kernels (`Kernels::Project`: depthwise 3x3
-//! convolution with its ReLU, 2x2 max pooling) against tract's stock ops
-//! (`Kernels::Stock`) on the data set's labelled photos: every raw output
-//! of YuNet within float rounding, and the same faces found.
+//! The project's kernels (`Kernels::Project`: 1x1 convolutions, depthwise
+//! 3x3 and stride-2 3x3 convolutions with their ReLU, 2x2 max pooling)
+//! against tract's stock ops (`Kernels::Stock`) on the data set's labelled
+//! photos: every raw output of YuNet and of the recognizer within float
+//! rounding, and the same faces found.
 
 use std::path::{Path, PathBuf};
 
-use face_core::model_files::DEFAULT_DETECTOR;
+use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER};
 use face_core::resample::{ChannelOrder, letterbox_into_planes};
 use face_core::{Detector, DetectorConfig, Kernels, decode_image, optimized_plan};
 use tract_onnx::prelude::*;
@@ -15,9 +16,13 @@ fn root() -> PathBuf {
 }
 
 fn detector_bytes() -> Vec<u8> {
+    model_bytes(DEFAULT_DETECTOR)
+}
+
+fn model_bytes(file: &str) -> Vec<u8> {
     let dir =
         std::env::var_os("FACECTL_MODELS").map_or_else(|| root().join("blobs"), PathBuf::from);
-    let path = dir.join(DEFAULT_DETECTOR);
+    let path = dir.join(file);
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask fetch-blobs)", path.display()))
 }
@@ -90,6 +95,51 @@ fn every_raw_output_of_yunet_matches_the_stock_ops() {
         }
     }
     eprintln!("worst relative difference: {worst:e}");
+}
+
+/// The recognizer has one 1x1 convolution the project's op takes: its
+/// 128 outputs on photos scaled to its 150x150 input stay within rounding.
+#[test]
+fn the_recognizer_answers_as_with_the_stock_ops() {
+    let bytes = model_bytes(RECOGNIZER);
+    let parse = || {
+        tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(&bytes))
+            .expect("parses")
+    };
+    let shape = [1, 3, 150, 150];
+    let stock = optimized_plan(parse(), shape, Kernels::Stock).expect("stock plan");
+    let project = optimized_plan(parse(), shape, Kernels::Project).expect("project plan");
+    for (path, image) in photos().iter().take(4) {
+        let (width, height) = image.dimensions();
+        let scale = 150.0 / width.max(height) as f32;
+        let mut planes = vec![0.0f32; 3 * 150 * 150];
+        letterbox_into_planes(image, scale, 150, 150, ChannelOrder::Rgb, &mut planes);
+        let input = || {
+            tract_ndarray::Array4::from_shape_vec((1, 3, 150, 150), planes.clone())
+                .expect("shape")
+                .into_tensor()
+                .into_tvalue()
+        };
+        let want = stock.run(tvec!(input())).expect("stock runs");
+        let got = project.run(tvec!(input())).expect("project runs");
+        let want = want[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec();
+        let got = got[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec();
+        assert_eq!(want.len(), got.len());
+        for (w, g) in want.iter().zip(&got) {
+            assert!((w - g).abs() <= 1e-4, "{path}: stock {w} project {g}");
+        }
+    }
 }
 
 #[test]
