@@ -2,8 +2,8 @@
 //! (YuNet's first layer: 3 colour planes in, 16 channels out), with an
 //! optional folded ReLU.
 //!
-//! Each input row is split once into the three columns every output column
-//! reads (`2x - 1`, `2x`, `2x + 1`), so the taps become plain 8-lane loads;
+//! Each input row is split once into its even and odd columns, so the
+//! three taps of a row (`2x - 1`, `2x`, `2x + 1`) become plain 8-lane loads;
 //! tract's direct convolution took a tenth of YuNet's time on this layer.
 
 use tract_onnx::prelude::*;
@@ -95,53 +95,59 @@ pub(crate) fn conv_3x3_stride_2(
     if out.is_empty() {
         return out;
     }
-    // Columns 2x - 1, 2x and 2x + 1 of one input row, for every output x,
-    // zero outside the row and up to a whole number of vectors.
+    // Every input row split once into its even columns (`2x`, what output
+    // x reads in the middle) and its odd ones behind a zero (`2x - 1` at x,
+    // `2x + 1` at x + 1), zero up to a whole number of vectors.
     let padded = ow.next_multiple_of(8);
-    let mut columns = vec![0.0f32; c * 3 * 3 * padded];
+    let record = 2 * padded + 1;
+    let mut split = vec![0.0f32; c * h * record];
     let zero = f32x8::ZERO;
     let taps: Vec<f32x8> = weights.iter().map(|&k| f32x8::splat(k)).collect();
-    // Which of the 3 * c input rows (channel-major) lie inside the image.
-    let mut inside = vec![false; c * 3];
     for (x_image, out_image) in image
         .chunks_exact(c * h * w)
         .zip(out.chunks_exact_mut(outputs * oh * ow))
     {
-        for y in 0..oh {
-            inside.fill(false);
-            for ci in 0..c {
-                for ky in 0..3 {
-                    let Some(iy) = (2 * y + ky).checked_sub(1).filter(|&iy| iy < h) else {
-                        continue;
-                    };
-                    inside[ci * 3 + ky] = true;
-                    let row = &x_image[(ci * h + iy) * w..][..w];
-                    let slot = &mut columns[(ci * 3 + ky) * 3 * padded..][..3 * padded];
-                    let (left, rest) = slot.split_at_mut(padded);
-                    let (center, right) = rest.split_at_mut(padded);
-                    for x in 0..ow {
-                        left[x] = if x == 0 { 0.0 } else { row[2 * x - 1] };
-                        center[x] = row[2 * x];
-                        right[x] = row.get(2 * x + 1).copied().unwrap_or(0.0);
-                    }
-                }
+        for (row, columns) in x_image.chunks_exact(w).zip(split.chunks_exact_mut(record)) {
+            let (even, odd) = columns.split_at_mut(padded);
+            for ((pair, even), odd) in row.chunks_exact(2).zip(even.iter_mut()).zip(&mut odd[1..]) {
+                *even = pair[0];
+                *odd = pair[1];
             }
-            let active: Vec<usize> = (0..c * 3).filter(|&slot| inside[slot]).collect();
+            if w % 2 == 1 {
+                even[w / 2] = row[w - 1];
+            }
+        }
+        for y in 0..oh {
+            // The records of the 3 * c input rows (channel-major) inside
+            // the image, with their slot in the taps.
+            let active: Vec<(usize, usize)> = (0..c * 3)
+                .filter_map(|slot| {
+                    let (ci, ky) = (slot / 3, slot % 3);
+                    let iy = (2 * y + ky).checked_sub(1).filter(|&iy| iy < h)?;
+                    Some((slot, (ci * h + iy) * record))
+                })
+                .collect();
             for (o, plane) in out_image.chunks_exact_mut(oh * ow).enumerate() {
                 let taps = &taps[o * c * 9..(o + 1) * c * 9];
                 let out_row = &mut plane[y * ow..(y + 1) * ow];
                 let finish = |sum: f32x8| if relu { sum.fast_max(zero) } else { sum };
+                // Left, middle and right columns of a record for output x.
+                let column = |at: usize, kx: usize, x: usize| match kx {
+                    0 => at + padded + x,
+                    1 => at + x,
+                    _ => at + padded + 1 + x,
+                };
                 // Four vectors at a time: four independent chains of up to
                 // 36 multiply-adds instead of one.
                 let mut x = 0;
                 while x + 32 <= ow {
                     let mut sums = [f32x8::splat(bias[o]); 4];
-                    for &slot in &active {
+                    for &(slot, at) in &active {
                         for kx in 0..3 {
-                            let column = &columns[(slot * 3 + kx) * padded + x..][..32];
+                            let values = &split[column(at, kx, x)..][..32];
                             let tap = taps[slot * 3 + kx];
                             for (i, sum) in sums.iter_mut().enumerate() {
-                                *sum = load(&column[8 * i..]).mul_add(tap, *sum);
+                                *sum = load(&values[8 * i..]).mul_add(tap, *sum);
                             }
                         }
                     }
@@ -152,10 +158,10 @@ pub(crate) fn conv_3x3_stride_2(
                 }
                 for x in (x..ow).step_by(8) {
                     let mut sum = f32x8::splat(bias[o]);
-                    for &slot in &active {
+                    for &(slot, at) in &active {
                         for kx in 0..3 {
-                            sum = load(&columns[(slot * 3 + kx) * padded + x..])
-                                .mul_add(taps[slot * 3 + kx], sum);
+                            sum =
+                                load(&split[column(at, kx, x)..]).mul_add(taps[slot * 3 + kx], sum);
                         }
                     }
                     let lanes = (ow - x).min(8);
