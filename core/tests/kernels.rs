@@ -1,5 +1,5 @@
 //! The project's kernels (`Kernels::Project`: 1x1 convolutions, depthwise
-//! 3x3 and stride-2 3x3 convolutions with their ReLU, 2x2 max pooling)
+//! 3x3 convolutions with their ReLU, 2x2 max pooling)
 //! against tract's stock ops (`Kernels::Stock`) on the data set's labelled
 //! photos: every raw output of YuNet and of the recognizer within float
 //! rounding, and the same faces found.

@@ -10,11 +10,8 @@
 //!   in, which saves a pass over its output.
 //! - 2x2 max pooling (`maxpool`): tract's generic pooling took a sixth of
 //!   the model's time.
-//! - The first layer, a 3x3 stride-2 convolution over the colour planes
-//!   (`stride2`): tract's direct convolution made it the largest single
-//!   node; its ReLU is folded in too.
 //!
-//! All four use 8-lane SIMD through `wide` (safe Rust: AVX2+FMA under the
+//! All three use 8-lane SIMD through `wide` (safe Rust: AVX2+FMA under the
 //! workspace's x86-64-v3, NEON on arm64). Results match the stock ops within
 //! float rounding (the order of the additions differs); `core/tests/kernels.rs`
 //! holds them to tract's own ops on the data set's photos.
@@ -24,7 +21,6 @@
 mod depthwise;
 mod maxpool;
 mod pointwise;
-mod stride2;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -36,7 +32,6 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 use depthwise::Depthwise3x3;
 use maxpool::MaxPool2x2;
 use pointwise::Pointwise;
-use stride2::Conv3x3Stride2;
 
 /// Which implementation runs the ops this module covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,7 +52,6 @@ pub(crate) struct Swapped {
     pub(crate) max_pool: usize,
     pub(crate) pointwise: usize,
     pub(crate) bias_folded: usize,
-    pub(crate) stride_2: usize,
 }
 
 /// Replaces every eligible node of a decluttered model by the project's op.
@@ -85,27 +79,6 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
             patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
             patch.apply(model)?;
             swapped.depthwise += 1;
-            swapped.relu_folded += usize::from(relu.is_some());
-        } else if let Some(conv) = model.node(id).op_as::<Conv>()
-            && let Some(weights) = stride_2_weights(model, id, conv)?
-        {
-            let relu = relu_after(model, id)?;
-            let node = model.node(id);
-            let name = node.name.clone();
-            let mut patch = TypedModelPatch::new(format!("project stride 2 {name}"));
-            let x = patch.tap_model(model, node.inputs[0])?;
-            let kernel = patch.add_const(format!("{name}.kernel_o_c9"), weights.kernel)?;
-            let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
-            let out = patch.wire_node(
-                format!("{name}.project"),
-                Conv3x3Stride2 {
-                    relu: relu.is_some(),
-                },
-                &[x, kernel, bias],
-            )?[0];
-            patch.shunt_outside(model, OutletId::new(relu.unwrap_or(id), 0), out)?;
-            patch.apply(model)?;
-            swapped.stride_2 += 1;
             swapped.relu_folded += usize::from(relu.is_some());
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
@@ -147,43 +120,10 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
 
 /// A convolution's constant weights, as the project's ops take them.
 struct ConvWeights {
-    /// `[O, taps]`: each output channel's taps, row-major (`[C, 9]` for a
-    /// depthwise convolution, `[O, C * 9]` for a full one).
+    /// `[C, 9]`: each channel's taps, row-major.
     kernel: Tensor,
     /// `[O]`.
     bias: Tensor,
-}
-
-/// The weights of a float, channel-first, 3x3, stride 2, dilation 1,
-/// padding 1 convolution of at most 4 input channels (an image's colour
-/// planes) with constant kernel and bias, as `[O, C * 9]`; `None` for any
-/// other convolution.
-fn stride_2_weights(
-    model: &TypedModel,
-    id: usize,
-    conv: &Conv,
-) -> TractResult<Option<ConvWeights>> {
-    let spec = &conv.pool_spec;
-    let (channels, outputs) = (spec.input_channels, spec.output_channels);
-    let node = model.node(id);
-    if conv.q_params.is_some()
-        || conv.group != 1
-        || !(1..=4).contains(&channels)
-        || outputs == 0
-        || spec.kernel_shape.as_slice() != [3, 3]
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        || spec.strides.as_ref().is_none_or(|s| s.as_slice() != [2, 2])
-        || !spec
-            .dilations
-            .as_ref()
-            .is_none_or(|d| d.iter().all(|&s| s == 1))
-        || !padded_by_one(&spec.padding)
-        || node.inputs.len() != 3
-    {
-        return Ok(None);
-    }
-    constant_weights(model, node, outputs, channels * 9)
 }
 
 /// Explicit padding of one pixel on every side.
