@@ -13,6 +13,71 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+impl ChannelOrder {
+    /// The plane each source channel (R, G, B) goes to.
+    fn planes(self) -> [usize; 3] {
+        match self {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        }
+    }
+}
+
+/// An RGB image sampled bilinearly, black outside (as OpenCV and dlib pad).
+struct Bilinear<'a> {
+    raw: &'a [u8],
+    stride: usize,
+    width: i64,
+    height: i64,
+}
+
+impl<'a> Bilinear<'a> {
+    fn new(src: &'a RgbImage) -> Self {
+        let (w, h) = src.dimensions();
+        Self {
+            raw: src.as_raw(),
+            stride: w as usize * 3,
+            width: i64::from(w),
+            height: i64::from(h),
+        }
+    }
+
+    /// R, G and B at `(x0 + dx, y0 + dy)`, `dx` and `dy` in 0..1.
+    #[inline]
+    fn rgb(&self, x0: i64, y0: i64, dx: f32, dy: f32) -> [f32; 3] {
+        if x0 >= 0 && y0 >= 0 && x0 + 1 < self.width && y0 + 1 < self.height {
+            // The two pixels of each of the two rows, read once.
+            let base = y0 as usize * self.stride + x0 as usize * 3;
+            let top_row = &self.raw[base..base + 6];
+            let bottom_row = &self.raw[base + self.stride..base + self.stride + 6];
+            std::array::from_fn(|c| {
+                let p00 = f32::from(top_row[c]);
+                let p01 = f32::from(top_row[c + 3]);
+                let p10 = f32::from(bottom_row[c]);
+                let p11 = f32::from(bottom_row[c + 3]);
+                let top = p00 + (p01 - p00) * dx;
+                let bottom = p10 + (p11 - p10) * dx;
+                top + (bottom - top) * dy
+            })
+        } else {
+            std::array::from_fn(|c| {
+                let top = self.fetch(x0, y0, c) * (1.0 - dx) + self.fetch(x0 + 1, y0, c) * dx;
+                let bottom =
+                    self.fetch(x0, y0 + 1, c) * (1.0 - dx) + self.fetch(x0 + 1, y0 + 1, c) * dx;
+                top * (1.0 - dy) + bottom * dy
+            })
+        }
+    }
+
+    fn fetch(&self, x: i64, y: i64, c: usize) -> f32 {
+        if x < 0 || y < 0 || x >= self.width || y >= self.height {
+            0.0
+        } else {
+            f32::from(self.raw[y as usize * self.stride + x as usize * 3 + c])
+        }
+    }
+}
+
 /// Averages each `factor` x `factor` block into one pixel. The last partial
 /// row/column of blocks averages what is there.
 pub fn box_downscale(src: &RgbImage, factor: u32) -> RgbImage {
@@ -61,48 +126,18 @@ pub fn warp_into_planes(
     planes: &mut [f32],
 ) {
     debug_assert_eq!(planes.len(), 3 * out_w * out_h);
-    let (w, h) = src.dimensions();
-    let (wi, hi) = (w as i64, h as i64);
-    let raw = src.as_raw();
-    let stride = w as usize * 3;
+    let source = Bilinear::new(src);
     let plane = out_w * out_h;
-    let (c0, c2) = match order {
-        ChannelOrder::Rgb => (0, 2),
-        ChannelOrder::Bgr => (2, 0),
-    };
-    let fetch = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= wi || y >= hi {
-            0.0
-        } else {
-            f32::from(raw[y as usize * stride + x as usize * 3 + c])
-        }
-    };
+    let dst = order.planes();
     for oy in 0..out_h {
         for ox in 0..out_w {
             // Pixel centres map to pixel centres.
             let p = out_to_src.apply(Point::new(ox as f32 + 0.5, oy as f32 + 0.5));
             let (sx, sy) = (p.x - 0.5, p.y - 0.5);
             let (fx, fy) = (sx.floor(), sy.floor());
-            let (dx, dy) = (sx - fx, sy - fy);
-            let (x0, y0) = (fx as i64, fy as i64);
-            let idx = oy * out_w + ox;
-            let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < wi && y0 + 1 < hi;
-            for (c, dst) in [(0usize, c0), (1, 1), (2, c2)] {
-                let v = if inside {
-                    let base = y0 as usize * stride + x0 as usize * 3 + c;
-                    let p00 = f32::from(raw[base]);
-                    let p01 = f32::from(raw[base + 3]);
-                    let p10 = f32::from(raw[base + stride]);
-                    let p11 = f32::from(raw[base + stride + 3]);
-                    let top = p00 + (p01 - p00) * dx;
-                    let bottom = p10 + (p11 - p10) * dx;
-                    top + (bottom - top) * dy
-                } else {
-                    let top = fetch(x0, y0, c) * (1.0 - dx) + fetch(x0 + 1, y0, c) * dx;
-                    let bottom = fetch(x0, y0 + 1, c) * (1.0 - dx) + fetch(x0 + 1, y0 + 1, c) * dx;
-                    top * (1.0 - dy) + bottom * dy
-                };
-                planes[dst * plane + idx] = v;
+            let rgb = source.rgb(fx as i64, fy as i64, sx - fx, sy - fy);
+            for (value, dst) in rgb.into_iter().zip(dst) {
+                planes[dst * plane + oy * out_w + ox] = value;
             }
         }
     }
@@ -152,59 +187,22 @@ fn scale_into_planes(
     order: ChannelOrder,
     planes: &mut [f32],
 ) {
-    let (w, h) = src.dimensions();
-    let (wi, hi) = (w as i64, h as i64);
-    let raw = src.as_raw();
-    let stride = w as usize * 3;
+    let source = Bilinear::new(src);
     let plane = out_w * out_h;
-    let (c0, c2) = match order {
-        ChannelOrder::Rgb => (0, 2),
-        ChannelOrder::Bgr => (2, 0),
-    };
-    let fetch = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= wi || y >= hi {
-            0.0
-        } else {
-            f32::from(raw[y as usize * stride + x as usize * 3 + c])
-        }
-    };
+    let dst = order.planes();
     // Pixel centres map to pixel centres, as in `warp_into_planes`.
-    let source = |o: usize| {
+    let position = |o: usize| {
         let s = inv_scale * (o as f32 + 0.5) - 0.5;
         let f = s.floor();
         (f as i64, s - f)
     };
-    let columns: Vec<(i64, f32)> = (0..used_w).map(source).collect();
-    let (first, rest) = planes.split_at_mut(plane);
-    let (second, third) = rest.split_at_mut(plane);
-    let mut by_channel: [&mut [f32]; 3] = [first, second, &mut third[..plane]];
-    by_channel.swap(0, c0);
-    debug_assert_eq!(c0 + c2, 2);
+    let columns: Vec<(i64, f32)> = (0..used_w).map(position).collect();
     for oy in 0..used_h {
-        let (y0, dy) = source(oy);
-        let row_inside = y0 >= 0 && y0 + 1 < hi;
+        let (y0, dy) = position(oy);
         for (ox, &(x0, dx)) in columns.iter().enumerate() {
-            let idx = oy * out_w + ox;
-            if row_inside && x0 >= 0 && x0 + 1 < wi {
-                // The two source pixels of each of the two rows, once.
-                let base = y0 as usize * stride + x0 as usize * 3;
-                let top_row = &raw[base..base + 6];
-                let bottom_row = &raw[base + stride..base + stride + 6];
-                for (c, planes) in by_channel.iter_mut().enumerate() {
-                    let p00 = f32::from(top_row[c]);
-                    let p01 = f32::from(top_row[c + 3]);
-                    let p10 = f32::from(bottom_row[c]);
-                    let p11 = f32::from(bottom_row[c + 3]);
-                    let top = p00 + (p01 - p00) * dx;
-                    let bottom = p10 + (p11 - p10) * dx;
-                    planes[idx] = top + (bottom - top) * dy;
-                }
-            } else {
-                for (c, planes) in by_channel.iter_mut().enumerate() {
-                    let top = fetch(x0, y0, c) * (1.0 - dx) + fetch(x0 + 1, y0, c) * dx;
-                    let bottom = fetch(x0, y0 + 1, c) * (1.0 - dx) + fetch(x0 + 1, y0 + 1, c) * dx;
-                    planes[idx] = top * (1.0 - dy) + bottom * dy;
-                }
+            let rgb = source.rgb(x0, y0, dx, dy);
+            for (value, dst) in rgb.into_iter().zip(dst) {
+                planes[dst * plane + oy * out_w + ox] = value;
             }
         }
     }

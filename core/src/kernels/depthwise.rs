@@ -42,11 +42,7 @@ impl EvalOp for Depthwise3x3 {
         let bias = bias.try_as_plain_ram()?.as_slice::<f32>()?;
         ensure!(kernel.len() == c * 9 && bias.len() == c);
         let out = depthwise_3x3(image, [c, h, w], kernel, bias, self.relu);
-        Ok(tvec!(
-            tract_ndarray::ArrayD::from_shape_vec(shape, out)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        super::output(shape, out)
     }
 }
 

@@ -33,6 +33,15 @@ use depthwise::Depthwise3x3;
 use maxpool::MaxPool2x2;
 use pointwise::Pointwise;
 
+/// An op's f32 result of `shape`, as tract takes it.
+fn output(shape: Vec<usize>, values: Vec<f32>) -> TractResult<TVec<TValue>> {
+    Ok(tvec!(
+        tract_ndarray::ArrayD::from_shape_vec(shape, values)?
+            .into_tensor()
+            .into_tvalue()
+    ))
+}
+
 /// Which implementation runs the ops this module covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {

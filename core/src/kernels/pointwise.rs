@@ -53,11 +53,7 @@ impl EvalOp for Pointwise {
             bias.try_as_plain_ram()?.as_slice::<f32>()?,
         );
         ensure!(out.len() == self.output_shape.iter().product::<usize>());
-        Ok(tvec!(
-            tract_ndarray::ArrayD::from_shape_vec(self.output_shape.to_vec(), out)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        super::output(self.output_shape.to_vec(), out)
     }
 }
 
