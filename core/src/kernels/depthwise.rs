@@ -37,9 +37,9 @@ impl EvalOp for Depthwise3x3 {
         let [.., c, h, w] = shape[..] else {
             bail!("depthwise input must have rank 3 or more, has shape {shape:?}");
         };
-        let image = image.try_as_plain_ram()?.as_slice::<f32>()?;
-        let kernel = kernel.try_as_plain_ram()?.as_slice::<f32>()?;
-        let bias = bias.try_as_plain_ram()?.as_slice::<f32>()?;
+        let image = super::floats(&image)?;
+        let kernel = super::floats(&kernel)?;
+        let bias = super::floats(&bias)?;
         ensure!(kernel.len() == c * 9 && bias.len() == c);
         let out = depthwise_3x3(image, [c, h, w], kernel, bias, self.relu);
         super::output(shape, out)

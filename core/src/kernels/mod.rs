@@ -33,6 +33,11 @@ use depthwise::Depthwise3x3;
 use maxpool::MaxPool2x2;
 use pointwise::Pointwise;
 
+/// A tensor's values as f32, or the error saying why not.
+fn floats(tensor: &Tensor) -> TractResult<&[f32]> {
+    tensor.try_as_plain_ram()?.as_slice::<f32>()
+}
+
 /// An op's f32 result of `shape`, as tract takes it.
 fn output(shape: Vec<usize>, values: Vec<f32>) -> TractResult<TVec<TValue>> {
     Ok(tvec!(
@@ -174,7 +179,7 @@ fn constant_weights(
     let bias = if bias.len() == outputs {
         bias.clone().into_tensor().into_shape(&[outputs])?
     } else {
-        let value = bias.try_as_plain_ram()?.as_slice::<f32>()?[0];
+        let value = floats(bias)?[0];
         Tensor::from(tract_ndarray::Array1::from_elem(outputs, value))
     };
     Ok(Some(ConvWeights { kernel, bias }))
@@ -406,11 +411,7 @@ fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
         .op_as::<TypedBinOp>()
         .is_some_and(|b| b.0.is::<Max>());
     let zero_scalar = other.konst.as_ref().is_some_and(|k| {
-        k.len() == 1
-            && k.datum_type() == f32::datum_type()
-            && k.try_as_plain_ram()
-                .and_then(|v| v.as_slice::<f32>())
-                .is_ok_and(|s| s[0] == 0.0)
+        k.len() == 1 && k.datum_type() == f32::datum_type() && floats(k).is_ok_and(|s| s[0] == 0.0)
     });
     Ok((is_max && zero_scalar).then_some(next))
 }

@@ -47,10 +47,10 @@ impl EvalOp for Pointwise {
         ensure!(shape[self.channel_axis] == channels && bias.len() == outputs);
         let pixels = shape[self.channel_axis + 1..].iter().product();
         let out = pointwise(
-            image.try_as_plain_ram()?.as_slice::<f32>()?,
+            super::floats(&image)?,
             [channels, pixels],
-            weights.try_as_plain_ram()?.as_slice::<f32>()?,
-            bias.try_as_plain_ram()?.as_slice::<f32>()?,
+            super::floats(&weights)?,
+            super::floats(&bias)?,
         );
         ensure!(out.len() == self.output_shape.iter().product::<usize>());
         super::output(self.output_shape.to_vec(), out)
