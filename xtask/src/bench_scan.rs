@@ -147,6 +147,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchScanArgs) -> Result<()> {
         bail!("no labelled video in {} (use --data)", data.display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::build::warn_if_no_nasm();
     crate::as_from_a_shell(cmd!(sh, "{cargo} build --release -p facectl"))
         .run()
         .context("building facectl (release)")?;
