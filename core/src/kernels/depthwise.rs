@@ -99,7 +99,7 @@ pub(crate) fn depthwise_3x3(
 
 /// One output row from the input rows above, at and below it (zeros
 /// outside the image).
-fn row_3x3(rows: [&[f32]; 3], taps: &[f32; 9], bias: f32, relu: bool, out: &mut [f32]) {
+pub(super) fn row_3x3(rows: [&[f32]; 3], taps: &[f32; 9], bias: f32, relu: bool, out: &mut [f32]) {
     let w = out.len();
     let k = taps.map(f32x8::splat);
     let b = f32x8::splat(bias);

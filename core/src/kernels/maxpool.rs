@@ -58,23 +58,33 @@ pub(crate) fn max_pool_2x2(image: &[f32], [h, w]: [usize; 2]) -> Vec<f32> {
     let planes = image.len() / (h * w);
     let mut out = Vec::with_capacity(planes * oh * ow);
     let mut rows_max = vec![0.0f32; 2 * ow];
+    let mut row = vec![0.0f32; ow];
     for input in image.chunks_exact(h * w) {
         for oy in 0..oh {
             let top = &input[2 * oy * w..][..2 * ow];
             let bottom = &input[(2 * oy + 1) * w..][..2 * ow];
-            let mut x = 0;
-            while x + 8 <= 2 * ow {
-                rows_max[x..x + 8]
-                    .copy_from_slice(load(&top[x..]).fast_max(load(&bottom[x..])).as_array());
-                x += 8;
-            }
-            for x in x..2 * ow {
-                rows_max[x] = top[x].max(bottom[x]);
-            }
-            out.extend(rows_max.chunks_exact(2).map(|pair| pair[0].max(pair[1])));
+            pool_rows(top, bottom, &mut rows_max, &mut row);
+            out.extend_from_slice(&row);
         }
     }
     out
+}
+
+/// One pooled row (`out`, `n` values) from two input rows of at least
+/// `2n`: their vertical maximum goes through `rows_max` (`2n` values).
+pub(super) fn pool_rows(top: &[f32], bottom: &[f32], rows_max: &mut [f32], out: &mut [f32]) {
+    let n = 2 * out.len();
+    let mut x = 0;
+    while x + 8 <= n {
+        rows_max[x..x + 8].copy_from_slice(load(&top[x..]).fast_max(load(&bottom[x..])).as_array());
+        x += 8;
+    }
+    for x in x..n {
+        rows_max[x] = top[x].max(bottom[x]);
+    }
+    for (out, pair) in out.iter_mut().zip(rows_max.chunks_exact(2)) {
+        *out = pair[0].max(pair[1]);
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ use super::depthwise::load;
 pub(crate) struct Pointwise {
     pub(crate) channel_axis: usize,
     pub(crate) output_shape: TVec<usize>,
+    /// Whether the image goes through `max(x, 0)` first (a ReLU before
+    /// the convolution, folded into its tile copy).
+    pub(crate) relu_input: bool,
 }
 
 impl Op for Pointwise {
@@ -51,6 +54,7 @@ impl EvalOp for Pointwise {
             [channels, pixels],
             super::floats(&weights)?,
             super::floats(&bias)?,
+            self.relu_input,
         );
         ensure!(out.len() == self.output_shape.iter().product::<usize>());
         super::output(self.output_shape.to_vec(), out)
@@ -76,13 +80,15 @@ const STEP: usize = 24;
 /// Pixels per tile (a multiple of `STEP`): 64 channels of a tile fill 24 KiB.
 const TILE: usize = 96;
 
-/// Every image of `image` (`[channels, pixels]` each) through the `[O, C]`
-/// `weights` plus `bias`: `[O, pixels]` each.
+/// Every image of `image` (`[channels, pixels]` each, clamped at 0 first
+/// when `relu_input`) through the `[O, C]` `weights` plus `bias`: `[O,
+/// pixels]` each.
 pub(crate) fn pointwise(
     image: &[f32],
     [channels, pixels]: [usize; 2],
     weights: &[f32],
     bias: &[f32],
+    relu_input: bool,
 ) -> Vec<f32> {
     let outputs = bias.len();
     let images = image.len().checked_div(channels * pixels).unwrap_or(0);
@@ -90,36 +96,94 @@ pub(crate) fn pointwise(
     if images == 0 || outputs == 0 {
         return out;
     }
-    // Weights by block of output channels, then input channel: the four
-    // values one step of the inner loop broadcasts are adjacent.
-    let blocks = outputs / BLOCK;
-    let packed: Vec<[f32; BLOCK]> = (0..blocks * channels)
-        .map(|i| {
-            let (block, c) = (i / channels, i % channels);
-            std::array::from_fn(|j| weights[(block * BLOCK + j) * channels + c])
-        })
-        .collect();
-    // The pixels go in tiles of up to TILE, each copied first into one
-    // contiguous `[channels, TILE]` block: read in place, the channels' rows
-    // lie a multiple of 4 KiB apart on YuNet's shapes (76,800 pixels of 4
-    // bytes is 75 pages), all in the same L1 set, and evicted each other.
-    let mut tile = vec![0.0f32; channels * TILE];
+    let mut product = Product::new(weights, bias, channels, relu_input);
     for (x, o) in image
         .chunks_exact(channels * pixels)
         .zip(out.chunks_exact_mut(outputs * pixels))
     {
-        let full = pixels - pixels % STEP;
+        product.run(x, pixels, 0..pixels, o, pixels);
+    }
+    out
+}
+
+/// The weights of one 1x1 convolution, packed for its inner loop, and the
+/// tile buffer it copies pixels into.
+pub(crate) struct Product<'w> {
+    weights: &'w [f32],
+    bias: &'w [f32],
+    channels: usize,
+    /// Weights by block of output channels, then input channel: the four
+    /// values one step of the inner loop broadcasts are adjacent.
+    packed: Vec<[f32; BLOCK]>,
+    tile: Vec<f32>,
+    relu_input: bool,
+}
+
+impl<'w> Product<'w> {
+    /// `weights` `[O, C]` and `bias` `[O]`, for images of `channels` (C),
+    /// clamped at 0 first when `relu_input`.
+    pub(crate) fn new(
+        weights: &'w [f32],
+        bias: &'w [f32],
+        channels: usize,
+        relu_input: bool,
+    ) -> Self {
+        let blocks = bias.len() / BLOCK;
+        let packed = (0..blocks * channels)
+            .map(|i| {
+                let (block, c) = (i / channels, i % channels);
+                std::array::from_fn(|j| weights[(block * BLOCK + j) * channels + c])
+            })
+            .collect();
+        Self {
+            weights,
+            bias,
+            channels,
+            packed,
+            tile: vec![0.0f32; channels * TILE],
+            relu_input,
+        }
+    }
+
+    /// Output pixels `range` of one image `x` (`[C, pixels]`), written to
+    /// `out[o * out_stride + p - range.start]` for each output channel `o`.
+    pub(crate) fn run(
+        &mut self,
+        x: &[f32],
+        pixels: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let (channels, bias, outputs) = (self.channels, self.bias, self.bias.len());
+        let blocks = outputs / BLOCK;
+        let (first, len) = (range.start, range.len());
+        // The pixels go in tiles of up to TILE, each copied first into one
+        // contiguous `[channels, TILE]` block: read in place, the channels'
+        // rows lie a multiple of 4 KiB apart on YuNet's shapes (76,800
+        // pixels of 4 bytes is 75 pages), all in the same L1 set, and
+        // evicted each other.
+        let full = len - len % 8;
         for start in (0..full).step_by(TILE) {
             let width = TILE.min(full - start);
-            for (c, row) in tile.chunks_exact_mut(TILE).enumerate() {
-                row[..width].copy_from_slice(&x[c * pixels + start..][..width]);
+            for (c, row) in self.tile.chunks_exact_mut(TILE).enumerate() {
+                let from = &x[c * pixels + first + start..][..width];
+                if self.relu_input {
+                    for (to, &from) in row.iter_mut().zip(from) {
+                        *to = from.max(0.0);
+                    }
+                } else {
+                    row[..width].copy_from_slice(from);
+                }
             }
-            for p in (0..width).step_by(STEP) {
+            let tile = &self.tile;
+            let mut p = 0;
+            while p + STEP <= width {
                 for block in 0..blocks {
                     let o0 = block * BLOCK;
                     let mut acc: [[f32x8; 3]; BLOCK] =
                         std::array::from_fn(|j| [f32x8::splat(bias[o0 + j]); 3]);
-                    for (w, row) in packed[block * channels..(block + 1) * channels]
+                    for (w, row) in self.packed[block * channels..(block + 1) * channels]
                         .iter()
                         .zip(tile.chunks_exact(TILE))
                     {
@@ -132,39 +196,66 @@ pub(crate) fn pointwise(
                         }
                     }
                     for (j, acc) in acc.iter().enumerate() {
-                        let at = (o0 + j) * pixels + start + p;
-                        for (v, out) in acc.iter().zip(o[at..at + STEP].chunks_exact_mut(8)) {
+                        let at = (o0 + j) * out_stride + start + p;
+                        for (v, out) in acc.iter().zip(out[at..at + STEP].chunks_exact_mut(8)) {
                             out.copy_from_slice(v.as_array());
                         }
                     }
                 }
                 for oc in blocks * BLOCK..outputs {
-                    let mut acc = [f32x8::splat(bias[oc]); 3];
-                    for (c, row) in tile.chunks_exact(TILE).enumerate() {
-                        let w = f32x8::splat(weights[oc * channels + c]);
-                        for (i, acc) in acc.iter_mut().enumerate() {
-                            *acc = load(&row[p + 8 * i..]).mul_add(w, *acc);
-                        }
-                    }
-                    let at = oc * pixels + start + p;
-                    for (v, out) in acc.iter().zip(o[at..at + STEP].chunks_exact_mut(8)) {
-                        out.copy_from_slice(v.as_array());
-                    }
+                    self.vectors::<3>(oc, p, start, out, out_stride);
                 }
+                p += STEP;
+            }
+            // Fewer than STEP pixels left in the tile: eight at a time.
+            while p < width {
+                for oc in 0..outputs {
+                    self.vectors::<1>(oc, p, start, out, out_stride);
+                }
+                p += 8;
             }
         }
-        // The last pixels (fewer than STEP), one at a time.
-        for p in full..pixels {
+        // The last pixels (fewer than 8), one at a time.
+        for p in full..len {
             for oc in 0..outputs {
                 let mut sum = bias[oc];
                 for c in 0..channels {
-                    sum = x[c * pixels + p].mul_add(weights[oc * channels + c], sum);
+                    let value = x[c * pixels + first + p];
+                    let value = if self.relu_input {
+                        value.max(0.0)
+                    } else {
+                        value
+                    };
+                    sum = value.mul_add(self.weights[oc * channels + c], sum);
                 }
-                o[oc * pixels + p] = sum;
+                out[oc * out_stride + p] = sum;
             }
         }
     }
-    out
+
+    /// `N` vectors of output channel `oc` from the tile at `p` (the tile
+    /// starting `start` pixels into the range).
+    fn vectors<const N: usize>(
+        &self,
+        oc: usize,
+        p: usize,
+        start: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let channels = self.channels;
+        let mut acc = [f32x8::splat(self.bias[oc]); N];
+        for (c, row) in self.tile.chunks_exact(TILE).enumerate() {
+            let w = f32x8::splat(self.weights[oc * channels + c]);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                *acc = load(&row[p + 8 * i..]).mul_add(w, *acc);
+            }
+        }
+        let at = oc * out_stride + start + p;
+        for (v, out) in acc.iter().zip(out[at..at + 8 * N].chunks_exact_mut(8)) {
+            out.copy_from_slice(v.as_array());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,23 +283,27 @@ mod tests {
                 .collect();
             let weights: Vec<f32> = (0..outputs * channels).map(|i| value(i, 2)).collect();
             let bias: Vec<f32> = (0..outputs).map(|i| value(i, 3)).collect();
-            let out = pointwise(&image, [channels, pixels], &weights, &bias);
-            assert_eq!(out.len(), images * outputs * pixels);
-            for n in 0..images {
-                for oc in 0..outputs {
-                    for p in 0..pixels {
-                        let want: f64 = bias[oc] as f64
-                            + (0..channels)
-                                .map(|c| {
-                                    weights[oc * channels + c] as f64
-                                        * image[(n * channels + c) * pixels + p] as f64
-                                })
-                                .sum::<f64>();
-                        let got = out[(n * outputs + oc) * pixels + p];
-                        assert!(
-                            (got as f64 - want).abs() <= 1e-5,
-                            "{images}x{channels}->{outputs}x{pixels} at {n},{oc},{p}: {got} vs {want}"
-                        );
+            for relu_input in [false, true] {
+                let out = pointwise(&image, [channels, pixels], &weights, &bias, relu_input);
+                assert_eq!(out.len(), images * outputs * pixels);
+                for n in 0..images {
+                    for oc in 0..outputs {
+                        for p in 0..pixels {
+                            let want: f64 = bias[oc] as f64
+                                + (0..channels)
+                                    .map(|c| {
+                                        let x = image[(n * channels + c) * pixels + p];
+                                        let x = if relu_input { x.max(0.0) } else { x };
+                                        weights[oc * channels + c] as f64 * x as f64
+                                    })
+                                    .sum::<f64>();
+                            let got = out[(n * outputs + oc) * pixels + p];
+                            assert!(
+                                (got as f64 - want).abs() <= 1e-5,
+                                "{images}x{channels}->{outputs}x{pixels} relu {relu_input} at \
+                             {n},{oc},{p}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }
