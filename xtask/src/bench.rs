@@ -405,6 +405,15 @@ fn render_table(s: &Summary) -> String {
         "",
         &vs_pytorch(o1.and_then(|r| r.model_load_ms)),
     ]);
+    // Issue 17's figure, last so a script can take it with `tail -1`.
+    let end_to_end = |r: Option<&BenchReport>| r.map(|r| r.end_to_end_median_ms);
+    out.push_str(&format!(
+        "\nend-to-end ratio ours/onnxruntime: {}\n",
+        match (end_to_end(o1), end_to_end(r1)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".to_string(),
+        }
+    ));
     out
 }
 
@@ -449,6 +458,11 @@ mod tests {
         };
         let table = render_table(&summary);
         assert!(table.contains("1.00x"), "{table}");
+        assert_eq!(
+            table.lines().last(),
+            Some("end-to-end ratio ours/onnxruntime: 1.00"),
+            "{table}"
+        );
         assert!(
             table.contains("19900.00") && table.contains("19.9 s PyTorch"),
             "{table}"
