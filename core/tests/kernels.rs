@@ -1,5 +1,5 @@
 //! The project's kernels (`Kernels::Project`: 1x1 convolutions, depthwise
-//! 3x3 convolutions with their ReLU, 2x2 max pooling)
+//! 3x3 convolutions with their ReLU, 2x2 max pooling, and the three fused)
 //! against tract's stock ops (`Kernels::Stock`) on the data set's labelled
 //! photos: every raw output of YuNet and of the recognizer within float
 //! rounding, and the same faces found.
@@ -41,6 +41,55 @@ fn photos() -> Vec<(String, face_core::RgbImage)> {
             (label.path.clone(), image)
         })
         .collect()
+}
+
+/// How many nodes of each op name a plan of YuNet at 640x480 has.
+fn op_counts(kernels: Kernels) -> std::collections::BTreeMap<String, usize> {
+    let bytes = detector_bytes();
+    let model = tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true)
+        .model_for_read(&mut std::io::Cursor::new(&bytes))
+        .expect("parses");
+    let plan = optimized_plan(model, [1, 3, 480, 640], kernels).expect("plans");
+    let mut counts = std::collections::BTreeMap::new();
+    for node in plan.model().nodes() {
+        let info = node.op().info().expect("op info").join(", ");
+        let pooled = if info.contains("pool: true") {
+            " pooled"
+        } else {
+            ""
+        };
+        *counts
+            .entry(format!("{}{pooled}", node.op().name()))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
+    // YuNet-s: 14 channel-first 1x1 convolutions each read only by a 3x3
+    // depthwise one, two of those with a 2x2 max pooling after them; its
+    // other two poolings stay the project's own op.
+    let (project, stock) = (op_counts(Kernels::Project), op_counts(Kernels::Stock));
+    let count = |name: &str| project.get(name).copied().unwrap_or(0);
+    assert_eq!(count("FacePointwiseDepthwise"), 12, "{project:?}");
+    assert_eq!(count("FacePointwiseDepthwise pooled"), 2, "{project:?}");
+    assert_eq!(count("FaceMaxPool2x2"), 2, "{project:?}");
+    // Every ReLU is folded: into a depthwise op after it, or into the 1x1
+    // convolution's reading of the first layer's output.
+    assert_eq!(count("OptMaxByScalar"), 0, "{project:?}");
+    assert!(
+        stock.get("OptMaxByScalar").is_some_and(|&n| n > 0),
+        "{stock:?}"
+    );
+    assert_eq!(count("FacePointwise"), 0, "{project:?}");
+    assert_eq!(count("FaceDepthwise3x3"), 0, "{project:?}");
+    assert!(
+        stock.keys().all(|name| !name.starts_with("Face")),
+        "{stock:?}"
+    );
 }
 
 #[test]

@@ -147,19 +147,26 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
     Ok(swapped)
 }
 
-/// The only node reading node `id`'s output (which is not a model output),
-/// when it has op `O`.
-fn sole_reader_of<O: Op>(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+/// The only node reading node `id`'s only output, which is not a model
+/// output: what a project op may fold into `id` without anyone else
+/// missing the value in between.
+fn sole_reader(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
     let node = model.node(id);
-    let outlet = OutletId::new(id, 0);
     if node.outputs.len() != 1
         || node.outputs[0].successors.len() != 1
-        || model.output_outlets()?.contains(&outlet)
+        || model.output_outlets()?.contains(&OutletId::new(id, 0))
     {
         return Ok(None);
     }
-    let next = model.node(node.outputs[0].successors[0].node);
-    Ok((next.op_is::<O>() && next.inputs.first() == Some(&outlet)).then_some(next.id))
+    Ok(Some(node.outputs[0].successors[0].node))
+}
+
+/// [`sole_reader`], when it has op `O` and reads `id` as its first input.
+fn sole_reader_of<O: Op>(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+    Ok(sole_reader(model, id)?.filter(|&next| {
+        let next = model.node(next);
+        next.op_is::<O>() && next.inputs.first() == Some(&OutletId::new(id, 0))
+    }))
 }
 
 /// Replaces each project 1x1 convolution read only by a project depthwise
@@ -460,15 +467,11 @@ fn bias_after(
 /// not a model output), and the fact of that node's other input, when the
 /// node's output has the same shape as `id`'s.
 fn sole_binary_reader(model: &TypedModel, id: usize) -> TractResult<Option<(usize, TypedFact)>> {
-    let node = model.node(id);
     let outlet = OutletId::new(id, 0);
-    if node.outputs.len() != 1
-        || node.outputs[0].successors.len() != 1
-        || model.output_outlets()?.contains(&outlet)
-    {
+    let Some(next) = sole_reader(model, id)? else {
         return Ok(None);
-    }
-    let next = model.node(node.outputs[0].successors[0].node);
+    };
+    let next = model.node(next);
     if next.inputs.len() != 2 || !next.op_is::<TypedBinOp>() {
         return Ok(None);
     }
@@ -502,12 +505,7 @@ fn relu_before(model: &TypedModel, id: usize) -> TractResult<Option<OutletId>> {
     let image = model.node(id).inputs[0];
     let relu = model.node(image.node);
     let is_max = relu.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Max>());
-    if !is_max
-        || relu.inputs.len() != 2
-        || relu.outputs.len() != 1
-        || relu.outputs[0].successors.len() != 1
-        || model.output_outlets()?.contains(&image)
-    {
+    if !is_max || relu.inputs.len() != 2 || sole_reader(model, relu.id)? != Some(id) {
         return Ok(None);
     }
     let image_fact = model.outlet_fact(image)?;
