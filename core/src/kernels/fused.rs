@@ -15,13 +15,16 @@ use super::depthwise::row_3x3;
 use super::maxpool::pool_rows;
 use super::pointwise::Product;
 
-/// Inputs: the image (`channel_axis` its channel, its last two axes the
-/// rows and columns), the 1x1 convolution's `[O, C]` weights and `[O]`
-/// bias, the depthwise `[O, 9]` taps and `[O]` bias. The output has
+/// Inputs: the image (`channel_axis` its channel, the `rows` x `columns`
+/// pixels every axis after it), the 1x1 convolution's `[O, C]` weights and
+/// `[O]` bias, the depthwise `[O, 9]` taps and `[O]` bias. The output has
 /// `output_shape`: the depthwise one's, or the pooling's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PointwiseDepthwise {
     pub(crate) channel_axis: usize,
+    /// The depthwise convolution's image size (the 1x1 one's output).
+    pub(crate) rows: usize,
+    pub(crate) columns: usize,
     /// Whether the image goes through `max(x, 0)` first.
     pub(crate) relu_input: bool,
     /// Whether `max(x, 0)` is applied to the depthwise output.
@@ -56,11 +59,9 @@ impl EvalOp for PointwiseDepthwise {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (image, weights, bias, taps, taps_bias) = args_5!(inputs);
         let shape = image.shape();
-        ensure!(self.channel_axis < shape.len() && shape.len() >= 2 && weights.rank() == 2);
+        ensure!(self.channel_axis < shape.len() && weights.rank() == 2);
         let (outputs, channels) = (weights.shape()[0], weights.shape()[1]);
-        let [.., h, w] = shape[..] else {
-            bail!("image of shape {shape:?} has no rows and columns");
-        };
+        let (h, w) = (self.rows, self.columns);
         ensure!(
             shape[self.channel_axis] == channels
                 && shape[self.channel_axis + 1..].iter().product::<usize>() == h * w

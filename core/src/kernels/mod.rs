@@ -193,8 +193,13 @@ fn fuse(model: &mut TypedModel, swapped: &mut Swapped) -> TractResult<()> {
             .node(depthwise_id)
             .op_as::<Depthwise3x3>()
             .is_some_and(|d| d.relu);
+        let [.., rows, columns] = pointwise.output_shape[..] else {
+            continue;
+        };
         let op = PointwiseDepthwise {
             channel_axis: pointwise.channel_axis,
+            rows,
+            columns,
             relu_input: pointwise.relu_input,
             relu,
             pool: pool_id.is_some(),
