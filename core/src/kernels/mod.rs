@@ -64,23 +64,8 @@ pub enum Kernels {
     Stock,
 }
 
-/// What [`swap_in`] replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Swapped {
-    pub(crate) depthwise: usize,
-    pub(crate) relu_folded: usize,
-    pub(crate) max_pool: usize,
-    pub(crate) pointwise: usize,
-    pub(crate) bias_folded: usize,
-    /// 1x1 convolutions fused with the depthwise one after them.
-    pub(crate) fused: usize,
-    /// Of those, the ones with a max pooling after them, fused too.
-    pub(crate) fused_pools: usize,
-}
-
 /// Replaces every eligible node of a decluttered model by the project's op.
-pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
-    let mut swapped = Swapped::default();
+pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
     for id in model.eval_order()? {
         if let Some(conv) = model.node(id).op_as::<Conv>()
             && let Some(weights) = depthwise_weights(model, id, conv)?
@@ -102,8 +87,6 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
             let replaced = relu.unwrap_or(id);
             patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
             patch.apply(model)?;
-            swapped.depthwise += 1;
-            swapped.relu_folded += usize::from(relu.is_some());
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
         {
@@ -114,7 +97,6 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
             let out = patch.wire_node(format!("{name}.project"), MaxPool2x2, &[x])?[0];
             patch.shunt_outside(model, OutletId::new(id, 0), out)?;
             patch.apply(model)?;
-            swapped.max_pool += 1;
         } else if let Some(einsum) = model.node(id).op_as::<EinSum>()
             && let Some(found) = pointwise_weights(model, id, einsum)?
         {
@@ -136,15 +118,11 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<Swapped> {
             )?[0];
             patch.shunt_outside(model, OutletId::new(found.replaces, 0), out)?;
             patch.apply(model)?;
-            swapped.pointwise += 1;
-            swapped.bias_folded += usize::from(found.replaces != id);
-            swapped.relu_folded += usize::from(relu.is_some());
         }
     }
     model.compact()?;
-    fuse(model, &mut swapped)?;
-    model.compact()?;
-    Ok(swapped)
+    fuse(model)?;
+    model.compact()
 }
 
 /// The only node reading node `id`'s only output, which is not a model
@@ -171,7 +149,7 @@ fn sole_reader_of<O: Op>(model: &TypedModel, id: usize) -> TractResult<Option<us
 
 /// Replaces each project 1x1 convolution read only by a project depthwise
 /// one (and the max pooling reading only that, if any) by the fused op.
-fn fuse(model: &mut TypedModel, swapped: &mut Swapped) -> TractResult<()> {
+fn fuse(model: &mut TypedModel) -> TractResult<()> {
     for id in model.eval_order()? {
         let Some(pointwise) = model.node(id).op_as::<Pointwise>() else {
             continue;
@@ -221,8 +199,6 @@ fn fuse(model: &mut TypedModel, swapped: &mut Swapped) -> TractResult<()> {
         let out = patch.wire_node(format!("{name}.fused"), op, &inputs)?[0];
         patch.shunt_outside(model, OutletId::new(last, 0), out)?;
         patch.apply(model)?;
-        swapped.fused += 1;
-        swapped.fused_pools += usize::from(pool_id.is_some());
     }
     Ok(())
 }
