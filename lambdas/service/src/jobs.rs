@@ -57,9 +57,12 @@ impl VideoIntake {
     }
 }
 
-/// The job as `GET /v1/scans/{job_id}` shows it: while it runs, from the
-/// jobs table; once it ended, the result its last worker wrote (with the
-/// timeline) in the results table.
+/// The job as `GET /v1/scans/{job_id}` shows it: once it ended, the result
+/// its last worker wrote (with the timeline) in the results table; before,
+/// from the jobs table. The result is looked for whatever the jobs table
+/// says: the last worker writes and delivers the result before it marks
+/// the job ended there, and a client that already has the result must not
+/// read the job as still running in between.
 pub async fn job_status<R: crate::storage::ResultsTable + ?Sized>(
     jobs: &dyn JobsTable,
     results: &R,
@@ -68,15 +71,13 @@ pub async fn job_status<R: crate::storage::ResultsTable + ?Sized>(
     let Some(job) = jobs.get(job_id).await? else {
         return Ok(None);
     };
-    if job.status.is_final()
-        && let Some(record) = results.get(&job.video_result_id).await?
-    {
+    if let Some(record) = results.get(&job.video_result_id).await? {
         let message: crate::recognize::ResultMessage = serde_json::from_str(&record.message)
             .map_err(|e| ServiceError::CorruptStore {
                 location: record.result_id.clone(),
                 message: e.to_string(),
             })?;
-        if let Some(view) = message.job {
+        if let Some(view) = message.job.filter(|view| view.status.is_final()) {
             return Ok(Some(view));
         }
     }
@@ -113,6 +114,62 @@ pub fn job_view(job: &JobRecord) -> ScanJobResponse {
 mod tests {
     use super::*;
     use crate::memory::{MemoryJobs, MemoryWork};
+
+    #[tokio::test]
+    async fn a_written_result_is_the_job_even_before_the_jobs_table_says_it_ended() {
+        use crate::memory::MemoryResults;
+        use crate::storage::{ResultRecord, ResultStatus, ResultsTable};
+
+        let jobs = MemoryJobs::default();
+        let results = MemoryResults::default();
+        let job = JobRecord::queued("b", "uploads/c/v.mp4", "\"e1\"", "c", None);
+        jobs.create_if_absent(&job).await.unwrap();
+        let running = job_status(&jobs, &results, &job.job_id).await.unwrap();
+        let running = running.expect("the job");
+        assert!(!running.status.is_final() && running.timeline.is_none());
+
+        // The last worker's result, written and delivered; the jobs table
+        // is marked after that.
+        let done = ScanJobResponse {
+            status: JobStatus::Done,
+            timeline: Some(serde_json::json!([{"person": "p"}])),
+            ..running.clone()
+        };
+        let message = crate::recognize::ResultMessage {
+            result_id: job.video_result_id.clone(),
+            bucket: job.bucket.clone(),
+            key: job.key.clone(),
+            collection: job.collection.clone(),
+            status: ResultStatus::Ok,
+            error: None,
+            result: None,
+            job: Some(done.clone()),
+            uploaded_at: None,
+            finished_at: None,
+        };
+        let record = ResultRecord {
+            result_id: job.video_result_id.clone(),
+            bucket: job.bucket.clone(),
+            key: job.key.clone(),
+            collection: job.collection.clone(),
+            status: ResultStatus::Ok,
+            message: serde_json::to_string(&message).unwrap(),
+            delivered: true,
+            created_at: "2026-12-02T00:00:00Z".into(),
+        };
+        assert!(results.put_if_absent(&record).await.unwrap());
+        assert_eq!(
+            job_status(&jobs, &results, &job.job_id).await.unwrap(),
+            Some(done.clone())
+        );
+        jobs.finish(&job.job_id, JobStatus::Done, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            job_status(&jobs, &results, &job.job_id).await.unwrap(),
+            Some(done)
+        );
+    }
 
     #[tokio::test]
     async fn a_video_version_is_one_job_planned_while_queued() {
