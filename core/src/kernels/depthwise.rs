@@ -41,8 +41,9 @@ impl EvalOp for Depthwise3x3 {
         let kernel = super::floats(&kernel)?;
         let bias = super::floats(&bias)?;
         ensure!(kernel.len() == c * 9 && bias.len() == c);
-        let out = depthwise_3x3(image, [c, h, w], kernel, bias, self.relu);
-        super::output(shape, out)
+        super::output(&shape, |out| {
+            depthwise_3x3(image, [c, h, w], kernel, bias, self.relu, out)
+        })
     }
 }
 
@@ -57,25 +58,25 @@ impl TypedOp for Depthwise3x3 {
 
 /// Every `[h, w]` plane of `image` (planes cycle through the `c` channels)
 /// convolved with its channel's 9 taps, zero-padded by one pixel, plus its
-/// bias, then clamped at 0 when `relu`.
-///
-/// The output is written once, row by row, never zero-filled first: on
-/// YuNet's first layers a fill is a 5 MB pass of its own.
+/// bias, then clamped at 0 when `relu`, into `out` (as long as `image`).
 pub(crate) fn depthwise_3x3(
     image: &[f32],
     [c, h, w]: [usize; 3],
     kernel: &[f32],
     bias: &[f32],
     relu: bool,
-) -> Vec<f32> {
+    out: &mut [f32],
+) {
     let plane = h * w;
     if plane == 0 || c == 0 {
-        return vec![0.0; image.len()];
+        return;
     }
-    let mut out = Vec::with_capacity(image.len());
     let zeros = vec![0.0f32; w];
-    let mut row_out = vec![0.0f32; w];
-    for (index, input) in image.chunks_exact(plane).enumerate() {
+    for (index, (input, plane_out)) in image
+        .chunks_exact(plane)
+        .zip(out.chunks_exact_mut(plane))
+        .enumerate()
+    {
         let channel = index % c;
         let taps: [f32; 9] = std::array::from_fn(|i| kernel[channel * 9 + i]);
         for y in 0..h {
@@ -90,56 +91,91 @@ pub(crate) fn depthwise_3x3(
                 &zeros
             };
             let rows = [above, &input[y * w..(y + 1) * w], below];
-            row_3x3(rows, &taps, bias[channel], relu, &mut row_out);
-            out.extend_from_slice(&row_out);
+            row_3x3(
+                rows,
+                &taps,
+                bias[channel],
+                relu,
+                &mut plane_out[y * w..(y + 1) * w],
+            );
         }
     }
-    out
 }
 
 /// One output row from the input rows above, at and below it (zeros
 /// outside the image).
+///
+/// Eight outputs at column `x` take each input row's eight values at
+/// `x - 1`, `x` and `x + 1`: three unaligned loads. The first and last
+/// columns (whose outer neighbour is the zero padding) are computed alone;
+/// the columns between them in vectors, the last one overlapping the
+/// loop's. Building the shifted vectors from one 10-value window instead
+/// made LLVM assemble them with shuffles, and the shuffle port, not the
+/// FMAs, bounded the loop; building a border vector in a stack array
+/// stalled on store forwarding.
 pub(super) fn row_3x3(rows: [&[f32]; 3], taps: &[f32; 9], bias: f32, relu: bool, out: &mut [f32]) {
     let w = out.len();
+    if w < 10 {
+        for (column, out) in out.iter_mut().enumerate() {
+            *out = column_3x3(rows, taps, bias, relu, column);
+        }
+        return;
+    }
     let k = taps.map(f32x8::splat);
     let b = f32x8::splat(bias);
-    let zero = f32x8::ZERO;
-    // Eight outputs from x read columns x - 1 ..= x + 8: the vector loop
-    // covers the columns whose neighbours are all inside the row.
+    // Eight outputs from column `x`, all of whose neighbours are inside
+    // the row. The windows are built row by row, not with `array::map`:
+    // LLVM left its closure calls in the loop.
+    let vector = |x: usize| {
+        // One bounds check per row: the three loads are then inside it.
+        let at = |row: &[f32]| {
+            let window = &row[x - 1..x + 9];
+            [load(window), load(&window[1..]), load(&window[2..])]
+        };
+        eight([at(rows[0]), at(rows[1]), at(rows[2])], &k, b, relu)
+    };
+    out[0] = column_3x3(rows, taps, bias, relu, 0);
     let mut x = 1;
     while x + 9 <= w {
-        // One partial sum per input row: three short dependency chains
-        // instead of one of nine.
-        let sum = row_sum(&rows[0][x - 1..], &k[0..3], b)
-            + row_sum(&rows[1][x - 1..], &k[3..6], zero)
-            + row_sum(&rows[2][x - 1..], &k[6..9], zero);
-        let sum = if relu { sum.fast_max(zero) } else { sum };
-        out[x..x + 8].copy_from_slice(sum.as_array());
+        out[x..x + 8].copy_from_slice(vector(x).as_array());
         x += 8;
     }
-    for column in std::iter::once(0).chain(x..w) {
-        let mut sum = bias;
-        for (r, row) in rows.iter().enumerate() {
-            for dx in 0..3 {
-                // Input column `column + dx - 1`, skipped outside the row.
-                if let Some(value) = (column + dx).checked_sub(1).and_then(|ix| row.get(ix)) {
-                    sum = value.mul_add(taps[r * 3 + dx], sum);
-                }
-            }
-        }
-        out[column] = if relu { sum.max(0.0) } else { sum };
+    if x < w - 1 {
+        let x = w - 9;
+        out[x..x + 8].copy_from_slice(vector(x).as_array());
     }
+    out[w - 1] = column_3x3(rows, taps, bias, relu, w - 1);
 }
 
-/// Three taps of one input row for eight outputs: `row` starts at the
-/// first output's left neighbour and holds at least 10 values.
+/// The output at `column` alone.
+fn column_3x3(rows: [&[f32]; 3], taps: &[f32; 9], bias: f32, relu: bool, column: usize) -> f32 {
+    let mut sum = bias;
+    for (r, row) in rows.iter().enumerate() {
+        for dx in 0..3 {
+            // Input column `column + dx - 1`, skipped outside the row.
+            if let Some(value) = (column + dx).checked_sub(1).and_then(|ix| row.get(ix)) {
+                sum = value.mul_add(taps[r * 3 + dx], sum);
+            }
+        }
+    }
+    if relu { sum.max(0.0) } else { sum }
+}
+
+/// Eight outputs from each input row's values left of, at and right of
+/// them. One partial sum per input row: three short dependency chains
+/// instead of one of nine.
 #[inline(always)]
-fn row_sum(row: &[f32], k: &[f32x8], acc: f32x8) -> f32x8 {
-    let window = row
-        .first_chunk::<10>()
-        .expect("padded rows hold 2 more values than outputs");
-    let lanes = |offset: usize| f32x8::new(std::array::from_fn(|i| window[offset + i]));
-    lanes(2).mul_add(k[2], lanes(1).mul_add(k[1], lanes(0).mul_add(k[0], acc)))
+fn eight(windows: [[f32x8; 3]; 3], k: &[f32x8; 9], bias: f32x8, relu: bool) -> f32x8 {
+    let zero = f32x8::ZERO;
+    let row = |r: usize, acc: f32x8| {
+        let [left, centre, right] = windows[r];
+        right.mul_add(
+            k[3 * r + 2],
+            centre.mul_add(k[3 * r + 1], left.mul_add(k[3 * r], acc)),
+        )
+    };
+    let sum = row(0, bias) + row(1, zero) + row(2, zero);
+    if relu { sum.fast_max(zero) } else { sum }
 }
 
 /// Eight floats from the front of `s` (an unaligned load).
@@ -198,8 +234,9 @@ mod tests {
 
     #[test]
     fn every_shape_matches_the_definition_including_borders_and_tails() {
-        // Widths below, at and around the 8 lanes; one-pixel planes; two
-        // images of the same channels.
+        // Widths below, at and around the 8 lanes and a multiple of them
+        // (the last vector overlapping the loop's, or not); one-pixel
+        // planes; two images of the same channels.
         for (planes, c, h, w) in [
             (3, 3, 5, 13),
             (2, 2, 1, 1),
@@ -208,12 +245,16 @@ mod tests {
             (6, 3, 7, 20),
             (1, 1, 2, 9),
             (2, 2, 6, 3),
+            (1, 1, 3, 16),
+            (2, 2, 4, 25),
+            (1, 1, 2, 10),
         ] {
             let image = values(planes * h * w, (c * 31 + h * 7 + w) as u32);
             let kernel = values(c * 9, 5);
             let bias = values(c, 9);
             for relu in [false, true] {
-                let out = depthwise_3x3(&image, [c, h, w], &kernel, &bias, relu);
+                let mut out = vec![f32::NAN; image.len()];
+                depthwise_3x3(&image, [c, h, w], &kernel, &bias, relu, &mut out);
                 let want = reference(&image, [c, h, w], &kernel, &bias, relu);
                 for (i, (got, want)) in out.iter().zip(&want).enumerate() {
                     assert!(

@@ -78,13 +78,13 @@ impl EvalOp for PointwiseDepthwise {
             relu: self.relu,
             pool: self.pool,
         };
-        let out = layer.run(
-            super::floats(&image)?,
-            [channels, h, w],
-            band_rows(outputs, w),
-        );
-        ensure!(out.len() == self.output_shape.iter().product::<usize>());
-        super::output(self.output_shape.to_vec(), out)
+        let (oh, ow) = if self.pool { (h / 2, w / 2) } else { (h, w) };
+        let images = image.len() / (channels * h * w).max(1);
+        ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
+        let image = super::floats(&image)?;
+        super::output(&self.output_shape, |out| {
+            layer.run(image, [channels, h, w], band_rows(outputs, w), out)
+        })
     }
 }
 
@@ -124,16 +124,15 @@ struct Layer<'a> {
 
 impl Layer<'_> {
     /// Every image of `image` (`[channels, h, w]` each): `[O, h, w]` each,
-    /// or `[O, h / 2, w / 2]` when pooled. `band` rows (even) at a time.
-    fn run(&self, image: &[f32], [channels, h, w]: [usize; 3], band: usize) -> Vec<f32> {
+    /// or `[O, h / 2, w / 2]` when pooled, into `out`. `band` rows (even)
+    /// at a time.
+    fn run(&self, image: &[f32], [channels, h, w]: [usize; 3], band: usize, out: &mut [f32]) {
         let outputs = self.bias.len();
         let pixels = h * w;
         let images = image.len().checked_div(channels * pixels).unwrap_or(0);
         let (oh, ow) = if self.pool { (h / 2, w / 2) } else { (h, w) };
-        // Written band by band across channels, so zero-filled first.
-        let mut out = vec![0.0f32; images * outputs * oh * ow];
         if images == 0 || outputs == 0 || oh == 0 || ow == 0 {
-            return out;
+            return;
         }
         debug_assert!(band >= 2 && band.is_multiple_of(2));
         let mut product = Product::new(self.weights, self.bias, channels, self.relu_input);
@@ -200,7 +199,6 @@ impl Layer<'_> {
                 }
             }
         }
-        out
     }
 }
 
@@ -236,10 +234,27 @@ mod tests {
             let taps = values(outputs * 9, 4);
             let taps_bias = values(outputs, 5);
             let relu_input = channels.is_multiple_of(2);
-            let mid = pointwise(&image, [channels, h * w], &weights, &bias, relu_input);
+            let mut mid = vec![f32::NAN; images * outputs * h * w];
+            pointwise(
+                &image,
+                [channels, h * w],
+                &weights,
+                &bias,
+                relu_input,
+                &mut mid,
+            );
             for relu in [false, true] {
-                let depthwise = depthwise_3x3(&mid, [outputs, h, w], &taps, &taps_bias, relu);
-                let pooled = max_pool_2x2(&depthwise, [h, w]);
+                let mut depthwise = vec![f32::NAN; mid.len()];
+                depthwise_3x3(
+                    &mid,
+                    [outputs, h, w],
+                    &taps,
+                    &taps_bias,
+                    relu,
+                    &mut depthwise,
+                );
+                let mut pooled = vec![f32::NAN; images * outputs * (h / 2) * (w / 2)];
+                max_pool_2x2(&depthwise, [h, w], &mut pooled);
                 for pool in [false, true] {
                     let layer = Layer {
                         weights: &weights,
@@ -252,7 +267,8 @@ mod tests {
                     };
                     let want = if pool { &pooled } else { &depthwise };
                     for band in [2, 4, 6, 16] {
-                        let got = layer.run(&image, [channels, h, w], band);
+                        let mut got = vec![f32::NAN; want.len()];
+                        layer.run(&image, [channels, h, w], band, &mut got);
                         assert_eq!(got.len(), want.len());
                         for (i, (g, e)) in got.iter().zip(want).enumerate() {
                             assert!(

@@ -30,8 +30,8 @@ impl EvalOp for MaxPool2x2 {
         let rank = shape.len();
         shape[rank - 2] = h / 2;
         shape[rank - 1] = w / 2;
-        let out = max_pool_2x2(super::floats(&image)?, [h, w]);
-        super::output(shape, out)
+        let image = super::floats(&image)?;
+        super::output(&shape, |out| max_pool_2x2(image, [h, w], out))
     }
 }
 
@@ -49,25 +49,21 @@ impl TypedOp for MaxPool2x2 {
     as_op!();
 }
 
-/// Each `[h, w]` plane of `image` pooled into a `[h / 2, w / 2]` one.
-pub(crate) fn max_pool_2x2(image: &[f32], [h, w]: [usize; 2]) -> Vec<f32> {
+/// Each `[h, w]` plane of `image` pooled into a `[h / 2, w / 2]` one of
+/// `out`.
+pub(crate) fn max_pool_2x2(image: &[f32], [h, w]: [usize; 2], out: &mut [f32]) {
     let (oh, ow) = (h / 2, w / 2);
     if oh == 0 || ow == 0 {
-        return Vec::new();
+        return;
     }
-    let planes = image.len() / (h * w);
-    let mut out = Vec::with_capacity(planes * oh * ow);
     let mut rows_max = vec![0.0f32; 2 * ow];
-    let mut row = vec![0.0f32; ow];
-    for input in image.chunks_exact(h * w) {
-        for oy in 0..oh {
+    for (input, plane) in image.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+        for (oy, row) in plane.chunks_exact_mut(ow).enumerate() {
             let top = &input[2 * oy * w..][..2 * ow];
             let bottom = &input[(2 * oy + 1) * w..][..2 * ow];
-            pool_rows(top, bottom, &mut rows_max, &mut row);
-            out.extend_from_slice(&row);
+            pool_rows(top, bottom, &mut rows_max, row);
         }
     }
-    out
 }
 
 /// One pooled row (`out`, `n` values) from two input rows of at least
@@ -98,8 +94,8 @@ mod tests {
                 .map(|i| ((i * 7919) % 101) as f32 - 50.0)
                 .collect();
             let (oh, ow) = (h / 2, w / 2);
-            let out = max_pool_2x2(&image, [h, w]);
-            assert_eq!(out.len(), planes * oh * ow);
+            let mut out = vec![f32::NAN; planes * oh * ow];
+            max_pool_2x2(&image, [h, w], &mut out);
             for p in 0..planes {
                 for y in 0..oh {
                     for x in 0..ow {

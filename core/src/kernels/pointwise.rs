@@ -48,16 +48,24 @@ impl EvalOp for Pointwise {
         ensure!(self.channel_axis < shape.len() && weights.rank() == 2);
         let (outputs, channels) = (weights.shape()[0], weights.shape()[1]);
         ensure!(shape[self.channel_axis] == channels && bias.len() == outputs);
-        let pixels = shape[self.channel_axis + 1..].iter().product();
-        let out = pointwise(
+        let pixels: usize = shape[self.channel_axis + 1..].iter().product();
+        let images = image.len() / (channels * pixels).max(1);
+        ensure!(images * outputs * pixels == self.output_shape.iter().product::<usize>());
+        let (image, weights, bias) = (
             super::floats(&image)?,
-            [channels, pixels],
             super::floats(&weights)?,
             super::floats(&bias)?,
-            self.relu_input,
         );
-        ensure!(out.len() == self.output_shape.iter().product::<usize>());
-        super::output(self.output_shape.to_vec(), out)
+        super::output(&self.output_shape, |out| {
+            pointwise(
+                image,
+                [channels, pixels],
+                weights,
+                bias,
+                self.relu_input,
+                out,
+            )
+        })
     }
 }
 
@@ -82,19 +90,19 @@ const TILE: usize = 96;
 
 /// Every image of `image` (`[channels, pixels]` each, clamped at 0 first
 /// when `relu_input`) through the `[O, C]` `weights` plus `bias`: `[O,
-/// pixels]` each.
+/// pixels]` each, into `out`.
 pub(crate) fn pointwise(
     image: &[f32],
     [channels, pixels]: [usize; 2],
     weights: &[f32],
     bias: &[f32],
     relu_input: bool,
-) -> Vec<f32> {
+    out: &mut [f32],
+) {
     let outputs = bias.len();
     let images = image.len().checked_div(channels * pixels).unwrap_or(0);
-    let mut out = vec![0.0f32; images * outputs * pixels];
     if images == 0 || outputs == 0 {
-        return out;
+        return;
     }
     let mut product = Product::new(weights, bias, channels, relu_input);
     for (x, o) in image
@@ -103,7 +111,6 @@ pub(crate) fn pointwise(
     {
         product.run(x, pixels, 0..pixels, o, pixels);
     }
-    out
 }
 
 /// The weights of one 1x1 convolution, packed for its inner loop, and the
@@ -284,8 +291,15 @@ mod tests {
             let weights: Vec<f32> = (0..outputs * channels).map(|i| value(i, 2)).collect();
             let bias: Vec<f32> = (0..outputs).map(|i| value(i, 3)).collect();
             for relu_input in [false, true] {
-                let out = pointwise(&image, [channels, pixels], &weights, &bias, relu_input);
-                assert_eq!(out.len(), images * outputs * pixels);
+                let mut out = vec![f32::NAN; images * outputs * pixels];
+                pointwise(
+                    &image,
+                    [channels, pixels],
+                    &weights,
+                    &bias,
+                    relu_input,
+                    &mut out,
+                );
                 for n in 0..images {
                     for oc in 0..outputs {
                         for p in 0..pixels {
