@@ -84,8 +84,7 @@ fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
     assert_eq!(count("FacePointwiseDepthwise"), 12, "{project:?}");
     assert_eq!(count("FacePointwiseDepthwise pooled"), 2, "{project:?}");
     assert_eq!(count("FaceMaxPool2x2"), 2, "{project:?}");
-    // Every ReLU is folded: into a depthwise op after it, or into the 1x1
-    // convolution's reading of the first layer's output.
+    // Every ReLU is folded into the convolution before it.
     assert_eq!(count("OptMaxByScalar"), 0, "{project:?}");
     assert!(
         stock.get("OptMaxByScalar").is_some_and(|&n| n > 0),
@@ -93,6 +92,11 @@ fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
     );
     assert_eq!(count("FacePointwise"), 0, "{project:?}");
     assert_eq!(count("FaceDepthwise3x3"), 0, "{project:?}");
+    // The first layer (3 colours in, stride 2) is the project's, its ReLU
+    // folded; tract's direct convolution is gone.
+    assert_eq!(count("FaceConv3x3Stride2"), 1, "{project:?}");
+    assert_eq!(count("DirectSpatialConv"), 0, "{project:?}");
+    assert_eq!(stock.get("DirectSpatialConv"), Some(&1), "{stock:?}");
     assert!(
         stock.keys().all(|name| !name.starts_with("Face")),
         "{stock:?}"

@@ -173,14 +173,19 @@ impl<'w> Product<'w> {
         let full = len - len % 8;
         for start in (0..full).step_by(TILE) {
             let width = TILE.min(full - start);
+            // Eight values at a time in registers: as a `memcpy` call per
+            // channel row (a few hundred bytes each), the copy took 13% of
+            // the detector's time.
             for (c, row) in self.tile.chunks_exact_mut(TILE).enumerate() {
                 let from = &x[c * pixels + first + start..][..width];
-                if self.relu_input {
-                    for (to, &from) in row.iter_mut().zip(from) {
-                        *to = from.max(0.0);
-                    }
-                } else {
-                    row[..width].copy_from_slice(from);
+                for (to, from) in row[..width].chunks_exact_mut(8).zip(from.chunks_exact(8)) {
+                    let v = load(from);
+                    let v = if self.relu_input {
+                        v.fast_max(f32x8::ZERO)
+                    } else {
+                        v
+                    };
+                    to.copy_from_slice(v.as_array());
                 }
             }
             let tile = &self.tile;

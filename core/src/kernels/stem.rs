@@ -1,0 +1,329 @@
+//! A 3x3 convolution of stride 2 and padding 1 over an image of few
+//! channels (YuNet's first layer: 3 colours in, 16 channels out), with an
+//! optional folded ReLU.
+//!
+//! tract runs it as a direct convolution that reads the image at stride 2
+//! (13 GFLOP/s, the model's costliest node at 640x480). Here each input row
+//! is split once into its even and odd columns, so every tap of eight
+//! outputs is one unaligned load, and four output channels accumulate 24
+//! pixels each in twelve registers, as the 1x1 convolution's product does.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use wide::f32x8;
+
+use super::depthwise::load;
+
+/// Inputs: the `[.., C, H, W]` image, the `[O, C * 9]` kernel (each input
+/// channel's 3x3 taps, row-major), the `[O]` bias. The output, `[.., O,
+/// (H + 1) / 2, (W + 1) / 2]`, has `output_shape` (the graph's).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Conv3x3Stride2 {
+    /// Whether `max(x, 0)` is applied to the output.
+    pub(crate) relu: bool,
+    pub(crate) output_shape: TVec<usize>,
+}
+
+impl Op for Conv3x3Stride2 {
+    fn name(&self) -> StaticName {
+        "FaceConv3x3Stride2".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("relu: {}", self.relu)])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Conv3x3Stride2 {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (image, kernel, bias) = args_3!(inputs);
+        let shape = image.shape();
+        let [.., c, h, w] = shape[..] else {
+            bail!("convolution input must have rank 3 or more, has shape {shape:?}");
+        };
+        let outputs = bias.len();
+        ensure!(kernel.len() == outputs * c * 9);
+        let images = image.len() / (c * h * w).max(1);
+        let [oh, ow] = output_size([h, w]);
+        ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
+        let (image, kernel, bias) = (
+            super::floats(&image)?,
+            super::floats(&kernel)?,
+            super::floats(&bias)?,
+        );
+        super::output(&self.output_shape, |out| {
+            conv_3x3_stride_2(image, [c, h, w], kernel, bias, self.relu, out)
+        })
+    }
+}
+
+impl TypedOp for Conv3x3Stride2 {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 3 && inputs[0].rank() >= 3);
+        Ok(tvec!(f32::fact(&*self.output_shape)))
+    }
+
+    as_op!();
+}
+
+/// Rows and columns out of `[h, w]`: a 3x3 window every 2 pixels over the
+/// image padded by one pixel.
+pub(crate) fn output_size([h, w]: [usize; 2]) -> [usize; 2] {
+    [h.div_ceil(2), w.div_ceil(2)]
+}
+
+/// Output channels computed together (twelve accumulators of 8 lanes:
+/// three vectors of pixels for each).
+const BLOCK: usize = 4;
+
+/// Output pixels per step of the inner loop.
+const STEP: usize = 24;
+
+/// Every image of `image` (`[c, h, w]` each) convolved with the `[O, c *
+/// 9]` `kernel` at stride 2, zero-padded by one pixel, plus `bias`, then
+/// clamped at 0 when `relu`: `[O, (h + 1) / 2, (w + 1) / 2]` each, into
+/// `out`.
+pub(crate) fn conv_3x3_stride_2(
+    image: &[f32],
+    [c, h, w]: [usize; 3],
+    kernel: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
+    let outputs = bias.len();
+    let [oh, ow] = output_size([h, w]);
+    if c * h * w == 0 || outputs == 0 {
+        return;
+    }
+    let taps = c * 9;
+    let blocks = outputs / BLOCK;
+    // Weights by block of output channels, then tap: the four values one
+    // step of the inner loop broadcasts are adjacent.
+    let packed: Vec<[f32; BLOCK]> = (0..blocks * taps)
+        .map(|i| {
+            let (block, tap) = (i / taps, i % taps);
+            std::array::from_fn(|j| kernel[(block * BLOCK + j) * taps + tap])
+        })
+        .collect();
+    // Output column x reads input columns 2x - 1, 2x and 2x + 1: `odd[x]`,
+    // `even[x]` and `odd[x + 1]`, where `odd[j]` holds column 2j - 1 (the
+    // padding for j = 0) and `even[j]` column 2j. Both are zero past the
+    // row and long enough for the last step's loads.
+    let span = ow.next_multiple_of(STEP) + 8;
+    let split = |row: Option<&[f32]>, into: &mut [f32]| {
+        let (odd, even) = into.split_at_mut(span);
+        let Some(row) = row else {
+            odd.fill(0.0);
+            even.fill(0.0);
+            return;
+        };
+        // Whole pairs in a branch-free loop LLVM vectorizes; an odd last
+        // column after it.
+        let pairs = row.len() / 2;
+        let (whole, last) = row.split_at(2 * pairs);
+        for ((pair, even), odd) in whole
+            .chunks_exact(2)
+            .zip(&mut even[..pairs])
+            .zip(&mut odd[1..=pairs])
+        {
+            *even = pair[0];
+            *odd = pair[1];
+        }
+        odd[0] = 0.0;
+        odd[pairs + 1..].fill(0.0);
+        even[pairs..].fill(0.0);
+        if let Some(&value) = last.first() {
+            even[pairs] = value;
+        }
+    };
+    // Per input row of the window, every channel's `[odd, even]`.
+    let row_len = 2 * span;
+    let mut window: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; c * row_len]);
+    for (x, o) in image
+        .chunks_exact(c * h * w)
+        .zip(out.chunks_exact_mut(outputs * oh * ow))
+    {
+        // The input row `r` of channel `channel`, if inside the image.
+        let input_row = |channel: usize, r: isize| {
+            let r = usize::try_from(r).ok().filter(|&r| r < h)?;
+            Some(&x[(channel * h + r) * w..][..w])
+        };
+        for y in 0..oh {
+            // Rows 2y - 1, 2y, 2y + 1; the first was the last row before.
+            let top = 2 * y as isize - 1;
+            if y == 0 {
+                for channel in 0..c {
+                    split(None, &mut window[0][channel * row_len..][..row_len]);
+                }
+            } else {
+                window.swap(0, 2);
+            }
+            for (k, buffer) in window.iter_mut().enumerate().skip(1) {
+                for channel in 0..c {
+                    let row = input_row(channel, top + k as isize);
+                    split(row, &mut buffer[channel * row_len..][..row_len]);
+                }
+            }
+            // Per tap (`c * 9`, in the kernel's order), the values it
+            // multiplies, from output column 0 on.
+            let sources: Vec<&[f32]> = (0..taps)
+                .map(|t| {
+                    let (channel, ky, kx) = (t / 9, t / 3 % 3, t % 3);
+                    let row = &window[ky][channel * row_len..][..row_len];
+                    let (odd, even) = row.split_at(span);
+                    match kx {
+                        0 => odd,
+                        1 => even,
+                        _ => &odd[1..],
+                    }
+                })
+                .collect();
+            for x0 in (0..ow).step_by(STEP) {
+                let n = (ow - x0).min(STEP);
+                for block in 0..blocks {
+                    let o0 = block * BLOCK;
+                    let mut acc: [[f32x8; 3]; BLOCK] =
+                        std::array::from_fn(|j| [f32x8::splat(bias[o0 + j]); 3]);
+                    for (weights, source) in packed[block * taps..(block + 1) * taps]
+                        .iter()
+                        .zip(&sources)
+                    {
+                        let from = &source[x0..x0 + STEP];
+                        let v = [load(from), load(&from[8..]), load(&from[16..])];
+                        for (acc, &weight) in acc.iter_mut().zip(weights) {
+                            let weight = f32x8::splat(weight);
+                            for (acc, v) in acc.iter_mut().zip(v) {
+                                *acc = v.mul_add(weight, *acc);
+                            }
+                        }
+                    }
+                    for (j, acc) in acc.iter().enumerate() {
+                        store(acc, relu, &mut o[((o0 + j) * oh + y) * ow + x0..][..n]);
+                    }
+                }
+                for oc in blocks * BLOCK..outputs {
+                    let mut acc = [f32x8::splat(bias[oc]); 3];
+                    for (&weight, source) in kernel[oc * taps..(oc + 1) * taps].iter().zip(&sources)
+                    {
+                        let from = &source[x0..x0 + STEP];
+                        let weight = f32x8::splat(weight);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            *acc = load(&from[8 * i..]).mul_add(weight, *acc);
+                        }
+                    }
+                    store(&acc, relu, &mut o[(oc * oh + y) * ow + x0..][..n]);
+                }
+            }
+        }
+    }
+}
+
+/// The first `out.len()` (at most 24) of three vectors, clamped at 0 when
+/// `relu`. Whole vectors are stored as such (a `memcpy` of a length known
+/// only at run time was a call).
+#[inline(always)]
+fn store(acc: &[f32x8; 3], relu: bool, out: &mut [f32]) {
+    let acc = acc.map(|v| if relu { v.fast_max(f32x8::ZERO) } else { v });
+    if let Some(out) = out.first_chunk_mut::<STEP>() {
+        for (v, out) in acc.iter().zip(out.chunks_exact_mut(8)) {
+            out.copy_from_slice(v.as_array());
+        }
+    } else {
+        for (v, out) in acc.iter().zip(out.chunks_mut(8)) {
+            out.copy_from_slice(&v.as_array()[..out.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, one output at a time.
+    fn reference(
+        image: &[f32],
+        [c, h, w]: [usize; 3],
+        kernel: &[f32],
+        bias: &[f32],
+        relu: bool,
+    ) -> Vec<f32> {
+        let outputs = bias.len();
+        let [oh, ow] = output_size([h, w]);
+        let images = image.len() / (c * h * w);
+        let mut out = vec![0.0; images * outputs * oh * ow];
+        for n in 0..images {
+            for o in 0..outputs {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        let mut sum = bias[o] as f64;
+                        for ch in 0..c {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let iy = (2 * y + ky) as isize - 1;
+                                    let ix = (2 * x + kx) as isize - 1;
+                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                        continue;
+                                    }
+                                    let value =
+                                        image[((n * c + ch) * h + iy as usize) * w + ix as usize];
+                                    sum += (value * kernel[(o * c + ch) * 9 + ky * 3 + kx]) as f64;
+                                }
+                            }
+                        }
+                        let sum = sum as f32;
+                        out[((n * outputs + o) * oh + y) * ow + x] =
+                            if relu { sum.max(0.0) } else { sum };
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + salt * 104_729) % 211) as f32 / 105.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn every_shape_matches_the_definition_including_borders_and_tails() {
+        // Odd and even sizes (an odd one's last output reads the padding),
+        // output widths around the 8 lanes and the step of 24, output
+        // channels around the block of 4, two images.
+        for (images, c, outputs, h, w) in [
+            (1, 3, 16, 12, 40),
+            (1, 3, 16, 7, 49),
+            (2, 3, 5, 5, 17),
+            (1, 1, 1, 1, 1),
+            (1, 2, 7, 2, 3),
+            (1, 4, 4, 9, 100),
+            (2, 3, 9, 6, 48),
+        ] {
+            let image = values(images * c * h * w, 1);
+            let kernel = values(outputs * c * 9, 2);
+            let bias = values(outputs, 3);
+            let [oh, ow] = output_size([h, w]);
+            for relu in [false, true] {
+                let want = reference(&image, [c, h, w], &kernel, &bias, relu);
+                let mut got = vec![f32::NAN; images * outputs * oh * ow];
+                conv_3x3_stride_2(&image, [c, h, w], &kernel, &bias, relu, &mut got);
+                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - e).abs() <= 1e-5,
+                        "{images}x{c}->{outputs}x{h}x{w} relu {relu} at {i}: {g} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+}
