@@ -186,11 +186,14 @@ impl Detector {
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<DetectedFace>, ModelError> {
         let (width, height) = image.dimensions();
         let (in_w, in_h, scale) = self.input_geometry(width, height);
-        let mut planes = vec![0.0f32; 3 * in_h * in_w];
-        letterbox_into_planes(image, scale, in_w, in_h, ChannelOrder::Bgr, &mut planes);
-        let input = tract_ndarray::Array4::from_shape_vec((1, 3, in_h, in_w), planes)
-            .map_err(run_error)?
-            .into_tensor();
+        // Written straight into the tensor tract takes (an array converted
+        // into one is copied).
+        let mut input = Tensor::zero::<f32>(&[1, 3, in_h, in_w]).map_err(run_error)?;
+        {
+            let mut view = input.try_as_plain_ram_mut().map_err(run_error)?;
+            let planes = view.as_slice_mut::<f32>().map_err(run_error)?;
+            letterbox_into_planes(image, scale, in_w, in_h, ChannelOrder::Bgr, planes);
+        }
         let outputs = self.plans.run(input)?;
         let candidates = decode_outputs(&outputs, in_w, in_h, self.config.score_threshold)?;
         let kept =

@@ -90,23 +90,27 @@ pub fn box_downscale(src: &RgbImage, factor: u32) -> RgbImage {
     let raw = src.as_raw();
     let stride = w * 3;
     let mut out = Vec::with_capacity(ow as usize * oh as usize * 3);
-    let mut acc = vec![0u32; ow as usize * 3];
+    // The block's rows are first summed column by column, a flat loop over
+    // each input row that LLVM vectorizes; each block of `factor` columns
+    // is then summed once per output row. (Summing pixel by pixel into the
+    // blocks was 5% of the whole pipeline on the data set's photos.)
+    let mut columns = vec![0u32; stride];
     for oy in 0..oh as usize {
-        acc.fill(0);
+        columns.fill(0);
         let (y0, y1) = (oy * f, (oy * f + f).min(h));
         for row in raw[y0 * stride..y1 * stride].chunks_exact(stride) {
-            // One block of `factor` pixels per output column: no division
-            // per input pixel (it was most of a large photo's letterbox).
-            for (block, sum) in row.chunks(f * 3).zip(acc.chunks_exact_mut(3)) {
-                for px in block.chunks_exact(3) {
-                    sum[0] += u32::from(px[0]);
-                    sum[1] += u32::from(px[1]);
-                    sum[2] += u32::from(px[2]);
-                }
+            for (sum, &value) in columns.iter_mut().zip(row) {
+                *sum += u32::from(value);
             }
         }
         let rows = (y1 - y0) as u32;
-        for (ox, sum) in acc.chunks_exact(3).enumerate() {
+        for (ox, block) in columns.chunks(f * 3).enumerate() {
+            let mut sum = [0u32; 3];
+            for px in block.chunks_exact(3) {
+                sum[0] += px[0];
+                sum[1] += px[1];
+                sum[2] += px[2];
+            }
             let n = (rows * (w - ox * f).min(f) as u32).max(1);
             out.extend(sum.iter().map(|&v| ((v + n / 2) / n) as u8));
         }
@@ -144,9 +148,9 @@ pub fn warp_into_planes(
 }
 
 /// Resamples `src` by the uniform factor `scale` into the top-left corner of
-/// a zeroed planar `[3, out_h, out_w]` tensor (letterbox: padding stays 0 at
-/// the bottom and right). Big reductions are box-filtered first so that
-/// small details do not alias.
+/// a planar `[3, out_h, out_w]` tensor, and zeroes the rest (letterbox:
+/// padding 0 at the bottom and right). Big reductions are box-filtered
+/// first so that small details do not alias.
 pub fn letterbox_into_planes(
     src: &RgbImage,
     scale: f32,
@@ -155,7 +159,6 @@ pub fn letterbox_into_planes(
     order: ChannelOrder,
     planes: &mut [f32],
 ) {
-    planes.iter_mut().for_each(|v| *v = 0.0);
     let factor = prefilter_factor(scale);
     let reduced;
     let (img, residual) = if factor > 1 {
@@ -174,6 +177,13 @@ pub fn letterbox_into_planes(
         ty: 0.0,
     };
     scale_into_planes(img, inv.a, [used_w, used_h], [out_w, out_h], order, planes);
+    // Only the padding is zeroed: the used corner was just written.
+    for plane in planes.chunks_exact_mut(out_w * out_h) {
+        for row in plane[..used_h * out_w].chunks_exact_mut(out_w) {
+            row[used_w..].fill(0.0);
+        }
+        plane[used_h * out_w..].fill(0.0);
+    }
 }
 
 /// `warp_into_planes` for a pure scale by `1 / inv_scale`, into the top-left
@@ -287,6 +297,40 @@ mod tests {
                             "scale {scale} at {c},{y},{x}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn box_downscale_equals_the_rounded_mean_of_each_block() {
+        let img = RgbImage::from_fn(23, 17, |x, y| {
+            image::Rgb([
+                (x * 37 + y * 11) as u8,
+                (x * y * 5) as u8,
+                (250 - x - y) as u8,
+            ])
+        });
+        for factor in [2u32, 3, 4, 7, 16, 30] {
+            let out = box_downscale(&img, factor);
+            assert_eq!(
+                out.dimensions(),
+                (23u32.div_ceil(factor), 17u32.div_ceil(factor))
+            );
+            for (ox, oy, px) in out.enumerate_pixels() {
+                for c in 0..3 {
+                    let (mut sum, mut n) = (0u32, 0u32);
+                    for y in oy * factor..((oy + 1) * factor).min(17) {
+                        for x in ox * factor..((ox + 1) * factor).min(23) {
+                            sum += u32::from(img.get_pixel(x, y).0[c]);
+                            n += 1;
+                        }
+                    }
+                    assert_eq!(
+                        u32::from(px.0[c]),
+                        (sum + n / 2) / n,
+                        "factor {factor} at {ox},{oy},{c}"
+                    );
                 }
             }
         }
