@@ -1,5 +1,6 @@
 //! The project's kernels (`Kernels::Project`: 1x1 convolutions, depthwise
-//! 3x3 convolutions with their ReLU, 2x2 max pooling, and the three fused)
+//! 3x3 convolutions with their ReLU, 2x2 max pooling, the three fused, the
+//! detector's stride-2 first layer and the recognizer's 3x3 convolutions)
 //! against tract's stock ops (`Kernels::Stock`) on the data set's labelled
 //! photos: every raw output of YuNet and of the recognizer within float
 //! rounding, and the same faces found.
@@ -45,13 +46,22 @@ fn photos() -> Vec<(String, face_core::RgbImage)> {
 
 /// How many nodes of each op name a plan of YuNet at 640x480 has.
 fn op_counts(kernels: Kernels) -> std::collections::BTreeMap<String, usize> {
-    let bytes = detector_bytes();
+    plan_op_counts(&detector_bytes(), [1, 3, 480, 640], kernels)
+}
+
+/// How many nodes of each op name a plan of the model for `shape` has
+/// (a fused op with its pooling counted apart).
+fn plan_op_counts(
+    bytes: &[u8],
+    shape: [usize; 4],
+    kernels: Kernels,
+) -> std::collections::BTreeMap<String, usize> {
     let model = tract_onnx::onnx()
         .with_ignore_output_shapes(true)
         .with_ignore_value_info(true)
-        .model_for_read(&mut std::io::Cursor::new(&bytes))
+        .model_for_read(&mut std::io::Cursor::new(bytes))
         .expect("parses");
-    let plan = optimized_plan(model, [1, 3, 480, 640], kernels).expect("plans");
+    let plan = optimized_plan(model, shape, kernels).expect("plans");
     let mut counts = std::collections::BTreeMap::new();
     for node in plan.model().nodes() {
         let info = node.op().info().expect("op info").join(", ");
@@ -100,6 +110,25 @@ fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
     assert!(
         stock.keys().all(|name| !name.starts_with("Face")),
         "{stock:?}"
+    );
+}
+
+#[test]
+fn the_recognizer_runs_its_wide_3x3_convolutions_as_the_project_op() {
+    // dlib's ResNet at 150x150: 3x3 stride-1 convolutions at 35x35 (6),
+    // 17x17 (7), 8x8 and below; the project's op takes those at least 16
+    // wide, tract keeps the rest (and its padding nodes for them).
+    let bytes = model_bytes(RECOGNIZER);
+    let project = plan_op_counts(&bytes, [1, 3, 150, 150], Kernels::Project);
+    let stock = plan_op_counts(&bytes, [1, 3, 150, 150], Kernels::Stock);
+    let count = |counts: &std::collections::BTreeMap<String, usize>, name: &str| {
+        counts.get(name).copied().unwrap_or(0)
+    };
+    assert_eq!(count(&project, "FaceConv3x3"), 13, "{project:?}");
+    assert_eq!(
+        count(&project, "Pad") + 13,
+        count(&stock, "Pad"),
+        "{project:?} {stock:?}"
     );
 }
 

@@ -139,66 +139,65 @@ impl Layer<'_> {
         // Per channel, `band + 2` rows: slot `s` holds the 1x1
         // convolution's row `r0 - 1 + s` of the band starting at row `r0`.
         let slots = band + 2;
-        let mut mid = vec![0.0f32; outputs * slots * w];
-        let mut pair = vec![0.0f32; 2 * w];
-        let mut rows_max = vec![0.0f32; w];
-        for (x, o) in image
-            .chunks_exact(channels * pixels)
-            .zip(out.chunks_exact_mut(outputs * oh * ow))
-        {
-            for r0 in (0..h).step_by(band) {
-                let rows = band.min(h - r0);
-                // Rows r0 - 1 and r0 were the previous band's last two.
-                let first_new = if r0 == 0 {
-                    for channel in mid.chunks_exact_mut(slots * w) {
-                        channel[..w].fill(0.0);
-                    }
-                    0
-                } else {
-                    for channel in mid.chunks_exact_mut(slots * w) {
-                        channel.copy_within(band * w..(band + 2) * w, 0);
-                    }
-                    r0 + 1
-                };
-                let last = (r0 + rows + 1).min(h);
-                let slot = first_new + 1 - r0;
-                product.run(
-                    x,
-                    pixels,
-                    first_new * w..last * w,
-                    &mut mid[slot * w..],
-                    slots * w,
-                );
-                if r0 + rows == h {
-                    // The zero padding below the image.
-                    for channel in mid.chunks_exact_mut(slots * w) {
-                        channel[(rows + 1) * w..(rows + 2) * w].fill(0.0);
-                    }
-                }
-                for (oc, rows_in) in mid.chunks_exact(slots * w).enumerate() {
-                    let taps: [f32; 9] = std::array::from_fn(|i| self.taps[oc * 9 + i]);
-                    let bias = self.taps_bias[oc];
-                    let plane = &mut o[oc * oh * ow..(oc + 1) * oh * ow];
-                    let row_in = |y: usize| -> [&[f32]; 3] {
-                        std::array::from_fn(|k| &rows_in[(y + k) * w..(y + k + 1) * w])
-                    };
-                    if self.pool {
-                        for y in (0..rows - rows % 2).step_by(2) {
-                            let (top, bottom) = pair.split_at_mut(w);
-                            row_3x3(row_in(y), &taps, bias, self.relu, top);
-                            row_3x3(row_in(y + 1), &taps, bias, self.relu, bottom);
-                            let at = (r0 + y) / 2 * ow;
-                            pool_rows(top, bottom, &mut rows_max, &mut plane[at..at + ow]);
+        super::with_scratch([outputs * slots * w, 2 * w, w], |[mid, pair, rows_max]| {
+            for (x, o) in image
+                .chunks_exact(channels * pixels)
+                .zip(out.chunks_exact_mut(outputs * oh * ow))
+            {
+                for r0 in (0..h).step_by(band) {
+                    let rows = band.min(h - r0);
+                    // Rows r0 - 1 and r0 were the previous band's last two.
+                    let first_new = if r0 == 0 {
+                        for channel in mid.chunks_exact_mut(slots * w) {
+                            channel[..w].fill(0.0);
                         }
+                        0
                     } else {
-                        for y in 0..rows {
-                            let at = (r0 + y) * w;
-                            row_3x3(row_in(y), &taps, bias, self.relu, &mut plane[at..at + w]);
+                        for channel in mid.chunks_exact_mut(slots * w) {
+                            channel.copy_within(band * w..(band + 2) * w, 0);
+                        }
+                        r0 + 1
+                    };
+                    let last = (r0 + rows + 1).min(h);
+                    let slot = first_new + 1 - r0;
+                    product.run(
+                        x,
+                        pixels,
+                        first_new * w..last * w,
+                        &mut mid[slot * w..],
+                        slots * w,
+                    );
+                    if r0 + rows == h {
+                        // The zero padding below the image.
+                        for channel in mid.chunks_exact_mut(slots * w) {
+                            channel[(rows + 1) * w..(rows + 2) * w].fill(0.0);
+                        }
+                    }
+                    for (oc, rows_in) in mid.chunks_exact(slots * w).enumerate() {
+                        let taps: [f32; 9] = std::array::from_fn(|i| self.taps[oc * 9 + i]);
+                        let bias = self.taps_bias[oc];
+                        let plane = &mut o[oc * oh * ow..(oc + 1) * oh * ow];
+                        let row_in = |y: usize| -> [&[f32]; 3] {
+                            std::array::from_fn(|k| &rows_in[(y + k) * w..(y + k + 1) * w])
+                        };
+                        if self.pool {
+                            for y in (0..rows - rows % 2).step_by(2) {
+                                let (top, bottom) = pair.split_at_mut(w);
+                                row_3x3(row_in(y), &taps, bias, self.relu, top);
+                                row_3x3(row_in(y + 1), &taps, bias, self.relu, bottom);
+                                let at = (r0 + y) / 2 * ow;
+                                pool_rows(top, bottom, rows_max, &mut plane[at..at + ow]);
+                            }
+                        } else {
+                            for y in 0..rows {
+                                let at = (r0 + y) * w;
+                                row_3x3(row_in(y), &taps, bias, self.relu, &mut plane[at..at + w]);
+                            }
                         }
                     }
                 }
             }
-        }
+        });
     }
 }
 

@@ -14,6 +14,9 @@
 //!   (`stem`): tract's direct convolution reads the image at stride 2;
 //!   here each row is split once into even and odd columns, and the
 //!   product runs as the 1x1 convolution's does.
+//! - The recognizer's 3x3 convolutions of stride 1 (`conv3x3`): tract pads
+//!   the image, then packs an im2col of it; here each channel is copied
+//!   once into a zero-bordered plane, where every tap is a fixed offset.
 //! - A 1x1 convolution read only by a depthwise one, and the max pooling
 //!   after that if any (`fused`): one pass over row bands that stay in L2
 //!   instead of each op's output going through memory; the ReLU before a
@@ -26,11 +29,13 @@
 //!
 //! Only shapes the ops implement are swapped; everything else stays tract's.
 
+mod conv3x3;
 mod depthwise;
 mod fused;
 mod maxpool;
 mod pointwise;
 mod stem;
+mod taps;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -39,6 +44,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::{Add, Max};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use conv3x3::Conv3x3;
 use depthwise::Depthwise3x3;
 use fused::PointwiseDepthwise;
 use maxpool::MaxPool2x2;
@@ -58,6 +64,32 @@ fn output(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> TractResult<TVec<TV
     let mut tensor = Tensor::zero::<f32>(shape)?;
     fill(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
     Ok(tvec!(tensor.into_tvalue()))
+}
+
+thread_local! {
+    /// Scratch buffers kept between an op's calls on a thread.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `N` zeroed scratch buffers of `lens`, kept per thread from
+/// one call to the next (so bounded by the largest layer's needs).
+/// Allocated anew on each call, they were fresh pages each time, which the
+/// kernel faulted in and zeroed: a sixth of the recognizer's time.
+fn with_scratch<const N: usize, R>(lens: [usize; N], f: impl FnOnce([&mut [f32]; N]) -> R) -> R {
+    let mut buffers = SCRATCH.with(|scratch| std::mem::take(&mut *scratch.borrow_mut()));
+    if buffers.len() < N {
+        buffers.resize_with(N, Vec::new);
+    }
+    for (buffer, &len) in buffers.iter_mut().zip(&lens) {
+        buffer.clear();
+        buffer.resize(len, 0.0);
+    }
+    let result = {
+        let mut slices = buffers.iter_mut().map(Vec::as_mut_slice);
+        f(std::array::from_fn(|_| slices.next().unwrap_or_default()))
+    };
+    SCRATCH.with(|scratch| *scratch.borrow_mut() = buffers);
+    result
 }
 
 /// Which implementation runs the ops this module covers.
@@ -111,11 +143,42 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
             let name = node.name.clone();
             let mut patch = TypedModelPatch::new(format!("project stem {name}"));
             let x = patch.tap_model(model, node.inputs[0])?;
-            let kernel = patch.add_const(format!("{name}.kernel_o_c9"), weights.kernel)?;
+            let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
+            let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
             let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
             let out = patch.wire_node(
                 format!("{name}.project"),
                 Conv3x3Stride2 {
+                    relu: relu.is_some(),
+                    output_shape,
+                },
+                &[x, kernel, bias],
+            )?[0];
+            patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
+            patch.apply(model)?;
+        } else if let Some(conv) = model.node(id).op_as::<Conv>()
+            && let Some(weights) = conv3x3_weights(model, id, conv)?
+        {
+            let relu = relu_after(model, id)?;
+            let replaced = relu.unwrap_or(id);
+            let Some(output_shape) = model
+                .outlet_fact(OutletId::new(replaced, 0))?
+                .shape
+                .as_concrete()
+                .map(TVec::from)
+            else {
+                continue;
+            };
+            let node = model.node(id);
+            let name = node.name.clone();
+            let mut patch = TypedModelPatch::new(format!("project conv3x3 {name}"));
+            let x = patch.tap_model(model, node.inputs[0])?;
+            let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
+            let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
+            let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
+            let out = patch.wire_node(
+                format!("{name}.project"),
+                Conv3x3 {
                     relu: relu.is_some(),
                     output_shape,
                 },
@@ -345,6 +408,44 @@ fn stem_weights(model: &TypedModel, id: usize, conv: &Conv) -> TractResult<Optio
         || conv.kernel_fmt != KernelFormat::OIHW
         || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         || spec.strides.as_ref().is_none_or(|s| s.as_slice() != [2, 2])
+        || !ones(&spec.dilations)
+        || !padded_by_one(&spec.padding)
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    constant_weights(model, node, spec.output_channels, channels * 9)
+}
+
+/// The narrowest image the stride-1 op takes: each padded row computes 2
+/// border columns it drops, 11% of the work at this width (the
+/// recognizer's 9x9 and 5x5 stages stay tract's).
+const CONV3X3_MIN_WIDTH: usize = 16;
+
+/// The weights of a float, channel-first, 3x3, stride 1, dilation 1,
+/// padding 1, ungrouped convolution with constant kernel (as `[O, C * 9]`)
+/// and bias, over an image at least [`CONV3X3_MIN_WIDTH`] wide; `None` for
+/// any other convolution.
+fn conv3x3_weights(model: &TypedModel, id: usize, conv: &Conv) -> TractResult<Option<ConvWeights>> {
+    let spec = &conv.pool_spec;
+    let channels = spec.input_channels;
+    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
+    let node = model.node(id);
+    let wide_enough = model
+        .outlet_fact(node.inputs[0])?
+        .shape
+        .as_concrete()
+        .and_then(|shape| shape.last().copied())
+        .is_some_and(|w| w >= CONV3X3_MIN_WIDTH);
+    if conv.q_params.is_some()
+        || conv.group != 1
+        || channels == 0
+        || spec.output_channels == 0
+        || !wide_enough
+        || spec.kernel_shape.as_slice() != [3, 3]
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        || !ones(&spec.strides)
         || !ones(&spec.dilations)
         || !padded_by_one(&spec.padding)
         || node.inputs.len() != 3

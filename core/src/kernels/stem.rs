@@ -5,17 +5,16 @@
 //! tract runs it as a direct convolution that reads the image at stride 2
 //! (13 GFLOP/s, the model's costliest node at 640x480). Here each input row
 //! is split once into its even and odd columns, so every tap of eight
-//! outputs is one unaligned load, and four output channels accumulate 24
-//! pixels each in twelve registers, as the 1x1 convolution's product does.
+//! outputs is one unaligned load, and the product over the taps is
+//! `taps`'s.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use wide::f32x8;
 
-use super::depthwise::load;
+use super::taps::{STEP, Taps, store};
 
 /// Inputs: the `[.., C, H, W]` image, the `[O, C * 9]` kernel (each input
-/// channel's 3x3 taps, row-major), the `[O]` bias. The output, `[.., O,
+/// channel's 3x3 taps, row-major) as `taps::pack` leaves it, the `[O]` bias. The output, `[.., O,
 /// (H + 1) / 2, (W + 1) / 2]`, has `output_shape` (the graph's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Conv3x3Stride2 {
@@ -80,15 +79,8 @@ pub(crate) fn output_size([h, w]: [usize; 2]) -> [usize; 2] {
     [h.div_ceil(2), w.div_ceil(2)]
 }
 
-/// Output channels computed together (twelve accumulators of 8 lanes:
-/// three vectors of pixels for each).
-const BLOCK: usize = 4;
-
-/// Output pixels per step of the inner loop.
-const STEP: usize = 24;
-
 /// Every image of `image` (`[c, h, w]` each) convolved with the `[O, c *
-/// 9]` `kernel` at stride 2, zero-padded by one pixel, plus `bias`, then
+/// 9]` `kernel` (packed by `taps::pack`) at stride 2, zero-padded by one pixel, plus `bias`, then
 /// clamped at 0 when `relu`: `[O, (h + 1) / 2, (w + 1) / 2]` each, into
 /// `out`.
 pub(crate) fn conv_3x3_stride_2(
@@ -105,15 +97,7 @@ pub(crate) fn conv_3x3_stride_2(
         return;
     }
     let taps = c * 9;
-    let blocks = outputs / BLOCK;
-    // Weights by block of output channels, then tap: the four values one
-    // step of the inner loop broadcasts are adjacent.
-    let packed: Vec<[f32; BLOCK]> = (0..blocks * taps)
-        .map(|i| {
-            let (block, tap) = (i / taps, i % taps);
-            std::array::from_fn(|j| kernel[(block * BLOCK + j) * taps + tap])
-        })
-        .collect();
+    let product = Taps::new(kernel, bias, taps);
     // Output column x reads input columns 2x - 1, 2x and 2x + 1: `odd[x]`,
     // `even[x]` and `odd[x + 1]`, where `odd[j]` holds column 2j - 1 (the
     // padding for j = 0) and `even[j]` column 2j. Both are zero past the
@@ -189,63 +173,17 @@ pub(crate) fn conv_3x3_stride_2(
                 .collect();
             for x0 in (0..ow).step_by(STEP) {
                 let n = (ow - x0).min(STEP);
-                for block in 0..blocks {
-                    let o0 = block * BLOCK;
-                    let mut acc: [[f32x8; 3]; BLOCK] =
-                        std::array::from_fn(|j| [f32x8::splat(bias[o0 + j]); 3]);
-                    for (weights, source) in packed[block * taps..(block + 1) * taps]
-                        .iter()
-                        .zip(&sources)
-                    {
-                        let from = &source[x0..x0 + STEP];
-                        let v = [load(from), load(&from[8..]), load(&from[16..])];
-                        for (acc, &weight) in acc.iter_mut().zip(weights) {
-                            let weight = f32x8::splat(weight);
-                            for (acc, v) in acc.iter_mut().zip(v) {
-                                *acc = v.mul_add(weight, *acc);
-                            }
-                        }
-                    }
-                    for (j, acc) in acc.iter().enumerate() {
-                        store(acc, relu, &mut o[((o0 + j) * oh + y) * ow + x0..][..n]);
-                    }
-                }
-                for oc in blocks * BLOCK..outputs {
-                    let mut acc = [f32x8::splat(bias[oc]); 3];
-                    for (&weight, source) in kernel[oc * taps..(oc + 1) * taps].iter().zip(&sources)
-                    {
-                        let from = &source[x0..x0 + STEP];
-                        let weight = f32x8::splat(weight);
-                        for (i, acc) in acc.iter_mut().enumerate() {
-                            *acc = load(&from[8 * i..]).mul_add(weight, *acc);
-                        }
-                    }
-                    store(&acc, relu, &mut o[(oc * oh + y) * ow + x0..][..n]);
-                }
+                product.step(&sources, x0, |oc, acc| {
+                    store(acc, relu, &mut o[(oc * oh + y) * ow + x0..][..n]);
+                });
             }
-        }
-    }
-}
-
-/// The first `out.len()` (at most 24) of three vectors, clamped at 0 when
-/// `relu`. Whole vectors are stored as such (a `memcpy` of a length known
-/// only at run time was a call).
-#[inline(always)]
-fn store(acc: &[f32x8; 3], relu: bool, out: &mut [f32]) {
-    let acc = acc.map(|v| if relu { v.fast_max(f32x8::ZERO) } else { v });
-    if let Some(out) = out.first_chunk_mut::<STEP>() {
-        for (v, out) in acc.iter().zip(out.chunks_exact_mut(8)) {
-            out.copy_from_slice(v.as_array());
-        }
-    } else {
-        for (v, out) in acc.iter().zip(out.chunks_mut(8)) {
-            out.copy_from_slice(&v.as_array()[..out.len()]);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::taps::pack;
     use super::*;
 
     /// The convolution by its definition, one output at a time.
@@ -316,7 +254,8 @@ mod tests {
             for relu in [false, true] {
                 let want = reference(&image, [c, h, w], &kernel, &bias, relu);
                 let mut got = vec![f32::NAN; images * outputs * oh * ow];
-                conv_3x3_stride_2(&image, [c, h, w], &kernel, &bias, relu, &mut got);
+                let packed = pack(&kernel, c * 9);
+                conv_3x3_stride_2(&image, [c, h, w], &packed, &bias, relu, &mut got);
                 for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - e).abs() <= 1e-5,

@@ -1,0 +1,113 @@
+//! The product both direct convolutions (`stem`, `conv3x3`) run: for
+//! every output channel, 24 consecutive positions summed over the taps, where
+//! each tap is one row of inputs (a slice read from the step's position on)
+//! times one weight.
+//!
+//! Four output channels accumulate three vectors of 8 positions each in
+//! twelve registers; each tap costs three loads, four broadcasts and twelve
+//! FMAs, as the 1x1 convolution's product does.
+
+use wide::f32x8;
+
+use super::depthwise::load;
+
+/// Output channels computed together.
+const BLOCK: usize = 4;
+
+/// Positions per step.
+pub(super) const STEP: usize = 24;
+
+/// A `[O, taps]` kernel in the order the product reads it: by block of
+/// four output channels, then tap (the four weights one step broadcasts
+/// are adjacent), then the rows of the channels left over as they are.
+/// Done once when the op is swapped in: packed on each call, a 64-channel
+/// layer's weights were a 150 KB allocation and copy every time.
+pub(crate) fn pack(kernel: &[f32], taps: usize) -> Vec<f32> {
+    let outputs = kernel.len().checked_div(taps).unwrap_or(0);
+    let blocks = outputs / BLOCK;
+    let packed = (0..blocks * taps * BLOCK).map(|i| {
+        let (block, tap, j) = (i / (taps * BLOCK), i / BLOCK % taps, i % BLOCK);
+        kernel[(block * BLOCK + j) * taps + tap]
+    });
+    packed
+        .chain(kernel[blocks * BLOCK * taps..].iter().copied())
+        .collect()
+}
+
+/// A convolution's kernel, as [`pack`] leaves it, and its `[O]` bias.
+pub(super) struct Taps<'a> {
+    packed: &'a [f32],
+    bias: &'a [f32],
+    taps: usize,
+}
+
+impl<'a> Taps<'a> {
+    pub(super) fn new(packed: &'a [f32], bias: &'a [f32], taps: usize) -> Self {
+        Self { packed, bias, taps }
+    }
+
+    /// Every output channel's 24 values at positions `x0..x0 + 24`, each
+    /// `sources[t][x0 + i]` (every source holds at least `x0 + 24` values)
+    /// times tap `t`'s weight, summed with the bias: handed to `emit` as
+    /// three vectors with the channel's index.
+    #[inline(always)]
+    pub(super) fn step(
+        &self,
+        sources: &[&[f32]],
+        x0: usize,
+        mut emit: impl FnMut(usize, &[f32x8; 3]),
+    ) {
+        let (taps, bias) = (self.taps, self.bias);
+        debug_assert_eq!(sources.len(), taps);
+        let blocks = bias.len() / BLOCK;
+        for block in 0..blocks {
+            let o0 = block * BLOCK;
+            let mut acc: [[f32x8; 3]; BLOCK] =
+                std::array::from_fn(|j| [f32x8::splat(bias[o0 + j]); 3]);
+            for (weights, source) in self.packed[block * taps * BLOCK..][..taps * BLOCK]
+                .chunks_exact(BLOCK)
+                .zip(sources)
+            {
+                let from = &source[x0..x0 + STEP];
+                let v = [load(from), load(&from[8..]), load(&from[16..])];
+                for (acc, &weight) in acc.iter_mut().zip(weights) {
+                    let weight = f32x8::splat(weight);
+                    for (acc, v) in acc.iter_mut().zip(v) {
+                        *acc = v.mul_add(weight, *acc);
+                    }
+                }
+            }
+            for (j, acc) in acc.iter().enumerate() {
+                emit(o0 + j, acc);
+            }
+        }
+        for (oc, &bias) in bias.iter().enumerate().skip(blocks * BLOCK) {
+            let mut acc = [f32x8::splat(bias); 3];
+            for (&weight, source) in self.packed[oc * taps..(oc + 1) * taps].iter().zip(sources) {
+                let from = &source[x0..x0 + STEP];
+                let weight = f32x8::splat(weight);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    *acc = load(&from[8 * i..]).mul_add(weight, *acc);
+                }
+            }
+            emit(oc, &acc);
+        }
+    }
+}
+
+/// The first `out.len()` (at most 24) values of three vectors, clamped at
+/// 0 when `relu`. Whole steps are stored as vectors (a `memcpy` of a length
+/// known only at run time was a call).
+#[inline(always)]
+pub(super) fn store(acc: &[f32x8; 3], relu: bool, out: &mut [f32]) {
+    let acc = acc.map(|v| if relu { v.fast_max(f32x8::ZERO) } else { v });
+    if let Some(out) = out.first_chunk_mut::<STEP>() {
+        for (v, out) in acc.iter().zip(out.chunks_exact_mut(8)) {
+            out.copy_from_slice(v.as_array());
+        }
+    } else {
+        for (v, out) in acc.iter().zip(out.chunks_mut(8)) {
+            out.copy_from_slice(&v.as_array()[..out.len()]);
+        }
+    }
+}
