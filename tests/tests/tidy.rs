@@ -193,6 +193,32 @@ fn only_devset_and_tests_name_files_of_the_data_set() {
     );
 }
 
+#[test]
+fn face_core_does_no_io() {
+    // ARCHITECTURE.md's first invariant: bytes in, values out. Its library
+    // code names no file, socket, process or environment API (its examples
+    // and tests may).
+    let mut files = Vec::new();
+    rust_files(&root().join("core/src"), &mut files);
+    assert!(
+        files.len() > 10,
+        "found only {} files in core/src",
+        files.len()
+    );
+    let mut offenders = Vec::new();
+    for file in &files {
+        for (n, line) in read(file).lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for api in ["std::fs", "std::net", "std::env", "std::process", "tokio"] {
+                if code.contains(api) {
+                    offenders.push(format!("{}:{}: {api}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "I/O in face-core: {offenders:#?}");
+}
+
 /// The subcommands of the first `enum Command` in `crate_dir/src`, in
 /// kebab case as clap names them.
 fn subcommands(crate_dir: &Path) -> Vec<String> {
