@@ -212,6 +212,7 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
                     channel_axis: found.channel_axis,
                     output_shape: found.output_shape,
                     relu_input: relu.is_some(),
+                    channel_last: found.channel_last,
                 },
                 &[x, weights, bias],
             )?[0];
@@ -465,6 +466,9 @@ struct PointwiseWeights {
     /// The node whose output the op's replaces: the einsum, or the bias
     /// addition after it.
     replaces: usize,
+    /// Whether the output is `[.., pixels, O]` (YuNet's heads, whose
+    /// outputs are laid out by anchor) instead of `[.., O, pixels]`.
+    channel_last: bool,
 }
 
 /// A float einsum that is a 1x1 convolution: the image and the output have
@@ -495,6 +499,9 @@ fn pointwise_weights(
         weight.chars().collect(),
         output.chars().collect(),
     );
+    if let Some(found) = channel_last_pointwise(model, id, [&image, &weight, &output])? {
+        return Ok(Some(found));
+    }
     let x = model.outlet_fact(node.inputs[0])?;
     let w = model.outlet_fact(node.inputs[1])?;
     let out = model.outlet_fact(OutletId::new(id, 0))?;
@@ -574,6 +581,102 @@ fn pointwise_weights(
         channel_axis,
         output_shape: out_shape.into(),
         replaces,
+        channel_last: false,
+    }))
+}
+
+/// A float einsum that is a 1x1 convolution from a channel-first image of
+/// one picture (every axis before its channel `c` of size 1) to a
+/// channel-last output: the image's pixel axes in the same order, then the
+/// output channel `o` last, with an `[o, c]` or `[c, o]` weight matrix, or a
+/// `[c]` vector when `o` has size 1. tract's declutter writes YuNet's heads
+/// so, their outputs being laid out by anchor; it then packs the whole
+/// 64-channel map for each of them.
+fn channel_last_pointwise(
+    model: &TypedModel,
+    id: usize,
+    [image, weight, output]: [&[char]; 3],
+) -> TractResult<Option<PointwiseWeights>> {
+    let node = model.node(id);
+    let x = model.outlet_fact(node.inputs[0])?;
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    let (Some(x_shape), Some(out_shape), Some(w)) = (
+        x.shape.as_concrete(),
+        out.shape.as_concrete(),
+        model.outlet_fact(node.inputs[1])?.konst.as_ref(),
+    ) else {
+        return Ok(None);
+    };
+    let (Some(&o), Some(channel_axis)) = (
+        output.last(),
+        image
+            .iter()
+            .position(|a| weight.contains(a) && !output.contains(a)),
+    ) else {
+        return Ok(None);
+    };
+    let c = image[channel_axis];
+    let out_channels = out_shape[output.len() - 1];
+    if x.datum_type != f32::datum_type()
+        || w.datum_type() != f32::datum_type()
+        || x_shape.len() != image.len()
+        || out_shape.len() != output.len()
+        || image.contains(&o)
+        || x_shape[..channel_axis].iter().any(|&d| d != 1)
+    {
+        return Ok(None);
+    }
+    // The pixel axes: the image's after its channel, the output's before
+    // its channel, but for axes of size 1 only one side has.
+    let pixels = |axes: &[char], shape: &[usize], other: &[char]| -> Option<Vec<char>> {
+        let kept: Vec<char> = axes
+            .iter()
+            .zip(shape)
+            .filter(|(a, d)| other.contains(a) || **d != 1)
+            .map(|(a, _)| *a)
+            .collect();
+        kept.iter().all(|a| other.contains(a)).then_some(kept)
+    };
+    let image_pixels = pixels(
+        &image[channel_axis + 1..],
+        &x_shape[channel_axis + 1..],
+        output,
+    );
+    let output_pixels = pixels(
+        &output[..output.len() - 1],
+        &out_shape[..output.len() - 1],
+        &image[channel_axis + 1..],
+    );
+    if image_pixels.is_none() || image_pixels != output_pixels {
+        return Ok(None);
+    }
+    let in_channels = x_shape[channel_axis];
+    let weights = if weight == [o, c] {
+        w.clone().into_tensor()
+    } else if weight == [c, o] {
+        w.clone().into_tensor().permute_axes(&[1, 0])?
+    } else if weight == [c] && out_channels == 1 {
+        w.clone().into_tensor().into_shape(&[1, in_channels])?
+    } else {
+        return Ok(None);
+    };
+    if weights.shape() != [out_channels, in_channels] {
+        return Ok(None);
+    }
+    let (bias, replaces) = match bias_after(model, id, output.len() - 1, out_channels)? {
+        Some((bias, add)) => (bias, add),
+        None => (
+            Tensor::from(tract_ndarray::Array1::from_elem(out_channels, 0.0f32)),
+            id,
+        ),
+    };
+    Ok(Some(PointwiseWeights {
+        weights,
+        bias,
+        channel_axis,
+        output_shape: out_shape.into(),
+        replaces,
+        channel_last: true,
     }))
 }
 
