@@ -129,63 +129,15 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
         } else if let Some(conv) = model.node(id).op_as::<Conv>()
             && let Some(weights) = stem_weights(model, id, conv)?
         {
-            let relu = relu_after(model, id)?;
-            let replaced = relu.unwrap_or(id);
-            let Some(output_shape) = model
-                .outlet_fact(OutletId::new(replaced, 0))?
-                .shape
-                .as_concrete()
-                .map(TVec::from)
-            else {
-                continue;
-            };
-            let node = model.node(id);
-            let name = node.name.clone();
-            let mut patch = TypedModelPatch::new(format!("project stem {name}"));
-            let x = patch.tap_model(model, node.inputs[0])?;
-            let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
-            let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
-            let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
-            let out = patch.wire_node(
-                format!("{name}.project"),
-                Conv3x3Stride2 {
-                    relu: relu.is_some(),
-                    output_shape,
-                },
-                &[x, kernel, bias],
-            )?[0];
-            patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
-            patch.apply(model)?;
+            swap_direct(model, id, weights, "stem", |relu, output_shape| {
+                Conv3x3Stride2 { relu, output_shape }
+            })?;
         } else if let Some(conv) = model.node(id).op_as::<Conv>()
             && let Some(weights) = conv3x3_weights(model, id, conv)?
         {
-            let relu = relu_after(model, id)?;
-            let replaced = relu.unwrap_or(id);
-            let Some(output_shape) = model
-                .outlet_fact(OutletId::new(replaced, 0))?
-                .shape
-                .as_concrete()
-                .map(TVec::from)
-            else {
-                continue;
-            };
-            let node = model.node(id);
-            let name = node.name.clone();
-            let mut patch = TypedModelPatch::new(format!("project conv3x3 {name}"));
-            let x = patch.tap_model(model, node.inputs[0])?;
-            let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
-            let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
-            let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
-            let out = patch.wire_node(
-                format!("{name}.project"),
-                Conv3x3 {
-                    relu: relu.is_some(),
-                    output_shape,
-                },
-                &[x, kernel, bias],
-            )?[0];
-            patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
-            patch.apply(model)?;
+            swap_direct(model, id, weights, "conv3x3", |relu, output_shape| {
+                Conv3x3 { relu, output_shape }
+            })?;
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
         {
@@ -223,6 +175,43 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
     model.compact()?;
     fuse(model)?;
     model.compact()
+}
+
+/// Replaces convolution `id`, and the ReLU that alone reads it if any, by
+/// the direct-convolution op `op` makes from whether it applies the ReLU
+/// and the output's shape; its kernel packed for `taps`' product. Left as
+/// is when the output's shape is not concrete.
+fn swap_direct<O: TypedOp>(
+    model: &mut TypedModel,
+    id: usize,
+    weights: ConvWeights,
+    label: &str,
+    op: impl FnOnce(bool, TVec<usize>) -> O,
+) -> TractResult<()> {
+    let relu = relu_after(model, id)?;
+    let replaced = relu.unwrap_or(id);
+    let Some(output_shape) = model
+        .outlet_fact(OutletId::new(replaced, 0))?
+        .shape
+        .as_concrete()
+        .map(TVec::from)
+    else {
+        return Ok(());
+    };
+    let node = model.node(id);
+    let name = node.name.clone();
+    let mut patch = TypedModelPatch::new(format!("project {label} {name}"));
+    let x = patch.tap_model(model, node.inputs[0])?;
+    let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
+    let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
+    let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
+    let out = patch.wire_node(
+        format!("{name}.project"),
+        op(relu.is_some(), output_shape),
+        &[x, kernel, bias],
+    )?[0];
+    patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
+    patch.apply(model)
 }
 
 /// The only node reading node `id`'s only output, which is not a model
