@@ -137,83 +137,26 @@ pub(crate) fn conv_3x3(
 
 #[cfg(test)]
 mod tests {
-    use super::super::taps::pack;
+    use super::super::taps::definition::assert_matches;
     use super::*;
-
-    /// The convolution by its definition, one output at a time.
-    fn reference(
-        image: &[f32],
-        [c, h, w]: [usize; 3],
-        kernel: &[f32],
-        bias: &[f32],
-        relu: bool,
-    ) -> Vec<f32> {
-        let outputs = bias.len();
-        let images = image.len() / (c * h * w);
-        let mut out = vec![0.0; images * outputs * h * w];
-        for n in 0..images {
-            for o in 0..outputs {
-                for y in 0..h {
-                    for x in 0..w {
-                        let mut sum = bias[o] as f64;
-                        for ch in 0..c {
-                            for ky in 0..3 {
-                                for kx in 0..3 {
-                                    let (iy, ix) = ((y + ky) as isize - 1, (x + kx) as isize - 1);
-                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                                        continue;
-                                    }
-                                    let value =
-                                        image[((n * c + ch) * h + iy as usize) * w + ix as usize];
-                                    sum += (value * kernel[(o * c + ch) * 9 + ky * 3 + kx]) as f64;
-                                }
-                            }
-                        }
-                        let sum = sum as f32;
-                        out[((n * outputs + o) * h + y) * w + x] =
-                            if relu { sum.max(0.0) } else { sum };
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn values(n: usize, salt: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + salt * 104_729) % 211) as f32 / 105.0 - 1.0)
-            .collect()
-    }
 
     #[test]
     fn every_shape_matches_the_definition_including_borders_and_tails() {
         // Single rows and columns, positions around the step of 24, output
         // channels around the block of 4, two images (the padded planes are
         // reused).
-        for (images, c, outputs, h, w) in [
-            (1, 8, 8, 6, 6),
-            (2, 3, 5, 5, 17),
-            (1, 1, 1, 1, 1),
-            (1, 2, 7, 1, 30),
-            (1, 5, 4, 30, 1),
-            (2, 16, 9, 9, 20),
-            (1, 32, 32, 12, 12),
-        ] {
-            let image = values(images * c * h * w, 1);
-            let kernel = values(outputs * c * 9, 2);
-            let bias = values(outputs, 3);
-            for relu in [false, true] {
-                let want = reference(&image, [c, h, w], &kernel, &bias, relu);
-                let mut got = vec![f32::NAN; images * outputs * h * w];
-                let packed = pack(&kernel, c * 9);
-                conv_3x3(&image, [c, h, w], &packed, &bias, relu, &mut got);
-                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - e).abs() <= 1e-4,
-                        "{images}x{c}->{outputs}x{h}x{w} relu {relu} at {i}: {g} vs {e}"
-                    );
-                }
-            }
-        }
+        assert_matches(
+            &[
+                (1, 8, 8, 6, 6),
+                (2, 3, 5, 5, 17),
+                (1, 1, 1, 1, 1),
+                (1, 2, 7, 1, 30),
+                (1, 5, 4, 30, 1),
+                (2, 16, 9, 9, 20),
+                (1, 32, 32, 12, 12),
+            ],
+            1,
+            conv_3x3,
+        );
     }
 }

@@ -183,86 +183,26 @@ pub(crate) fn conv_3x3_stride_2(
 
 #[cfg(test)]
 mod tests {
-    use super::super::taps::pack;
+    use super::super::taps::definition::assert_matches;
     use super::*;
-
-    /// The convolution by its definition, one output at a time.
-    fn reference(
-        image: &[f32],
-        [c, h, w]: [usize; 3],
-        kernel: &[f32],
-        bias: &[f32],
-        relu: bool,
-    ) -> Vec<f32> {
-        let outputs = bias.len();
-        let [oh, ow] = output_size([h, w]);
-        let images = image.len() / (c * h * w);
-        let mut out = vec![0.0; images * outputs * oh * ow];
-        for n in 0..images {
-            for o in 0..outputs {
-                for y in 0..oh {
-                    for x in 0..ow {
-                        let mut sum = bias[o] as f64;
-                        for ch in 0..c {
-                            for ky in 0..3 {
-                                for kx in 0..3 {
-                                    let iy = (2 * y + ky) as isize - 1;
-                                    let ix = (2 * x + kx) as isize - 1;
-                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                                        continue;
-                                    }
-                                    let value =
-                                        image[((n * c + ch) * h + iy as usize) * w + ix as usize];
-                                    sum += (value * kernel[(o * c + ch) * 9 + ky * 3 + kx]) as f64;
-                                }
-                            }
-                        }
-                        let sum = sum as f32;
-                        out[((n * outputs + o) * oh + y) * ow + x] =
-                            if relu { sum.max(0.0) } else { sum };
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn values(n: usize, salt: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + salt * 104_729) % 211) as f32 / 105.0 - 1.0)
-            .collect()
-    }
 
     #[test]
     fn every_shape_matches_the_definition_including_borders_and_tails() {
         // Odd and even sizes (an odd one's last output reads the padding),
         // output widths around the 8 lanes and the step of 24, output
         // channels around the block of 4, two images.
-        for (images, c, outputs, h, w) in [
-            (1, 3, 16, 12, 40),
-            (1, 3, 16, 7, 49),
-            (2, 3, 5, 5, 17),
-            (1, 1, 1, 1, 1),
-            (1, 2, 7, 2, 3),
-            (1, 4, 4, 9, 100),
-            (2, 3, 9, 6, 48),
-        ] {
-            let image = values(images * c * h * w, 1);
-            let kernel = values(outputs * c * 9, 2);
-            let bias = values(outputs, 3);
-            let [oh, ow] = output_size([h, w]);
-            for relu in [false, true] {
-                let want = reference(&image, [c, h, w], &kernel, &bias, relu);
-                let mut got = vec![f32::NAN; images * outputs * oh * ow];
-                let packed = pack(&kernel, c * 9);
-                conv_3x3_stride_2(&image, [c, h, w], &packed, &bias, relu, &mut got);
-                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - e).abs() <= 1e-5,
-                        "{images}x{c}->{outputs}x{h}x{w} relu {relu} at {i}: {g} vs {e}"
-                    );
-                }
-            }
-        }
+        assert_matches(
+            &[
+                (1, 3, 16, 12, 40),
+                (1, 3, 16, 7, 49),
+                (2, 3, 5, 5, 17),
+                (1, 1, 1, 1, 1),
+                (1, 2, 7, 2, 3),
+                (1, 4, 4, 9, 100),
+                (2, 3, 9, 6, 48),
+            ],
+            2,
+            conv_3x3_stride_2,
+        );
     }
 }
