@@ -61,7 +61,9 @@ impl EvalOp for Pointwise {
             super::floats(&bias)?,
         );
         super::output(&self.output_shape, |out| {
-            if !self.channel_last {
+            // An empty image writes nothing either way (`chunks_exact`
+            // below takes no chunk of 0).
+            if !self.channel_last || channels * pixels == 0 {
                 return pointwise(
                     image,
                     [channels, pixels],
