@@ -14,13 +14,18 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::stem::conv_3x3_stride_2;
 use super::taps::{STEP, Taps, store};
 
-/// Inputs: the `[.., C, H, W]` image, the `[O, C * 9]` kernel (each input
-/// channel's 3x3 taps, row-major) as `taps::pack` leaves it, the `[O]` bias. The output, `[.., O, H,
-/// W]`, has `output_shape` (the graph's).
+/// The project's 3x3 convolutions with padding 1: stride 1 (this module's)
+/// or 2 (`stem`'s). Inputs: the `[.., C, H, W]` image, the `[O, C * 9]`
+/// kernel (each input channel's 3x3 taps, row-major) as `taps::pack`
+/// leaves it, the `[O]` bias. The output, `[.., O, (H - 1) / stride + 1,
+/// (W - 1) / stride + 1]`, has `output_shape` (the graph's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Conv3x3 {
+    /// 1 or 2.
+    pub(crate) stride: usize,
     /// Whether `max(x, 0)` is applied to the output.
     pub(crate) relu: bool,
     pub(crate) output_shape: TVec<usize>,
@@ -28,7 +33,11 @@ pub(crate) struct Conv3x3 {
 
 impl Op for Conv3x3 {
     fn name(&self) -> StaticName {
-        "FaceConv3x3".into()
+        if self.stride == 2 {
+            "FaceConv3x3Stride2".into()
+        } else {
+            "FaceConv3x3".into()
+        }
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
@@ -51,17 +60,24 @@ impl EvalOp for Conv3x3 {
         let [.., c, h, w] = shape[..] else {
             bail!("convolution input must have rank 3 or more, has shape {shape:?}");
         };
+        ensure!(matches!(self.stride, 1 | 2) && h > 0 && w > 0);
         let outputs = bias.len();
         ensure!(kernel.len() == outputs * c * 9);
         let images = image.len() / (c * h * w).max(1);
-        ensure!(images * outputs * h * w == self.output_shape.iter().product::<usize>());
+        let (oh, ow) = ((h - 1) / self.stride + 1, (w - 1) / self.stride + 1);
+        ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
         let (image, kernel, bias) = (
             super::floats(&image)?,
             super::floats(&kernel)?,
             super::floats(&bias)?,
         );
+        let run = if self.stride == 2 {
+            conv_3x3_stride_2
+        } else {
+            conv_3x3
+        };
         super::output(&self.output_shape, |out| {
-            conv_3x3(image, [c, h, w], kernel, bias, self.relu, out)
+            run(image, [c, h, w], kernel, bias, self.relu, out)
         })
     }
 }
@@ -76,8 +92,8 @@ impl TypedOp for Conv3x3 {
 }
 
 /// Every image of `image` (`[c, h, w]` each) convolved with the `[O, c *
-/// 9]` `kernel` (packed by `taps::pack`), zero-padded by one pixel, plus `bias`, then clamped at 0
-/// when `relu`: `[O, h, w]` each, into `out`.
+/// 9]` `kernel` (packed by `taps::pack`), zero-padded by one pixel, plus
+/// `bias`, then clamped at 0 when `relu`: `[O, h, w]` each, into `out`.
 pub(crate) fn conv_3x3(
     image: &[f32],
     [c, h, w]: [usize; 3],

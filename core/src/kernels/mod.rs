@@ -49,7 +49,6 @@ use depthwise::Depthwise3x3;
 use fused::PointwiseDepthwise;
 use maxpool::MaxPool2x2;
 use pointwise::Pointwise;
-use stem::Conv3x3Stride2;
 
 /// A tensor's values as f32, or the error saying why not.
 fn floats(tensor: &Tensor) -> TractResult<&[f32]> {
@@ -129,15 +128,11 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
         } else if let Some(conv) = model.node(id).op_as::<Conv>()
             && let Some(weights) = stem_weights(model, id, conv)?
         {
-            swap_direct(model, id, weights, "stem", |relu, output_shape| {
-                Conv3x3Stride2 { relu, output_shape }
-            })?;
+            swap_direct(model, id, weights, 2)?;
         } else if let Some(conv) = model.node(id).op_as::<Conv>()
             && let Some(weights) = conv3x3_weights(model, id, conv)?
         {
-            swap_direct(model, id, weights, "conv3x3", |relu, output_shape| {
-                Conv3x3 { relu, output_shape }
-            })?;
+            swap_direct(model, id, weights, 1)?;
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
         {
@@ -177,16 +172,15 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
     model.compact()
 }
 
-/// Replaces convolution `id`, and the ReLU that alone reads it if any, by
-/// the direct-convolution op `op` makes from whether it applies the ReLU
-/// and the output's shape; its kernel packed for `taps`' product. Left as
-/// is when the output's shape is not concrete.
-fn swap_direct<O: TypedOp>(
+/// Replaces the 3x3 convolution `id` of `stride` (1 or 2), and the ReLU
+/// that alone reads it if any, by the project's `Conv3x3`, its kernel
+/// packed for `taps`' product. Left as is when the output's shape is not
+/// concrete.
+fn swap_direct(
     model: &mut TypedModel,
     id: usize,
     weights: ConvWeights,
-    label: &str,
-    op: impl FnOnce(bool, TVec<usize>) -> O,
+    stride: usize,
 ) -> TractResult<()> {
     let relu = relu_after(model, id)?;
     let replaced = relu.unwrap_or(id);
@@ -200,14 +194,18 @@ fn swap_direct<O: TypedOp>(
     };
     let node = model.node(id);
     let name = node.name.clone();
-    let mut patch = TypedModelPatch::new(format!("project {label} {name}"));
+    let mut patch = TypedModelPatch::new(format!("project conv3x3 stride {stride} {name}"));
     let x = patch.tap_model(model, node.inputs[0])?;
     let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
     let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
     let out = patch.wire_node(
         format!("{name}.project"),
-        op(relu.is_some(), output_shape),
+        Conv3x3 {
+            stride,
+            relu: relu.is_some(),
+            output_shape,
+        },
         &[x, kernel, bias],
     )?[0];
     patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
@@ -556,6 +554,29 @@ fn pointwise_weights(
     } else {
         w.clone().into_tensor()
     };
+    with_bias(
+        model,
+        id,
+        weights,
+        [channel_axis, out_channel_axis],
+        out_shape,
+        false,
+    )
+}
+
+/// The 1x1 convolution einsum `id` with `[O, C]` `weights`, the image's
+/// channel at `channel_axis` and the output's at `out_channel_axis` of its
+/// `out_shape` (the last one when `channel_last`): with the constant added
+/// right after along that axis as its bias (and that addition replaced
+/// too), or zeros.
+fn with_bias(
+    model: &TypedModel,
+    id: usize,
+    weights: Tensor,
+    [channel_axis, out_channel_axis]: [usize; 2],
+    out_shape: &[usize],
+    channel_last: bool,
+) -> TractResult<Option<PointwiseWeights>> {
     let out_channels = weights.shape()[0];
     let (bias, replaces) = match bias_after(model, id, out_channel_axis, out_channels)? {
         Some((bias, add)) => (bias, add),
@@ -570,7 +591,7 @@ fn pointwise_weights(
         channel_axis,
         output_shape: out_shape.into(),
         replaces,
-        channel_last: false,
+        channel_last,
     }))
 }
 
@@ -652,21 +673,15 @@ fn channel_last_pointwise(
     if weights.shape() != [out_channels, in_channels] {
         return Ok(None);
     }
-    let (bias, replaces) = match bias_after(model, id, output.len() - 1, out_channels)? {
-        Some((bias, add)) => (bias, add),
-        None => (
-            Tensor::from(tract_ndarray::Array1::from_elem(out_channels, 0.0f32)),
-            id,
-        ),
-    };
-    Ok(Some(PointwiseWeights {
+    let out_channel_axis = output.len() - 1;
+    with_bias(
+        model,
+        id,
         weights,
-        bias,
-        channel_axis,
-        output_shape: out_shape.into(),
-        replaces,
-        channel_last: true,
-    }))
+        [channel_axis, out_channel_axis],
+        out_shape,
+        true,
+    )
 }
 
 /// The `[O]` constant that the only reader of node `id`'s output adds to

@@ -6,72 +6,9 @@
 //! (13 GFLOP/s, the model's costliest node at 640x480). Here each input row
 //! is split once into its even and odd columns, so every tap of eight
 //! outputs is one unaligned load, and the product over the taps is
-//! `taps`'s.
-
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
+//! `taps`'s. The op is `conv3x3`'s, with stride 2.
 
 use super::taps::{STEP, Taps, store};
-
-/// Inputs: the `[.., C, H, W]` image, the `[O, C * 9]` kernel (each input
-/// channel's 3x3 taps, row-major) as `taps::pack` leaves it, the `[O]` bias. The output, `[.., O,
-/// (H + 1) / 2, (W + 1) / 2]`, has `output_shape` (the graph's).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Conv3x3Stride2 {
-    /// Whether `max(x, 0)` is applied to the output.
-    pub(crate) relu: bool,
-    pub(crate) output_shape: TVec<usize>,
-}
-
-impl Op for Conv3x3Stride2 {
-    fn name(&self) -> StaticName {
-        "FaceConv3x3Stride2".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("relu: {}", self.relu)])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for Conv3x3Stride2 {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let (image, kernel, bias) = args_3!(inputs);
-        let shape = image.shape();
-        let [.., c, h, w] = shape[..] else {
-            bail!("convolution input must have rank 3 or more, has shape {shape:?}");
-        };
-        let outputs = bias.len();
-        ensure!(kernel.len() == outputs * c * 9);
-        let images = image.len() / (c * h * w).max(1);
-        let [oh, ow] = output_size([h, w]);
-        ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
-        let (image, kernel, bias) = (
-            super::floats(&image)?,
-            super::floats(&kernel)?,
-            super::floats(&bias)?,
-        );
-        super::output(&self.output_shape, |out| {
-            conv_3x3_stride_2(image, [c, h, w], kernel, bias, self.relu, out)
-        })
-    }
-}
-
-impl TypedOp for Conv3x3Stride2 {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 3 && inputs[0].rank() >= 3);
-        Ok(tvec!(f32::fact(&*self.output_shape)))
-    }
-
-    as_op!();
-}
 
 /// Rows and columns out of `[h, w]`: a 3x3 window every 2 pixels over the
 /// image padded by one pixel.
