@@ -126,13 +126,9 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
             patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
             patch.apply(model)?;
         } else if let Some(conv) = model.node(id).op_as::<Conv>()
-            && let Some(weights) = stem_weights(model, id, conv)?
+            && let Some((stride, weights)) = conv3x3_weights(model, id, conv)?
         {
-            swap_direct(model, id, weights, 2)?;
-        } else if let Some(conv) = model.node(id).op_as::<Conv>()
-            && let Some(weights) = conv3x3_weights(model, id, conv)?
-        {
-            swap_direct(model, id, weights, 1)?;
+            swap_direct(model, id, weights, stride)?;
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
         {
@@ -378,69 +374,58 @@ fn depthwise_weights(
 /// products than tract's matrix product reaches.
 const STEM_MAX_CHANNELS: usize = 4;
 
-/// The weights of a float, channel-first, 3x3, stride 2, dilation 1,
-/// padding 1, ungrouped convolution of at most [`STEM_MAX_CHANNELS`] input
-/// channels with constant kernel (as `[O, C * 9]`) and bias; `None` for any
-/// other convolution.
-fn stem_weights(model: &TypedModel, id: usize, conv: &Conv) -> TractResult<Option<ConvWeights>> {
-    let spec = &conv.pool_spec;
-    let channels = spec.input_channels;
-    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
-    let node = model.node(id);
-    if conv.q_params.is_some()
-        || conv.group != 1
-        || channels == 0
-        || channels > STEM_MAX_CHANNELS
-        || spec.output_channels == 0
-        || spec.kernel_shape.as_slice() != [3, 3]
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        || spec.strides.as_ref().is_none_or(|s| s.as_slice() != [2, 2])
-        || !ones(&spec.dilations)
-        || !padded_by_one(&spec.padding)
-        || node.inputs.len() != 3
-    {
-        return Ok(None);
-    }
-    constant_weights(model, node, spec.output_channels, channels * 9)
-}
-
 /// The narrowest image the stride-1 op takes: each padded row computes 2
 /// border columns it drops, 11% of the work at this width (the
 /// recognizer's 9x9 and 5x5 stages stay tract's).
 const CONV3X3_MIN_WIDTH: usize = 16;
 
-/// The weights of a float, channel-first, 3x3, stride 1, dilation 1,
-/// padding 1, ungrouped convolution with constant kernel (as `[O, C * 9]`)
-/// and bias, over an image at least [`CONV3X3_MIN_WIDTH`] wide; `None` for
-/// any other convolution.
-fn conv3x3_weights(model: &TypedModel, id: usize, conv: &Conv) -> TractResult<Option<ConvWeights>> {
+/// The stride and weights (kernel as `[O, C * 9]`) of a float,
+/// channel-first, 3x3, dilation 1, padding 1, ungrouped convolution with
+/// constant kernel and bias that the project's `Conv3x3` takes: stride 2
+/// over at most [`STEM_MAX_CHANNELS`] input channels, or stride 1 over an
+/// image at least [`CONV3X3_MIN_WIDTH`] wide; `None` for any other
+/// convolution.
+fn conv3x3_weights(
+    model: &TypedModel,
+    id: usize,
+    conv: &Conv,
+) -> TractResult<Option<(usize, ConvWeights)>> {
     let spec = &conv.pool_spec;
     let channels = spec.input_channels;
-    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
     let node = model.node(id);
-    let wide_enough = model
-        .outlet_fact(node.inputs[0])?
-        .shape
-        .as_concrete()
-        .and_then(|shape| shape.last().copied())
-        .is_some_and(|w| w >= CONV3X3_MIN_WIDTH);
-    if conv.q_params.is_some()
+    let strides = spec.strides.as_ref().map_or(&[1, 1][..], |s| s.as_slice());
+    let eligible = match strides {
+        [2, 2] => channels <= STEM_MAX_CHANNELS,
+        [1, 1] => model
+            .outlet_fact(node.inputs[0])?
+            .shape
+            .as_concrete()
+            .and_then(|shape| shape.last().copied())
+            .is_some_and(|w| w >= CONV3X3_MIN_WIDTH),
+        _ => false,
+    };
+    if !eligible
+        || conv.q_params.is_some()
         || conv.group != 1
         || channels == 0
         || spec.output_channels == 0
-        || !wide_enough
         || spec.kernel_shape.as_slice() != [3, 3]
         || conv.kernel_fmt != KernelFormat::OIHW
         || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        || !ones(&spec.strides)
-        || !ones(&spec.dilations)
+        || spec
+            .dilations
+            .as_ref()
+            .is_some_and(|d| d.iter().any(|&s| s != 1))
         || !padded_by_one(&spec.padding)
         || node.inputs.len() != 3
     {
         return Ok(None);
     }
-    constant_weights(model, node, spec.output_channels, channels * 9)
+    let stride = strides[0];
+    Ok(
+        constant_weights(model, node, spec.output_channels, channels * 9)?
+            .map(|weights| (stride, weights)),
+    )
 }
 
 struct PointwiseWeights {
