@@ -104,6 +104,9 @@ pub fn box_downscale(src: &RgbImage, factor: u32) -> RgbImage {
             }
         }
         let rows = (y1 - y0) as u32;
+        // One multiplication per channel instead of a division by the
+        // pixel count, which is the same for every full block of the row.
+        let full = MeanDivisor::new(rows * f as u32);
         for (ox, block) in columns.chunks(f * 3).enumerate() {
             let mut sum = [0u32; 3];
             for px in block.chunks_exact(3) {
@@ -111,11 +114,52 @@ pub fn box_downscale(src: &RgbImage, factor: u32) -> RgbImage {
                 sum[1] += px[1];
                 sum[2] += px[2];
             }
-            let n = (rows * (w - ox * f).min(f) as u32).max(1);
-            out.extend(sum.iter().map(|&v| ((v + n / 2) / n) as u8));
+            let width = (w - ox * f).min(f);
+            let divisor = if width == f {
+                full
+            } else {
+                MeanDivisor::new(rows * width as u32)
+            };
+            out.extend(sum.map(|v| divisor.rounded_mean(v)));
         }
     }
     RgbImage::from_raw(ow, oh, out).unwrap_or_else(|| RgbImage::new(ow, oh))
+}
+
+/// `(sum + n / 2) / n` for the sum of `n` bytes, as a multiplication by
+/// `m = ceil(2^32 / n)`: exact while `n < 2^12`. The quotient's error,
+/// `(sum + n / 2) * (m - 2^32 / n) / 2^32`, is then below
+/// `256 * n / 2^32 < 1 / n`, the least distance of a non-integer
+/// `x / n` to the next integer, so the floor is the quotient's.
+#[derive(Debug, Clone, Copy)]
+struct MeanDivisor {
+    n: u32,
+    /// 0 when `n` is too large for the multiplication to be exact.
+    reciprocal: u64,
+}
+
+impl MeanDivisor {
+    const EXACT_BELOW: u32 = 1 << 12;
+
+    fn new(n: u32) -> Self {
+        let n = n.max(1);
+        let reciprocal = if n < Self::EXACT_BELOW {
+            (1u64 << 32).div_ceil(u64::from(n))
+        } else {
+            0
+        };
+        Self { n, reciprocal }
+    }
+
+    fn rounded_mean(self, sum: u32) -> u8 {
+        let v = sum + self.n / 2;
+        let mean = if self.reciprocal == 0 {
+            v / self.n
+        } else {
+            ((u64::from(v) * self.reciprocal) >> 32) as u32
+        };
+        mean as u8
+    }
 }
 
 /// Fills a planar `[3, out_h, out_w]` f32 tensor (values 0..255) by sampling
@@ -187,8 +231,14 @@ pub fn letterbox_into_planes(
 }
 
 /// `warp_into_planes` for a pure scale by `1 / inv_scale`, into the top-left
-/// `used` corner of `[3, out_h, out_w]` planes: the same samples, with the
-/// column positions computed once per image instead of once per pixel.
+/// `used` corner of `[3, out_h, out_w]` planes: the same samples, bit for
+/// bit, computed separably. Each source row is interpolated across once
+/// (into a cache of the two rows an output row blends), and each output
+/// row is then one blend of two cached rows per plane, a flat loop LLVM
+/// vectorizes. (Sampling pixel by pixel, each output row interpolated both
+/// of its source rows again: 5% of the whole pipeline's time.) Samples
+/// whose 2x2 neighbourhood leaves the image keep the per-pixel path, whose
+/// arithmetic they need to stay bit for bit the general warp's.
 fn scale_into_planes(
     src: &RgbImage,
     inv_scale: f32,
@@ -207,14 +257,90 @@ fn scale_into_planes(
         (f as i64, s - f)
     };
     let columns: Vec<(i64, f32)> = (0..used_w).map(position).collect();
+    // The columns whose two source pixels are both inside: one run, since
+    // the position grows with the column.
+    let inside = |&(x0, _): &(i64, f32)| x0 >= 0 && x0 + 1 < source.width;
+    let first = columns.iter().position(inside).unwrap_or(used_w);
+    let end = first + columns[first..].iter().take_while(|c| inside(c)).count();
+    let span = end - first;
+    let mut cache = RowCache::new(span);
     for oy in 0..used_h {
         let (y0, dy) = position(oy);
-        for (ox, &(x0, dx)) in columns.iter().enumerate() {
-            let rgb = source.rgb(x0, y0, dx, dy);
-            for (value, dst) in rgb.into_iter().zip(dst) {
-                planes[dst * plane + oy * out_w + ox] = value;
+        let row = oy * out_w;
+        let rows_inside = y0 >= 0 && y0 + 1 < source.height;
+        if rows_inside && span > 0 {
+            let top = cache.slot(y0, y0 + 1, &source, &columns[first..end]);
+            let bottom = cache.slot(y0 + 1, y0, &source, &columns[first..end]);
+            for (c, &d) in dst.iter().enumerate() {
+                let out = &mut planes[d * plane + row + first..d * plane + row + end];
+                let top = &cache.rows[top].1[c * span..(c + 1) * span];
+                let bottom = &cache.rows[bottom].1[c * span..(c + 1) * span];
+                for ((value, &t), &b) in out.iter_mut().zip(top).zip(bottom) {
+                    *value = t + (b - t) * dy;
+                }
             }
         }
+        for (ox, &(x0, dx)) in columns.iter().enumerate() {
+            if rows_inside && (first..end).contains(&ox) {
+                continue;
+            }
+            let rgb = source.rgb(x0, y0, dx, dy);
+            for (value, d) in rgb.into_iter().zip(dst) {
+                planes[d * plane + row + ox] = value;
+            }
+        }
+    }
+}
+
+/// Source rows interpolated across the inside columns, `[3, span]` each,
+/// keyed by their row: the two an output row blends.
+struct RowCache {
+    rows: [(i64, Vec<f32>); 2],
+    span: usize,
+}
+
+impl RowCache {
+    fn new(span: usize) -> Self {
+        Self {
+            rows: [(-1, vec![0.0; 3 * span]), (-1, vec![0.0; 3 * span])],
+            span,
+        }
+    }
+
+    /// The slot holding source row `y`, filled if neither does, never the
+    /// one holding `keep` (the other row the caller needs).
+    fn slot(&mut self, y: i64, keep: i64, source: &Bilinear, columns: &[(i64, f32)]) -> usize {
+        if let Some(slot) = self.rows.iter().position(|(row, _)| *row == y) {
+            return slot;
+        }
+        let slot = usize::from(self.rows[0].0 == keep);
+        let (row, values) = &mut self.rows[slot];
+        *row = y;
+        let start = y as usize * source.stride;
+        let line = &source.raw[start..start + source.stride];
+        let (first, rest) = values.split_at_mut(self.span);
+        let (second, third) = rest.split_at_mut(self.span);
+        // One column's three channels per step (one bounds check for its
+        // six bytes); the in-bounds arithmetic of `Bilinear::rgb`.
+        for (((a, b), c), &(x0, dx)) in first
+            .iter_mut()
+            .zip(second.iter_mut())
+            .zip(third.iter_mut())
+            .zip(columns)
+        {
+            let at = x0 as usize * 3;
+            let Some(&[l0, l1, l2, r0, r1, r2]) = line.get(at..at + 6) else {
+                continue;
+            };
+            let lerp = |l: u8, r: u8| {
+                let (l, r) = (f32::from(l), f32::from(r));
+                l + (r - l) * dx
+            };
+            *a = lerp(l0, r0);
+            *b = lerp(l1, r1);
+            *c = lerp(l2, r2);
+        }
+        slot
     }
 }
 
@@ -330,6 +456,33 @@ mod tests {
                         u32::from(px.0[c]),
                         (sum + n / 2) / n,
                         "factor {factor} at {ox},{oy},{c}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every pixel count the multiplication is used for, at each mean and
+    /// at each mean's edges (one below a multiple of `n`, the multiple, and
+    /// the rounding point), against the division.
+    #[test]
+    fn mean_divisor_matches_the_division() {
+        for n in 1..MeanDivisor::EXACT_BELOW + 3 {
+            let divisor = MeanDivisor::new(n);
+            for k in 0..=255u32 {
+                for sum in [
+                    k * n,
+                    (k * n).saturating_sub(1),
+                    k * n + n / 2,
+                    k * n + n - 1,
+                ] {
+                    if sum > 255 * n {
+                        continue;
+                    }
+                    assert_eq!(
+                        u32::from(divisor.rounded_mean(sum)),
+                        (sum + n / 2) / n,
+                        "sum {sum} over {n}"
                     );
                 }
             }
