@@ -264,6 +264,7 @@ pub(crate) fn facectl_cold_start_ms(
     spawn_to_exit_ms(runs, || {
         let mut command = Command::new(facectl);
         command
+            .envs(crate::BACKTRACE_OFF)
             .arg("detect")
             .arg(image)
             .args(["--json", "--models"])

@@ -119,6 +119,8 @@ pub fn run(sh: &Shell, root: &Path, args: BenchLambdaArgs) -> Result<()> {
     ] {
         env.push((k.to_string(), v.to_string()));
     }
+    // After the RIE's own pass-through of the caller's RUST_BACKTRACE.
+    env.extend(crate::BACKTRACE_OFF.map(|(k, v)| (k.to_string(), v.to_string())));
     let options = RieOptions {
         function_name: "recognize".into(),
         memory_mib: 2048,
