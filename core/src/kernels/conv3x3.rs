@@ -14,34 +14,51 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::stem::conv_3x3_stride_2;
+use super::stem::{self, conv_stride_2};
 use super::taps::{STEP, Taps, store};
 
-/// The project's 3x3 convolutions with padding 1: stride 1 (this module's)
-/// or 2 (`stem`'s). Inputs: the `[.., C, H, W]` image, the `[O, C * 9]`
-/// kernel (each input channel's 3x3 taps, row-major) as `taps::pack`
-/// leaves it, the `[O]` bias. The output, `[.., O, (H - 1) / stride + 1,
-/// (W - 1) / stride + 1]`, has `output_shape` (the graph's).
+/// Which direct convolution a [`DirectConv`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Direct {
+    /// 3x3, stride 1, padding 1 (this module's).
+    Stride1,
+    /// `size` x `size`, stride 2, `padding` on every side (`stem`'s).
+    Stride2 { size: usize, padding: usize },
+}
+
+impl Direct {
+    /// The kernel's side.
+    fn size(self) -> usize {
+        match self {
+            Direct::Stride1 => 3,
+            Direct::Stride2 { size, .. } => size,
+        }
+    }
+}
+
+/// The project's direct convolutions. Inputs: the `[.., C, H, W]` image,
+/// the `[O, C * size * size]` kernel (each input channel's taps,
+/// row-major) as `taps::pack` leaves it, the `[O]` bias. The output, `[..,
+/// O, (H + 2 * padding - size) / stride + 1, (W + ..) / stride + 1]`, has
+/// `output_shape` (the graph's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Conv3x3 {
-    /// 1 or 2.
-    pub(crate) stride: usize,
+pub(crate) struct DirectConv {
+    pub(crate) direct: Direct,
     /// Whether `max(x, 0)` is applied to the output.
     pub(crate) relu: bool,
     pub(crate) output_shape: TVec<usize>,
 }
 
-impl Op for Conv3x3 {
+impl Op for DirectConv {
     fn name(&self) -> StaticName {
-        if self.stride == 2 {
-            "FaceConv3x3Stride2".into()
-        } else {
-            "FaceConv3x3".into()
+        match self.direct {
+            Direct::Stride1 => "FaceConv3x3".into(),
+            Direct::Stride2 { size, .. } => format!("FaceConv{size}x{size}Stride2").into(),
         }
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("relu: {}", self.relu)])
+        Ok(vec![format!("{:?}, relu: {}", self.direct, self.relu)])
     }
 
     fn validation(&self) -> Validation {
@@ -51,7 +68,7 @@ impl Op for Conv3x3 {
     op_as_typed_op!();
 }
 
-impl EvalOp for Conv3x3 {
+impl EvalOp for DirectConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
@@ -60,29 +77,37 @@ impl EvalOp for Conv3x3 {
         let [.., c, h, w] = shape[..] else {
             bail!("convolution input must have rank 3 or more, has shape {shape:?}");
         };
-        ensure!(matches!(self.stride, 1 | 2) && h > 0 && w > 0);
+        let size = self.direct.size();
+        ensure!(h > 0 && w > 0 && (1..=stem::MAX_SIZE).contains(&size));
         let outputs = bias.len();
-        ensure!(kernel.len() == outputs * c * 9);
+        ensure!(kernel.len() == outputs * c * size * size);
         let images = image.len() / (c * h * w).max(1);
-        let (oh, ow) = ((h - 1) / self.stride + 1, (w - 1) / self.stride + 1);
+        let [oh, ow] = match self.direct {
+            Direct::Stride1 => [h, w],
+            Direct::Stride2 { size, padding } => stem::output_size([h, w], size, padding),
+        };
         ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
         let (image, kernel, bias) = (
             super::floats(&image)?,
             super::floats(&kernel)?,
             super::floats(&bias)?,
         );
-        let run = if self.stride == 2 {
-            conv_3x3_stride_2
-        } else {
-            conv_3x3
-        };
-        super::output(&self.output_shape, |out| {
-            run(image, [c, h, w], kernel, bias, self.relu, out)
+        super::output(&self.output_shape, |out| match self.direct {
+            Direct::Stride1 => conv_3x3(image, [c, h, w], kernel, bias, self.relu, out),
+            Direct::Stride2 { size, padding } => conv_stride_2(
+                image,
+                [c, h, w],
+                [size, padding],
+                kernel,
+                bias,
+                self.relu,
+                out,
+            ),
         })
     }
 }
 
-impl TypedOp for Conv3x3 {
+impl TypedOp for DirectConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs.len() == 3 && inputs[0].rank() >= 3);
         Ok(tvec!(f32::fact(&*self.output_shape)))
@@ -171,7 +196,7 @@ mod tests {
                 (2, 16, 9, 9, 20),
                 (1, 32, 32, 12, 12),
             ],
-            1,
+            [3, 1, 1],
             conv_3x3,
         );
     }

@@ -10,9 +10,10 @@
 //!   in, which saves a pass over its output.
 //! - 2x2 max pooling (`maxpool`): tract's generic pooling took a sixth of
 //!   the model's time.
-//! - The first layer, a 3x3 convolution of stride 2 over the 3 colours
-//!   (`stem`): tract's direct convolution reads the image at stride 2;
-//!   here each row is split once into even and odd columns, and the
+//! - The first layers, convolutions of stride 2 over the 3 colours
+//!   (`stem`: YuNet's 3x3, the recognizer's 7x7): tract's direct
+//!   convolution reads the image at stride 2, its im2col product packs 147
+//!   rows; here each row is split once into even and odd columns, and the
 //!   product runs as the 1x1 convolution's does.
 //! - The recognizer's 3x3 convolutions of stride 1 (`conv3x3`): tract pads
 //!   the image, then packs an im2col of it; here each channel is copied
@@ -44,7 +45,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::{Add, Max};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use conv3x3::Conv3x3;
+use conv3x3::{Direct, DirectConv};
 use depthwise::Depthwise3x3;
 use fused::PointwiseDepthwise;
 use maxpool::MaxPool2x2;
@@ -126,9 +127,9 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
             patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
             patch.apply(model)?;
         } else if let Some(conv) = model.node(id).op_as::<Conv>()
-            && let Some((stride, weights)) = conv3x3_weights(model, id, conv)?
+            && let Some((direct, weights)) = direct_weights(model, id, conv)?
         {
-            swap_direct(model, id, weights, stride)?;
+            swap_direct(model, id, weights, direct)?;
         } else if let Some(pool) = model.node(id).op_as::<MaxPool>()
             && is_max_pool_2x2(model, id, pool)?
         {
@@ -168,15 +169,14 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
     model.compact()
 }
 
-/// Replaces the 3x3 convolution `id` of `stride` (1 or 2), and the ReLU
-/// that alone reads it if any, by the project's `Conv3x3`, its kernel
-/// packed for `taps`' product. Left as is when the output's shape is not
-/// concrete.
+/// Replaces the convolution `id`, and the ReLU that alone reads it if any,
+/// by the project's `DirectConv` running `direct`, its kernel packed for
+/// `taps`' product. Left as is when the output's shape is not concrete.
 fn swap_direct(
     model: &mut TypedModel,
     id: usize,
     weights: ConvWeights,
-    stride: usize,
+    direct: Direct,
 ) -> TractResult<()> {
     let relu = relu_after(model, id)?;
     let replaced = relu.unwrap_or(id);
@@ -190,15 +190,15 @@ fn swap_direct(
     };
     let node = model.node(id);
     let name = node.name.clone();
-    let mut patch = TypedModelPatch::new(format!("project conv3x3 stride {stride} {name}"));
+    let mut patch = TypedModelPatch::new(format!("project direct conv {direct:?} {name}"));
     let x = patch.tap_model(model, node.inputs[0])?;
     let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
     let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
     let out = patch.wire_node(
         format!("{name}.project"),
-        Conv3x3 {
-            stride,
+        DirectConv {
+            direct,
             relu: relu.is_some(),
             output_shape,
         },
@@ -379,52 +379,82 @@ const STEM_MAX_CHANNELS: usize = 4;
 /// recognizer's 9x9 and 5x5 stages stay tract's).
 const CONV3X3_MIN_WIDTH: usize = 16;
 
-/// The stride and weights (kernel as `[O, C * 9]`) of a float,
-/// channel-first, 3x3, dilation 1, padding 1, ungrouped convolution with
-/// constant kernel and bias that the project's `Conv3x3` takes: stride 2
-/// over at most [`STEM_MAX_CHANNELS`] input channels, or stride 1 over an
-/// image at least [`CONV3X3_MIN_WIDTH`] wide; `None` for any other
-/// convolution.
-fn conv3x3_weights(
+/// The same padding on every side of both axes, when explicit (or none).
+fn uniform_padding(padding: &PaddingSpec) -> Option<usize> {
+    match padding {
+        PaddingSpec::Valid => Some(0),
+        PaddingSpec::Explicit(before, after)
+        | PaddingSpec::ExplicitOnnxPool(before, after, false) => {
+            let p = *before.first()?;
+            (before.iter().chain(after).all(|&v| v == p) && before.len() == 2 && after.len() == 2)
+                .then_some(p)
+        }
+        _ => None,
+    }
+}
+
+/// What the project's `DirectConv` runs for a float, channel-first,
+/// square, dilation 1, ungrouped convolution with constant kernel and
+/// bias, and its weights (kernel as `[O, C * size * size]`): stride 2 over
+/// at most [`STEM_MAX_CHANNELS`] input channels (a side up to
+/// `stem::MAX_SIZE`, any padding smaller than it), or 3x3 stride 1 with
+/// padding 1 over an image at least [`CONV3X3_MIN_WIDTH`] wide; `None` for
+/// any other convolution.
+fn direct_weights(
     model: &TypedModel,
     id: usize,
     conv: &Conv,
-) -> TractResult<Option<(usize, ConvWeights)>> {
+) -> TractResult<Option<(Direct, ConvWeights)>> {
     let spec = &conv.pool_spec;
     let channels = spec.input_channels;
     let node = model.node(id);
     let strides = spec.strides.as_ref().map_or(&[1, 1][..], |s| s.as_slice());
-    let eligible = match strides {
-        [2, 2] => channels <= STEM_MAX_CHANNELS,
-        [1, 1] => model
-            .outlet_fact(node.inputs[0])?
-            .shape
-            .as_concrete()
-            .and_then(|shape| shape.last().copied())
-            .is_some_and(|w| w >= CONV3X3_MIN_WIDTH),
-        _ => false,
+    let &[size, side] = spec.kernel_shape.as_slice() else {
+        return Ok(None);
     };
-    if !eligible
+    let Some(padding) = uniform_padding(&spec.padding) else {
+        return Ok(None);
+    };
+    let direct = match strides {
+        [2, 2]
+            if channels <= STEM_MAX_CHANNELS
+                && (1..=stem::MAX_SIZE).contains(&size)
+                && padding < size =>
+        {
+            Direct::Stride2 { size, padding }
+        }
+        [1, 1]
+            if size == 3
+                && padding == 1
+                && model
+                    .outlet_fact(node.inputs[0])?
+                    .shape
+                    .as_concrete()
+                    .and_then(|shape| shape.last().copied())
+                    .is_some_and(|w| w >= CONV3X3_MIN_WIDTH) =>
+        {
+            Direct::Stride1
+        }
+        _ => return Ok(None),
+    };
+    if side != size
         || conv.q_params.is_some()
         || conv.group != 1
         || channels == 0
         || spec.output_channels == 0
-        || spec.kernel_shape.as_slice() != [3, 3]
         || conv.kernel_fmt != KernelFormat::OIHW
         || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         || spec
             .dilations
             .as_ref()
             .is_some_and(|d| d.iter().any(|&s| s != 1))
-        || !padded_by_one(&spec.padding)
         || node.inputs.len() != 3
     {
         return Ok(None);
     }
-    let stride = strides[0];
     Ok(
-        constant_weights(model, node, spec.output_channels, channels * 9)?
-            .map(|weights| (stride, weights)),
+        constant_weights(model, node, spec.output_channels, channels * size * size)?
+            .map(|weights| (direct, weights)),
     )
 }
 

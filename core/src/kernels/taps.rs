@@ -115,18 +115,21 @@ pub(super) fn store(acc: &[f32x8; 3], relu: bool, out: &mut [f32]) {
 /// The direct convolutions' shared test: the op against the definition.
 #[cfg(test)]
 pub(super) mod definition {
-    /// A 3x3 convolution of `stride` and padding 1 by its definition, one
-    /// output at a time in f64, and its output's rows and columns.
+    /// A `size` x `size` convolution of `stride` and `padding` by its
+    /// definition, one output at a time in f64.
     fn reference(
         image: &[f32],
         [c, h, w]: [usize; 3],
         kernel: &[f32],
         bias: &[f32],
         relu: bool,
-        stride: usize,
+        [size, stride, padding]: [usize; 3],
     ) -> Vec<f32> {
         let outputs = bias.len();
-        let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        let (oh, ow) = (
+            (h + 2 * padding - size) / stride + 1,
+            (w + 2 * padding - size) / stride + 1,
+        );
         let images = image.len() / (c * h * w);
         let mut out = vec![0.0; images * outputs * oh * ow];
         for n in 0..images {
@@ -135,16 +138,17 @@ pub(super) mod definition {
                     for x in 0..ow {
                         let mut sum = bias[o] as f64;
                         for ch in 0..c {
-                            for ky in 0..3 {
-                                for kx in 0..3 {
-                                    let iy = (stride * y + ky) as isize - 1;
-                                    let ix = (stride * x + kx) as isize - 1;
+                            for ky in 0..size {
+                                for kx in 0..size {
+                                    let iy = (stride * y + ky) as isize - padding as isize;
+                                    let ix = (stride * x + kx) as isize - padding as isize;
                                     if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
                                         continue;
                                     }
                                     let value =
                                         image[((n * c + ch) * h + iy as usize) * w + ix as usize];
-                                    sum += (value * kernel[(o * c + ch) * 9 + ky * 3 + kx]) as f64;
+                                    let weight = kernel[((o * c + ch) * size + ky) * size + kx];
+                                    sum += (value * weight) as f64;
                                 }
                             }
                         }
@@ -165,28 +169,30 @@ pub(super) mod definition {
     }
 
     /// The convolution `run` (image, `[c, h, w]`, the kernel packed by
-    /// `pack`, bias, relu, output) of `stride` against the definition on
-    /// every `(images, c, outputs, h, w)` of `cases`, with and without the
-    /// ReLU; its output starts as NaN, so a value left unwritten fails.
+    /// `pack`, bias, relu, output) of `[size, stride, padding]` against the
+    /// definition on every `(images, c, outputs, h, w)` of `cases`, with
+    /// and without the ReLU; its output starts as NaN, so a value left
+    /// unwritten fails.
     pub(in crate::kernels) fn assert_matches(
         cases: &[(usize, usize, usize, usize, usize)],
-        stride: usize,
+        [size, stride, padding]: [usize; 3],
         run: impl Fn(&[f32], [usize; 3], &[f32], &[f32], bool, &mut [f32]),
     ) {
         for &(images, c, outputs, h, w) in cases {
             let image = values(images * c * h * w, 1);
-            let kernel = values(outputs * c * 9, 2);
+            let kernel = values(outputs * c * size * size, 2);
             let bias = values(outputs, 3);
-            let packed = super::pack(&kernel, c * 9);
+            let packed = super::pack(&kernel, c * size * size);
             for relu in [false, true] {
-                let want = reference(&image, [c, h, w], &kernel, &bias, relu, stride);
+                let geometry = [size, stride, padding];
+                let want = reference(&image, [c, h, w], &kernel, &bias, relu, geometry);
                 let mut got = vec![f32::NAN; want.len()];
                 run(&image, [c, h, w], &packed, &bias, relu, &mut got);
                 for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - e).abs() <= 1e-5,
-                        "{images}x{c}->{outputs}x{h}x{w} stride {stride} relu {relu} at {i}: \
-                         {g} vs {e}"
+                        "{images}x{c}->{outputs}x{h}x{w} {size}x{size} stride {stride} \
+                         padding {padding} relu {relu} at {i}: {g} vs {e}"
                     );
                 }
             }
