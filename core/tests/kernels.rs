@@ -121,9 +121,11 @@ fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
 fn the_recognizer_runs_its_first_layers_and_wide_3x3_convolutions_as_the_project_ops() {
     // dlib's ResNet at 150x150: a 7x7 stride-2 first layer over the 3
     // colours and a 3x3 stride-2 max pooling, then 3x3 stride-1
-    // convolutions at 35x35 (6), 17x17 (7), 8x8 and below; the project's
-    // ops take the first two and the 3x3 convolutions at least 16 wide,
-    // tract keeps the rest (and its padding nodes for them).
+    // convolutions at 35x35 (6), 17x17 (7), 8x8 (5), 4x4 (4) and 3x3, and
+    // stride-2 ones between the stages; the project's ops take the first
+    // two, the 3x3 convolutions at least 16 wide, and those of 16 channels
+    // or more whose output is a multiple of 4 wide (the 8x8 and 4x4 ones,
+    // one stride-2 one); tract keeps the rest (and its padding nodes).
     let bytes = model_bytes(RECOGNIZER);
     let project = plan_op_counts(&bytes, [1, 3, 150, 150], Kernels::Project);
     let stock = plan_op_counts(&bytes, [1, 3, 150, 150], Kernels::Stock);
@@ -131,11 +133,13 @@ fn the_recognizer_runs_its_first_layers_and_wide_3x3_convolutions_as_the_project
         counts.get(name).copied().unwrap_or(0)
     };
     assert_eq!(count(&project, "FaceConv3x3"), 13, "{project:?}");
+    assert_eq!(count(&project, "FaceConv3x3Deep1"), 9, "{project:?}");
+    assert_eq!(count(&project, "FaceConv3x3Deep2"), 1, "{project:?}");
     assert_eq!(count(&project, "FaceConv7x7Stride2"), 1, "{project:?}");
     assert_eq!(count(&project, "FaceMaxPool3x3"), 1, "{project:?}");
     assert_eq!(count(&project, "OptMaxPool"), 0, "{project:?}");
     assert_eq!(
-        count(&project, "Pad") + 13,
+        count(&project, "Pad") + 13 + 9,
         count(&stock, "Pad"),
         "{project:?} {stock:?}"
     );

@@ -14,6 +14,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::deep3x3::{self, conv_3x3_deep};
 use super::stem::{self, conv_stride_2};
 use super::taps::{STEP, Taps, store};
 
@@ -24,13 +25,16 @@ pub(crate) enum Direct {
     Stride1,
     /// `size` x `size`, stride 2, `padding` on every side (`stem`'s).
     Stride2 { size: usize, padding: usize },
+    /// 3x3 over a small image with many channels, stride 1 or 2
+    /// (`deep3x3`'s).
+    Deep { stride: usize, padding: usize },
 }
 
 impl Direct {
     /// The kernel's side.
     fn size(self) -> usize {
         match self {
-            Direct::Stride1 => 3,
+            Direct::Stride1 | Direct::Deep { .. } => 3,
             Direct::Stride2 { size, .. } => size,
         }
     }
@@ -54,6 +58,7 @@ impl Op for DirectConv {
         match self.direct {
             Direct::Stride1 => "FaceConv3x3".into(),
             Direct::Stride2 { size, .. } => format!("FaceConv{size}x{size}Stride2").into(),
+            Direct::Deep { stride, .. } => format!("FaceConv3x3Deep{stride}").into(),
         }
     }
 
@@ -85,6 +90,7 @@ impl EvalOp for DirectConv {
         let [oh, ow] = match self.direct {
             Direct::Stride1 => [h, w],
             Direct::Stride2 { size, padding } => stem::output_size([h, w], size, padding),
+            Direct::Deep { stride, padding } => deep3x3::output_size([h, w], stride, padding),
         };
         ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
         let (image, kernel, bias) = (
@@ -98,6 +104,15 @@ impl EvalOp for DirectConv {
                 image,
                 [c, h, w],
                 [size, padding],
+                kernel,
+                bias,
+                self.relu,
+                out,
+            ),
+            Direct::Deep { stride, padding } => conv_3x3_deep(
+                image,
+                [c, h, w],
+                [stride, padding],
                 kernel,
                 bias,
                 self.relu,

@@ -19,6 +19,10 @@
 //! - The recognizer's 3x3 convolutions of stride 1 (`conv3x3`): tract pads
 //!   the image, then packs an im2col of it; here each channel is copied
 //!   once into a zero-bordered plane, where every tap is a fixed offset.
+//! - The recognizer's 3x3 convolutions over small images with many
+//!   channels (`deep3x3`: 8x8 and 4x4, 128 and 256 channels, and a
+//!   stride-2 one): there `conv3x3`'s rows of 24 positions are mostly
+//!   padding; the vectors run along the output channels instead.
 //! - A 1x1 convolution read only by a depthwise one, and the max pooling
 //!   after that if any (`fused`): one pass over row bands that stay in L2
 //!   instead of each op's output going through memory; the ReLU before a
@@ -32,6 +36,7 @@
 //! Only shapes the ops implement are swapped; everything else stays tract's.
 
 mod conv3x3;
+mod deep3x3;
 mod depthwise;
 mod fused;
 mod maxpool;
@@ -193,7 +198,11 @@ fn swap_direct(
     let name = node.name.clone();
     let mut patch = TypedModelPatch::new(format!("project direct conv {direct:?} {name}"));
     let x = patch.tap_model(model, node.inputs[0])?;
-    let packed = taps::pack(floats(&weights.kernel)?, weights.kernel.shape()[1]);
+    let (kernel, taps) = (floats(&weights.kernel)?, weights.kernel.shape()[1]);
+    let packed = match direct {
+        Direct::Deep { .. } => deep3x3::pack(kernel, taps),
+        Direct::Stride1 | Direct::Stride2 { .. } => taps::pack(kernel, taps),
+    };
     let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
     let out = patch.wire_node(
@@ -385,6 +394,10 @@ const STEM_MAX_CHANNELS: usize = 4;
 /// recognizer's 9x9 and 5x5 stages stay tract's).
 const CONV3X3_MIN_WIDTH: usize = 16;
 
+/// Input channels from which a narrower 3x3 convolution, or a stride-2 one,
+/// runs on `deep3x3`'s op (whose vectors run along the output channels).
+const DEEP_MIN_CHANNELS: usize = 16;
+
 /// The same padding on every side of both axes, when explicit (or none).
 fn uniform_padding(padding: &PaddingSpec) -> Option<usize> {
     match padding {
@@ -421,6 +434,12 @@ fn direct_weights(
     let Some(padding) = uniform_padding(&spec.padding) else {
         return Ok(None);
     };
+    let width = model
+        .outlet_fact(node.inputs[0])?
+        .shape
+        .as_concrete()
+        .and_then(|shape| shape.last().copied())
+        .unwrap_or(0);
     let direct = match strides {
         [2, 2]
             if channels <= STEM_MAX_CHANNELS
@@ -429,17 +448,19 @@ fn direct_weights(
         {
             Direct::Stride2 { size, padding }
         }
-        [1, 1]
-            if size == 3
-                && padding == 1
-                && model
-                    .outlet_fact(node.inputs[0])?
-                    .shape
-                    .as_concrete()
-                    .and_then(|shape| shape.last().copied())
-                    .is_some_and(|w| w >= CONV3X3_MIN_WIDTH) =>
+        [1, 1] if size == 3 && padding == 1 && width >= CONV3X3_MIN_WIDTH => Direct::Stride1,
+        &[stride, across]
+            if stride == across
+                && matches!(stride, 1 | 2)
+                && size == 3
+                && padding <= 1
+                && width > 0
+                && channels >= DEEP_MIN_CHANNELS
+                && spec.output_channels.is_multiple_of(8)
+                && deep3x3::output_size([width, width], stride, padding)[1]
+                    .is_multiple_of(deep3x3::POSITIONS) =>
         {
-            Direct::Stride1
+            Direct::Deep { stride, padding }
         }
         _ => return Ok(None),
     };

@@ -175,14 +175,25 @@ pub(super) mod definition {
     /// unwritten fails.
     pub(in crate::kernels) fn assert_matches(
         cases: &[(usize, usize, usize, usize, usize)],
+        geometry: [usize; 3],
+        run: impl Fn(&[f32], [usize; 3], &[f32], &[f32], bool, &mut [f32]),
+    ) {
+        assert_matches_packed(cases, geometry, super::pack, run);
+    }
+
+    /// [`assert_matches`] for a kernel packed by `pack` (`[O, taps]`, the
+    /// number of taps) instead of `taps::pack`.
+    pub(in crate::kernels) fn assert_matches_packed(
+        cases: &[(usize, usize, usize, usize, usize)],
         [size, stride, padding]: [usize; 3],
+        pack: impl Fn(&[f32], usize) -> Vec<f32>,
         run: impl Fn(&[f32], [usize; 3], &[f32], &[f32], bool, &mut [f32]),
     ) {
         for &(images, c, outputs, h, w) in cases {
             let image = values(images * c * h * w, 1);
             let kernel = values(outputs * c * size * size, 2);
             let bias = values(outputs, 3);
-            let packed = super::pack(&kernel, c * size * size);
+            let packed = pack(&kernel, c * size * size);
             for relu in [false, true] {
                 let geometry = [size, stride, padding];
                 let want = reference(&image, [c, h, w], &kernel, &bias, relu, geometry);
