@@ -231,14 +231,15 @@ pub fn letterbox_into_planes(
 }
 
 /// `warp_into_planes` for a pure scale by `1 / inv_scale`, into the top-left
-/// `used` corner of `[3, out_h, out_w]` planes: the same samples, bit for
-/// bit, computed separably. Each source row is interpolated across once
-/// (into a cache of the two rows an output row blends), and each output
-/// row is then one blend of two cached rows per plane, a flat loop LLVM
-/// vectorizes. (Sampling pixel by pixel, each output row interpolated both
-/// of its source rows again: 5% of the whole pipeline's time.) Samples
-/// whose 2x2 neighbourhood leaves the image keep the per-pixel path, whose
-/// arithmetic they need to stay bit for bit the general warp's.
+/// `used` corner of `[3, out_h, out_w]` planes: the same samples, computed
+/// separably. Enlarging (or at scale 1), bit for bit: each source row is
+/// interpolated across once (into a cache of the two rows an output row
+/// blends), and each output row is then one blend of two cached rows per
+/// plane, a flat loop LLVM vectorizes. Reducing, within 1e-3: the two rows
+/// are blended down first, then interpolated across. (Sampling pixel by
+/// pixel, each output row interpolated both of its source rows again: 5%
+/// of the whole pipeline's time.) Samples whose 2x2 neighbourhood leaves
+/// the image keep the per-pixel path, the general warp's arithmetic.
 fn scale_into_planes(
     src: &RgbImage,
     inv_scale: f32,
@@ -264,11 +265,41 @@ fn scale_into_planes(
     let end = first + columns[first..].iter().take_while(|c| inside(c)).count();
     let span = end - first;
     let mut cache = RowCache::new(span);
+    // Reducing, an output row's two source rows are seldom the row
+    // before's: blending them first, down the source row (one flat loop),
+    // then interpolating across once per output row halves the work. Not
+    // bit for bit the general warp (the two passes' order differs): within
+    // 1e-3 of it on values 0-255 (tested).
+    let mut blended = vec![0.0f32; if inv_scale > 1.0 { source.stride } else { 0 }];
     for oy in 0..used_h {
         let (y0, dy) = position(oy);
         let row = oy * out_w;
         let rows_inside = y0 >= 0 && y0 + 1 < source.height;
-        if rows_inside && span > 0 {
+        if rows_inside && span > 0 && !blended.is_empty() {
+            let start = y0 as usize * source.stride;
+            let top = &source.raw[start..start + source.stride];
+            let bottom = &source.raw[start + source.stride..start + 2 * source.stride];
+            for ((value, &t), &b) in blended.iter_mut().zip(top).zip(bottom) {
+                let t = f32::from(t);
+                *value = t + (f32::from(b) - t) * dy;
+            }
+            let (p0, rest) = planes.split_at_mut(plane);
+            let (p1, p2) = rest.split_at_mut(plane);
+            let (r, g, b) = match order {
+                ChannelOrder::Rgb => (p0, p1, p2),
+                ChannelOrder::Bgr => (p2, p1, p0),
+            };
+            let inside = row + first..row + end;
+            interpolate_across(
+                &blended,
+                &columns[first..end],
+                [
+                    &mut r[inside.clone()],
+                    &mut g[inside.clone()],
+                    &mut b[inside],
+                ],
+            );
+        } else if rows_inside && span > 0 {
             let top = cache.slot(y0, y0 + 1, &source, &columns[first..end]);
             let bottom = cache.slot(y0 + 1, y0, &source, &columns[first..end]);
             for (c, &d) in dst.iter().enumerate() {
@@ -289,6 +320,27 @@ fn scale_into_planes(
                 planes[d * plane + row + ox] = value;
             }
         }
+    }
+}
+
+/// One output row's inside columns from a source row already blended down
+/// (`blended`, RGB interleaved): `out[c][i]` is channel `c` (R, G, B)
+/// interpolated across at `columns[i]`, whose two pixels are inside.
+fn interpolate_across(blended: &[f32], columns: &[(i64, f32)], out: [&mut [f32]; 3]) {
+    let [red, green, blue] = out;
+    for (((r, g), b), &(x0, dx)) in red
+        .iter_mut()
+        .zip(green.iter_mut())
+        .zip(blue.iter_mut())
+        .zip(columns)
+    {
+        let at = x0 as usize * 3;
+        let Some(&[l0, l1, l2, r0, r1, r2]) = blended.get(at..at + 6) else {
+            continue;
+        };
+        *r = l0 + (r0 - l0) * dx;
+        *g = l1 + (r1 - l1) * dx;
+        *b = l2 + (r2 - l2) * dx;
     }
 }
 
@@ -387,14 +439,17 @@ mod tests {
         assert_eq!(planes[9 + 3 + 2], 1.0);
     }
 
-    /// The letterbox's scale path gives the same floats, bit for bit, as
-    /// the general warp it replaced (copied into the padded planes).
+    /// The letterbox's scale path gives the same floats as the general warp
+    /// it replaced (copied into the padded planes): bit for bit when it
+    /// enlarges, within 1e-3 (of values 0-255) when it reduces and blends
+    /// down first. (Reductions below one half box-filter first, which the
+    /// general warp does not: those are not compared.)
     #[test]
-    fn letterbox_equals_the_general_warp_bit_for_bit() {
+    fn letterbox_equals_the_general_warp() {
         let img = RgbImage::from_fn(97, 61, |x, y| {
             image::Rgb([(x * 7 + y) as u8, (x * y) as u8, (x + 3 * y) as u8])
         });
-        for scale in [1.0f32, 0.73, 1.6, 2.0, 0.51, 6.6] {
+        for scale in [1.0f32, 0.73, 1.6, 2.0, 0.51, 6.6, 0.9, 0.6] {
             let (out_w, out_h) = (160, 128);
             let mut fast = vec![1.0; 3 * out_w * out_h];
             letterbox_into_planes(&img, scale, out_w, out_h, ChannelOrder::Bgr, &mut fast);
@@ -417,11 +472,18 @@ mod tests {
                             0.0
                         };
                         let got = fast[c * out_w * out_h + y * out_w + x];
-                        assert_eq!(
-                            got.to_bits(),
-                            want.to_bits(),
-                            "scale {scale} at {c},{y},{x}"
-                        );
+                        if scale >= 1.0 {
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "scale {scale} at {c},{y},{x}"
+                            );
+                        } else {
+                            assert!(
+                                (got - want).abs() <= 1e-3,
+                                "scale {scale} at {c},{y},{x}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }
