@@ -323,10 +323,17 @@ fn scale_into_planes(
     }
 }
 
-/// One output row's inside columns from a source row already blended down
-/// (`blended`, RGB interleaved): `out[c][i]` is channel `c` (R, G, B)
-/// interpolated across at `columns[i]`, whose two pixels are inside.
-fn interpolate_across(blended: &[f32], columns: &[(i64, f32)], out: [&mut [f32]; 3]) {
+/// One row interpolated across at the inside `columns` from a source row
+/// (`line`, RGB interleaved: the bytes of the image, or a row already
+/// blended down): `out[c][i]` is channel `c` (R, G, B) at `columns[i]`,
+/// whose two pixels are inside. One column's three channels per step (one
+/// bounds check for its six values); the in-bounds arithmetic of
+/// `Bilinear::rgb`.
+fn interpolate_across<T: Copy + Into<f32>>(
+    line: &[T],
+    columns: &[(i64, f32)],
+    out: [&mut [f32]; 3],
+) {
     let [red, green, blue] = out;
     for (((r, g), b), &(x0, dx)) in red
         .iter_mut()
@@ -335,12 +342,16 @@ fn interpolate_across(blended: &[f32], columns: &[(i64, f32)], out: [&mut [f32];
         .zip(columns)
     {
         let at = x0 as usize * 3;
-        let Some(&[l0, l1, l2, r0, r1, r2]) = blended.get(at..at + 6) else {
+        let Some(&[l0, l1, l2, r0, r1, r2]) = line.get(at..at + 6) else {
             continue;
         };
-        *r = l0 + (r0 - l0) * dx;
-        *g = l1 + (r1 - l1) * dx;
-        *b = l2 + (r2 - l2) * dx;
+        let lerp = |l: T, r: T| {
+            let (l, r): (f32, f32) = (l.into(), r.into());
+            l + (r - l) * dx
+        };
+        *r = lerp(l0, r0);
+        *g = lerp(l1, r1);
+        *b = lerp(l2, r2);
     }
 }
 
@@ -372,26 +383,7 @@ impl RowCache {
         let line = &source.raw[start..start + source.stride];
         let (first, rest) = values.split_at_mut(self.span);
         let (second, third) = rest.split_at_mut(self.span);
-        // One column's three channels per step (one bounds check for its
-        // six bytes); the in-bounds arithmetic of `Bilinear::rgb`.
-        for (((a, b), c), &(x0, dx)) in first
-            .iter_mut()
-            .zip(second.iter_mut())
-            .zip(third.iter_mut())
-            .zip(columns)
-        {
-            let at = x0 as usize * 3;
-            let Some(&[l0, l1, l2, r0, r1, r2]) = line.get(at..at + 6) else {
-                continue;
-            };
-            let lerp = |l: u8, r: u8| {
-                let (l, r) = (f32::from(l), f32::from(r));
-                l + (r - l) * dx
-            };
-            *a = lerp(l0, r0);
-            *b = lerp(l1, r1);
-            *c = lerp(l2, r2);
-        }
+        interpolate_across(line, columns, [first, second, third]);
         slot
     }
 }
