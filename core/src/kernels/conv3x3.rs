@@ -14,7 +14,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::deep3x3::{self, conv_3x3_deep};
+use super::deep3x3::conv_3x3_deep;
 use super::stem::{self, conv_stride_2};
 use super::taps::{STEP, Taps, store};
 
@@ -31,11 +31,12 @@ pub(crate) enum Direct {
 }
 
 impl Direct {
-    /// The kernel's side.
-    fn size(self) -> usize {
+    /// The kernel's side, the stride and the padding.
+    fn geometry(self) -> [usize; 3] {
         match self {
-            Direct::Stride1 | Direct::Deep { .. } => 3,
-            Direct::Stride2 { size, .. } => size,
+            Direct::Stride1 => [3, 1, 1],
+            Direct::Stride2 { size, padding } => [size, 2, padding],
+            Direct::Deep { stride, padding } => [3, stride, padding],
         }
     }
 }
@@ -82,16 +83,13 @@ impl EvalOp for DirectConv {
         let [.., c, h, w] = shape[..] else {
             bail!("convolution input must have rank 3 or more, has shape {shape:?}");
         };
-        let size = self.direct.size();
+        let geometry = self.direct.geometry();
+        let size = geometry[0];
         ensure!(h > 0 && w > 0 && (1..=stem::MAX_SIZE).contains(&size));
         let outputs = bias.len();
         ensure!(kernel.len() == outputs * c * size * size);
         let images = image.len() / (c * h * w).max(1);
-        let [oh, ow] = match self.direct {
-            Direct::Stride1 => [h, w],
-            Direct::Stride2 { size, padding } => stem::output_size([h, w], size, padding),
-            Direct::Deep { stride, padding } => deep3x3::output_size([h, w], stride, padding),
-        };
+        let [oh, ow] = [h, w].map(|n| super::windows(n, geometry));
         ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
         let (image, kernel, bias) = (
             super::floats(&image)?,

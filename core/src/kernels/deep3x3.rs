@@ -37,11 +37,7 @@ pub(crate) fn pack(kernel: &[f32], taps: usize) -> Vec<f32> {
 /// Rows and columns out of `[h, w]` for a 3x3 window every `stride` pixels
 /// over the image padded by `padding`.
 pub(crate) fn output_size([h, w]: [usize; 2], stride: usize, padding: usize) -> [usize; 2] {
-    [h, w].map(|n| {
-        (n + 2 * padding)
-            .checked_sub(3)
-            .map_or(0, |room| room / stride + 1)
-    })
+    [h, w].map(|n| super::windows(n, [3, stride, padding]))
 }
 
 /// Every image of `image` (`[c, h, w]` each) convolved with the `[O, c *

@@ -16,7 +16,7 @@ pub(crate) struct MaxPoolStride2 {
 
 /// Pooled rows or columns out of `n`.
 fn pooled(n: usize, size: usize) -> usize {
-    n.checked_sub(size).map_or(0, |room| room / 2 + 1)
+    super::windows(n, [size, 2, 0])
 }
 
 impl Op for MaxPoolStride2 {

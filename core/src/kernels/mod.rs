@@ -57,6 +57,16 @@ use fused::PointwiseDepthwise;
 use maxpool::MaxPoolStride2;
 use pointwise::Pointwise;
 
+/// Output positions along an axis of `n`: a `size` window every `stride`
+/// pixels over the axis padded by `padding` at both ends, floor rounding
+/// as ONNX's (none when the window does not fit). Every project
+/// convolution and pooling sizes its output with it.
+fn windows(n: usize, [size, stride, padding]: [usize; 3]) -> usize {
+    (n + 2 * padding)
+        .checked_sub(size)
+        .map_or(0, |room| room / stride + 1)
+}
+
 /// A tensor's values as f32, or the error saying why not.
 fn floats(tensor: &Tensor) -> TractResult<&[f32]> {
     tensor.try_as_plain_ram()?.as_slice::<f32>()

@@ -21,11 +21,7 @@ pub(crate) const MAX_SIZE: usize = 7;
 /// pixels over the image padded by `padding` pixels (none when the window
 /// does not fit).
 pub(crate) fn output_size([h, w]: [usize; 2], size: usize, padding: usize) -> [usize; 2] {
-    [h, w].map(|n| {
-        (n + 2 * padding)
-            .checked_sub(size)
-            .map_or(0, |room| room / 2 + 1)
-    })
+    [h, w].map(|n| super::windows(n, [size, 2, padding]))
 }
 
 /// Every image of `image` (`[c, h, w]` each) convolved with the `[O, c *
