@@ -320,17 +320,6 @@ struct ConvWeights {
     bias: Tensor,
 }
 
-/// Explicit padding of one pixel on every side.
-fn padded_by_one(padding: &PaddingSpec) -> bool {
-    match padding {
-        PaddingSpec::Explicit(before, after)
-        | PaddingSpec::ExplicitOnnxPool(before, after, false) => {
-            before.as_slice() == [1, 1] && after.as_slice() == [1, 1]
-        }
-        _ => false,
-    }
-}
-
 /// A convolution node's constant f32 kernel as `[outputs, taps]` and its
 /// bias as `[outputs]` (a single value repeated), when its image is a
 /// concrete f32 tensor.
@@ -386,7 +375,7 @@ fn depthwise_weights(
         || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         || !ones(&spec.strides)
         || !ones(&spec.dilations)
-        || !padded_by_one(&spec.padding)
+        || uniform_padding(&spec.padding) != Some(1)
         || node.inputs.len() != 3
     {
         return Ok(None);
@@ -408,7 +397,8 @@ const CONV3X3_MIN_WIDTH: usize = 16;
 /// runs on `deep3x3`'s op (whose vectors run along the output channels).
 const DEEP_MIN_CHANNELS: usize = 16;
 
-/// The same padding on every side of both axes, when explicit (or none).
+/// The same padding on every side of both axes, when explicit (or none):
+/// what every project convolution and pooling checks its padding with.
 fn uniform_padding(padding: &PaddingSpec) -> Option<usize> {
     match padding {
         PaddingSpec::Valid => Some(0),
@@ -840,14 +830,7 @@ fn is_zero_scalar(fact: &TypedFact) -> bool {
 /// a concrete input; `None` for any other pooling.
 fn max_pool_stride_2(model: &TypedModel, id: usize, pool: &MaxPool) -> TractResult<Option<usize>> {
     let spec = &pool.pool_spec;
-    let unpadded = match &spec.padding {
-        PaddingSpec::Valid => true,
-        PaddingSpec::Explicit(before, after)
-        | PaddingSpec::ExplicitOnnxPool(before, after, false) => {
-            before.iter().chain(after).all(|&p| p == 0)
-        }
-        _ => false,
-    };
+    let unpadded = uniform_padding(&spec.padding) == Some(0);
     let input = model.outlet_fact(model.node(id).inputs[0])?;
     let eligible = pool.with_index_outputs.is_none()
         && spec
