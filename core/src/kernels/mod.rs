@@ -7,7 +7,9 @@
 //!   product on these shapes; the bias added after it is folded in.
 //! - 3x3 depthwise convolutions (`depthwise`): tract 0.23.9 has vectorized
 //!   kernels for them only on arm64 and wasm; the ReLU after each is folded
-//!   in, which saves a pass over its output.
+//!   in, which saves a pass over its output. YuNet's heads have channel-last
+//!   ones of 1, 4 and 10 channels (tract padded the single-channel ones and
+//!   ran them as a matrix product).
 //! - Max pooling of stride 2 (`maxpool`: YuNet's 2x2, the recognizer's
 //!   3x3): tract's generic pooling took a sixth of YuNet's time, and 0.29
 //!   ms of the recognizer's 8.5 (the project's, 0.06).
@@ -136,6 +138,7 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
                 format!("{name}.project"),
                 Depthwise3x3 {
                     relu: relu.is_some(),
+                    channel_last: conv.pool_spec.data_format.c_is_last(),
                 },
                 &[x, kernel, bias],
             )?[0];
@@ -254,10 +257,20 @@ fn sole_reader_of<O: Op>(model: &TypedModel, id: usize) -> TractResult<Option<us
 /// one (and the max pooling reading only that, if any) by the fused op.
 fn fuse(model: &mut TypedModel) -> TractResult<()> {
     for id in model.eval_order()? {
-        let Some(pointwise) = model.node(id).op_as::<Pointwise>() else {
+        // The fused op is channel-first (the heads' pairs are channel-last).
+        let Some(pointwise) = model
+            .node(id)
+            .op_as::<Pointwise>()
+            .filter(|p| !p.channel_last)
+        else {
             continue;
         };
-        let Some(depthwise_id) = sole_reader_of::<Depthwise3x3>(model, id)? else {
+        let Some(depthwise_id) = sole_reader_of::<Depthwise3x3>(model, id)?.filter(|&next| {
+            model
+                .node(next)
+                .op_as::<Depthwise3x3>()
+                .is_some_and(|d| !d.channel_last)
+        }) else {
             continue;
         };
         let pool_id = sole_reader_of::<MaxPoolStride2>(model, depthwise_id)?.filter(|&pool| {
@@ -354,9 +367,10 @@ fn constant_weights(
     Ok(Some(ConvWeights { kernel, bias }))
 }
 
-/// The weights of a float, channel-first, 3x3, stride 1, dilation 1,
-/// padding 1 depthwise convolution with constant kernel and bias; `None`
-/// for any other convolution.
+/// The weights of a float, 3x3, stride 1, dilation 1, padding 1 depthwise
+/// convolution (channel-first, or channel-last as YuNet's heads, whose
+/// single-channel ones count) with constant kernel and bias; `None` for any
+/// other convolution.
 fn depthwise_weights(
     model: &TypedModel,
     id: usize,
@@ -372,7 +386,6 @@ fn depthwise_weights(
         || channels == 0
         || spec.kernel_shape.as_slice() != [3, 3]
         || conv.kernel_fmt != KernelFormat::OIHW
-        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         || !ones(&spec.strides)
         || !ones(&spec.dilations)
         || uniform_padding(&spec.padding) != Some(1)
