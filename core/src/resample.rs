@@ -375,30 +375,41 @@ fn scale_into_planes(
 /// blended down): `out[c][i]` is channel `c` (R, G, B) at `columns[i]`,
 /// whose two pixels are inside. One column's three channels per step (one
 /// bounds check for its six values); the in-bounds arithmetic of
-/// `Bilinear::rgb`.
+/// `Bilinear::rgb`. The values go through a block on the stack, pixel by
+/// pixel, then into each plane in turn: stored straight into the three
+/// planes, the loop ran twice as long when a plane was 640x448 (a 3:2
+/// photo's letterbox; 1200x800: 2.1 against 0.93 ms), as three store
+/// streams that far apart collided in the cache.
 fn interpolate_across<T: Copy + Into<f32>>(
     line: &[T],
     columns: &[(i64, f32)],
     out: [&mut [f32]; 3],
 ) {
+    const BLOCK: usize = 64;
     let [red, green, blue] = out;
-    for (((r, g), b), &(x0, dx)) in red
-        .iter_mut()
-        .zip(green.iter_mut())
-        .zip(blue.iter_mut())
-        .zip(columns)
+    for (((red, green), blue), columns) in red
+        .chunks_mut(BLOCK)
+        .zip(green.chunks_mut(BLOCK))
+        .zip(blue.chunks_mut(BLOCK))
+        .zip(columns.chunks(BLOCK))
     {
-        let at = x0 as usize * 3;
-        let Some(&[l0, l1, l2, r0, r1, r2]) = line.get(at..at + 6) else {
-            continue;
-        };
-        let lerp = |l: T, r: T| {
-            let (l, r): (f32, f32) = (l.into(), r.into());
-            l + (r - l) * dx
-        };
-        *r = lerp(l0, r0);
-        *g = lerp(l1, r1);
-        *b = lerp(l2, r2);
+        let mut block = [[0.0f32; 3]; BLOCK];
+        for (px, &(x0, dx)) in block.iter_mut().zip(columns) {
+            let at = x0 as usize * 3;
+            let Some(&[l0, l1, l2, r0, r1, r2]) = line.get(at..at + 6) else {
+                continue;
+            };
+            let lerp = |l: T, r: T| {
+                let (l, r): (f32, f32) = (l.into(), r.into());
+                l + (r - l) * dx
+            };
+            *px = [lerp(l0, r0), lerp(l1, r1), lerp(l2, r2)];
+        }
+        for (c, plane) in [red, green, blue].into_iter().enumerate() {
+            for (value, px) in plane.iter_mut().zip(&block) {
+                *value = px[c];
+            }
+        }
     }
 }
 
