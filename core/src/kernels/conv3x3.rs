@@ -152,13 +152,6 @@ pub(crate) fn conv_3x3(
     let positions = ((h - 1) * wp + w).next_multiple_of(STEP);
     // Long enough for the last step's farthest tap, zero past the image.
     let plane = positions + 2 * wp + 2;
-    let sources: Vec<std::ops::Range<usize>> = (0..c * 9)
-        .map(|t| {
-            let (channel, ky, kx) = (t / 9, t / 3 % 3, t % 3);
-            let start = channel * plane + ky * wp + kx;
-            start..start + positions
-        })
-        .collect();
     super::with_scratch([c * plane, outputs * positions], |[padded, by_position]| {
         for (x, o) in image
             .chunks_exact(c * h * w)
@@ -170,9 +163,8 @@ pub(crate) fn conv_3x3(
                     to[..w].copy_from_slice(row);
                 }
             }
-            let sources: Vec<&[f32]> = sources.iter().map(|r| &padded[r.clone()]).collect();
             for x0 in (0..positions).step_by(STEP) {
-                product.step(&sources, x0, |oc, acc| {
+                product.step_3x3(padded, [plane, wp], x0, |oc, acc| {
                     store(acc, relu, &mut by_position[oc * positions + x0..][..STEP]);
                 });
             }

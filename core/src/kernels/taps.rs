@@ -95,6 +95,86 @@ impl<'a> Taps<'a> {
     }
 }
 
+impl Taps<'_> {
+    /// [`step`](Taps::step) for a 3x3 kernel over zero-bordered planes
+    /// (`conv3x3`): tap `(channel, ky, kx)` of position `x0 + i` is
+    /// `padded[channel * plane + ky * wp + kx + x0 + i]`. Each channel's three
+    /// rows are bounds-checked once as windows of 26 values, and its nine
+    /// taps read at fixed offsets into them: through a slice per tap, the
+    /// loop loaded each tap's pointer and length and checked it, nine
+    /// times per channel.
+    #[inline(always)]
+    pub(super) fn step_3x3(
+        &self,
+        padded: &[f32],
+        [plane, wp]: [usize; 2],
+        x0: usize,
+        mut emit: impl FnMut(usize, &[f32x8; 3]),
+    ) {
+        let (taps, bias) = (self.taps, self.bias);
+        let blocks = bias.len() / BLOCK;
+        let windows = |channel: usize| -> Option<[&[f32; STEP + 2]; 3]> {
+            let at = channel * plane + x0;
+            Some([
+                padded.get(at..)?.first_chunk()?,
+                padded.get(at + wp..)?.first_chunk()?,
+                padded.get(at + 2 * wp..)?.first_chunk()?,
+            ])
+        };
+        for block in 0..blocks {
+            let o0 = block * BLOCK;
+            let mut acc: [[f32x8; 3]; BLOCK] =
+                std::array::from_fn(|j| [f32x8::splat(bias[o0 + j]); 3]);
+            for (channel, weights) in self.packed[block * taps * BLOCK..][..taps * BLOCK]
+                .chunks_exact(9 * BLOCK)
+                .enumerate()
+            {
+                let Some(rows) = windows(channel) else {
+                    continue;
+                };
+                for (row, weights) in rows.iter().zip(weights.chunks_exact(3 * BLOCK)) {
+                    for (kx, weights) in weights.chunks_exact(BLOCK).enumerate() {
+                        let v = [
+                            load(&row[kx..]),
+                            load(&row[kx + 8..]),
+                            load(&row[kx + 16..]),
+                        ];
+                        for (acc, &weight) in acc.iter_mut().zip(weights) {
+                            let weight = f32x8::splat(weight);
+                            for (acc, v) in acc.iter_mut().zip(v) {
+                                *acc = v.mul_add(weight, *acc);
+                            }
+                        }
+                    }
+                }
+            }
+            for (j, acc) in acc.iter().enumerate() {
+                emit(o0 + j, acc);
+            }
+        }
+        for (oc, &bias) in bias.iter().enumerate().skip(blocks * BLOCK) {
+            let mut acc = [f32x8::splat(bias); 3];
+            for (channel, weights) in self.packed[oc * taps..(oc + 1) * taps]
+                .chunks_exact(9)
+                .enumerate()
+            {
+                let Some(rows) = windows(channel) else {
+                    continue;
+                };
+                for (row, weights) in rows.iter().zip(weights.chunks_exact(3)) {
+                    for (kx, &weight) in weights.iter().enumerate() {
+                        let weight = f32x8::splat(weight);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            *acc = load(&row[kx + 8 * i..]).mul_add(weight, *acc);
+                        }
+                    }
+                }
+            }
+            emit(oc, &acc);
+        }
+    }
+}
+
 /// The first `out.len()` (at most 24) values of three vectors, clamped at
 /// 0 when `relu`. Whole steps are stored as vectors (a `memcpy` of a length
 /// known only at run time was a call).
