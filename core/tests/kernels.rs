@@ -131,7 +131,9 @@ fn the_recognizer_runs_its_first_layers_and_wide_3x3_convolutions_as_the_project
     // stride-2 ones between the stages; the project's ops take the first
     // two, the 3x3 convolutions at least 16 wide, and those of 16 channels
     // or more whose output is a multiple of 4 wide (the 8x8 and 4x4 ones,
-    // one stride-2 one); tract keeps the rest (and its padding nodes).
+    // one stride-2 one), and the last 3x3 one, over a 1x1 map, as the 1x1
+    // convolution by its centre taps it is (with the 256 -> 128 descriptor,
+    // 2 `FacePointwise`); tract keeps the rest (and its padding nodes).
     let bytes = model_bytes(RECOGNIZER);
     let project = plan_op_counts(&bytes, [1, 3, 150, 150], Kernels::Project);
     let stock = plan_op_counts(&bytes, [1, 3, 150, 150], Kernels::Stock);
@@ -144,8 +146,9 @@ fn the_recognizer_runs_its_first_layers_and_wide_3x3_convolutions_as_the_project
     assert_eq!(count(&project, "FaceConv7x7Stride2"), 1, "{project:?}");
     assert_eq!(count(&project, "FaceMaxPool3x3"), 1, "{project:?}");
     assert_eq!(count(&project, "OptMaxPool"), 0, "{project:?}");
+    assert_eq!(count(&project, "FacePointwise"), 2, "{project:?}");
     assert_eq!(
-        count(&project, "Pad") + 13 + 9,
+        count(&project, "Pad") + 13 + 9 + 1,
         count(&stock, "Pad"),
         "{project:?} {stock:?}"
     );

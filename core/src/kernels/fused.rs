@@ -135,7 +135,7 @@ impl Layer<'_> {
             return;
         }
         debug_assert!(band >= 2 && band.is_multiple_of(2));
-        let mut product = Product::new(self.weights, self.bias, channels, self.relu_input);
+        let mut product = Product::new(self.weights, self.bias, channels, self.relu_input, w);
         // Per channel, `band + 2` rows: slot `s` holds the 1x1
         // convolution's row `r0 - 1 + s` of the band starting at row `r0`.
         let slots = band + 2;

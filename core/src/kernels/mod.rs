@@ -25,6 +25,11 @@
 //!   channels (`deep3x3`: 8x8 and 4x4, 128 and 256 channels, and a
 //!   stride-2 one): there `conv3x3`'s rows of 24 positions are mostly
 //!   padding; the vectors run along the output channels instead.
+//! - A convolution over a 1x1 map whose padding leaves only its kernel's
+//!   centre on the image (the recognizer's last 3x3 one) is the 1x1
+//!   convolution by the centre taps; a 1x1 convolution of fewer than 8
+//!   pixels (that one, the 256 -> 128 descriptor) runs as dot products
+//!   along the channels, its weights not packed.
 //! - A 1x1 convolution read only by a depthwise one, and the max pooling
 //!   after that if any (`fused`): one pass over row bands that stay in L2
 //!   instead of each op's output going through memory; the ReLU before a
@@ -159,33 +164,44 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
             let out = patch.wire_node(format!("{name}.project"), MaxPoolStride2 { size }, &[x])?[0];
             patch.shunt_outside(model, OutletId::new(id, 0), out)?;
             patch.apply(model)?;
+        } else if let Some(conv) = model.node(id).op_as::<Conv>()
+            && let Some(found) = centre_tap_weights(model, id, conv)?
+        {
+            swap_pointwise(model, id, found)?;
         } else if let Some(einsum) = model.node(id).op_as::<EinSum>()
             && let Some(found) = pointwise_weights(model, id, einsum)?
         {
-            let node = model.node(id);
-            let name = node.name.clone();
-            let relu = relu_before(model, id)?;
-            let mut patch = TypedModelPatch::new(format!("project pointwise {name}"));
-            let x = patch.tap_model(model, relu.unwrap_or(node.inputs[0]))?;
-            let weights = patch.add_const(format!("{name}.weights_oc"), found.weights)?;
-            let bias = patch.add_const(format!("{name}.bias_o"), found.bias)?;
-            let out = patch.wire_node(
-                format!("{name}.project"),
-                Pointwise {
-                    channel_axis: found.channel_axis,
-                    output_shape: found.output_shape,
-                    relu_input: relu.is_some(),
-                    channel_last: found.channel_last,
-                },
-                &[x, weights, bias],
-            )?[0];
-            patch.shunt_outside(model, OutletId::new(found.replaces, 0), out)?;
-            patch.apply(model)?;
+            swap_pointwise(model, id, found)?;
         }
     }
     model.compact()?;
     fuse(model)?;
     model.compact()
+}
+
+/// Replaces node `id` (and the bias addition after it, when `found` took
+/// one in) by the project's 1x1 convolution, the ReLU before it folded in
+/// if it alone reads that.
+fn swap_pointwise(model: &mut TypedModel, id: usize, found: PointwiseWeights) -> TractResult<()> {
+    let node = model.node(id);
+    let name = node.name.clone();
+    let relu = relu_before(model, id)?;
+    let mut patch = TypedModelPatch::new(format!("project pointwise {name}"));
+    let x = patch.tap_model(model, relu.unwrap_or(node.inputs[0]))?;
+    let weights = patch.add_const(format!("{name}.weights_oc"), found.weights)?;
+    let bias = patch.add_const(format!("{name}.bias_o"), found.bias)?;
+    let out = patch.wire_node(
+        format!("{name}.project"),
+        Pointwise {
+            channel_axis: found.channel_axis,
+            output_shape: found.output_shape,
+            relu_input: relu.is_some(),
+            channel_last: found.channel_last,
+        },
+        &[x, weights, bias],
+    )?[0];
+    patch.shunt_outside(model, OutletId::new(found.replaces, 0), out)?;
+    patch.apply(model)
 }
 
 /// Replaces the convolution `id`, and the ReLU that alone reads it if any,
@@ -496,6 +512,76 @@ fn direct_weights(
         constant_weights(model, node, spec.output_channels, channels * size * size)?
             .map(|weights| (direct, weights)),
     )
+}
+
+/// A float, channel-first, ungrouped convolution with constant kernel and
+/// bias over a 1x1 image, whose padding leaves only its kernel's centre on
+/// the image (a square side of `2p + 1`, padding `p`, any stride, dilation
+/// 1): a 1x1 convolution by the centre taps. (The recognizer's last 3x3
+/// convolution runs over a 1x1 map: tract padded it and multiplied all nine
+/// taps' weights, eight of them by zeros.)
+fn centre_tap_weights(
+    model: &TypedModel,
+    id: usize,
+    conv: &Conv,
+) -> TractResult<Option<PointwiseWeights>> {
+    let spec = &conv.pool_spec;
+    let node = model.node(id);
+    let (&[size, side], Some(padding)) =
+        (spec.kernel_shape.as_slice(), uniform_padding(&spec.padding))
+    else {
+        return Ok(None);
+    };
+    let x_shape = model
+        .outlet_fact(node.inputs[0])?
+        .shape
+        .as_concrete()
+        .map(TVec::from);
+    let out_shape = model
+        .outlet_fact(OutletId::new(id, 0))?
+        .shape
+        .as_concrete()
+        .map(TVec::from);
+    let (Some(x_shape), Some(out_shape)) = (x_shape, out_shape) else {
+        return Ok(None);
+    };
+    let rank = x_shape.len();
+    let (inputs, outputs) = (spec.input_channels, spec.output_channels);
+    if side != size
+        || size != 2 * padding + 1
+        || rank < 3
+        || x_shape[rank - 2..] != [1, 1]
+        || x_shape[rank - 3] != inputs
+        || conv.q_params.is_some()
+        || conv.group != 1
+        || inputs * outputs == 0
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        || spec
+            .dilations
+            .as_ref()
+            .is_some_and(|d| d.iter().any(|&s| s != 1))
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    let taps = size * size;
+    let Some(weights) = constant_weights(model, node, outputs, inputs * taps)? else {
+        return Ok(None);
+    };
+    let kernel = floats(&weights.kernel)?;
+    let centre: Vec<f32> = kernel
+        .chunks_exact(taps)
+        .map(|channel_taps| channel_taps[taps / 2])
+        .collect();
+    Ok(Some(PointwiseWeights {
+        weights: tensor1(&centre).into_shape(&[outputs, inputs])?,
+        bias: weights.bias,
+        channel_axis: rank - 3,
+        output_shape: out_shape,
+        replaces: id,
+        channel_last: false,
+    }))
 }
 
 struct PointwiseWeights {
