@@ -25,13 +25,19 @@ pub(super) const STEP: usize = 24;
 pub(crate) fn pack(kernel: &[f32], taps: usize) -> Vec<f32> {
     let outputs = kernel.len().checked_div(taps).unwrap_or(0);
     let blocks = outputs / BLOCK;
-    let packed = (0..blocks * taps * BLOCK).map(|i| {
-        let (block, tap, j) = (i / (taps * BLOCK), i / BLOCK % taps, i % BLOCK);
-        kernel[(block * BLOCK + j) * taps + tap]
-    });
+    if taps == 0 {
+        return Vec::new();
+    }
+    let mut packed = Vec::with_capacity(outputs * taps);
+    // Block by block, tap by tap (as `deep3x3::pack`, no division per
+    // weight).
+    for rows in kernel.chunks_exact(taps * BLOCK) {
+        for tap in 0..taps {
+            packed.extend(rows.chunks_exact(taps).map(|row| row[tap]));
+        }
+    }
+    packed.extend_from_slice(&kernel[blocks * BLOCK * taps..]);
     packed
-        .chain(kernel[blocks * BLOCK * taps..].iter().copied())
-        .collect()
 }
 
 /// A convolution's kernel, as [`pack`] leaves it, and its `[O]` bias.
