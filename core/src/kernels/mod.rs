@@ -441,6 +441,22 @@ fn uniform_padding(padding: &PaddingSpec) -> Option<usize> {
     }
 }
 
+/// A convolution node without quantization or groups, channel-first, its
+/// kernel `OIHW`, dilation 1, with its bias as a third input: what the
+/// project's ungrouped convolutions take (each checks its own geometry).
+fn plain_conv(node: &TypedNode, conv: &Conv) -> bool {
+    let spec = &conv.pool_spec;
+    conv.q_params.is_none()
+        && conv.group == 1
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        && spec
+            .dilations
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|&s| s == 1))
+        && node.inputs.len() == 3
+}
+
 /// What the project's `DirectConv` runs for a float, channel-first,
 /// square, dilation 1, ungrouped convolution with constant kernel and
 /// bias, and its weights (kernel as `[O, C * size * size]`): stride 2 over
@@ -493,19 +509,7 @@ fn direct_weights(
         }
         _ => return Ok(None),
     };
-    if side != size
-        || conv.q_params.is_some()
-        || conv.group != 1
-        || channels == 0
-        || spec.output_channels == 0
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        || spec
-            .dilations
-            .as_ref()
-            .is_some_and(|d| d.iter().any(|&s| s != 1))
-        || node.inputs.len() != 3
-    {
+    if side != size || channels == 0 || spec.output_channels == 0 || !plain_conv(node, conv) {
         return Ok(None);
     }
     Ok(
@@ -552,16 +556,8 @@ fn centre_tap_weights(
         || rank < 3
         || x_shape[rank - 2..] != [1, 1]
         || x_shape[rank - 3] != inputs
-        || conv.q_params.is_some()
-        || conv.group != 1
         || inputs * outputs == 0
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        || spec
-            .dilations
-            .as_ref()
-            .is_some_and(|d| d.iter().any(|&s| s != 1))
-        || node.inputs.len() != 3
+        || !plain_conv(node, conv)
     {
         return Ok(None);
     }

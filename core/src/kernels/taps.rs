@@ -75,13 +75,11 @@ impl<'a> Taps<'a> {
                 .zip(sources)
             {
                 let from = &source[x0..x0 + STEP];
-                let v = [load(from), load(&from[8..]), load(&from[16..])];
-                for (acc, &weight) in acc.iter_mut().zip(weights) {
-                    let weight = f32x8::splat(weight);
-                    for (acc, v) in acc.iter_mut().zip(v) {
-                        *acc = v.mul_add(weight, *acc);
-                    }
-                }
+                accumulate(
+                    &mut acc,
+                    [load(from), load(&from[8..]), load(&from[16..])],
+                    weights,
+                );
             }
             for (j, acc) in acc.iter().enumerate() {
                 emit(o0 + j, acc);
@@ -145,12 +143,7 @@ impl Taps<'_> {
                             load(&row[kx + 8..]),
                             load(&row[kx + 16..]),
                         ];
-                        for (acc, &weight) in acc.iter_mut().zip(weights) {
-                            let weight = f32x8::splat(weight);
-                            for (acc, v) in acc.iter_mut().zip(v) {
-                                *acc = v.mul_add(weight, *acc);
-                            }
-                        }
+                        accumulate(&mut acc, v, weights);
                     }
                 }
             }
@@ -177,6 +170,18 @@ impl Taps<'_> {
                 }
             }
             emit(oc, &acc);
+        }
+    }
+}
+
+/// One tap of a block: its three vectors of inputs times each of the
+/// block's output channels' weights, added into their accumulators.
+#[inline(always)]
+fn accumulate(acc: &mut [[f32x8; 3]; BLOCK], v: [f32x8; 3], weights: &[f32]) {
+    for (acc, &weight) in acc.iter_mut().zip(weights) {
+        let weight = f32x8::splat(weight);
+        for (acc, v) in acc.iter_mut().zip(v) {
+            *acc = v.mul_add(weight, *acc);
         }
     }
 }
