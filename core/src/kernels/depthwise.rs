@@ -382,6 +382,7 @@ mod tests {
             }
         }
     }
+
     #[test]
     fn channel_last_matches_the_definition_on_transposed_images() {
         // YuNet's heads' channels (1, 4, 10) and others; rows of `w * c`
