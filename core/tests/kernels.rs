@@ -87,11 +87,12 @@ fn plan_op_counts(
 )]
 fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
     // YuNet-s: 14 channel-first 1x1 convolutions each read only by a 3x3
-    // depthwise one, two of those with a 2x2 max pooling after them; its
-    // other two poolings stay the project's own op.
+    // depthwise one, two of those with a 2x2 max pooling after them, and
+    // the 12 heads' pairs (64 channels to 1, 4 or 10); its other two
+    // poolings stay the project's own op.
     let (project, stock) = (op_counts(Kernels::Project), op_counts(Kernels::Stock));
     let count = |name: &str| project.get(name).copied().unwrap_or(0);
-    assert_eq!(count("FacePointwiseDepthwise"), 12, "{project:?}");
+    assert_eq!(count("FacePointwiseDepthwise"), 24, "{project:?}");
     assert_eq!(count("FacePointwiseDepthwise pooled"), 2, "{project:?}");
     assert_eq!(count("FaceMaxPool2x2"), 2, "{project:?}");
     // Every ReLU is folded into the convolution before it.
@@ -100,15 +101,15 @@ fn every_1x1_and_depthwise_pair_of_yunet_runs_fused() {
         stock.get("OptMaxByScalar").is_some_and(|&n| n > 0),
         "{stock:?}"
     );
-    // The 12 1x1 convolutions of the heads (64 channels to 1, 4 or 10,
-    // written channel-last by tract's declutter) are the project's single
-    // op: none of tract's packing of the feature maps is left.
-    assert_eq!(count("FacePointwise"), 12, "{project:?}");
+    // The heads stay channel-first (the plan skips tract's ChangeAxes,
+    // which wrote them channel-last): each output of 1 to 10 channels is
+    // then moved channel-last by tract's MoveAxis for its reshape. No 1x1
+    // or depthwise convolution is left alone, nor any of tract's packing,
+    // matrix products or padding.
+    assert_eq!(count("MoveAxis"), 12, "{project:?}");
+    assert_eq!(count("FacePointwise"), 0, "{project:?}");
+    assert_eq!(count("FaceDepthwise3x3"), 0, "{project:?}");
     assert_eq!(count("OptMatMulPack"), 0, "{project:?}");
-    // The 3x3 depthwise convolutions after them (1, 4 or 10 channels,
-    // channel-last) are the project's too; tract ran them as its generic
-    // `DepthWiseConv`, or padded and multiplied the single-channel ones.
-    assert_eq!(count("FaceDepthwise3x3"), 12, "{project:?}");
     assert_eq!(count("DepthWiseConv"), 0, "{project:?}");
     assert_eq!(count("OptMatMul"), 0, "{project:?}");
     assert_eq!(count("Pad"), 0, "{project:?}");

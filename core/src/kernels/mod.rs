@@ -7,9 +7,10 @@
 //!   product on these shapes; the bias added after it is folded in.
 //! - 3x3 depthwise convolutions (`depthwise`): tract 0.23.9 has vectorized
 //!   kernels for them only on arm64 and wasm; the ReLU after each is folded
-//!   in, which saves a pass over its output. YuNet's heads have channel-last
-//!   ones of 1, 4 and 10 channels (tract padded the single-channel ones and
-//!   ran them as a matrix product).
+//!   in, which saves a pass over its output. The channel-last variant (and
+//!   the 1x1 convolution's) served YuNet's heads while tract's `ChangeAxes`
+//!   wrote them so; `plans` now skips that pass and the heads' pairs run
+//!   fused, channel-first. The variants remain for channel-last graphs.
 //! - Max pooling of stride 2 (`maxpool`: YuNet's 2x2, the recognizer's
 //!   3x3): tract's generic pooling took a sixth of YuNet's time, and 0.29
 //!   ms of the recognizer's 8.5 (the project's, 0.06).
