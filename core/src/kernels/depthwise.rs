@@ -1,20 +1,15 @@
-//! 3x3 depthwise convolution, stride 1, padding 1, channel-first or
-//! channel-last, with an optional folded ReLU.
+//! 3x3 depthwise convolution, stride 1, padding 1, channel-first, with an
+//! optional folded ReLU.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use wide::f32x8;
 
-/// Inputs: the `[.., C, H, W]` image (`[.., H, W, C]` when
-/// `channel_last`), the `[C, 9]` taps, the `[C]` bias.
+/// Inputs: the `[.., C, H, W]` image, the `[C, 9]` taps, the `[C]` bias.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Depthwise3x3 {
     /// Whether `max(x, 0)` is applied to the output.
     pub(crate) relu: bool,
-    /// Whether the channels are the last axis (YuNet's heads, which
-    /// tract's declutter writes so because their outputs are laid out by
-    /// anchor).
-    pub(crate) channel_last: bool,
 }
 
 impl Op for Depthwise3x3 {
@@ -23,10 +18,7 @@ impl Op for Depthwise3x3 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "relu: {}, channel_last: {}",
-            self.relu, self.channel_last
-        )])
+        Ok(vec![format!("relu: {}", self.relu)])
     }
 
     fn validation(&self) -> Validation {
@@ -42,20 +34,15 @@ impl EvalOp for Depthwise3x3 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (image, kernel, bias) = args_3!(inputs);
         let shape = image.shape().to_vec();
-        let [.., a, b, d] = shape[..] else {
+        let [.., c, h, w] = shape[..] else {
             bail!("depthwise input must have rank 3 or more, has shape {shape:?}");
         };
         let image = super::floats(&image)?;
         let kernel = super::floats(&kernel)?;
         let bias = super::floats(&bias)?;
-        let c = if self.channel_last { d } else { a };
         ensure!(kernel.len() == c * 9 && bias.len() == c);
         super::output(&shape, |out| {
-            if self.channel_last {
-                depthwise_3x3_channel_last(image, [a, b, d], kernel, bias, self.relu, out)
-            } else {
-                depthwise_3x3(image, [a, b, d], kernel, bias, self.relu, out)
-            }
+            depthwise_3x3(image, [c, h, w], kernel, bias, self.relu, out)
         })
     }
 }
@@ -113,92 +100,6 @@ pub(crate) fn depthwise_3x3(
             );
         }
     }
-}
-
-/// [`depthwise_3x3`] over `[.., h, w, c]` images: each pixel's `c` values
-/// side by side.
-///
-/// A row of `w * c` values is one flat vector loop: tap `(dy, dx)` of value
-/// `j` reads value `j + dx * c` of padded row `y + dy`, weighted by channel
-/// `j % c`'s tap, so the taps are laid out along the row once per call and
-/// the image is copied once into a plane with a zero border. With 1, 4 or
-/// 10 channels, vectors along the channels would be mostly empty.
-pub(crate) fn depthwise_3x3_channel_last(
-    image: &[f32],
-    [h, w, c]: [usize; 3],
-    kernel: &[f32],
-    bias: &[f32],
-    relu: bool,
-    out: &mut [f32],
-) {
-    let (row, padded_row) = (w * c, (w + 2) * c);
-    if row == 0 || h == 0 {
-        return;
-    }
-    super::with_scratch(
-        [(h + 2) * padded_row, 9 * row, row],
-        |[padded, taps, biases]| {
-            // Pixel by pixel: a division per value cost as much as the
-            // convolution of 10 channels.
-            for pixel in biases.chunks_exact_mut(c) {
-                pixel.copy_from_slice(bias);
-            }
-            for (t, along) in taps.chunks_exact_mut(row).enumerate() {
-                for pixel in along.chunks_exact_mut(c) {
-                    for (value, channel) in pixel.iter_mut().zip(kernel.chunks_exact(9)) {
-                        *value = channel[t];
-                    }
-                }
-            }
-            let taps: [&[f32]; 9] = std::array::from_fn(|t| &taps[t * row..(t + 1) * row]);
-            for (input, output) in image
-                .chunks_exact(h * row)
-                .zip(out.chunks_exact_mut(h * row))
-            {
-                for (y, source) in input.chunks_exact(row).enumerate() {
-                    let at = (y + 1) * padded_row + c;
-                    padded[at..at + row].copy_from_slice(source);
-                }
-                for (y, out_row) in output.chunks_exact_mut(row).enumerate() {
-                    // Padded row `y + dy`, from its value at `dx * c`.
-                    let rows: [&[f32]; 9] = std::array::from_fn(|t| {
-                        let start = (y + t / 3) * padded_row + (t % 3) * c;
-                        &padded[start..start + row]
-                    });
-                    flat_row_3x3(rows, taps, biases, relu, out_row);
-                }
-            }
-        },
-    );
-}
-
-/// `out[j] = bias[j] + sum over t of taps[t][j] * rows[t][j]`, clamped at
-/// 0 when `relu`: eight values at a time, the tail alone.
-fn flat_row_3x3(rows: [&[f32]; 9], taps: [&[f32]; 9], bias: &[f32], relu: bool, out: &mut [f32]) {
-    let n = out.len();
-    let vectors = n - n % 8;
-    let zero = f32x8::ZERO;
-    for j in (0..vectors).step_by(8) {
-        let sum = flat_row(&rows[0..3], &taps[0..3], j, load(&bias[j..]))
-            + flat_row(&rows[3..6], &taps[3..6], j, zero)
-            + flat_row(&rows[6..9], &taps[6..9], j, zero);
-        let sum = if relu { sum.fast_max(zero) } else { sum };
-        out[j..j + 8].copy_from_slice(sum.as_array());
-    }
-    for j in vectors..n {
-        let sum = (0..9).fold(bias[j], |acc, t| rows[t][j].mul_add(taps[t][j], acc));
-        out[j] = if relu { sum.max(0.0) } else { sum };
-    }
-}
-
-/// `acc` plus the three products of `rows[t][j..j + 8]` and
-/// `taps[t][j..j + 8]`: one input row's partial sum, as in `eight` (three
-/// short dependency chains). Written as closures, LLVM left a call per row.
-#[inline(always)]
-fn flat_row(rows: &[&[f32]], taps: &[&[f32]], j: usize, acc: f32x8) -> f32x8 {
-    let acc = load(&rows[0][j..]).mul_add(load(&taps[0][j..]), acc);
-    let acc = load(&rows[1][j..]).mul_add(load(&taps[1][j..]), acc);
-    load(&rows[2][j..]).mul_add(load(&taps[2][j..]), acc)
 }
 
 /// One output row from the input rows above, at and below it (zeros
@@ -377,58 +278,6 @@ mod tests {
                     assert!(
                         (got - want).abs() <= 1e-5,
                         "planes {planes} c {c} h {h} w {w} relu {relu} at {i}: {got} vs {want}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn channel_last_matches_the_definition_on_transposed_images() {
-        // YuNet's heads' channels (1, 4, 10) and others; rows of `w * c`
-        // values below, at and around the 8 lanes; two images.
-        for (images, c, h, w) in [
-            (1, 1, 6, 8),
-            (1, 4, 5, 7),
-            (1, 10, 4, 5),
-            (2, 3, 3, 1),
-            (2, 10, 1, 3),
-            (1, 1, 1, 1),
-            (1, 7, 6, 9),
-        ] {
-            let image = values(images * c * h * w, (c * 13 + h * 5 + w) as u32);
-            let kernel = values(c * 9, 3);
-            let bias = values(c, 4);
-            // `[.., c, h, w]` to `[.., h, w, c]` and back.
-            let last = |chw: &[f32]| -> Vec<f32> {
-                let mut hwc = vec![0.0; chw.len()];
-                for (from, to) in chw
-                    .chunks_exact(c * h * w)
-                    .zip(hwc.chunks_exact_mut(c * h * w))
-                {
-                    for ch in 0..c {
-                        for p in 0..h * w {
-                            to[p * c + ch] = from[ch * h * w + p];
-                        }
-                    }
-                }
-                hwc
-            };
-            for relu in [false, true] {
-                let mut out = vec![f32::NAN; image.len()];
-                depthwise_3x3_channel_last(
-                    &last(&image),
-                    [h, w, c],
-                    &kernel,
-                    &bias,
-                    relu,
-                    &mut out,
-                );
-                let want = last(&reference(&image, [c, h, w], &kernel, &bias, relu));
-                for (i, (got, want)) in out.iter().zip(&want).enumerate() {
-                    assert!(
-                        (got - want).abs() <= 1e-5,
-                        "images {images} c {c} h {h} w {w} relu {relu} at {i}: {got} vs {want}"
                     );
                 }
             }

@@ -7,10 +7,8 @@
 //!   product on these shapes; the bias added after it is folded in.
 //! - 3x3 depthwise convolutions (`depthwise`): tract 0.23.9 has vectorized
 //!   kernels for them only on arm64 and wasm; the ReLU after each is folded
-//!   in, which saves a pass over its output. The channel-last variant (and
-//!   the 1x1 convolution's) served YuNet's heads while tract's `ChangeAxes`
-//!   wrote them so; `plans` now skips that pass and the heads' pairs run
-//!   fused, channel-first. The variants remain for channel-last graphs.
+//!   in, which saves a pass over its output. Channel-first only: `plans`
+//!   skips tract's `ChangeAxes`, which wrote YuNet's heads channel-last.
 //! - Max pooling of stride 2 (`maxpool`: YuNet's 2x2, the recognizer's
 //!   3x3): tract's generic pooling took a sixth of YuNet's time, and 0.29
 //!   ms of the recognizer's 8.5 (the project's, 0.06).
@@ -144,7 +142,6 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
                 format!("{name}.project"),
                 Depthwise3x3 {
                     relu: relu.is_some(),
-                    channel_last: conv.pool_spec.data_format.c_is_last(),
                 },
                 &[x, kernel, bias],
             )?[0];
@@ -197,7 +194,6 @@ fn swap_pointwise(model: &mut TypedModel, id: usize, found: PointwiseWeights) ->
             channel_axis: found.channel_axis,
             output_shape: found.output_shape,
             relu_input: relu.is_some(),
-            channel_last: found.channel_last,
         },
         &[x, weights, bias],
     )?[0];
@@ -274,20 +270,10 @@ fn sole_reader_of<O: Op>(model: &TypedModel, id: usize) -> TractResult<Option<us
 /// one (and the max pooling reading only that, if any) by the fused op.
 fn fuse(model: &mut TypedModel) -> TractResult<()> {
     for id in model.eval_order()? {
-        // The fused op is channel-first (the heads' pairs are channel-last).
-        let Some(pointwise) = model
-            .node(id)
-            .op_as::<Pointwise>()
-            .filter(|p| !p.channel_last)
-        else {
+        let Some(pointwise) = model.node(id).op_as::<Pointwise>() else {
             continue;
         };
-        let Some(depthwise_id) = sole_reader_of::<Depthwise3x3>(model, id)?.filter(|&next| {
-            model
-                .node(next)
-                .op_as::<Depthwise3x3>()
-                .is_some_and(|d| !d.channel_last)
-        }) else {
+        let Some(depthwise_id) = sole_reader_of::<Depthwise3x3>(model, id)? else {
             continue;
         };
         let pool_id = sole_reader_of::<MaxPoolStride2>(model, depthwise_id)?.filter(|&pool| {
@@ -385,9 +371,8 @@ fn constant_weights(
 }
 
 /// The weights of a float, 3x3, stride 1, dilation 1, padding 1 depthwise
-/// convolution (channel-first, or channel-last as YuNet's heads, whose
-/// single-channel ones count) with constant kernel and bias; `None` for any
-/// other convolution.
+/// convolution, channel-first (single-channel ones count), with constant
+/// kernel and bias; `None` for any other convolution.
 fn depthwise_weights(
     model: &TypedModel,
     id: usize,
@@ -403,6 +388,7 @@ fn depthwise_weights(
         || channels == 0
         || spec.kernel_shape.as_slice() != [3, 3]
         || conv.kernel_fmt != KernelFormat::OIHW
+        || spec.data_format.c_is_last()
         || !ones(&spec.strides)
         || !ones(&spec.dilations)
         || uniform_padding(&spec.padding) != Some(1)
@@ -577,7 +563,6 @@ fn centre_tap_weights(
         channel_axis: rank - 3,
         output_shape: out_shape,
         replaces: id,
-        channel_last: false,
     }))
 }
 
@@ -591,9 +576,6 @@ struct PointwiseWeights {
     /// The node whose output the op's replaces: the einsum, or the bias
     /// addition after it.
     replaces: usize,
-    /// Whether the output is `[.., pixels, O]` (YuNet's heads, whose
-    /// outputs are laid out by anchor) instead of `[.., O, pixels]`.
-    channel_last: bool,
 }
 
 /// A float einsum that is a 1x1 convolution: the image and the output have
@@ -624,9 +606,6 @@ fn pointwise_weights(
         weight.chars().collect(),
         output.chars().collect(),
     );
-    if let Some(found) = channel_last_pointwise(model, id, [&image, &weight, &output])? {
-        return Ok(Some(found));
-    }
     let x = model.outlet_fact(node.inputs[0])?;
     let w = model.outlet_fact(node.inputs[1])?;
     let out = model.outlet_fact(OutletId::new(id, 0))?;
@@ -698,13 +677,12 @@ fn pointwise_weights(
         weights,
         [channel_axis, out_channel_axis],
         out_shape,
-        false,
     )
 }
 
 /// The 1x1 convolution einsum `id` with `[O, C]` `weights`, the image's
 /// channel at `channel_axis` and the output's at `out_channel_axis` of its
-/// `out_shape` (the last one when `channel_last`): with the constant added
+/// `out_shape`: with the constant added
 /// right after along that axis as its bias (and that addition replaced
 /// too), or zeros.
 fn with_bias(
@@ -713,7 +691,6 @@ fn with_bias(
     weights: Tensor,
     [channel_axis, out_channel_axis]: [usize; 2],
     out_shape: &[usize],
-    channel_last: bool,
 ) -> TractResult<Option<PointwiseWeights>> {
     let out_channels = weights.shape()[0];
     let (bias, replaces) = match bias_after(model, id, out_channel_axis, out_channels)? {
@@ -729,97 +706,7 @@ fn with_bias(
         channel_axis,
         output_shape: out_shape.into(),
         replaces,
-        channel_last,
     }))
-}
-
-/// A float einsum that is a 1x1 convolution from a channel-first image of
-/// one picture (every axis before its channel `c` of size 1) to a
-/// channel-last output: the image's pixel axes in the same order, then the
-/// output channel `o` last, with an `[o, c]` or `[c, o]` weight matrix, or a
-/// `[c]` vector when `o` has size 1. tract's declutter writes YuNet's heads
-/// so, their outputs being laid out by anchor; it then packs the whole
-/// 64-channel map for each of them.
-fn channel_last_pointwise(
-    model: &TypedModel,
-    id: usize,
-    [image, weight, output]: [&[char]; 3],
-) -> TractResult<Option<PointwiseWeights>> {
-    let node = model.node(id);
-    let x = model.outlet_fact(node.inputs[0])?;
-    let out = model.outlet_fact(OutletId::new(id, 0))?;
-    let (Some(x_shape), Some(out_shape), Some(w)) = (
-        x.shape.as_concrete(),
-        out.shape.as_concrete(),
-        model.outlet_fact(node.inputs[1])?.konst.as_ref(),
-    ) else {
-        return Ok(None);
-    };
-    let (Some(&o), Some(channel_axis)) = (
-        output.last(),
-        image
-            .iter()
-            .position(|a| weight.contains(a) && !output.contains(a)),
-    ) else {
-        return Ok(None);
-    };
-    let c = image[channel_axis];
-    let out_channels = out_shape[output.len() - 1];
-    if x.datum_type != f32::datum_type()
-        || w.datum_type() != f32::datum_type()
-        || x_shape.len() != image.len()
-        || out_shape.len() != output.len()
-        || image.contains(&o)
-        || x_shape[..channel_axis].iter().any(|&d| d != 1)
-    {
-        return Ok(None);
-    }
-    // The pixel axes: the image's after its channel, the output's before
-    // its channel, but for axes of size 1 only one side has.
-    let pixels = |axes: &[char], shape: &[usize], other: &[char]| -> Option<Vec<char>> {
-        let kept: Vec<char> = axes
-            .iter()
-            .zip(shape)
-            .filter(|(a, d)| other.contains(a) || **d != 1)
-            .map(|(a, _)| *a)
-            .collect();
-        kept.iter().all(|a| other.contains(a)).then_some(kept)
-    };
-    let image_pixels = pixels(
-        &image[channel_axis + 1..],
-        &x_shape[channel_axis + 1..],
-        output,
-    );
-    let output_pixels = pixels(
-        &output[..output.len() - 1],
-        &out_shape[..output.len() - 1],
-        &image[channel_axis + 1..],
-    );
-    if image_pixels.is_none() || image_pixels != output_pixels {
-        return Ok(None);
-    }
-    let in_channels = x_shape[channel_axis];
-    let weights = if weight == [o, c] {
-        w.clone().into_tensor()
-    } else if weight == [c, o] {
-        w.clone().into_tensor().permute_axes(&[1, 0])?
-    } else if weight == [c] && out_channels == 1 {
-        w.clone().into_tensor().into_shape(&[1, in_channels])?
-    } else {
-        return Ok(None);
-    };
-    if weights.shape() != [out_channels, in_channels] {
-        return Ok(None);
-    }
-    let out_channel_axis = output.len() - 1;
-    with_bias(
-        model,
-        id,
-        weights,
-        [channel_axis, out_channel_axis],
-        out_shape,
-        true,
-    )
 }
 
 /// The `[O]` constant that the only reader of node `id`'s output adds to

@@ -25,10 +25,6 @@ pub(crate) struct Pointwise {
     /// Whether the image goes through `max(x, 0)` first (a ReLU before
     /// the convolution, folded into its tile copy).
     pub(crate) relu_input: bool,
-    /// Whether the output is laid out `[images, pixels, O]` instead: the
-    /// product is computed channel-first, then transposed (O is small
-    /// where this is used: YuNet's heads, 1 to 10 channels).
-    pub(crate) channel_last: bool,
 }
 
 impl Op for Pointwise {
@@ -61,38 +57,14 @@ impl EvalOp for Pointwise {
             super::floats(&bias)?,
         );
         super::output(&self.output_shape, |out| {
-            // An empty image writes nothing either way (`chunks_exact`
-            // below takes no chunk of 0).
-            if !self.channel_last || channels * pixels == 0 {
-                return pointwise(
-                    image,
-                    [channels, pixels],
-                    weights,
-                    bias,
-                    self.relu_input,
-                    out,
-                );
-            }
-            super::with_scratch([outputs * pixels], |[by_channel]| {
-                for (x, out) in image
-                    .chunks_exact(channels * pixels)
-                    .zip(out.chunks_exact_mut(outputs * pixels))
-                {
-                    pointwise(
-                        x,
-                        [channels, pixels],
-                        weights,
-                        bias,
-                        self.relu_input,
-                        by_channel,
-                    );
-                    for (p, out) in out.chunks_exact_mut(outputs).enumerate() {
-                        for (o, out) in out.iter_mut().enumerate() {
-                            *out = by_channel[o * pixels + p];
-                        }
-                    }
-                }
-            })
+            pointwise(
+                image,
+                [channels, pixels],
+                weights,
+                bias,
+                self.relu_input,
+                out,
+            )
         })
     }
 }
