@@ -81,7 +81,7 @@ fn main() -> Result<(), Error> {
             face_model_version: &version,
         };
         let pipeline =
-            FacePipeline::new_prepared(models, PipelineConfig::default(), &[(width, height)])?;
+            FacePipeline::new_prepared(models, PipelineConfig::default(), width, height)?;
         phase("parse and plan both, two threads");
         let faces = pipeline.detect(&image)?;
         phase("first detection");

@@ -106,14 +106,6 @@ pub struct FacePipeline {
     face_model_version: String,
 }
 
-/// A scoped thread's result. A panic there is tract's own bug: it surfaces
-/// here as it would have on this thread.
-fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -132,45 +124,40 @@ impl FacePipeline {
         })
     }
 
-    /// [`FacePipeline::new`] with the plans first requests need already
-    /// built: the detector's for photos of each of `photo_sizes` (width,
-    /// height), the recognizer's for one chip. The two models are parsed
-    /// and planned on their own threads, and the detector's shapes split
-    /// between two: they are independent, so with two cores a cold start
-    /// waits for about half their sum. Lambda shows two vCPUs at every
-    /// memory size but gives CPU time in proportion to memory (one vCPU's
-    /// worth at 1,769 MB), so there the gain grows with the function's
-    /// memory; with one core's worth it costs the spawns.
+    /// [`FacePipeline::new`] with the plans a first request needs already
+    /// built (the detector's for a `width` x `height` photo, the
+    /// recognizer's for one chip), each model parsed and planned on its
+    /// own thread: the two are independent, so with two cores a cold start
+    /// waits for the longer of them instead of their sum. Lambda shows two
+    /// vCPUs at every memory size but gives CPU time in proportion to
+    /// memory (one vCPU's worth at 1,769 MB), so there the gain grows with
+    /// the function's memory; with one core's worth it costs a spawn.
     pub fn new_prepared(
         models: ModelBytes<'_>,
         config: PipelineConfig,
-        photo_sizes: &[(u32, u32)],
+        width: u32,
+        height: u32,
     ) -> Result<Self, FaceError> {
         config.detector.validate()?;
         config.quality.validate()?;
-        let prepare = |detector: &Detector, sizes: &[(u32, u32)]| {
-            sizes
-                .iter()
-                .try_for_each(|&(width, height)| detector.prepare_for(width, height))
-        };
-        let (detector, embedder) = std::thread::scope(|scope| -> Result<_, FaceError> {
+        let (detector, embedder) = std::thread::scope(|scope| {
             let recognizer = scope.spawn(|| {
                 let embedder = Embedder::from_onnx_bytes(models.recognizer_onnx)?;
                 embedder.prepare(1)?;
                 Ok::<_, ModelError>(embedder)
             });
-            let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector)?;
-            let (here, there) = photo_sizes.split_at(photo_sizes.len() / 2);
-            std::thread::scope(|inner| {
-                let other = inner.spawn(|| prepare(&detector, there));
-                let prepared = prepare(&detector, here);
-                join(other).and(prepared)
-            })?;
-            Ok((detector, join(recognizer)?))
-        })?;
+            let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector)
+                .and_then(|detector| detector.prepare_for(width, height).map(|()| detector));
+            // A panic in the recognizer's thread is tract's own bug: it
+            // surfaces here as it would have on this thread.
+            let embedder = recognizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (detector, embedder)
+        });
         Ok(Self {
-            detector,
-            embedder,
+            detector: detector?,
+            embedder: embedder?,
             config,
             face_model_version: models.face_model_version.to_string(),
         })

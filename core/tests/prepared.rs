@@ -54,9 +54,8 @@ fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
         .expect("decodes")
         .rgb;
     let (width, height) = first.dimensions();
-    let prepared =
-        FacePipeline::new_prepared(bytes(), PipelineConfig::default(), &[(width, height)])
-            .expect("loads");
+    let prepared = FacePipeline::new_prepared(bytes(), PipelineConfig::default(), width, height)
+        .expect("loads");
     let lazy = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
     assert_eq!(prepared.face_model_version(), lazy.face_model_version());
     for photo in &photos {
@@ -86,7 +85,8 @@ fn a_broken_model_fails_the_prepared_pipeline_with_its_name() {
                 face_model_version: &version,
             },
             PipelineConfig::default(),
-            &[(640, 480), (640, 640)],
+            640,
+            480,
         )
         .expect_err("half a model does not load")
     };

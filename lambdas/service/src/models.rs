@@ -16,11 +16,12 @@ fn read(dir: &Path, file: &str) -> Result<Vec<u8>, ServiceError> {
         .map_err(|e| ServiceError::Config(format!("reading model {}: {e}", path.display())))
 }
 
-/// Photo sizes whose detector plans init builds: 4:3 landscape, the common
-/// case. A photo of another shape waits for its plan on its first request
-/// (about 18 ms). Planning 3:4 and square ones too made init 19 ms longer
-/// for 13 ms off a square first request (bench-lambda, 2 cores).
-const FIRST_REQUEST_PHOTO_SIZES: [(u32, u32); 1] = [(640, 480)];
+/// The photo size whose detector plan init builds: 4:3 landscape, the
+/// common case. A photo of another shape waits for its plan on its first
+/// request (about 18 ms). Planning 3:4 and square ones too (three detector
+/// plans over two threads) made init 19 ms longer for 13 ms off a square
+/// first request (bench-lambda, 2 cores).
+const FIRST_REQUEST_PHOTO_SIZE: (u32, u32) = (640, 480);
 
 /// Reads both models from `dir` and builds the pipeline with the plans of a
 /// typical first request, each model on its own thread, so that request
@@ -38,7 +39,8 @@ pub fn load_pipeline(dir: &Path) -> Result<FacePipeline, ServiceError> {
             face_model_version: &version,
         },
         PipelineConfig::default(),
-        &FIRST_REQUEST_PHOTO_SIZES,
+        FIRST_REQUEST_PHOTO_SIZE.0,
+        FIRST_REQUEST_PHOTO_SIZE.1,
     )?;
     tracing::info!(
         read_ms,
