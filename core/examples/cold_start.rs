@@ -3,9 +3,11 @@
 //! optimizing each plan (the detector's for the photo's shape, the
 //! recognizer's at batch 1), and the first detection and embedding; then
 //! `FacePipeline::new_prepared`, which does the same parsing and planning
-//! for both models on two threads. Developer tool (run it once per fresh
+//! for both models on two threads; or `overlapped`, as an on-demand Lambda
+//! init does: both parsed, the recognizer planned in the background, the
+//! detector's plan started by the photo's headers. Developer tool (run it once per fresh
 //! process, the first phases include page faults of the binary):
-//! `cargo run --release -p face-core --example cold_start -- MODELS_DIR PHOTO [sequential|parallel]`
+//! `cargo run --release -p face-core --example cold_start -- MODELS_DIR PHOTO sequential|parallel|overlapped`
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,8 +26,8 @@ type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 || !matches!(args[3].as_str(), "sequential" | "parallel") {
-        eprintln!("usage: cold_start MODELS_DIR PHOTO sequential|parallel");
+    if args.len() != 4 || !matches!(args[3].as_str(), "sequential" | "parallel" | "overlapped") {
+        eprintln!("usage: cold_start MODELS_DIR PHOTO sequential|parallel|overlapped");
         std::process::exit(2);
     }
     let start = Instant::now();
@@ -44,6 +46,29 @@ fn main() -> Result<(), Error> {
     let recognizer_bytes = std::fs::read(dir.join(RECOGNIZER))?;
     let photo = std::fs::read(&args[2])?;
     phase("read models and photo");
+    if args[3] == "overlapped" {
+        let version = face_model_version(DEFAULT_DETECTOR);
+        let models = ModelBytes {
+            detector_onnx: &detector_bytes,
+            recognizer_onnx: &recognizer_bytes,
+            face_model_version: &version,
+        };
+        let pipeline = FacePipeline::new(models, PipelineConfig::default())?;
+        pipeline.embedder().prepare_in_background(1);
+        phase("parse both, recognizer plan started");
+        let image = pipeline.decode(&photo)?;
+        phase("decode photo, detector plan started");
+        let faces = pipeline.detect(&image)?;
+        phase("first detection (waits for its plan)");
+        pipeline.detect(&image)?;
+        phase("second detection");
+        let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
+        pipeline.embed(&chips)?;
+        phase(&format!("first embedding ({} faces)", faces.len()));
+        pipeline.embed(&chips)?;
+        phase("second embedding");
+        return Ok(());
+    }
     let image = decode_image(&photo, &DecodeLimits::default())?.rgb;
     phase("decode photo");
     let (width, height) = image.dimensions();

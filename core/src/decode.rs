@@ -101,6 +101,51 @@ pub struct DecodedImage {
 
 /// Decodes JPEG, PNG or WebP bytes into an upright RGB image.
 pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
+    decode_image_with(bytes, limits, |_, _| {})
+}
+
+/// [`decode_image`], calling `on_dimensions` with the image's upright
+/// (width, height) once its headers have passed every check and before its
+/// pixels decode: a caller can start work that depends only on the image's
+/// shape (the detector's plan for it) while they do.
+pub fn decode_image_with(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    on_dimensions: impl FnOnce(u32, u32),
+) -> Result<DecodedImage, DecodeError> {
+    let Opened {
+        decoder,
+        format,
+        orientation,
+    } = open(bytes, limits)?;
+    let (width, height) = decoder.dimensions();
+    use image::metadata::Orientation::*;
+    match orientation {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => on_dimensions(height, width),
+        NoTransforms | Rotate180 | FlipHorizontal | FlipVertical => on_dimensions(width, height),
+    }
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|e| classify_image_error(format, e, limits))?;
+    image.apply_orientation(orientation);
+    let rgb = match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
+    Ok(DecodedImage { rgb, format })
+}
+
+/// A decoder past every check that does not need the pixels.
+struct Opened<D> {
+    decoder: D,
+    format: SourceFormat,
+    orientation: image::metadata::Orientation,
+}
+
+/// Sniffs, checks the size limits and completeness, and reads the headers.
+fn open<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<Opened<impl ImageDecoder + 'a>, DecodeError> {
     let size_bytes = bytes.len() as u64;
     if size_bytes > limits.max_encoded_bytes {
         return Err(DecodeError::EncodedTooLarge {
@@ -117,14 +162,14 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage,
             reason: "truncated: no end-of-image marker after the last scan".into(),
         });
     }
-    let corrupt = |e: image::ImageError| classify_image_error(format, e, limits);
-
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
     let mut image_limits = Limits::default();
     // Room for the decoded RGBA buffer at the pixel limit plus codec scratch.
     image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| classify_image_error(format, e, limits))?;
 
     // Dimensions come from the header: refuse bombs before allocating.
     let (width, height) = decoder.dimensions();
@@ -144,13 +189,11 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage,
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    image.apply_orientation(orientation);
-    let rgb = match image {
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    };
-    Ok(DecodedImage { rgb, format })
+    Ok(Opened {
+        decoder,
+        format,
+        orientation,
+    })
 }
 
 /// A complete JPEG has an end-of-image marker (FF D9) after its last
@@ -224,6 +267,58 @@ mod tests {
         let decoded = decode_image(&encode(&rgba, ImageFormat::Png), &DecodeLimits::default())
             .expect("decode rgba");
         assert_eq!(decoded.rgb.get_pixel(0, 0).0, [1, 2, 3]);
+    }
+
+    /// A 40x20 JPEG whose EXIF says "rotate 90 degrees clockwise", as a
+    /// phone held upright writes it.
+    fn jpeg_rotated_by_exif() -> Vec<u8> {
+        use image::ImageEncoder;
+        // Big-endian TIFF header, one IFD entry: Orientation (0x0112),
+        // SHORT, count 1, value 6; no next IFD.
+        let exif = [
+            b"MM\0\x2a\0\0\0\x08".as_slice(),
+            &[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        let pixels = RgbImage::from_fn(40, 20, |x, _| image::Rgb([(x * 6) as u8, 90, 30]));
+        let mut out = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new(&mut out);
+        encoder.set_exif_metadata(exif).expect("jpeg takes exif");
+        encoder
+            .write_image(pixels.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
+            .expect("encode jpeg");
+        out
+    }
+
+    #[test]
+    fn the_upright_dimensions_come_from_the_headers_before_the_pixels() {
+        let limits = DecodeLimits::default();
+        let rotated = jpeg_rotated_by_exif();
+        let mut told = None;
+        let decoded = decode_image_with(&rotated, &limits, |w, h| told = Some((w, h)))
+            .expect("decode")
+            .rgb;
+        assert_eq!(told, Some((20, 40)));
+        assert_eq!(decoded.dimensions(), (20, 40));
+        let plain = encode(
+            &DynamicImage::ImageRgb8(RgbImage::new(7, 3)),
+            ImageFormat::Png,
+        );
+        let mut told = None;
+        decode_image_with(&plain, &limits, |w, h| told = Some((w, h))).expect("decode");
+        assert_eq!(told, Some((7, 3)));
+        // Not for an image refused by its headers.
+        let tiny = DecodeLimits {
+            max_pixels: 20,
+            ..limits
+        };
+        let mut told = None;
+        let refused = decode_image_with(&plain, &tiny, |w, h| told = Some((w, h)));
+        assert!(matches!(
+            refused,
+            Err(DecodeError::TooManyPixels { pixels: 21, .. })
+        ));
+        assert_eq!(told, None);
     }
 
     #[test]

@@ -182,6 +182,15 @@ impl Detector {
         self.plans.plan([1, 3, in_h, in_w]).map(|_| ())
     }
 
+    /// [`Detector::prepare_for`] on a thread of its own, returning at once;
+    /// nothing to do when that plan is built or being built. Returns
+    /// whether a thread was started. A detection of that shape meanwhile
+    /// waits for the plan; a failed build is reported by that detection.
+    pub fn prepare_in_background(&self, width: u32, height: u32) -> bool {
+        let (in_w, in_h, _) = self.input_geometry(width, height);
+        self.plans.plan_in_background([1, 3, in_h, in_w])
+    }
+
     /// Detects faces, best first.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<DetectedFace>, ModelError> {
         let (width, height) = image.dimensions();

@@ -40,6 +40,15 @@ impl Embedder {
             .map(|_| ())
     }
 
+    /// [`Embedder::prepare`] on a thread of its own, returning at once;
+    /// nothing to do when that plan is built or being built. Returns
+    /// whether a thread was started. An embedding of that batch size
+    /// meanwhile waits for the plan; a failed build is reported by it.
+    pub fn prepare_in_background(&self, batch: usize) -> bool {
+        self.plans
+            .plan_in_background([batch.max(1), 3, CHIP_SIZE, CHIP_SIZE])
+    }
+
     /// Embeds `chips.len() / CHIP_VALUES` chips in one model run.
     pub fn embed_chips(&self, chips: &[f32]) -> Result<Vec<Embedding>, ModelError> {
         if chips.is_empty() {

@@ -24,7 +24,7 @@ pub mod resample;
 pub mod stats;
 
 pub use collection::{Candidate, Collection, EnrolledFace, FaceMatch, MatchConfig};
-pub use decode::{DecodeLimits, DecodedImage, SourceFormat, decode_image};
+pub use decode::{DecodeLimits, DecodedImage, SourceFormat, decode_image, decode_image_with};
 pub use detect::{DetectedFace, Detector, DetectorConfig};
 pub use embed::{EMBEDDING_DIM, Embedder, Embedding, l2_distance};
 pub use enroll::{EnrollPolicy, UnindexedReason};

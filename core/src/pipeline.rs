@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::{Jitter, extract_chip};
 use crate::collection::{Collection, EnrolledFace, FaceMatch, MatchConfig, similarity};
-use crate::decode::{DecodeLimits, decode_image};
+use crate::decode::{DecodeLimits, decode_image_with};
 use crate::detect::{DetectedFace, Detector, DetectorConfig};
 use crate::embed::{CHIP_VALUES, Embedder, Embedding, l2_distance, mean_embedding};
 use crate::enroll::{EnrollPolicy, UnindexedReason};
@@ -111,14 +111,26 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl FacePipeline {
+    /// Parses both models, the recognizer on a thread of its own (11 ms
+    /// against the detector's 2, `ci` build); plans are built on first use
+    /// or ahead of it ([`Detector::prepare_in_background`],
+    /// [`Embedder::prepare_in_background`]).
     pub fn new(models: ModelBytes<'_>, config: PipelineConfig) -> Result<Self, FaceError> {
         config.detector.validate()?;
         config.quality.validate()?;
-        let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector)?;
-        let embedder = Embedder::from_onnx_bytes(models.recognizer_onnx)?;
+        let (detector, embedder) = std::thread::scope(|scope| {
+            let recognizer = scope.spawn(|| Embedder::from_onnx_bytes(models.recognizer_onnx));
+            let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector);
+            // A panic there is tract's own bug: it surfaces here as it
+            // would have on this thread.
+            let embedder = recognizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (detector, embedder)
+        });
         Ok(Self {
-            detector,
-            embedder,
+            detector: detector?,
+            embedder: embedder?,
             config,
             face_model_version: models.face_model_version.to_string(),
         })
@@ -179,8 +191,16 @@ impl FacePipeline {
         &self.embedder
     }
 
+    /// Decodes a photo. When the detector has no plan for the photo's
+    /// shape yet, it starts building one on another thread as soon as the
+    /// headers give the shape, so the two overlap (a plan takes about as
+    /// long as a detection; a cold start's first photo would otherwise
+    /// wait for both in turn).
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, FaceError> {
-        Ok(decode_image(bytes, &self.config.decode_limits)?.rgb)
+        let decoded = decode_image_with(bytes, &self.config.decode_limits, |width, height| {
+            self.detector.prepare_in_background(width, height);
+        })?;
+        Ok(decoded.rgb)
     }
 
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {
@@ -354,11 +374,40 @@ impl FacePipeline {
         timings: &mut StageTimings,
     ) -> Result<(RgbImage, Vec<RecognizedFace>), FaceError> {
         collection.check_compatible(&self.face_model_version)?;
+        let (image, faces) = self.decode_and_detect(bytes, timings)?;
+        let faces = self.recognize_faces(&image, faces, collection, timings)?;
+        Ok((image, faces))
+    }
+
+    /// The first half of [`Self::recognize`], which needs no collection
+    /// (a caller can fetch one meanwhile): the image and its faces,
+    /// largest first.
+    pub fn decode_and_detect(
+        &self,
+        bytes: &[u8],
+        timings: &mut StageTimings,
+    ) -> Result<(RgbImage, Vec<DetectedFace>), FaceError> {
         let start = Instant::now();
         let image = self.decode(bytes)?;
-        timings.decode_ms += ms(start.elapsed());
-        let faces = self.recognize_image(&image, collection, timings)?;
+        let decoded = Instant::now();
+        timings.decode_ms += ms(decoded - start);
+        let mut faces = self.detect(&image)?;
+        timings.detect_ms += ms(decoded.elapsed());
+        DetectedFace::largest_first(&mut faces);
         Ok((image, faces))
+    }
+
+    /// The second half of [`Self::recognize`]: who each face of
+    /// [`Self::decode_and_detect`] is, or why it is unknown.
+    pub fn recognize_faces(
+        &self,
+        image: &RgbImage,
+        faces: Vec<DetectedFace>,
+        collection: &Collection,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<RecognizedFace>, FaceError> {
+        collection.check_compatible(&self.face_model_version)?;
+        self.recognize_detected(image, faces, collection, &self.config.matching, timings)
     }
 
     /// The enrollment embedding of a photo's main face: the mean over the

@@ -1,8 +1,11 @@
 //! One loaded ONNX model and its optimized tract plans, one per concrete
-//! input shape, built on first use and shared between threads.
+//! input shape, built once (on first use, or ahead of it on a background
+//! thread) and shared between threads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use once_cell::sync::OnceCell;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::optim::Optimizer;
@@ -12,12 +15,19 @@ use crate::kernels::{self, Kernels};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
+/// One shape's plan: empty until built. Whoever builds it holds the cell;
+/// every other thread asking for that shape waits for it (a plan takes
+/// 18-25 ms to build, and a second build would only compete for the CPU).
+/// A failed build leaves it empty for the next caller to retry.
+type PlanSlot = Arc<OnceCell<Plan>>;
+
 #[derive(Debug)]
 pub(crate) struct PlanCache {
     name: &'static str,
-    model: InferenceModel,
+    /// Shared with the threads that build plans in the background.
+    model: Arc<InferenceModel>,
     kernels: Kernels,
-    plans: Mutex<HashMap<[usize; 4], Plan>>,
+    plans: Mutex<HashMap<[usize; 4], PlanSlot>>,
 }
 
 impl PlanCache {
@@ -39,7 +49,7 @@ impl PlanCache {
             })?;
         Ok(Self {
             name,
-            model,
+            model: Arc::new(model),
             kernels,
             plans: Mutex::new(HashMap::new()),
         })
@@ -57,21 +67,46 @@ impl PlanCache {
         dims.as_slice().try_into().ok()
     }
 
-    /// The optimized plan for a `[n, c, h, w]` f32 input.
+    /// The optimized plan for a `[n, c, h, w]` f32 input, built here unless
+    /// it is built or being built already (then this waits for it).
     pub(crate) fn plan(&self, shape: [usize; 4]) -> Result<Plan, ModelError> {
-        if let Some(plan) = self.lock().get(&shape) {
-            return Ok(plan.clone());
+        let slot = self.slot(shape).0;
+        slot.get_or_try_init(|| build(self.name, &self.model, shape, self.kernels))
+            .cloned()
+    }
+
+    /// Starts building the plan for `shape` on a thread of its own and
+    /// returns at once, unless that plan is built or being built already.
+    /// Returns whether a thread was started. A build that fails (or a
+    /// thread that cannot be started) only leaves the plan to be built,
+    /// and its error reported, on first use.
+    pub(crate) fn plan_in_background(&self, shape: [usize; 4]) -> bool {
+        let (slot, new) = self.slot(shape);
+        if !new {
+            return false;
         }
-        // Optimizing outside the lock: two threads may both build the same
-        // plan on a cold start, which costs time but never blocks a shape
-        // that is already cached.
-        let plan = optimized_plan(self.model.clone(), shape, self.kernels).map_err(|e| {
-            ModelError::Load {
-                model: self.name,
-                reason: format!("input {shape:?}: {e:#}"),
+        let (name, model, kernels) = (self.name, Arc::clone(&self.model), self.kernels);
+        std::thread::Builder::new()
+            .name(format!("plan {shape:?}"))
+            .spawn(move || {
+                // A failure is reported to the first caller of `plan`,
+                // which tries again.
+                let _ = slot.get_or_try_init(|| build(name, &model, shape, kernels));
+            })
+            .is_ok()
+    }
+
+    /// `shape`'s slot, and whether this call created it.
+    fn slot(&self, shape: [usize; 4]) -> (PlanSlot, bool) {
+        let mut plans = self.lock();
+        match plans.get(&shape) {
+            Some(slot) => (Arc::clone(slot), false),
+            None => {
+                let slot = PlanSlot::default();
+                plans.insert(shape, Arc::clone(&slot));
+                (slot, true)
             }
-        })?;
-        Ok(self.lock().entry(shape).or_insert(plan).clone())
+        }
     }
 
     /// Runs the plan for `input`'s shape.
@@ -88,11 +123,23 @@ impl PlanCache {
             })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<[usize; 4], Plan>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<[usize; 4], PlanSlot>> {
         // Poisoning only means another thread panicked mid-insert; the map
         // itself is intact.
         self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn build(
+    name: &'static str,
+    model: &InferenceModel,
+    shape: [usize; 4],
+    kernels: Kernels,
+) -> Result<Plan, ModelError> {
+    optimized_plan(model.clone(), shape, kernels).map_err(|e| ModelError::Load {
+        model: name,
+        reason: format!("input {shape:?}: {e:#}"),
+    })
 }
 
 /// The runnable plan of `model` for a `[n, c, h, w]` f32 input: tract's

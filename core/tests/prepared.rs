@@ -1,7 +1,9 @@
 //! `FacePipeline::new_prepared` (both models parsed and planned on two
-//! threads) answers exactly as `FacePipeline::new` (sequential, plans on
-//! first use), for a photo of the prepared shape and one of another, and a
-//! broken model fails it with that model's typed error.
+//! threads) and a pipeline whose plans are built in the background (as an
+//! on-demand Lambda init leaves them) answer exactly as `FacePipeline::new`
+//! (sequential, plans on first use), for a photo of the prepared shape and
+//! one of another, and a broken model fails it with that model's typed
+//! error.
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +70,41 @@ fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
         let chips = prepared.chips(&image, &faces, &[Jitter::NONE]);
         assert_eq!(
             prepared.embed(&chips).expect("embeds"),
+            lazy.embed(&chips).expect("embeds")
+        );
+    }
+}
+
+#[test]
+fn plans_built_in_the_background_are_built_once_and_answer_as_on_first_use() {
+    let (detector, recognizer) = models();
+    let version = face_model_version(DEFAULT_DETECTOR);
+    let bytes = || ModelBytes {
+        detector_onnx: &detector,
+        recognizer_onnx: &recognizer,
+        face_model_version: &version,
+    };
+    let background = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
+    let lazy = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
+    assert!(background.embedder().prepare_in_background(1));
+    assert!(
+        !background.embedder().prepare_in_background(1),
+        "that plan is being built already"
+    );
+    for photo in group_photos() {
+        // Decoding starts the detector's plan for the photo's shape.
+        let image = background.decode(&photo).expect("decodes");
+        let (width, height) = image.dimensions();
+        assert!(
+            !background.detector().prepare_in_background(width, height),
+            "decoding the photo started its plan"
+        );
+        let faces = background.detect(&image).expect("detects");
+        assert!(faces.len() >= 2, "a group photo has faces: {}", faces.len());
+        assert_eq!(faces, lazy.detect(&image).expect("detects"));
+        let chips = background.chips(&image, &faces, &[Jitter::NONE]);
+        assert_eq!(
+            background.embed(&chips).expect("embeds"),
             lazy.embed(&chips).expect("embeds")
         );
     }
