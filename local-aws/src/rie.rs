@@ -169,7 +169,10 @@ impl Rie {
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
                 options.memory_mib.to_string(),
             )
-            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", options.timeout_s.to_string());
+            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", options.timeout_s.to_string())
+            // Lambda sets it and the RIE does not. An RIE inits its function
+            // on the first invoke, which waits for it: an on-demand start.
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
         for name in PASS_THROUGH {
             if let Some(value) = std::env::var_os(name) {
                 command.env(name, value);

@@ -40,18 +40,30 @@ pub struct FunctionInit {
 
 /// What every function's `main` does before serving: logs as Lambda's
 /// `LoggingConfig` asks ([`telemetry`]), the config from the environment,
-/// the models from the artifact (once), the AWS config from the standard
-/// chain, and the metrics handle.
+/// the models from the artifact (once, on a blocking thread while the AWS
+/// config loads from the standard chain), and the metrics handle.
 pub async fn init_function() -> Result<FunctionInit, ServiceError> {
     let started = std::time::Instant::now();
     telemetry::init_logs();
     let config = ServiceConfig::from_env()?;
-    let pipeline = std::sync::Arc::new(models::load_pipeline(&config.models_dir)?);
+    let models_dir = config.models_dir.clone();
+    let loading = tokio::task::spawn_blocking(move || {
+        models::load_pipeline_for(&models_dir, models::InitType::from_env())
+    });
     let sdk = aws::load_sdk_config().await;
+    let sdk_ready_ms = started.elapsed().as_secs_f64() * 1e3;
+    let pipeline = loading
+        .await
+        .map_err(|e| ServiceError::Internal(format!("loading the models: {e}")))??;
     let metrics = metrics::Metrics::from_env(Some(started.elapsed()));
+    tracing::info!(
+        sdk_ready_ms,
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "function initialized"
+    );
     Ok(FunctionInit {
         config,
-        pipeline,
+        pipeline: std::sync::Arc::new(pipeline),
         sdk,
         metrics,
     })

@@ -16,37 +16,101 @@ fn read(dir: &Path, file: &str) -> Result<Vec<u8>, ServiceError> {
         .map_err(|e| ServiceError::Config(format!("reading model {}: {e}", path.display())))
 }
 
-/// The photo size whose detector plan init builds: 4:3 landscape, the
-/// common case. A photo of another shape waits for its plan on its first
-/// request (about 18 ms). Planning 3:4 and square ones too (three detector
-/// plans over two threads) made init 19 ms longer for 13 ms off a square
-/// first request (bench-lambda, 2 cores).
-const FIRST_REQUEST_PHOTO_SIZE: (u32, u32) = (640, 480);
+/// How Lambda started this execution environment, from
+/// `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda and by the RIE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitType {
+    /// `on-demand`: a request is already waiting for this init to end.
+    OnDemand,
+    /// `provisioned-concurrency`, `snap-start`, any other value, or none
+    /// (a run outside Lambda): the environment may be frozen as soon as
+    /// init ends, long before its first request.
+    Ahead,
+}
 
-/// Reads both models from `dir` and builds the pipeline with the plans of a
-/// typical first request, each model on its own thread, so that request
-/// does not pay for them.
+impl InitType {
+    pub const VARIABLE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+
+    pub fn from_value(value: Option<&str>) -> Self {
+        match value {
+            Some("on-demand") => Self::OnDemand,
+            _ => Self::Ahead,
+        }
+    }
+
+    pub fn from_env() -> Self {
+        Self::from_value(std::env::var(Self::VARIABLE).ok().as_deref())
+    }
+}
+
+/// The photo size whose detector plan an init ahead of its requests builds:
+/// 4:3 landscape, the common case. A photo of another shape has its plan
+/// built while it decodes (about 18 ms, [`FacePipeline::decode`]).
+const AHEAD_PHOTO_SIZE: (u32, u32) = (640, 480);
+
+/// Reads both models from `dir` and builds the pipeline, with every plan a
+/// typical first request needs built before it returns (each model on its
+/// own thread).
 pub fn load_pipeline(dir: &Path) -> Result<FacePipeline, ServiceError> {
+    load_pipeline_for(dir, InitType::Ahead)
+}
+
+/// [`load_pipeline`] as `init` calls for. On demand, the first request
+/// is already waiting, so this parses both models and returns: the
+/// recognizer's plan is built on a thread of its own meanwhile, and the
+/// detector's for the request's photo starts as soon as its headers are
+/// read, overlapping the decoding (figures: the README's cold start).
+/// Ahead of requests, an init that returned early would be frozen with its
+/// plans half built, so it builds them all, guessing the detector's photo
+/// shape.
+pub fn load_pipeline_for(dir: &Path, init: InitType) -> Result<FacePipeline, ServiceError> {
     let start = Instant::now();
     let detector = read(dir, DEFAULT_DETECTOR)?;
     let recognizer = read(dir, RECOGNIZER)?;
     let read_ms = start.elapsed().as_secs_f64() * 1e3;
     let version = face_model_version(DEFAULT_DETECTOR);
-    let pipeline = FacePipeline::new_prepared(
-        ModelBytes {
-            detector_onnx: &detector,
-            recognizer_onnx: &recognizer,
-            face_model_version: &version,
-        },
-        PipelineConfig::default(),
-        FIRST_REQUEST_PHOTO_SIZE.0,
-        FIRST_REQUEST_PHOTO_SIZE.1,
-    )?;
+    let models = ModelBytes {
+        detector_onnx: &detector,
+        recognizer_onnx: &recognizer,
+        face_model_version: &version,
+    };
+    let pipeline = match init {
+        InitType::OnDemand => {
+            let pipeline = FacePipeline::new(models, PipelineConfig::default())?;
+            pipeline.embedder().prepare_in_background(1);
+            pipeline
+        }
+        InitType::Ahead => FacePipeline::new_prepared(
+            models,
+            PipelineConfig::default(),
+            AHEAD_PHOTO_SIZE.0,
+            AHEAD_PHOTO_SIZE.1,
+        )?,
+    };
     tracing::info!(
         read_ms,
         ready_ms = start.elapsed().as_secs_f64() * 1e3,
+        ?init,
         face_model_version = %version,
         "models loaded"
     );
     Ok(pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_on_demand_init_leaves_plans_to_the_first_request() {
+        assert_eq!(InitType::from_value(Some("on-demand")), InitType::OnDemand);
+        for ahead in [
+            Some("provisioned-concurrency"),
+            Some("snap-start"),
+            Some(""),
+            None,
+        ] {
+            assert_eq!(InitType::from_value(ahead), InitType::Ahead, "{ahead:?}");
+        }
+    }
 }

@@ -225,6 +225,14 @@ where
         collection: &str,
         bytes: Vec<u8>,
     ) -> Result<RecognitionResult, ServiceError> {
+        // The photo decodes and its faces are found while the collection's
+        // listing (an S3 round trip every request) is fetched.
+        let pipeline = Arc::clone(&self.pipeline);
+        let detection = tokio::task::spawn_blocking(move || {
+            let mut timings = StageTimings::default();
+            let (image, faces) = pipeline.decode_and_detect(&bytes, &mut timings)?;
+            Ok::<_, ServiceError>((image, faces, timings))
+        });
         let current = self
             .cache
             .current(
@@ -233,16 +241,21 @@ where
                 collection,
                 self.pipeline.face_model_version(),
             )
-            .await?;
-        let pipeline = Arc::clone(&self.pipeline);
+            .await;
+        let task_failed =
+            |e: tokio::task::JoinError| ServiceError::Internal(format!("recognition task: {e}"));
+        // The photo's errors (bad input) come first: a listing that failed
+        // meanwhile does not hide them.
+        let (image, faces, mut timings) = detection.await.map_err(task_failed)??;
+        let current = current?;
         let people = current.people.len();
+        let pipeline = Arc::clone(&self.pipeline);
         let (width, height, faces, timings) = tokio::task::spawn_blocking(move || {
-            let mut timings = StageTimings::default();
-            let (image, faces) = pipeline.recognize(&bytes, &current, &mut timings)?;
+            let faces = pipeline.recognize_faces(&image, faces, &current, &mut timings)?;
             Ok::<_, ServiceError>((image.width(), image.height(), faces, timings))
         })
         .await
-        .map_err(|e| ServiceError::Internal(format!("recognition task: {e}")))??;
+        .map_err(task_failed)??;
         let matched = faces.iter().filter(|f| f.face_match.identity.is_some());
         self.metrics.emit(&[
             (Metric::DecodeTime, timings.decode_ms),
