@@ -52,6 +52,15 @@ pub const SET_BY_STACK: [&str; 12] = [
     SCAN_MAX_RECEIVE_COUNT,
 ];
 
+/// Set by Lambda itself (not by the stack), and by `local-aws` on the RIE,
+/// which does not: how the execution environment was started.
+/// [`ON_DEMAND`] means a request is waiting for init to end; otherwise
+/// (`provisioned-concurrency`, `snap-start`) the environment may be frozen
+/// as soon as init ends. `face_service::models::InitType` reads it.
+pub const LAMBDA_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+/// [`LAMBDA_INITIALIZATION_TYPE`]'s value for an on-demand start.
+pub const ON_DEMAND: &str = "on-demand";
+
 /// Where a function reads its models from; unset: `models/` beside the
 /// executable (`/var/task/models` on Lambda). The stack never sets it.
 pub const MODELS_DIR: &str = "FACE_MODELS_DIR";

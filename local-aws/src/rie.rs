@@ -172,7 +172,10 @@ impl Rie {
             .env("AWS_LAMBDA_FUNCTION_TIMEOUT", options.timeout_s.to_string())
             // Lambda sets it and the RIE does not. An RIE inits its function
             // on the first invoke, which waits for it: an on-demand start.
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+            .env(
+                face_contracts::env::LAMBDA_INITIALIZATION_TYPE,
+                face_contracts::env::ON_DEMAND,
+            );
         for name in PASS_THROUGH {
             if let Some(value) = std::env::var_os(name) {
                 command.env(name, value);

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use face_contracts::env;
 use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
 use face_core::{FacePipeline, ModelBytes, PipelineConfig};
 
@@ -29,17 +30,19 @@ pub enum InitType {
 }
 
 impl InitType {
-    pub const VARIABLE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
-
     pub fn from_value(value: Option<&str>) -> Self {
         match value {
-            Some("on-demand") => Self::OnDemand,
+            Some(env::ON_DEMAND) => Self::OnDemand,
             _ => Self::Ahead,
         }
     }
 
     pub fn from_env() -> Self {
-        Self::from_value(std::env::var(Self::VARIABLE).ok().as_deref())
+        Self::from_value(
+            std::env::var(env::LAMBDA_INITIALIZATION_TYPE)
+                .ok()
+                .as_deref(),
+        )
     }
 }
 
