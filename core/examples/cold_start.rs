@@ -46,28 +46,19 @@ fn main() -> Result<(), Error> {
     let recognizer_bytes = std::fs::read(dir.join(RECOGNIZER))?;
     let photo = std::fs::read(&args[2])?;
     phase("read models and photo");
+    let version = face_model_version(DEFAULT_DETECTOR);
+    let models = ModelBytes {
+        detector_onnx: &detector_bytes,
+        recognizer_onnx: &recognizer_bytes,
+        face_model_version: &version,
+    };
     if args[3] == "overlapped" {
-        let version = face_model_version(DEFAULT_DETECTOR);
-        let models = ModelBytes {
-            detector_onnx: &detector_bytes,
-            recognizer_onnx: &recognizer_bytes,
-            face_model_version: &version,
-        };
         let pipeline = FacePipeline::new(models, PipelineConfig::default())?;
         pipeline.embedder().prepare_in_background(1);
         phase("parse both, recognizer plan started");
         let image = pipeline.decode(&photo)?;
         phase("decode photo, detector plan started");
-        let faces = pipeline.detect(&image)?;
-        phase("first detection (waits for its plan)");
-        pipeline.detect(&image)?;
-        phase("second detection");
-        let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
-        pipeline.embed(&chips)?;
-        phase(&format!("first embedding ({} faces)", faces.len()));
-        pipeline.embed(&chips)?;
-        phase("second embedding");
-        return Ok(());
+        return answer_twice(&pipeline, &image, phase);
     }
     let image = decode_image(&photo, &DecodeLimits::default())?.rgb;
     phase("decode photo");
@@ -99,24 +90,29 @@ fn main() -> Result<(), Error> {
         }
         phase("second embedding");
     } else {
-        let version = face_model_version(DEFAULT_DETECTOR);
-        let models = ModelBytes {
-            detector_onnx: &detector_bytes,
-            recognizer_onnx: &recognizer_bytes,
-            face_model_version: &version,
-        };
         let pipeline =
             FacePipeline::new_prepared(models, PipelineConfig::default(), width, height)?;
         phase("parse and plan both, two threads");
-        let faces = pipeline.detect(&image)?;
-        phase("first detection");
-        pipeline.detect(&image)?;
-        phase("second detection");
-        let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
-        pipeline.embed(&chips)?;
-        phase(&format!("first embedding ({} faces)", faces.len()));
-        pipeline.embed(&chips)?;
-        phase("second embedding");
+        return answer_twice(&pipeline, &image, phase);
     }
+    Ok(())
+}
+
+/// The first detection and embedding of `image` (each waiting for its plan
+/// if still being built), then the same again, warm.
+fn answer_twice(
+    pipeline: &FacePipeline,
+    image: &face_core::RgbImage,
+    mut phase: impl FnMut(&str),
+) -> Result<(), Error> {
+    let faces = pipeline.detect(image)?;
+    phase("first detection");
+    pipeline.detect(image)?;
+    phase("second detection");
+    let chips = pipeline.chips(image, &faces, &[Jitter::NONE]);
+    pipeline.embed(&chips)?;
+    phase(&format!("first embedding ({} faces)", faces.len()));
+    pipeline.embed(&chips)?;
+    phase("second embedding");
     Ok(())
 }

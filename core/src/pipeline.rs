@@ -138,41 +138,24 @@ impl FacePipeline {
 
     /// [`FacePipeline::new`] with the plans a first request needs already
     /// built (the detector's for a `width` x `height` photo, the
-    /// recognizer's for one chip), each model parsed and planned on its
-    /// own thread: the two are independent, so with two cores a cold start
-    /// waits for the longer of them instead of their sum. Lambda shows two
-    /// vCPUs at every memory size but gives CPU time in proportion to
-    /// memory (one vCPU's worth at 1,769 MB), so there the gain grows with
-    /// the function's memory; with one core's worth it costs a spawn.
+    /// recognizer's for one chip), the recognizer's on a thread of its own:
+    /// the two are independent, so with two cores a cold start waits for
+    /// the longer of them instead of their sum. Lambda shows two vCPUs at
+    /// every memory size but gives CPU time in proportion to memory (one
+    /// vCPU's worth at 1,769 MB), so there the gain grows with the
+    /// function's memory; with one core's worth it costs a spawn.
     pub fn new_prepared(
         models: ModelBytes<'_>,
         config: PipelineConfig,
         width: u32,
         height: u32,
     ) -> Result<Self, FaceError> {
-        config.detector.validate()?;
-        config.quality.validate()?;
-        let (detector, embedder) = std::thread::scope(|scope| {
-            let recognizer = scope.spawn(|| {
-                let embedder = Embedder::from_onnx_bytes(models.recognizer_onnx)?;
-                embedder.prepare(1)?;
-                Ok::<_, ModelError>(embedder)
-            });
-            let detector = Detector::from_onnx_bytes(models.detector_onnx, config.detector)
-                .and_then(|detector| detector.prepare_for(width, height).map(|()| detector));
-            // A panic in the recognizer's thread is tract's own bug: it
-            // surfaces here as it would have on this thread.
-            let embedder = recognizer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (detector, embedder)
-        });
-        Ok(Self {
-            detector: detector?,
-            embedder: embedder?,
-            config,
-            face_model_version: models.face_model_version.to_string(),
-        })
+        let pipeline = Self::new(models, config)?;
+        pipeline.embedder.prepare_in_background(1);
+        pipeline.detector.prepare_for(width, height)?;
+        // Waits for that build, and reports its error.
+        pipeline.embedder.prepare(1)?;
+        Ok(pipeline)
     }
 
     pub fn config(&self) -> &PipelineConfig {

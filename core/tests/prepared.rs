@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use face_core::align::Jitter;
 use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
-use face_core::{FaceError, FacePipeline, ModelBytes, ModelError, PipelineConfig, decode_image};
+use face_core::{
+    FaceError, FacePipeline, ModelBytes, ModelError, PipelineConfig, RgbImage, decode_image,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -41,6 +43,19 @@ fn group_photos() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `pipeline` finds the same faces in `image` as `reference` and gives
+/// their chips the same embeddings.
+fn assert_same_answers(pipeline: &FacePipeline, reference: &FacePipeline, image: &RgbImage) {
+    let faces = pipeline.detect(image).expect("detects");
+    assert!(faces.len() >= 2, "a group photo has faces: {}", faces.len());
+    assert_eq!(faces, reference.detect(image).expect("detects"));
+    let chips = pipeline.chips(image, &faces, &[Jitter::NONE]);
+    assert_eq!(
+        pipeline.embed(&chips).expect("embeds"),
+        reference.embed(&chips).expect("embeds")
+    );
+}
+
 #[test]
 fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
     let (detector, recognizer) = models();
@@ -64,14 +79,7 @@ fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
         let image = decode_image(photo, &Default::default())
             .expect("decodes")
             .rgb;
-        let faces = prepared.detect(&image).expect("detects");
-        assert!(faces.len() >= 2, "a group photo has faces: {}", faces.len());
-        assert_eq!(faces, lazy.detect(&image).expect("detects"));
-        let chips = prepared.chips(&image, &faces, &[Jitter::NONE]);
-        assert_eq!(
-            prepared.embed(&chips).expect("embeds"),
-            lazy.embed(&chips).expect("embeds")
-        );
+        assert_same_answers(&prepared, &lazy, &image);
     }
 }
 
@@ -99,14 +107,7 @@ fn plans_built_in_the_background_are_built_once_and_answer_as_on_first_use() {
             !background.detector().prepare_in_background(width, height),
             "decoding the photo started its plan"
         );
-        let faces = background.detect(&image).expect("detects");
-        assert!(faces.len() >= 2, "a group photo has faces: {}", faces.len());
-        assert_eq!(faces, lazy.detect(&image).expect("detects"));
-        let chips = background.chips(&image, &faces, &[Jitter::NONE]);
-        assert_eq!(
-            background.embed(&chips).expect("embeds"),
-            lazy.embed(&chips).expect("embeds")
-        );
+        assert_same_answers(&background, &lazy, &image);
     }
 }
 
