@@ -320,11 +320,20 @@ impl FacePipeline {
         timings: &mut StageTimings,
     ) -> Result<Vec<RecognizedFace>, FaceError> {
         collection.check_compatible(&self.face_model_version)?;
+        let faces = self.detect_largest_first(image, timings)?;
+        self.recognize_detected(image, faces, collection, &self.config.matching, timings)
+    }
+
+    fn detect_largest_first(
+        &self,
+        image: &RgbImage,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<DetectedFace>, FaceError> {
         let start = Instant::now();
         let mut faces = self.detect(image)?;
         timings.detect_ms += ms(start.elapsed());
         DetectedFace::largest_first(&mut faces);
-        self.recognize_detected(image, faces, collection, &self.config.matching, timings)
+        Ok(faces)
     }
 
     /// Matches analyzed faces against a collection, ungated: every face is
@@ -372,11 +381,8 @@ impl FacePipeline {
     ) -> Result<(RgbImage, Vec<DetectedFace>), FaceError> {
         let start = Instant::now();
         let image = self.decode(bytes)?;
-        let decoded = Instant::now();
-        timings.decode_ms += ms(decoded - start);
-        let mut faces = self.detect(&image)?;
-        timings.detect_ms += ms(decoded.elapsed());
-        DetectedFace::largest_first(&mut faces);
+        timings.decode_ms += ms(start.elapsed());
+        let faces = self.detect_largest_first(&image, timings)?;
         Ok((image, faces))
     }
 
