@@ -18,7 +18,8 @@ fn read(dir: &Path, file: &str) -> Result<Vec<u8>, ServiceError> {
 }
 
 /// How Lambda started this execution environment, from
-/// `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda and by the RIE).
+/// `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda; `local-aws` sets it on
+/// the RIE, which does not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitType {
     /// `on-demand`: a request is already waiting for this init to end.
