@@ -17,17 +17,37 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The detector's and the recognizer's bytes: `$FACECTL_MODELS`, else the
-/// checkout's `blobs/`.
-fn models() -> (Vec<u8>, Vec<u8>) {
-    let dir =
-        std::env::var_os("FACECTL_MODELS").map_or_else(|| root().join("blobs"), PathBuf::from);
-    let read = |file: &str| {
-        let path = dir.join(file);
-        std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask fetch-blobs)", path.display()))
-    };
-    (read(DEFAULT_DETECTOR), read(RECOGNIZER))
+/// The detector's and the recognizer's bytes, from `$FACECTL_MODELS`, else
+/// the checkout's `blobs/`, and their face model version.
+struct Models {
+    detector: Vec<u8>,
+    recognizer: Vec<u8>,
+    version: String,
+}
+
+impl Models {
+    fn load() -> Self {
+        let dir =
+            std::env::var_os("FACECTL_MODELS").map_or_else(|| root().join("blobs"), PathBuf::from);
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask fetch-blobs)", path.display()))
+        };
+        Self {
+            detector: read(DEFAULT_DETECTOR),
+            recognizer: read(RECOGNIZER),
+            version: face_model_version(DEFAULT_DETECTOR),
+        }
+    }
+
+    fn bytes(&self) -> ModelBytes<'_> {
+        ModelBytes {
+            detector_onnx: &self.detector,
+            recognizer_onnx: &self.recognizer,
+            face_model_version: &self.version,
+        }
+    }
 }
 
 /// The two labelled photos with the most faces: two shapes, many chips.
@@ -58,22 +78,17 @@ fn assert_same_answers(pipeline: &FacePipeline, reference: &FacePipeline, image:
 
 #[test]
 fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
-    let (detector, recognizer) = models();
-    let version = face_model_version(DEFAULT_DETECTOR);
-    let bytes = || ModelBytes {
-        detector_onnx: &detector,
-        recognizer_onnx: &recognizer,
-        face_model_version: &version,
-    };
+    let models = Models::load();
     let photos = group_photos();
     assert_eq!(photos.len(), 2, "the data set has two group photos");
     let first = decode_image(&photos[0], &Default::default())
         .expect("decodes")
         .rgb;
     let (width, height) = first.dimensions();
-    let prepared = FacePipeline::new_prepared(bytes(), PipelineConfig::default(), width, height)
-        .expect("loads");
-    let lazy = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
+    let prepared =
+        FacePipeline::new_prepared(models.bytes(), PipelineConfig::default(), width, height)
+            .expect("loads");
+    let lazy = FacePipeline::new(models.bytes(), PipelineConfig::default()).expect("loads");
     assert_eq!(prepared.face_model_version(), lazy.face_model_version());
     for photo in &photos {
         let image = decode_image(photo, &Default::default())
@@ -85,15 +100,9 @@ fn a_prepared_pipeline_answers_as_one_built_on_first_use() {
 
 #[test]
 fn plans_built_in_the_background_are_built_once_and_answer_as_on_first_use() {
-    let (detector, recognizer) = models();
-    let version = face_model_version(DEFAULT_DETECTOR);
-    let bytes = || ModelBytes {
-        detector_onnx: &detector,
-        recognizer_onnx: &recognizer,
-        face_model_version: &version,
-    };
-    let background = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
-    let lazy = FacePipeline::new(bytes(), PipelineConfig::default()).expect("loads");
+    let models = Models::load();
+    let background = FacePipeline::new(models.bytes(), PipelineConfig::default()).expect("loads");
+    let lazy = FacePipeline::new(models.bytes(), PipelineConfig::default()).expect("loads");
     assert!(background.embedder().prepare_in_background(1));
     assert!(
         !background.embedder().prepare_in_background(1),
@@ -113,8 +122,11 @@ fn plans_built_in_the_background_are_built_once_and_answer_as_on_first_use() {
 
 #[test]
 fn a_broken_model_fails_the_prepared_pipeline_with_its_name() {
-    let (detector, recognizer) = models();
-    let version = face_model_version(DEFAULT_DETECTOR);
+    let Models {
+        detector,
+        recognizer,
+        version,
+    } = Models::load();
     let load = |detector: &[u8], recognizer: &[u8]| {
         FacePipeline::new_prepared(
             ModelBytes {
