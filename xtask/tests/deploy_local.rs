@@ -1,8 +1,9 @@
 //! The local round trip of issue 5 against a moto server on loopback:
-//! deploy, a second deploy that changes nothing, a deploy killed half-way
-//! that converges when run again, teardown that leaves nothing, and deploy
-//! again, with a smoke test after the first deploy. Runs the real `cargo
-//! xtask` binary (it builds the functions if their zips are missing).
+//! deploy, a second deploy that changes nothing, a deploy stopped before
+//! its change set ran and one killed half-way that converge when run
+//! again, teardown that leaves nothing, and deploy again, with a smoke
+//! test after the first deploy. Runs the real `cargo xtask` binary (it
+//! builds the functions if their zips are missing).
 
 mod common;
 
@@ -168,6 +169,26 @@ async fn local_round_trip_converges_and_leaves_nothing() {
     assert_eq!(inventory(rt_moto).await, empty);
     // Teardown again: already gone is success.
     ok(&xtask(rt_moto, &["teardown", "--stack", "local"]));
+
+    // A deploy stopped between creating its change set and executing it
+    // leaves a stack in REVIEW_IN_PROGRESS (made here directly, since a
+    // kill lands there only by chance): the next deploy converges.
+    let config = moto.sdk_config().await;
+    aws_sdk_cloudformation::Client::new(&config)
+        .create_change_set()
+        .stack_name("face-local")
+        .change_set_name("stopped-deploy")
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+        .template_body(r#"{"Resources":{"Queue":{"Type":"AWS::SQS::Queue"}}}"#)
+        .send()
+        .await
+        .expect("a change set left unexecuted");
+    let resumed = ok(&xtask(rt_moto, &["deploy", "--stack", "local"]));
+    assert!(resumed.contains("REVIEW_IN_PROGRESS"), "{resumed}");
+    assert!(resumed.contains("deployed face-local"), "{resumed}");
+    assert_eq!(inventory(rt_moto).await, deployed);
+    ok(&xtask(rt_moto, &["teardown", "--stack", "local"]));
+    assert_eq!(inventory(rt_moto).await, empty);
 
     // A deploy killed half-way converges when run again.
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))

@@ -351,13 +351,28 @@ async fn apply_change_set(
         other => other,
     };
     let kind = match status {
-        None | Some(StackStatus::ReviewInProgress) => ChangeSetType::Create,
-        Some(StackStatus::RollbackComplete) => {
+        None => ChangeSetType::Create,
+        // A stack that holds no resources and cannot be updated: deleted,
+        // then created afresh. REVIEW_IN_PROGRESS is left by a deploy
+        // stopped between creating its change set and executing it. AWS
+        // would take a second creating change set on it, but moto creates
+        // a second stack of the same name, and waiting on the first then
+        // never ends; deleting it first converges on both.
+        Some(s @ (StackStatus::RollbackComplete | StackStatus::ReviewInProgress)) => {
+            let cause = if s == StackStatus::RollbackComplete {
+                "a failed creation"
+            } else {
+                "a deploy stopped before its change set ran"
+            };
             step(
                 r,
-                "stack is ROLLBACK_COMPLETE from a failed creation; deleting it first",
+                format_args!("stack is {s} from {cause}; deleting it first"),
             );
-            cfn.delete_stack().stack_name(stack_name).send().await?;
+            cfn.delete_stack()
+                .stack_name(stack_name)
+                .send()
+                .await
+                .context("deleting the stack")?;
             cfn.wait_until_stack_delete_complete()
                 .stack_name(stack_name)
                 .wait(STACK_WAIT)
