@@ -4,9 +4,10 @@
 //! recognizer's at batch 1), and the first detection and embedding; then
 //! `FacePipeline::new_prepared`, which does the same parsing and planning
 //! for both models on two threads; or `overlapped`, as an on-demand Lambda
-//! init does: both parsed, the recognizer planned in the background, the
-//! detector's plan started by the photo's headers. Developer tool (run it once per fresh
-//! process, the first phases include page faults of the binary):
+//! init does: both parsed, the recognizer and the detector at 4:3
+//! planned in the background, the detector's plan for the photo started by
+//! its headers (reshaped from the 4:3 one). Developer tool (run it once per
+//! fresh process, the first phases include page faults of the binary):
 //! `cargo run --release -p face-core --example cold_start -- MODELS_DIR PHOTO sequential|parallel|overlapped`
 
 #[global_allocator]
@@ -55,7 +56,8 @@ fn main() -> Result<(), Error> {
     if args[3] == "overlapped" {
         let pipeline = FacePipeline::new(models, PipelineConfig::default())?;
         pipeline.embedder().prepare_in_background(1);
-        phase("parse both, recognizer plan started");
+        pipeline.detector().prepare_in_background(640, 480);
+        phase("parse both, both plans started");
         let image = pipeline.decode(&photo)?;
         phase("decode photo, detector plan started");
         return answer_twice(&pipeline, &image, phase);

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use once_cell::sync::OnceCell;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_onnx::tract_core::ops::source::TypedSource;
 use tract_onnx::tract_core::optim::Optimizer;
 
 use crate::error::ModelError;
@@ -16,18 +18,32 @@ use crate::kernels::{self, Kernels};
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
 /// One shape's plan: empty until built. Whoever builds it holds the cell;
-/// every other thread asking for that shape waits for it (a plan takes
-/// 18-25 ms to build, and a second build would only compete for the CPU).
+/// every other thread asking for that shape waits for it (a first plan
+/// takes 15-25 ms to build, and a second build would only compete for the
+/// CPU).
 /// A failed build leaves it empty for the next caller to retry.
 type PlanSlot = Arc<OnceCell<Plan>>;
 
 #[derive(Debug)]
 pub(crate) struct PlanCache {
-    name: &'static str,
     /// Shared with the threads that build plans in the background.
-    model: Arc<InferenceModel>,
-    kernels: Kernels,
+    builder: Arc<Builder>,
     plans: Mutex<HashMap<[usize; 4], PlanSlot>>,
+}
+
+/// What a plan is built from: the parsed model and, once the first plan
+/// has been built, that plan's decluttered model (tract's typing and
+/// declutter, then the project's kernels: most of a plan's build time).
+/// YuNet is fully convolutional, so every later shape's plan starts from
+/// that one with its shapes recomputed: about 1 ms against 15-25 for the
+/// whole chain (`examples/plan_time`), so a new photo shape costs little
+/// more than tract's codegen.
+#[derive(Debug)]
+struct Builder {
+    name: &'static str,
+    model: InferenceModel,
+    kernels: Kernels,
+    decluttered: OnceCell<TypedModel>,
 }
 
 impl PlanCache {
@@ -48,21 +64,25 @@ impl PlanCache {
                 reason: format!("{e:#}"),
             })?;
         Ok(Self {
-            name,
-            model: Arc::new(model),
-            kernels,
+            builder: Arc::new(Builder {
+                name,
+                model,
+                kernels,
+                decluttered: OnceCell::new(),
+            }),
             plans: Mutex::new(HashMap::new()),
         })
     }
 
     pub(crate) fn name(&self) -> &'static str {
-        self.name
+        self.builder.name
     }
 
     /// The declared input shape when every dimension is concrete.
     pub(crate) fn fixed_input_shape(&self) -> Option<[usize; 4]> {
-        let input = *self.model.input_outlets().ok()?.first()?;
-        let fact = self.model.outlet_fact(input).ok()?;
+        let model = &self.builder.model;
+        let input = *model.input_outlets().ok()?.first()?;
+        let fact = model.outlet_fact(input).ok()?;
         let dims = fact.shape.as_concrete_finite().ok()??;
         dims.as_slice().try_into().ok()
     }
@@ -71,8 +91,7 @@ impl PlanCache {
     /// it is built or being built already (then this waits for it).
     pub(crate) fn plan(&self, shape: [usize; 4]) -> Result<Plan, ModelError> {
         let slot = self.slot(shape).0;
-        slot.get_or_try_init(|| build(self.name, &self.model, shape, self.kernels))
-            .cloned()
+        slot.get_or_try_init(|| self.builder.build(shape)).cloned()
     }
 
     /// Starts building the plan for `shape` on a thread of its own and
@@ -85,13 +104,13 @@ impl PlanCache {
         if !new {
             return false;
         }
-        let (name, model, kernels) = (self.name, Arc::clone(&self.model), self.kernels);
+        let builder = Arc::clone(&self.builder);
         std::thread::Builder::new()
             .name(format!("plan {shape:?}"))
             .spawn(move || {
                 // A failure is reported to the first caller of `plan`,
                 // which tries again.
-                let _ = slot.get_or_try_init(|| build(name, &model, shape, kernels));
+                let _ = slot.get_or_try_init(|| builder.build(shape));
             })
             .is_ok()
     }
@@ -112,13 +131,13 @@ impl PlanCache {
     /// Runs the plan for `input`'s shape.
     pub(crate) fn run(&self, input: Tensor) -> Result<TVec<TValue>, ModelError> {
         let shape: [usize; 4] = input.shape().try_into().map_err(|_| ModelError::Run {
-            model: self.name,
+            model: self.builder.name,
             reason: format!("input must have rank 4, has shape {:?}", input.shape()),
         })?;
         self.plan(shape)?
             .run(tvec!(input.into_tvalue()))
             .map_err(|e| ModelError::Run {
-                model: self.name,
+                model: self.builder.name,
                 reason: format!("{e:#}"),
             })
     }
@@ -130,27 +149,58 @@ impl PlanCache {
     }
 }
 
-fn build(
-    name: &'static str,
-    model: &InferenceModel,
-    shape: [usize; 4],
-    kernels: Kernels,
-) -> Result<Plan, ModelError> {
-    optimized_plan(model.clone(), shape, kernels).map_err(|e| ModelError::Load {
-        model: name,
-        reason: format!("input {shape:?}: {e:#}"),
-    })
+/// A plan's decluttered model is kept for the later shapes only when built
+/// for an input at least this many pixels high and wide. Below it YuNet's
+/// coarsest maps (stride 32) are one cell high or wide, declutter removes
+/// those axes, and no larger shape could be reshaped from it.
+const MIN_KEPT_SIDE: usize = 64;
+
+impl Builder {
+    /// `shape`'s plan reshaped from the first decluttered model kept
+    /// (building it for `shape` when there is none yet, or waiting for the
+    /// thread building it). A model whose decluttered graph fixed another
+    /// shape-dependent value does not take another shape; such a plan is
+    /// built from the start instead.
+    fn build(&self, shape: [usize; 4]) -> Result<Plan, ModelError> {
+        let load_error = |e: TractError| ModelError::Load {
+            model: self.name,
+            reason: format!("input {shape:?}: {e:#}"),
+        };
+        let own = || decluttered_model(self.model.clone(), shape, self.kernels);
+        let first = if shape[2] >= MIN_KEPT_SIDE && shape[3] >= MIN_KEPT_SIDE {
+            Some(self.decluttered.get_or_try_init(own).map_err(load_error)?)
+        } else {
+            self.decluttered.get()
+        };
+        if let Some(Ok(plan)) = first.map(|first| reshaped_plan(first, shape)) {
+            return Ok(plan);
+        }
+        own()
+            .and_then(|own| reshaped_plan(&own, shape))
+            .map_err(load_error)
+    }
 }
 
 /// The runnable plan of `model` for a `[n, c, h, w]` f32 input: tract's
 /// declutter (without its axis changes, see [`declutter`]), the project's
 /// [`Kernels`] swapped in (unless `Stock`), then tract's codegen. Every
-/// plan the pipeline runs is built here; the profiling example uses it too.
+/// plan the pipeline runs is built this way (later shapes reuse the first
+/// one's declutter, [`reshaped_plan`]); the profiling example uses it too.
 pub fn optimized_plan(
     model: InferenceModel,
     shape: [usize; 4],
     kernels: Kernels,
 ) -> TractResult<Arc<TypedRunnableModel>> {
+    reshaped_plan(&decluttered_model(model, shape, kernels)?, shape)
+}
+
+/// `model` typed for a `[n, c, h, w]` f32 input and decluttered, the
+/// project's [`Kernels`] swapped in (unless `Stock`): a plan before codegen.
+pub fn decluttered_model(
+    model: InferenceModel,
+    shape: [usize; 4],
+    kernels: Kernels,
+) -> TractResult<TypedModel> {
     let mut model = model
         .with_input_fact(0, f32::fact(shape).into())?
         .into_typed()?;
@@ -160,8 +210,67 @@ pub fn optimized_plan(
     if kernels == Kernels::Project {
         kernels::swap_in(&mut model)?;
     }
+    Ok(model)
+}
+
+/// The plan of a decluttered model (built for any shape) for a `[n, c, h,
+/// w]` f32 input: its input set to that shape, every node's output shape
+/// recomputed from its op, then codegen. Declutter leaves the sizes of its
+/// shape at one kind of op: a reshape, which YuNet's heads use to flatten
+/// each map's rows and columns into one axis; a flattening is rewritten
+/// for the new sizes. Any other op that does not fit the new shape fails
+/// here (a reshape checks its input's sizes, an addition its operands').
+pub fn reshaped_plan(
+    decluttered: &TypedModel,
+    shape: [usize; 4],
+) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut model = decluttered.clone();
+    let input = *model
+        .input_outlets()?
+        .first()
+        .ok_or_else(|| TractError::msg("the model has no input"))?;
+    let fact = f32::fact(shape);
+    model.node_mut(input.node).op = Box::new(TypedSource::new(fact.clone()));
+    model.set_outlet_fact(input, fact)?;
+    for id in model.eval_order()? {
+        let inputs: TVec<TypedFact> = model.node_input_facts(id)?.into_iter().cloned().collect();
+        if let Some(flatten) = model
+            .node(id)
+            .op_as::<AxisOp>()
+            .and_then(|op| reflattened(op, inputs.first()?))
+        {
+            model.node_mut(id).op = Box::new(flatten);
+        }
+        let outputs = model
+            .node(id)
+            .op
+            .output_facts(&inputs.iter().collect::<TVec<_>>())?;
+        for (slot, fact) in outputs.into_iter().enumerate() {
+            model.set_outlet_fact(OutletId::new(id, slot), fact)?;
+        }
+    }
     model.optimize()?;
     model.into_runnable()
+}
+
+/// A reshape that flattens consecutive axes into one, for `input`'s sizes
+/// of those axes (row-major, so the same flattening at any size); `None`
+/// when `op` is anything else or already fits.
+fn reflattened(op: &AxisOp, input: &TypedFact) -> Option<AxisOp> {
+    let AxisOp::Reshape(at, from, to) = op else {
+        return None;
+    };
+    let sizes: TVec<TDim> = input
+        .shape
+        .iter()
+        .skip(*at)
+        .take(from.len())
+        .cloned()
+        .collect();
+    (to.len() == 1 && sizes.len() == from.len() && sizes != *from).then(|| {
+        let flat = sizes.iter().product();
+        AxisOp::Reshape(*at, sizes, tvec!(flat))
+    })
 }
 
 /// tract's declutter passes but `ChangeAxes`. On YuNet that pass moved

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER};
 use face_core::resample::{ChannelOrder, letterbox_into_planes};
-use face_core::{Detector, DetectorConfig, Kernels, decode_image, optimized_plan};
+use face_core::{
+    Detector, DetectorConfig, Kernels, decluttered_model, decode_image, optimized_plan,
+    reshaped_plan,
+};
 use tract_onnx::prelude::*;
 
 fn root() -> PathBuf {
@@ -296,4 +299,122 @@ fn the_same_faces_are_found_with_either_kernels() {
         faces += want.len();
     }
     assert!(faces >= 20, "the photos hold {faces} faces");
+}
+
+/// Every detector plan after the first starts from the first one's
+/// decluttered model with only its shapes recomputed. On both YuNet files,
+/// with both kernel sets, such a plan gives the raw outputs of a plan built
+/// for its shape from the start, bit for bit: square, portrait, landscape,
+/// a long strip, and 32x32, where the coarsest maps are 1x1.
+#[test]
+fn a_plan_reshaped_from_another_shape_answers_as_one_built_for_it() {
+    // The labelled photo with the most faces.
+    let data = devset::data_dir(None, &root());
+    let labels = devset::detection_labels(&data).expect("detection labels");
+    let path = &labels
+        .iter()
+        .max_by_key(|label| label.face_count)
+        .expect("a labelled photo")
+        .path;
+    let bytes = std::fs::read(data.join(path)).expect("photo");
+    let image = decode_image(&bytes, &Default::default())
+        .expect("decodes")
+        .rgb;
+    for file in [DEFAULT_DETECTOR, "yunet_n_dynamic.onnx"] {
+        let bytes = model_bytes(file);
+        let parse = || {
+            tract_onnx::onnx()
+                .with_ignore_output_shapes(true)
+                .with_ignore_value_info(true)
+                .model_for_read(&mut std::io::Cursor::new(&bytes))
+                .expect("parses")
+        };
+        // A first plan for a strip whose coarsest map is one cell high (a
+        // panorama's) loses that axis in declutter: reshaping it to another
+        // shape may fail (the cache does not keep such a first plan), but
+        // never answers wrong.
+        for (kernels, [first_h, first_w]) in [
+            (Kernels::Project, [480, 640]),
+            (Kernels::Stock, [480, 640]),
+            (Kernels::Project, [32, 640]),
+        ] {
+            let first =
+                decluttered_model(parse(), [1, 3, first_h, first_w], kernels).expect("declutters");
+            for (in_h, in_w) in [(640, 640), (640, 480), (480, 640), (96, 1024), (32, 32)] {
+                let shape = [1, 3, in_h, in_w];
+                let what = format!("{file}, {kernels:?}, {first_w}x{first_h} to {in_w}x{in_h}");
+                let reshaped = match reshaped_plan(&first, shape) {
+                    Ok(plan) => plan,
+                    Err(_) if first_h < 64 => continue,
+                    Err(e) => panic!("{what}: not reshaped: {e:#}"),
+                };
+                let fresh = optimized_plan(parse(), shape, kernels).expect("fresh plan");
+                let (width, height) = image.dimensions();
+                let scale = (in_w as f32 / width as f32).min(in_h as f32 / height as f32);
+                let mut planes = vec![0.0f32; 3 * in_h * in_w];
+                letterbox_into_planes(&image, scale, in_w, in_h, ChannelOrder::Bgr, &mut planes);
+                let input = || {
+                    tract_ndarray::Array4::from_shape_vec((1, 3, in_h, in_w), planes.clone())
+                        .expect("shape")
+                        .into_tensor()
+                        .into_tvalue()
+                };
+                let want = fresh.run(tvec!(input())).expect("fresh runs");
+                let got = reshaped.run(tvec!(input())).expect("reshaped runs");
+                assert_eq!(want.len(), got.len(), "{what}");
+                for (output, (want, got)) in want.iter().zip(&got).enumerate() {
+                    assert_eq!(want.shape(), got.shape(), "{what}: output {output}");
+                    let want = want.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+                    let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+                    assert!(want == got, "{what}, {path}: output {output} differs");
+                }
+            }
+        }
+    }
+}
+
+/// The recognizer's plans for other batch sizes are reshaped from its
+/// first one's too: three chips at once give the outputs of a plan built
+/// for three from the start, bit for bit.
+#[test]
+fn a_recognizer_plan_reshaped_to_another_batch_answers_as_one_built_for_it() {
+    let bytes = model_bytes(RECOGNIZER);
+    let parse = || {
+        tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(&bytes))
+            .expect("parses")
+    };
+    let first = decluttered_model(parse(), [1, 3, 150, 150], Kernels::Project).expect("declutters");
+    let shape = [3, 3, 150, 150];
+    let reshaped = reshaped_plan(&first, shape).expect("reshaped to a batch of 3");
+    let fresh = optimized_plan(parse(), shape, Kernels::Project).expect("fresh plan");
+    let mut planes = Vec::new();
+    for (_, image) in photos().iter().take(3) {
+        let (width, height) = image.dimensions();
+        let scale = 150.0 / width.max(height) as f32;
+        let mut chip = vec![0.0f32; 3 * 150 * 150];
+        letterbox_into_planes(image, scale, 150, 150, ChannelOrder::Rgb, &mut chip);
+        planes.extend(chip);
+    }
+    let input = || {
+        tract_ndarray::Array4::from_shape_vec((3, 3, 150, 150), planes.clone())
+            .expect("shape")
+            .into_tensor()
+            .into_tvalue()
+    };
+    let want = fresh.run(tvec!(input())).expect("fresh runs");
+    let got = reshaped.run(tvec!(input())).expect("reshaped runs");
+    assert_eq!(want[0].shape(), got[0].shape());
+    assert_eq!(want[0].shape(), &[3, 128]);
+    let want = want[0]
+        .try_as_plain_ram()
+        .unwrap()
+        .as_slice::<f32>()
+        .unwrap();
+    let got = got[0]
+        .try_as_plain_ram()
+        .unwrap()
+        .as_slice::<f32>()
+        .unwrap();
+    assert!(want == got, "descriptors differ");
 }

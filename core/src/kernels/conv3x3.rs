@@ -43,15 +43,33 @@ impl Direct {
 
 /// The project's direct convolutions. Inputs: the `[.., C, H, W]` image,
 /// the `[O, C * size * size]` kernel (each input channel's taps,
-/// row-major) as `taps::pack` leaves it, the `[O]` bias. The output, `[..,
-/// O, (H + 2 * padding - size) / stride + 1, (W + ..) / stride + 1]`, has
-/// `output_shape` (the graph's).
+/// row-major) as `taps::pack` leaves it, the `[O]` bias. The output is `[..,
+/// O, (H + 2 * padding - size) / stride + 1, (W + ..) / stride + 1]`
+/// ([`DirectConv::output_shape`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct DirectConv {
     pub(crate) direct: Direct,
     /// Whether `max(x, 0)` is applied to the output.
     pub(crate) relu: bool,
-    pub(crate) output_shape: TVec<usize>,
+}
+
+impl DirectConv {
+    /// The output's shape for an image of `shape` and `outputs` channels.
+    pub(crate) fn output_shape(&self, shape: &[usize], outputs: usize) -> TractResult<TVec<usize>> {
+        let [.., h, w] = shape[..] else {
+            bail!("convolution input must have rank 3 or more, has shape {shape:?}");
+        };
+        ensure!(shape.len() >= 3);
+        let geometry = self.direct.geometry();
+        let mut output: TVec<usize> = shape.into();
+        let rank = output.len();
+        output[rank - 3..].copy_from_slice(&[
+            outputs,
+            super::windows(h, geometry),
+            super::windows(w, geometry),
+        ]);
+        Ok(output)
+    }
 }
 
 impl Op for DirectConv {
@@ -88,15 +106,13 @@ impl EvalOp for DirectConv {
         ensure!(h > 0 && w > 0 && (1..=stem::MAX_SIZE).contains(&size));
         let outputs = bias.len();
         ensure!(kernel.len() == outputs * c * size * size);
-        let images = image.len() / (c * h * w).max(1);
-        let [oh, ow] = [h, w].map(|n| super::windows(n, geometry));
-        ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
+        let output_shape = self.output_shape(shape, outputs)?;
         let (image, kernel, bias) = (
             super::floats(&image)?,
             super::floats(&kernel)?,
             super::floats(&bias)?,
         );
-        super::output(&self.output_shape, |out| match self.direct {
+        super::output(&output_shape, |out| match self.direct {
             Direct::Stride1 => conv_3x3(image, [c, h, w], kernel, bias, self.relu, out),
             Direct::Stride2 { size, padding } => conv_stride_2(
                 image,
@@ -123,7 +139,9 @@ impl EvalOp for DirectConv {
 impl TypedOp for DirectConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs.len() == 3 && inputs[0].rank() >= 3);
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        let shape = super::concrete(inputs[0])?;
+        let outputs = super::concrete(inputs[2])?.iter().product();
+        Ok(tvec!(f32::fact(&*self.output_shape(&shape, outputs)?)))
     }
 
     as_op!();

@@ -15,23 +15,33 @@ use super::depthwise::row_3x3;
 use super::maxpool::pool_rows;
 use super::pointwise::Product;
 
-/// Inputs: the image (`channel_axis` its channel, the `rows` x `columns`
-/// pixels every axis after it), the 1x1 convolution's `[O, C]` weights and
-/// `[O]` bias, the depthwise `[O, 9]` taps and `[O]` bias. The output has
-/// `output_shape`: the depthwise one's, or the pooling's.
+/// Inputs: the `[.., C, rows, columns]` image, the 1x1 convolution's `[O,
+/// C]` weights and `[O]` bias, the depthwise `[O, 9]` taps and `[O]` bias.
+/// The output is `[.., O, rows, columns]`, halved when pooled
+/// ([`PointwiseDepthwise::output_shape`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PointwiseDepthwise {
-    pub(crate) channel_axis: usize,
-    /// The depthwise convolution's image size (the 1x1 one's output).
-    pub(crate) rows: usize,
-    pub(crate) columns: usize,
     /// Whether the image goes through `max(x, 0)` first.
     pub(crate) relu_input: bool,
     /// Whether `max(x, 0)` is applied to the depthwise output.
     pub(crate) relu: bool,
     /// Whether a 2x2 stride-2 max pooling follows.
     pub(crate) pool: bool,
-    pub(crate) output_shape: TVec<usize>,
+}
+
+impl PointwiseDepthwise {
+    /// The output's shape for an image of `shape` and `outputs` channels.
+    pub(crate) fn output_shape(&self, shape: &[usize], outputs: usize) -> TractResult<TVec<usize>> {
+        let [.., h, w] = shape[..] else {
+            bail!("the fused op's input must have rank 3 or more, has shape {shape:?}");
+        };
+        ensure!(shape.len() >= 3);
+        let (oh, ow) = if self.pool { (h / 2, w / 2) } else { (h, w) };
+        let mut output: TVec<usize> = shape.into();
+        let rank = output.len();
+        output[rank - 3..].copy_from_slice(&[outputs, oh, ow]);
+        Ok(output)
+    }
 }
 
 impl Op for PointwiseDepthwise {
@@ -59,12 +69,13 @@ impl EvalOp for PointwiseDepthwise {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (image, weights, bias, taps, taps_bias) = args_5!(inputs);
         let shape = image.shape();
-        ensure!(self.channel_axis < shape.len() && weights.rank() == 2);
+        let [.., c, h, w] = shape[..] else {
+            bail!("the fused op's input must have rank 3 or more, has shape {shape:?}");
+        };
+        ensure!(weights.rank() == 2);
         let (outputs, channels) = (weights.shape()[0], weights.shape()[1]);
-        let (h, w) = (self.rows, self.columns);
         ensure!(
-            shape[self.channel_axis] == channels
-                && shape[self.channel_axis + 1..].iter().product::<usize>() == h * w
+            c == channels
                 && bias.len() == outputs
                 && taps.len() == outputs * 9
                 && taps_bias.len() == outputs
@@ -78,11 +89,9 @@ impl EvalOp for PointwiseDepthwise {
             relu: self.relu,
             pool: self.pool,
         };
-        let (oh, ow) = if self.pool { (h / 2, w / 2) } else { (h, w) };
-        let images = image.len() / (channels * h * w).max(1);
-        ensure!(images * outputs * oh * ow == self.output_shape.iter().product::<usize>());
+        let output_shape = self.output_shape(shape, outputs)?;
         let image = super::floats(&image)?;
-        super::output(&self.output_shape, |out| {
+        super::output(&output_shape, |out| {
             layer.run(image, [channels, h, w], band_rows(outputs, w), out)
         })
     }
@@ -91,7 +100,9 @@ impl EvalOp for PointwiseDepthwise {
 impl TypedOp for PointwiseDepthwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs.len() == 5 && inputs[1].rank() == 2);
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        let shape = super::concrete(inputs[0])?;
+        let outputs = super::concrete(inputs[1])?[0];
+        Ok(tvec!(f32::fact(&*self.output_shape(&shape, outputs)?)))
     }
 
     as_op!();

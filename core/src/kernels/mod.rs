@@ -73,6 +73,16 @@ fn windows(n: usize, [size, stride, padding]: [usize; 3]) -> usize {
         .map_or(0, |room| room / stride + 1)
 }
 
+/// A fact's concrete shape: the project's ops run only on those.
+fn concrete(fact: &TypedFact) -> TractResult<TVec<usize>> {
+    fact.shape.as_concrete().map(TVec::from).ok_or_else(|| {
+        TractError::msg(format!(
+            "the project's ops take concrete shapes, not {:?}",
+            fact.shape
+        ))
+    })
+}
+
 /// A tensor's values as f32, or the error saying why not.
 fn floats(tensor: &Tensor) -> TractResult<&[f32]> {
     tensor.try_as_plain_ram()?.as_slice::<f32>()
@@ -184,26 +194,30 @@ fn swap_pointwise(model: &mut TypedModel, id: usize, found: PointwiseWeights) ->
     let node = model.node(id);
     let name = node.name.clone();
     let relu = relu_before(model, id)?;
+    let image = relu.unwrap_or(node.inputs[0]);
+    let op = Pointwise {
+        channel_axis: found.channel_axis,
+        relu_input: relu.is_some(),
+    };
+    // The op's output is its image's shape with the output channels: left
+    // as is where the graph's differs (an axis added or dropped).
+    let outputs = found.weights.shape()[0];
+    if op.output_shape(&concrete(model.outlet_fact(image)?)?, outputs)? != found.output_shape {
+        return Ok(());
+    }
     let mut patch = TypedModelPatch::new(format!("project pointwise {name}"));
-    let x = patch.tap_model(model, relu.unwrap_or(node.inputs[0]))?;
+    let x = patch.tap_model(model, image)?;
     let weights = patch.add_const(format!("{name}.weights_oc"), found.weights)?;
     let bias = patch.add_const(format!("{name}.bias_o"), found.bias)?;
-    let out = patch.wire_node(
-        format!("{name}.project"),
-        Pointwise {
-            channel_axis: found.channel_axis,
-            output_shape: found.output_shape,
-            relu_input: relu.is_some(),
-        },
-        &[x, weights, bias],
-    )?[0];
+    let out = patch.wire_node(format!("{name}.project"), op, &[x, weights, bias])?[0];
     patch.shunt_outside(model, OutletId::new(found.replaces, 0), out)?;
     patch.apply(model)
 }
 
 /// Replaces the convolution `id`, and the ReLU that alone reads it if any,
 /// by the project's `DirectConv` running `direct`, its kernel packed for
-/// `taps`' product. Left as is when the output's shape is not concrete.
+/// `taps`' product. Left as is when the output's shape is not concrete, or
+/// not the one the op derives from its input's.
 fn swap_direct(
     model: &mut TypedModel,
     id: usize,
@@ -222,6 +236,14 @@ fn swap_direct(
     };
     let node = model.node(id);
     let name = node.name.clone();
+    let op = DirectConv {
+        direct,
+        relu: relu.is_some(),
+    };
+    let outputs = weights.bias.len();
+    if op.output_shape(&concrete(model.outlet_fact(node.inputs[0])?)?, outputs)? != output_shape {
+        return Ok(());
+    }
     let mut patch = TypedModelPatch::new(format!("project direct conv {direct:?} {name}"));
     let x = patch.tap_model(model, node.inputs[0])?;
     let (kernel, taps) = (floats(&weights.kernel)?, weights.kernel.shape()[1]);
@@ -231,15 +253,7 @@ fn swap_direct(
     };
     let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
-    let out = patch.wire_node(
-        format!("{name}.project"),
-        DirectConv {
-            direct,
-            relu: relu.is_some(),
-            output_shape,
-        },
-        &[x, kernel, bias],
-    )?[0];
+    let out = patch.wire_node(format!("{name}.project"), op, &[x, kernel, bias])?[0];
     patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
     patch.apply(model)
 }
@@ -295,18 +309,22 @@ fn fuse(model: &mut TypedModel) -> TractResult<()> {
             .node(depthwise_id)
             .op_as::<Depthwise3x3>()
             .is_some_and(|d| d.relu);
-        let [.., rows, columns] = pointwise.output_shape[..] else {
-            continue;
-        };
         let op = PointwiseDepthwise {
-            channel_axis: pointwise.channel_axis,
-            rows,
-            columns,
             relu_input: pointwise.relu_input,
             relu,
             pool: pool_id.is_some(),
-            output_shape,
         };
+        // The fused op takes `[.., C, rows, columns]` images and derives
+        // its output's shape from theirs: left apart where the graph's
+        // layout is another.
+        let node = model.node(id);
+        let image = concrete(model.outlet_fact(node.inputs[0])?)?;
+        let outputs = concrete(model.outlet_fact(node.inputs[1])?)?[0];
+        if pointwise.channel_axis + 3 != image.len()
+            || op.output_shape(&image, outputs)? != output_shape
+        {
+            continue;
+        }
         let (node, depthwise) = (model.node(id), model.node(depthwise_id));
         let name = node.name.clone();
         let mut patch = TypedModelPatch::new(format!("project fused {name}"));

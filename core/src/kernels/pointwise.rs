@@ -15,16 +15,26 @@ use wide::f32x8;
 use super::depthwise::load;
 
 /// Inputs: the image (`channel_axis` its channel, the pixels every axis
-/// after it), the `[O, C]` weights, the `[O]` bias. The output, laid out as
-/// `[images, O, pixels]`, has `output_shape` (the einsum's, which may add or
-/// drop an axis of size 1).
+/// after it), the `[O, C]` weights, the `[O]` bias. The output is the
+/// image's shape with O channels ([`Pointwise::output_shape`]), so a plan
+/// reshaped for another input size stays right.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Pointwise {
     pub(crate) channel_axis: usize,
-    pub(crate) output_shape: TVec<usize>,
     /// Whether the image goes through `max(x, 0)` first (a ReLU before
     /// the convolution, folded into its tile copy).
     pub(crate) relu_input: bool,
+}
+
+impl Pointwise {
+    /// The output's shape for an image of `shape`: its channel axis holds
+    /// the `outputs` channels.
+    pub(crate) fn output_shape(&self, shape: &[usize], outputs: usize) -> TractResult<TVec<usize>> {
+        ensure!(self.channel_axis < shape.len());
+        let mut output: TVec<usize> = shape.into();
+        output[self.channel_axis] = outputs;
+        Ok(output)
+    }
 }
 
 impl Op for Pointwise {
@@ -49,14 +59,13 @@ impl EvalOp for Pointwise {
         let (outputs, channels) = (weights.shape()[0], weights.shape()[1]);
         ensure!(shape[self.channel_axis] == channels && bias.len() == outputs);
         let pixels: usize = shape[self.channel_axis + 1..].iter().product();
-        let images = image.len() / (channels * pixels).max(1);
-        ensure!(images * outputs * pixels == self.output_shape.iter().product::<usize>());
+        let output_shape = self.output_shape(shape, outputs)?;
         let (image, weights, bias) = (
             super::floats(&image)?,
             super::floats(&weights)?,
             super::floats(&bias)?,
         );
-        super::output(&self.output_shape, |out| {
+        super::output(&output_shape, |out| {
             pointwise(
                 image,
                 [channels, pixels],
@@ -72,7 +81,9 @@ impl EvalOp for Pointwise {
 impl TypedOp for Pointwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs.len() == 3 && inputs[1].rank() == 2);
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        let shape = super::concrete(inputs[0])?;
+        let outputs = super::concrete(inputs[1])?[0];
+        Ok(tvec!(f32::fact(&*self.output_shape(&shape, outputs)?)))
     }
 
     as_op!();
