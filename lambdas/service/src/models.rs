@@ -47,9 +47,10 @@ impl InitType {
     }
 }
 
-/// The photo size whose detector plan an init ahead of its requests builds:
-/// 4:3 landscape, the common case. A photo of another shape has its plan
-/// built while it decodes (about 18 ms, [`FacePipeline::decode`]).
+/// The photo size whose detector plan init builds (on a thread of its own
+/// when on demand): 4:3 landscape, the common case. A photo of another
+/// shape has its plan reshaped from that one while it decodes (a few ms
+/// against about 20 for the first plan, [`FacePipeline::decode`]).
 const AHEAD_PHOTO_SIZE: (u32, u32) = (640, 480);
 
 /// Reads both models from `dir` and builds the pipeline, with every plan a
@@ -61,9 +62,10 @@ pub fn load_pipeline(dir: &Path) -> Result<FacePipeline, ServiceError> {
 
 /// [`load_pipeline`] as `init` calls for. On demand, the first request
 /// is already waiting, so this parses both models and returns: the
-/// recognizer's plan is built on a thread of its own meanwhile, and the
-/// detector's for the request's photo starts as soon as its headers are
-/// read, overlapping the decoding (figures: the README's cold start).
+/// recognizer's plan and the detector's first one are built on threads of
+/// their own meanwhile, and the detector's for the request's photo starts
+/// as soon as its headers are read, overlapping the decoding (figures: the
+/// README's cold start).
 /// Ahead of requests, an init that returned early would be frozen with its
 /// plans half built, so it builds them all, guessing the detector's photo
 /// shape.
@@ -82,6 +84,9 @@ pub fn load_pipeline_for(dir: &Path, init: InitType) -> Result<FacePipeline, Ser
         InitType::OnDemand => {
             let pipeline = FacePipeline::new(models, PipelineConfig::default())?;
             pipeline.embedder().prepare_in_background(1);
+            pipeline
+                .detector()
+                .prepare_in_background(AHEAD_PHOTO_SIZE.0, AHEAD_PHOTO_SIZE.1);
             pipeline
         }
         InitType::Ahead => FacePipeline::new_prepared(
