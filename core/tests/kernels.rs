@@ -47,6 +47,62 @@ fn photos() -> Vec<(String, face_core::RgbImage)> {
         .collect()
 }
 
+/// The model in `bytes`, parsed as `face-core` parses it (declared output
+/// shapes and value_info skipped: YuNet's dynamic exports carry a symbolic
+/// batch there).
+fn parse(bytes: &[u8]) -> InferenceModel {
+    tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true)
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .expect("parses")
+}
+
+/// `image` scaled by `scale` and letterboxed into `[3, h, w]` planes.
+fn letterboxed(
+    image: &face_core::RgbImage,
+    scale: f32,
+    [h, w]: [usize; 2],
+    order: ChannelOrder,
+) -> Vec<f32> {
+    let mut planes = vec![0.0f32; 3 * h * w];
+    letterbox_into_planes(image, scale, w, h, order, &mut planes);
+    planes
+}
+
+/// `image` letterboxed into `[3, h, w]` planes at the largest scale that
+/// fits.
+fn fitted(image: &face_core::RgbImage, [h, w]: [usize; 2], order: ChannelOrder) -> Vec<f32> {
+    let (width, height) = image.dimensions();
+    let scale = (w as f32 / width as f32).min(h as f32 / height as f32);
+    letterboxed(image, scale, [h, w], order)
+}
+
+/// Each output of `plan` run on `planes` as a `shape` tensor: its shape
+/// and its values.
+fn outputs(
+    plan: &std::sync::Arc<TypedRunnableModel>,
+    planes: Vec<f32>,
+    shape: [usize; 4],
+) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let input = tract_ndarray::Array4::from_shape_vec(shape, planes)
+        .expect("shape")
+        .into_tensor()
+        .into_tvalue();
+    plan.run(tvec!(input))
+        .expect("runs")
+        .iter()
+        .map(|output| {
+            let values = output
+                .try_as_plain_ram()
+                .expect("plain")
+                .as_slice::<f32>()
+                .expect("f32s");
+            (output.shape().to_vec(), values.to_vec())
+        })
+        .collect()
+}
+
 /// How many nodes of each op name a plan of YuNet at 640x480 has.
 fn op_counts(kernels: Kernels) -> std::collections::BTreeMap<String, usize> {
     plan_op_counts(&detector_bytes(), [1, 3, 480, 640], kernels)
@@ -59,12 +115,7 @@ fn plan_op_counts(
     shape: [usize; 4],
     kernels: Kernels,
 ) -> std::collections::BTreeMap<String, usize> {
-    let model = tract_onnx::onnx()
-        .with_ignore_output_shapes(true)
-        .with_ignore_value_info(true)
-        .model_for_read(&mut std::io::Cursor::new(bytes))
-        .expect("parses");
-    let plan = optimized_plan(model, shape, kernels).expect("plans");
+    let plan = optimized_plan(parse(bytes), shape, kernels).expect("plans");
     let mut counts = std::collections::BTreeMap::new();
     for node in plan.model().nodes() {
         let info = node.op().info().expect("op info").join(", ");
@@ -161,13 +212,6 @@ fn the_recognizer_runs_its_first_layers_and_wide_3x3_convolutions_as_the_project
 #[test]
 fn every_raw_output_of_yunet_matches_the_stock_ops() {
     let bytes = detector_bytes();
-    let parse = || {
-        tract_onnx::onnx()
-            .with_ignore_output_shapes(true)
-            .with_ignore_value_info(true)
-            .model_for_read(&mut std::io::Cursor::new(&bytes))
-            .expect("parses")
-    };
     let geometry = Detector::from_onnx_bytes(&bytes, DetectorConfig::default()).expect("loads");
     let photos = photos();
     assert!(photos.len() >= 10, "{} labelled photos", photos.len());
@@ -177,28 +221,19 @@ fn every_raw_output_of_yunet_matches_the_stock_ops() {
     for (path, image) in photos.iter().take(12) {
         let (width, height) = image.dimensions();
         let (in_w, in_h, scale) = geometry.input_geometry(width, height);
-        let mut planes = vec![0.0f32; 3 * in_h * in_w];
-        letterbox_into_planes(image, scale, in_w, in_h, ChannelOrder::Bgr, &mut planes);
+        let planes = letterboxed(image, scale, [in_h, in_w], ChannelOrder::Bgr);
         let shape = [1, 3, in_h, in_w];
         let (stock, project) = plans.entry(shape).or_insert_with(|| {
             (
-                optimized_plan(parse(), shape, Kernels::Stock).expect("stock plan"),
-                optimized_plan(parse(), shape, Kernels::Project).expect("project plan"),
+                optimized_plan(parse(&bytes), shape, Kernels::Stock).expect("stock plan"),
+                optimized_plan(parse(&bytes), shape, Kernels::Project).expect("project plan"),
             )
         });
-        let input = || {
-            tract_ndarray::Array4::from_shape_vec((1, 3, in_h, in_w), planes.clone())
-                .expect("shape")
-                .into_tensor()
-                .into_tvalue()
-        };
-        let want = stock.run(tvec!(input())).expect("stock runs");
-        let got = project.run(tvec!(input())).expect("project runs");
+        let want = outputs(stock, planes.clone(), shape);
+        let got = outputs(project, planes, shape);
         assert_eq!(want.len(), got.len());
-        for (output, (want, got)) in want.iter().zip(&got).enumerate() {
-            assert_eq!(want.shape(), got.shape(), "{path}: output {output}");
-            let want = want.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
-            let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+        for (output, ((want_shape, want), (got_shape, got))) in want.iter().zip(&got).enumerate() {
+            assert_eq!(want_shape, got_shape, "{path}: output {output}");
             for (w, g) in want.iter().zip(got) {
                 let error = (w - g).abs() / w.abs().max(1.0);
                 worst = worst.max(error);
@@ -217,41 +252,15 @@ fn every_raw_output_of_yunet_matches_the_stock_ops() {
 #[test]
 fn the_recognizer_answers_as_with_the_stock_ops() {
     let bytes = model_bytes(RECOGNIZER);
-    let parse = || {
-        tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(&bytes))
-            .expect("parses")
-    };
     let shape = [1, 3, 150, 150];
-    let stock = optimized_plan(parse(), shape, Kernels::Stock).expect("stock plan");
-    let project = optimized_plan(parse(), shape, Kernels::Project).expect("project plan");
+    let stock = optimized_plan(parse(&bytes), shape, Kernels::Stock).expect("stock plan");
+    let project = optimized_plan(parse(&bytes), shape, Kernels::Project).expect("project plan");
     for (path, image) in photos().iter().take(4) {
-        let (width, height) = image.dimensions();
-        let scale = 150.0 / width.max(height) as f32;
-        let mut planes = vec![0.0f32; 3 * 150 * 150];
-        letterbox_into_planes(image, scale, 150, 150, ChannelOrder::Rgb, &mut planes);
-        let input = || {
-            tract_ndarray::Array4::from_shape_vec((1, 3, 150, 150), planes.clone())
-                .expect("shape")
-                .into_tensor()
-                .into_tvalue()
-        };
-        let want = stock.run(tvec!(input())).expect("stock runs");
-        let got = project.run(tvec!(input())).expect("project runs");
-        let want = want[0]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec();
-        let got = got[0]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec();
+        let planes = fitted(image, [150, 150], ChannelOrder::Rgb);
+        let (_, want) = &outputs(&stock, planes.clone(), shape)[0];
+        let (_, got) = &outputs(&project, planes, shape)[0];
         assert_eq!(want.len(), got.len());
-        for (w, g) in want.iter().zip(&got) {
+        for (w, g) in want.iter().zip(got) {
             assert!((w - g).abs() <= 1e-4, "{path}: stock {w} project {g}");
         }
     }
@@ -322,13 +331,6 @@ fn a_plan_reshaped_from_another_shape_answers_as_one_built_for_it() {
         .rgb;
     for file in [DEFAULT_DETECTOR, "yunet_n_dynamic.onnx"] {
         let bytes = model_bytes(file);
-        let parse = || {
-            tract_onnx::onnx()
-                .with_ignore_output_shapes(true)
-                .with_ignore_value_info(true)
-                .model_for_read(&mut std::io::Cursor::new(&bytes))
-                .expect("parses")
-        };
         // A first plan for a strip whose coarsest map is one cell high (a
         // panorama's) loses that axis in declutter: reshaping it to another
         // shape may fail (the cache does not keep such a first plan), but
@@ -338,8 +340,8 @@ fn a_plan_reshaped_from_another_shape_answers_as_one_built_for_it() {
             (Kernels::Stock, [480, 640]),
             (Kernels::Project, [32, 640]),
         ] {
-            let first =
-                decluttered_model(parse(), [1, 3, first_h, first_w], kernels).expect("declutters");
+            let first = decluttered_model(parse(&bytes), [1, 3, first_h, first_w], kernels)
+                .expect("declutters");
             for (in_h, in_w) in [(640, 640), (640, 480), (480, 640), (96, 1024), (32, 32)] {
                 let shape = [1, 3, in_h, in_w];
                 let what = format!("{file}, {kernels:?}, {first_w}x{first_h} to {in_w}x{in_h}");
@@ -348,26 +350,13 @@ fn a_plan_reshaped_from_another_shape_answers_as_one_built_for_it() {
                     Err(_) if first_h < 64 => continue,
                     Err(e) => panic!("{what}: not reshaped: {e:#}"),
                 };
-                let fresh = optimized_plan(parse(), shape, kernels).expect("fresh plan");
-                let (width, height) = image.dimensions();
-                let scale = (in_w as f32 / width as f32).min(in_h as f32 / height as f32);
-                let mut planes = vec![0.0f32; 3 * in_h * in_w];
-                letterbox_into_planes(&image, scale, in_w, in_h, ChannelOrder::Bgr, &mut planes);
-                let input = || {
-                    tract_ndarray::Array4::from_shape_vec((1, 3, in_h, in_w), planes.clone())
-                        .expect("shape")
-                        .into_tensor()
-                        .into_tvalue()
-                };
-                let want = fresh.run(tvec!(input())).expect("fresh runs");
-                let got = reshaped.run(tvec!(input())).expect("reshaped runs");
-                assert_eq!(want.len(), got.len(), "{what}");
-                for (output, (want, got)) in want.iter().zip(&got).enumerate() {
-                    assert_eq!(want.shape(), got.shape(), "{what}: output {output}");
-                    let want = want.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
-                    let got = got.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
-                    assert!(want == got, "{what}, {path}: output {output} differs");
-                }
+                let fresh = optimized_plan(parse(&bytes), shape, kernels).expect("fresh plan");
+                let planes = fitted(&image, [in_h, in_w], ChannelOrder::Bgr);
+                let want = outputs(&fresh, planes.clone(), shape);
+                assert!(
+                    outputs(&reshaped, planes, shape) == want,
+                    "{what}, {path}: the outputs differ"
+                );
             }
         }
     }
@@ -379,42 +368,20 @@ fn a_plan_reshaped_from_another_shape_answers_as_one_built_for_it() {
 #[test]
 fn a_recognizer_plan_reshaped_to_another_batch_answers_as_one_built_for_it() {
     let bytes = model_bytes(RECOGNIZER);
-    let parse = || {
-        tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(&bytes))
-            .expect("parses")
-    };
-    let first = decluttered_model(parse(), [1, 3, 150, 150], Kernels::Project).expect("declutters");
+    let first =
+        decluttered_model(parse(&bytes), [1, 3, 150, 150], Kernels::Project).expect("declutters");
     let shape = [3, 3, 150, 150];
     let reshaped = reshaped_plan(&first, shape).expect("reshaped to a batch of 3");
-    let fresh = optimized_plan(parse(), shape, Kernels::Project).expect("fresh plan");
-    let mut planes = Vec::new();
-    for (_, image) in photos().iter().take(3) {
-        let (width, height) = image.dimensions();
-        let scale = 150.0 / width.max(height) as f32;
-        let mut chip = vec![0.0f32; 3 * 150 * 150];
-        letterbox_into_planes(image, scale, 150, 150, ChannelOrder::Rgb, &mut chip);
-        planes.extend(chip);
-    }
-    let input = || {
-        tract_ndarray::Array4::from_shape_vec((3, 3, 150, 150), planes.clone())
-            .expect("shape")
-            .into_tensor()
-            .into_tvalue()
-    };
-    let want = fresh.run(tvec!(input())).expect("fresh runs");
-    let got = reshaped.run(tvec!(input())).expect("reshaped runs");
-    assert_eq!(want[0].shape(), got[0].shape());
-    assert_eq!(want[0].shape(), &[3, 128]);
-    let want = want[0]
-        .try_as_plain_ram()
-        .unwrap()
-        .as_slice::<f32>()
-        .unwrap();
-    let got = got[0]
-        .try_as_plain_ram()
-        .unwrap()
-        .as_slice::<f32>()
-        .unwrap();
-    assert!(want == got, "descriptors differ");
+    let fresh = optimized_plan(parse(&bytes), shape, Kernels::Project).expect("fresh plan");
+    let planes: Vec<f32> = photos()
+        .iter()
+        .take(3)
+        .flat_map(|(_, image)| fitted(image, [150, 150], ChannelOrder::Rgb))
+        .collect();
+    let want = outputs(&fresh, planes.clone(), shape);
+    assert_eq!(want[0].0, [3, 128]);
+    assert!(
+        outputs(&reshaped, planes, shape) == want,
+        "descriptors differ"
+    );
 }
