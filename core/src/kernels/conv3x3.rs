@@ -56,19 +56,10 @@ pub(crate) struct DirectConv {
 impl DirectConv {
     /// The output's shape for an image of `shape` and `outputs` channels.
     pub(crate) fn output_shape(&self, shape: &[usize], outputs: usize) -> TractResult<TVec<usize>> {
-        let [.., h, w] = shape[..] else {
-            bail!("convolution input must have rank 3 or more, has shape {shape:?}");
-        };
-        ensure!(shape.len() >= 3);
         let geometry = self.direct.geometry();
-        let mut output: TVec<usize> = shape.into();
-        let rank = output.len();
-        output[rank - 3..].copy_from_slice(&[
-            outputs,
-            super::windows(h, geometry),
-            super::windows(w, geometry),
-        ]);
-        Ok(output)
+        super::channels_and_size(shape, outputs, |h, w| {
+            [h, w].map(|n| super::windows(n, geometry))
+        })
     }
 }
 

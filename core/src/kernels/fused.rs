@@ -32,15 +32,9 @@ pub(crate) struct PointwiseDepthwise {
 impl PointwiseDepthwise {
     /// The output's shape for an image of `shape` and `outputs` channels.
     pub(crate) fn output_shape(&self, shape: &[usize], outputs: usize) -> TractResult<TVec<usize>> {
-        let [.., h, w] = shape[..] else {
-            bail!("the fused op's input must have rank 3 or more, has shape {shape:?}");
-        };
-        ensure!(shape.len() >= 3);
-        let (oh, ow) = if self.pool { (h / 2, w / 2) } else { (h, w) };
-        let mut output: TVec<usize> = shape.into();
-        let rank = output.len();
-        output[rank - 3..].copy_from_slice(&[outputs, oh, ow]);
-        Ok(output)
+        super::channels_and_size(shape, outputs, |h, w| {
+            if self.pool { [h / 2, w / 2] } else { [h, w] }
+        })
     }
 }
 

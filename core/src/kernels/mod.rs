@@ -73,6 +73,26 @@ fn windows(n: usize, [size, stride, padding]: [usize; 3]) -> usize {
         .map_or(0, |room| room / stride + 1)
 }
 
+/// `image`'s `[.., C, H, W]` shape with its last three sizes replaced by
+/// `[outputs, rows, columns]`: the output of an op that keeps the leading
+/// (image) axes, given the output rows and columns for `H` and `W`.
+fn channels_and_size(
+    image: &[usize],
+    outputs: usize,
+    size: impl FnOnce(usize, usize) -> [usize; 2],
+) -> TractResult<TVec<usize>> {
+    let rank = image.len();
+    if rank < 3 {
+        return Err(TractError::msg(format!(
+            "the input must have rank 3 or more, has shape {image:?}"
+        )));
+    }
+    let [rows, columns] = size(image[rank - 2], image[rank - 1]);
+    let mut output: TVec<usize> = image.into();
+    output[rank - 3..].copy_from_slice(&[outputs, rows, columns]);
+    Ok(output)
+}
+
 /// A fact's concrete shape: the project's ops run only on those.
 fn concrete(fact: &TypedFact) -> TractResult<TVec<usize>> {
     fact.shape.as_concrete().map(TVec::from).ok_or_else(|| {
