@@ -11,8 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
-use face_core::{Kernels, decluttered_model, optimized_plan, reshaped_plan};
-use tract_onnx::prelude::*;
+use face_core::{Kernels, decluttered_model, optimized_plan, parse_onnx, reshaped_plan};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -29,12 +28,7 @@ fn main() -> Result<(), Error> {
         }
     };
     let bytes = std::fs::read(path)?;
-    let parse = || {
-        tract_onnx::onnx()
-            .with_ignore_output_shapes(true)
-            .with_ignore_value_info(true)
-            .model_for_read(&mut std::io::Cursor::new(&bytes))
-    };
+    let parse = || parse_onnx(&bytes);
     let shape = [1, 3, side[0], side[1]];
     let first = decluttered_model(parse()?, [1, 3, 480, 640], Kernels::Project)?;
     let (mut full, mut reshaped) = (Vec::new(), Vec::new());

@@ -26,10 +26,7 @@ fn main() -> TractResult<()> {
         face_core::Kernels::Project
     };
     let start = Instant::now();
-    let model = tract_onnx::onnx()
-        .with_ignore_output_shapes(true)
-        .with_ignore_value_info(true)
-        .model_for_path(&args[1])?;
+    let model = face_core::parse_onnx(&std::fs::read(&args[1])?)?;
     let parsed = start.elapsed();
     let plan = face_core::optimized_plan(model, dims, kernels)?;
     let opt_time = start.elapsed() - parsed;

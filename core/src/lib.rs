@@ -36,5 +36,5 @@ pub use pipeline::{
     AnalyzedFace, EnrollOutcome, FaceComparison, FacePipeline, ModelBytes, PipelineConfig,
     RecognizedFace, StageTimings,
 };
-pub use plans::{decluttered_model, optimized_plan, reshaped_plan};
+pub use plans::{decluttered_model, optimized_plan, parse_onnx, reshaped_plan};
 pub use quality::{FaceQuality, QualityGate, UnknownReason};

@@ -46,23 +46,28 @@ struct Builder {
     decluttered: OnceCell<TypedModel>,
 }
 
+/// Parses ONNX bytes, as every plan's model is parsed. The analysis of
+/// declared output shapes and value_info is skipped: the dynamic YuNet
+/// exports carry a symbolic batch there that would not unify with a
+/// concrete input.
+pub fn parse_onnx(bytes: &[u8]) -> TractResult<InferenceModel> {
+    tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true)
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+}
+
 impl PlanCache {
-    /// Parses ONNX bytes. The analysis of declared output shapes and
-    /// value_info is skipped: the dynamic YuNet exports carry a symbolic
-    /// batch there that would not unify with a concrete input.
+    /// Parses ONNX bytes ([`parse_onnx`]).
     pub(crate) fn from_onnx_bytes(
         name: &'static str,
         bytes: &[u8],
         kernels: Kernels,
     ) -> Result<Self, ModelError> {
-        let model = tract_onnx::onnx()
-            .with_ignore_output_shapes(true)
-            .with_ignore_value_info(true)
-            .model_for_read(&mut std::io::Cursor::new(bytes))
-            .map_err(|e| ModelError::Load {
-                model: name,
-                reason: format!("{e:#}"),
-            })?;
+        let model = parse_onnx(bytes).map_err(|e| ModelError::Load {
+            model: name,
+            reason: format!("{e:#}"),
+        })?;
         Ok(Self {
             builder: Arc::new(Builder {
                 name,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER};
 use face_core::resample::{ChannelOrder, letterbox_into_planes};
 use face_core::{
-    Detector, DetectorConfig, Kernels, decluttered_model, decode_image, optimized_plan,
+    Detector, DetectorConfig, Kernels, decluttered_model, decode_image, optimized_plan, parse_onnx,
     reshaped_plan,
 };
 use tract_onnx::prelude::*;
@@ -47,15 +47,9 @@ fn photos() -> Vec<(String, face_core::RgbImage)> {
         .collect()
 }
 
-/// The model in `bytes`, parsed as `face-core` parses it (declared output
-/// shapes and value_info skipped: YuNet's dynamic exports carry a symbolic
-/// batch there).
+/// The model in `bytes`, parsed as `face-core` parses it.
 fn parse(bytes: &[u8]) -> InferenceModel {
-    tract_onnx::onnx()
-        .with_ignore_output_shapes(true)
-        .with_ignore_value_info(true)
-        .model_for_read(&mut std::io::Cursor::new(bytes))
-        .expect("parses")
+    parse_onnx(bytes).expect("parses")
 }
 
 /// `image` scaled by `scale` and letterboxed into `[3, h, w]` planes.
