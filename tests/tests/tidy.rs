@@ -252,7 +252,11 @@ fn subcommands(crate_dir: &Path) -> Vec<String> {
 #[test]
 fn the_code_map_names_every_command() {
     let doc = read(&root().join("ARCHITECTURE.md"));
-    for (dir, row_start) in [("xtask", "| `xtask/` |"), ("cli", "| `cli/` (`facectl`) |")] {
+    for (dir, row_start) in [
+        ("xtask-entry", "| `xtask-entry/` |"),
+        ("xtask", "| `xtask/` |"),
+        ("cli", "| `cli/` (`facectl`) |"),
+    ] {
         let row = doc
             .lines()
             .find(|l| l.starts_with(row_start))
@@ -428,12 +432,15 @@ fn resolved_builds(args: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-/// `cargo xtask test` first builds xtask (`cargo run`), then the workspace's
-/// tests; a dependency xtask resolves with other features is compiled twice,
-/// with everything above it (xtask's Cargo.toml pins what unifies them).
+/// Builds that run before the workspace's own, each its own cargo
+/// invocation: `cargo xtask` builds xtask-entry (the alias), then xtask
+/// (`cargo run`), then the workspace's tests; `cargo xtask demo` builds
+/// `facectl` alone first. A dependency one of them resolves with other
+/// features is compiled twice, with everything above it (tract, the AWS
+/// SDK). workspace-hack/Cargo.toml and xtask's Cargo.toml pin what unifies
+/// them.
 #[test]
-fn xtask_builds_every_dependency_as_the_workspace_test_build_does() {
-    let xtask = resolved_builds(&["-p", "xtask", "-e", "normal,build"]);
+fn the_builds_before_the_workspaces_resolve_every_dependency_as_it_does() {
     let workspace = resolved_builds(&[
         "--workspace",
         "--features",
@@ -441,12 +448,39 @@ fn xtask_builds_every_dependency_as_the_workspace_test_build_does() {
         "-e",
         "normal,build,dev",
     ]);
-    assert!(xtask.len() > 100, "{xtask:?}");
-    let differing: Vec<&String> = xtask.difference(&workspace).collect();
-    assert!(
-        differing.is_empty(),
-        "xtask builds these with features the workspace's tests do not (add them to xtask's Cargo.toml): {differing:#?}"
-    );
+    for (build, packages) in [
+        ("xtask", &["-p", "xtask"][..]),
+        ("xtask-entry", &["-p", "xtask-entry"][..]),
+        (
+            "the demo's first facectl",
+            &["-p", "facectl", "-p", "workspace-hack"][..],
+        ),
+    ] {
+        let resolved = resolved_builds(&[packages, &["-e", "normal,build"][..]].concat());
+        assert!(resolved.len() > 90, "{build}: {resolved:?}");
+        let differing: Vec<&String> = resolved.difference(&workspace).collect();
+        assert!(
+            differing.is_empty(),
+            "{build} builds these with features the workspace's tests do not (add them to workspace-hack/Cargo.toml): {differing:#?}"
+        );
+    }
+}
+
+/// `cargo xtask` compiles xtask-entry before it runs any command, and the
+/// demo's first result waits on that build: it must not pull in what the
+/// `xtask` package needs (tract, the AWS SDK, tokio).
+#[test]
+fn xtask_entry_compiles_no_model_runtime_aws_sdk_or_async_runtime() {
+    let resolved = resolved_builds(&["-p", "xtask-entry", "-e", "normal,build"]);
+    let heavy: Vec<&String> = resolved
+        .iter()
+        .filter(|line| {
+            ["tract-", "aws-", "tokio ", "image "]
+                .iter()
+                .any(|prefix| line.starts_with(prefix))
+        })
+        .collect();
+    assert!(heavy.is_empty(), "xtask-entry depends on {heavy:#?}");
 }
 
 /// The gate lints facectl without `cloud` by building the workspace but e2e

@@ -93,7 +93,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchLambdaArgs) -> Result<()> {
     });
 
     let bootstrap = if args.skip_build {
-        build::target_dir(root).join("lambda-dist/x86_64/recognize/bootstrap")
+        crate::target_dir(root).join("lambda-dist/x86_64/recognize/bootstrap")
     } else {
         let artifacts = build::build(
             root,
@@ -158,7 +158,7 @@ pub fn run(sh: &Shell, root: &Path, args: BenchLambdaArgs) -> Result<()> {
         }
     }
 
-    let facectl = build::target_dir(root).join("release/facectl");
+    let facectl = crate::target_dir(root).join("release/facectl");
     let models = crate::bench::default_models(root)?;
     let facectl_cold_start_ms = if facectl.is_file() {
         Some(crate::bench::facectl_cold_start_ms(

@@ -169,7 +169,9 @@ const PROFILE_MARKER: &str = "PROFILE";
 
 /// The profile the artifacts of `arch` were last built with.
 pub fn built_profile(root: &Path, arch: Architecture) -> Option<Profile> {
-    let dist = target_dir(root).join("lambda-dist").join(arch.as_str());
+    let dist = crate::target_dir(root)
+        .join("lambda-dist")
+        .join(arch.as_str());
     let name = std::fs::read_to_string(dist.join(PROFILE_MARKER)).ok()?;
     [Profile::Release, Profile::Ci, Profile::Host]
         .into_iter()
@@ -208,13 +210,6 @@ impl Artifact {
     }
 }
 
-/// The cargo target folder.
-pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-}
-
 pub fn run(root: &Path, args: &BuildArgs) -> Result<()> {
     let artifacts = build(root, args.arch, args.profile, &args.functions)?;
     println!(
@@ -242,7 +237,7 @@ pub fn build(
 ) -> Result<Vec<Artifact>> {
     let selected = select(functions)?;
     let models_dir = ensure_models(root, &selected)?;
-    let target = target_dir(root);
+    let target = crate::target_dir(root);
     let started = Instant::now();
     let bootstraps = if profile == Profile::Host {
         build_on_host(root, arch, &selected)?
@@ -311,7 +306,7 @@ fn build_on_host(root: &Path, arch: Architecture, selected: &[Function]) -> Resu
     }
     let status = command.status().context("running cargo build")?;
     ensure!(status.success(), "cargo build failed ({status})");
-    let debug = target_dir(root).join("debug");
+    let debug = crate::target_dir(root).join("debug");
     Ok(selected.iter().map(|f| debug.join(f.name)).collect())
 }
 
@@ -345,7 +340,7 @@ fn build_with_cargo_lambda(
     if matches!(arch, Architecture::X86_64) {
         warn_if_no_nasm();
     }
-    let lambda_dir = arch.lambda_dir(&target_dir(root));
+    let lambda_dir = arch.lambda_dir(&crate::target_dir(root));
     eprintln!(
         "== cargo lambda build --profile {} --target {} ({}); a cold build takes minutes",
         profile.name(),

@@ -1,14 +1,16 @@
-//! `cargo xtask <command>`: the project's automation, in typed Rust.
-
-use std::path::{Path, PathBuf};
+//! The project's automation, in typed Rust: every `cargo xtask` command but
+//! `fetch-blobs` and the demo's local part, which xtask-entry (the alias's
+//! crate) runs itself before it hands the others here.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+pub use xtask_entry::{
+    as_from_a_shell, blobs, cargo_run_vars, command_from_a_shell, project_root, target_dir,
+};
 
 mod bench;
 mod bench_lambda;
 mod bench_scan;
-mod blobs;
 mod build;
 mod demo;
 mod deploy;
@@ -18,7 +20,11 @@ mod synth;
 mod test;
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Project automation")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Project automation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,8 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Fetch and verify the model files listed in blobs/manifest.toml
-    FetchBlobs(blobs::FetchArgs),
+    /// The demo's second part: the local stack on moto, the real functions under the RIE, the HTTPS API, a video scan, teardown
+    DemoLocalStack(demo::DemoLocalStackArgs),
     /// Build every Lambda function as a static musl bootstrap zip (target/lambda-dist/<arch>/)
     Build(build::BuildArgs),
     /// Time the pipeline per stage against Python onnxruntime on the same images
@@ -54,61 +60,8 @@ enum Command {
     LoadTest(deploy::load::LoadArgs),
     /// The whole test gate: fetch blobs, cargo fmt --check, clippy -D warnings, cfn-lint, the musl functions, cargo test
     Test(test::TestArgs),
-    /// Enroll the labelled people locally and recognize the held-out and group photos
-    Demo(demo::DemoArgs),
     /// Fuzz the untrusted-input entry points with AFL++ (cargo-afl, installed pinned on first use); any crash fails
     Fuzz(fuzz::FuzzArgs),
-}
-
-/// The workspace root, from where this crate lives.
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-/// The variables `cargo run` set for xtask itself (its package's
-/// `CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). The builds xtask runs (the
-/// gate's, the functions', the release `facectl`) go without them: build
-/// scripts that watch them (ring's watches `CARGO_MANIFEST_DIR`) would
-/// otherwise see them change between a `cargo test` typed in a shell and
-/// the same command run by `cargo xtask test`, and each would rebuild ring
-/// and everything above it (rustls, the AWS SDK) for the other.
-pub fn cargo_run_vars() -> Vec<std::ffi::OsString> {
-    const EXACT: [&str; 5] = [
-        "CARGO_MANIFEST_DIR",
-        "CARGO_MANIFEST_PATH",
-        "CARGO_CRATE_NAME",
-        "CARGO_BIN_NAME",
-        "CARGO_PRIMARY_PACKAGE",
-    ];
-    std::env::vars_os()
-        .map(|(name, _)| name)
-        .filter(|name| {
-            name.to_str().is_some_and(|name| {
-                EXACT.contains(&name)
-                    || name.starts_with("CARGO_PKG_")
-                    || name.starts_with("CARGO_MANIFEST_")
-            })
-        })
-        .collect()
-}
-
-/// `cmd` without [`cargo_run_vars`], so a cargo command xtask runs shares
-/// its build with the same command typed in a shell.
-pub fn as_from_a_shell(cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
-    cargo_run_vars()
-        .into_iter()
-        .fold(cmd, |cmd, name| cmd.env_remove(name))
-}
-
-/// [`as_from_a_shell`] for a process xtask spawns and waits on itself.
-pub fn command_from_a_shell(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    let mut command = std::process::Command::new(program);
-    for name in cargo_run_vars() {
-        command.env_remove(name);
-    }
-    command
 }
 
 /// What a timed process must not inherit from a developer's shell: with a
@@ -131,7 +84,6 @@ fn main() -> Result<()> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(&root);
     match cli.command {
-        Command::FetchBlobs(args) => blobs::fetch(&root, &args),
         Command::Build(args) => build::run(&root, &args),
         Command::Bench(args) => {
             time_as_deployed(&sh);
@@ -154,7 +106,34 @@ fn main() -> Result<()> {
         Command::Serve(args) => deploy::serve_command(&root, &args),
         Command::LoadTest(args) => deploy::load_command(&root, &args),
         Command::Test(args) => test::run(&sh, &root, &args),
-        Command::Demo(args) => demo::run(&sh, &root, args),
+        Command::DemoLocalStack(args) => demo::run(&sh, &root, args),
         Command::Fuzz(args) => fuzz::run_command(&root, &args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// xtask-entry's `cargo xtask --help` lists this crate's commands with
+    /// the same descriptions (plus its own two, which it runs itself).
+    #[test]
+    fn the_entry_lists_every_command_of_this_crate_as_it_is_described_here() {
+        let described = |command: &clap::Command| -> Vec<(String, String)> {
+            command
+                .get_subcommands()
+                .map(|c| {
+                    let about = c.get_about().map(ToString::to_string).unwrap_or_default();
+                    (c.get_name().to_string(), about)
+                })
+                .collect()
+        };
+        let here = described(&super::Cli::command());
+        let entry: Vec<_> = described(&xtask_entry::Cli::command())
+            .into_iter()
+            .filter(|(name, _)| name != "fetch-blobs" && name != "demo")
+            .collect();
+        assert!(here.len() > 10, "{here:?}");
+        assert_eq!(entry, here);
     }
 }

@@ -206,7 +206,7 @@ const BESIDE: (&str, &str) = ("video_jobs_local", "video_jobs_on_the_local_stack
 /// builds). The one beside prints its output when both are done.
 fn run_tests(sh: &Shell, root: &Path, driver: &Path) -> Result<()> {
     let (target, name) = BESIDE;
-    let log_path = crate::build::target_dir(root).join(format!("test-gate-{target}.log"));
+    let log_path = crate::target_dir(root).join(format!("test-gate-{target}.log"));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
     let mut beside = crate::command_from_a_shell("cargo");

@@ -1,0 +1,99 @@
+//! `cargo xtask demo`: the main job on the embedded local default. Enrolls
+//! the people of the labelled data set who have two or more photos (all but
+//! their last photo), then recognizes the held-out photos and the group
+//! photos, printing who was found where; then hands the local stack's part
+//! to the `xtask` package (`demo-local-stack`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+use anyhow::Result;
+use xshell::{Shell, cmd};
+
+use crate::blobs;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Labelled data folder [default: $FACE_DATA_DIR, else ../shared/data
+    /// beside the checkout]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Skip the round trip through the local stack (deploy on moto, the
+    /// real functions under the Runtime Interface Emulator, smoke test,
+    /// teardown), which builds the functions first
+    #[arg(long)]
+    pub skip_local_stack: bool,
+}
+
+pub fn run(root: &Path, args: DemoArgs) -> Result<ExitStatus> {
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let sh = &sh;
+
+    let data = devset::data_dir(args.data.as_deref(), root);
+    blobs::fetch(root, &blobs::FetchArgs::default())?;
+    // `facectl` alone, without `cloud`: the first result waits for tract and
+    // the decoders, not for the AWS SDKs. `workspace-hack` in the same build
+    // turns on the features the workspace build (demo-local-stack, below)
+    // resolves in facectl's dependencies, so that build reuses all of them.
+    // The dev profile: dependencies optimized, tract among them (`cargo
+    // xtask bench` measures release).
+    crate::as_from_a_shell(cmd!(
+        sh,
+        "cargo build --package facectl --package workspace-hack --bin facectl"
+    ))
+    .run()?;
+    let facectl = crate::target_dir(root).join("debug/facectl");
+    let store = root.join("target/demo-store");
+    let _ = std::fs::remove_dir_all(&store);
+
+    let mut photos: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for label in devset::recognition_labels(&data)? {
+        photos
+            .entry(label.identity)
+            .or_default()
+            .push(data.join(label.path));
+    }
+    let mut held_out = Vec::new();
+    for (person, mut paths) in photos {
+        if paths.len() < 2 {
+            held_out.extend(paths);
+            continue;
+        }
+        held_out.extend(paths.pop());
+        println!("== enroll {person} from {} photo(s)", paths.len());
+        cmd!(
+            sh,
+            "{facectl} --store {store} enroll --collection demo --person {person} {paths...}"
+        )
+        .run()?;
+    }
+    let groups: Vec<PathBuf> = devset::detection_labels(&data)?
+        .into_iter()
+        .map(|label| data.join(label.path))
+        .collect();
+    println!("== recognize held-out photos (people with one photo were never enrolled: unknown)");
+    cmd!(
+        sh,
+        "{facectl} --store {store} recognize --collection demo {held_out...}"
+    )
+    .run()?;
+    println!("== recognize group and face-free photos");
+    cmd!(
+        sh,
+        "{facectl} --store {store} recognize --collection demo {groups...}"
+    )
+    .run()?;
+    if args.skip_local_stack {
+        return Ok(ExitStatus::default());
+    }
+    crate::in_xtask(
+        root,
+        [
+            "demo-local-stack".into(),
+            "--data".into(),
+            data.into_os_string(),
+        ],
+    )
+}
