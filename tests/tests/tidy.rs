@@ -435,7 +435,8 @@ fn resolved_builds(args: &[&str]) -> BTreeSet<String> {
 /// Builds that run before the workspace's own, each its own cargo
 /// invocation: `cargo xtask` builds xtask-entry (the alias), then xtask
 /// (`cargo run`), then the workspace's tests; `cargo xtask demo` builds
-/// `facectl` alone first. A dependency one of them resolves with other
+/// `facectl` alone first (and `fetch-blobs` dlib-model, when it converts).
+/// A dependency one of them resolves with other
 /// features is compiled twice, with everything above it (tract, the AWS
 /// SDK). workspace-hack/Cargo.toml and xtask's Cargo.toml pin what unifies
 /// them.
@@ -448,12 +449,19 @@ fn the_builds_before_the_workspaces_resolve_every_dependency_as_it_does() {
         "-e",
         "normal,build,dev",
     ]);
-    for (build, packages) in [
-        ("xtask", &["-p", "xtask"][..]),
-        ("xtask-entry", &["-p", "xtask-entry"][..]),
+    let hack = "workspace-hack/Cargo.toml";
+    for (build, packages, pins) in [
+        ("xtask", &["-p", "xtask"][..], "xtask/Cargo.toml"),
+        ("xtask-entry", &["-p", "xtask-entry"][..], hack),
         (
             "the demo's first facectl",
             &["-p", "facectl", "-p", "workspace-hack"][..],
+            hack,
+        ),
+        (
+            "fetch-blobs' dlib-model converter",
+            &["-p", "facectl", "-p", "workspace-hack", "-p", "dlib-model"][..],
+            hack,
         ),
     ] {
         let resolved = resolved_builds(&[packages, &["-e", "normal,build"][..]].concat());
@@ -461,7 +469,7 @@ fn the_builds_before_the_workspaces_resolve_every_dependency_as_it_does() {
         let differing: Vec<&String> = resolved.difference(&workspace).collect();
         assert!(
             differing.is_empty(),
-            "{build} builds these with features the workspace's tests do not (add them to workspace-hack/Cargo.toml): {differing:#?}"
+            "{build} builds these with features the workspace's tests do not (add them to {pins}): {differing:#?}"
         );
     }
 }

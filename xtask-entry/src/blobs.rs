@@ -331,9 +331,7 @@ fn default_mirror(root: &Path) -> PathBuf {
 /// Where pip downloads go (in a temporary folder, removed afterwards):
 /// `$CARGO_TARGET_DIR/xtask-blobs`, else `target/xtask-blobs`.
 fn default_scratch(root: &Path) -> PathBuf {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    root.join(target).join("xtask-blobs")
+    crate::target_dir(root).join("xtask-blobs")
 }
 
 /// Where one run fetches from and to.
@@ -515,19 +513,32 @@ fn decoder<'a>(compression: Option<Compression>, raw: impl Read + 'a) -> Box<dyn
 /// Converts the file `input` into the file `output`. The converter is
 /// dlib-model's own binary, built on first use: it needs tract, which this
 /// crate does not compile, so the demo's first result waits for nothing it
-/// does not run (with the local mirror, nothing is converted).
+/// does not run (with the local mirror, nothing is converted). Built with
+/// `facectl` and `workspace-hack`, it resolves tract as the workspace build
+/// does (tests/tests/tidy.rs), so tract is compiled once for both.
 fn convert(converter: Converter, input: &Path, output: &Path) -> Result<()> {
     match converter {
         Converter::DlibOnnx => {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = crate::command_from_a_shell(cargo)
-                .current_dir(crate::project_root())
-                .args(["run", "--quiet", "--package", "dlib-model", "--"])
+            let root = crate::project_root();
+            let status = crate::command_from_a_shell(crate::cargo())
+                .current_dir(&root)
+                .args([
+                    "build",
+                    "--package",
+                    "facectl",
+                    "--package",
+                    "workspace-hack",
+                ])
+                .args(["--package", "dlib-model", "--bin", "dlib-model"])
+                .status()
+                .context("running `cargo build --package dlib-model`")?;
+            ensure!(status.success(), "building dlib-model failed ({status})");
+            let status = Command::new(crate::target_dir(&root).join("debug/dlib-model"))
                 .arg(input)
                 .arg("--onnx")
                 .arg(output)
                 .status()
-                .context("running `cargo run --package dlib-model`")?;
+                .context("running dlib-model")?;
             ensure!(status.success(), "dlib-model failed ({status})");
             Ok(())
         }

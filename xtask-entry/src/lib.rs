@@ -101,28 +101,40 @@ pub fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitStatus> {
     match cli.command {
         Command::FetchBlobs(args) => blobs::fetch(&root, &args).map(|()| success()),
         Command::Demo(args) => demo::run(&root, args),
-        _ => in_xtask(&root, argv),
+        // The rest carry `Forwarded`; a new command this crate runs itself
+        // gets its arm above, and `xtask`'s test of the two lists fails
+        // until it does.
+        _ => forward_to_xtask(&root, argv),
     }
 }
 
-/// `cargo run --package xtask -- ARGS`, from a shell's environment; its
-/// exit status.
-pub fn in_xtask<I, S>(root: &Path, args: I) -> Result<ExitStatus>
+/// `cargo run --package xtask -- ARGS`, from a shell's environment and in
+/// the caller's folder (relative paths in ARGS mean what they meant to the
+/// user); its exit status.
+pub fn forward_to_xtask<I, S>(root: &Path, args: I) -> Result<ExitStatus>
 where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    command_from_a_shell(cargo)
-        .current_dir(root)
-        .args(["run", "--package", "xtask", "--"])
+    command_from_a_shell(cargo())
+        .arg("run")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .args(["--package", "xtask", "--"])
         .args(args.into_iter().map(Into::into))
         .status()
         .context("running `cargo run --package xtask`")
 }
 
-fn success() -> ExitStatus {
-    std::process::ExitStatus::default()
+/// The cargo that runs this process (`$CARGO`, which `cargo run` sets),
+/// else the one on `PATH`.
+pub fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A status that says success, for the commands this crate runs itself.
+pub(crate) fn success() -> ExitStatus {
+    ExitStatus::default()
 }
 
 /// The workspace root, from where this crate lives.
@@ -132,11 +144,10 @@ pub fn project_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// Where cargo builds: `$CARGO_TARGET_DIR`, else `target/` in the root.
+/// Where cargo builds: `$CARGO_TARGET_DIR` (relative to the root, as the
+/// builds xtask runs from there see it), else `target/` in the root.
 pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 /// The variables `cargo run` set for xtask itself (its package's
@@ -181,4 +192,50 @@ pub fn command_from_a_shell(program: impl AsRef<std::ffi::OsStr>) -> std::proces
         command.env_remove(name);
     }
     command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(line: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(line.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    fn forwarded(line: &[&str]) -> Vec<String> {
+        let args = match parsed(line).expect("parses") {
+            Command::Build(f) | Command::Test(f) | Command::Deploy(f) => f.args,
+            other => panic!("not forwarded: {other:?}"),
+        };
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_forwarded_commands_arguments_pass_untouched_help_included() {
+        assert_eq!(forwarded(&["build", "--help"]), ["--help"]);
+        assert_eq!(
+            forwarded(&["build", "--arch", "arm64", "--profile", "ci"]),
+            ["--arch", "arm64", "--profile", "ci"]
+        );
+        assert_eq!(
+            forwarded(&["deploy", "--stack", "dev.yaml", "-h"]),
+            ["--stack", "dev.yaml", "-h"]
+        );
+        assert!(forwarded(&["test"]).is_empty());
+    }
+
+    #[test]
+    fn the_commands_run_here_are_parsed_here() {
+        let demo = parsed(&["demo", "--skip-local-stack", "--data", "d"]).expect("parses");
+        assert!(
+            matches!(&demo, Command::Demo(a) if a.skip_local_stack && a.data.as_deref() == Some(Path::new("d"))),
+            "{demo:?}"
+        );
+        let err = parsed(&["demo", "--no-such-flag"]).expect_err("refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(parsed(&["no-such-command"]).is_err());
+    }
 }
