@@ -17,7 +17,6 @@ pub struct DemoLocalStackArgs {
 
 pub fn run(sh: &Shell, root: &Path, args: DemoLocalStackArgs) -> Result<()> {
     let data = devset::data_dir(args.data.as_deref(), root);
-    crate::blobs::fetch(root, &crate::blobs::FetchArgs::default())?;
     // `--endpoint` and `scan-video --stack local` below: the cloud commands.
     // The workspace's features, so the dependencies this xtask and the
     // demo's first `facectl` were built with are reused (the dev profile:
@@ -30,7 +29,8 @@ pub fn run(sh: &Shell, root: &Path, args: DemoLocalStackArgs) -> Result<()> {
     let facectl = crate::target_dir(root).join("debug/facectl");
     // Built now, not found stale from an earlier build: the functions of
     // the same build as the facectl above (a link each where this machine
-    // runs its own binaries under the RIE).
+    // runs its own binaries under the RIE). The build fetches the models
+    // they and `facectl` load when one is missing.
     let arch = face_contracts::Architecture::X86_64;
     crate::build::build(root, arch, crate::build::Profile::local_default(arch), &[])?;
     local_stack_round_trip(root, &data, &facectl)
