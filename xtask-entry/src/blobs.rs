@@ -514,21 +514,15 @@ fn decoder<'a>(compression: Option<Compression>, raw: impl Read + 'a) -> Box<dyn
 /// dlib-model's own binary, built on first use: it needs tract, which this
 /// crate does not compile, so the demo's first result waits for nothing it
 /// does not run (with the local mirror, nothing is converted). Built with
-/// `facectl` and `workspace-hack`, it resolves tract as the workspace build
-/// does (tests/tests/tidy.rs), so tract is compiled once for both.
+/// [`crate::FACECTL_ALONE`], so tract is compiled once for both.
 fn convert(converter: Converter, input: &Path, output: &Path) -> Result<()> {
     match converter {
         Converter::DlibOnnx => {
             let root = crate::project_root();
             let status = crate::command_from_a_shell(crate::cargo())
                 .current_dir(&root)
-                .args([
-                    "build",
-                    "--package",
-                    "facectl",
-                    "--package",
-                    "workspace-hack",
-                ])
+                .arg("build")
+                .args(crate::FACECTL_ALONE)
                 .args(["--package", "dlib-model", "--bin", "dlib-model"])
                 .status()
                 .context("running `cargo build --package dlib-model`")?;

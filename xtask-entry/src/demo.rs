@@ -33,25 +33,16 @@ pub fn run(root: &Path, args: DemoArgs) -> Result<ExitStatus> {
 
     let data = devset::data_dir(args.data.as_deref(), root);
     // `facectl` alone, without `cloud`: the first result waits for tract and
-    // the decoders, not for the AWS SDKs. `workspace-hack` in the same build
-    // turns on the features the workspace build (demo-local-stack, below)
-    // resolves in facectl's dependencies, so that build reuses all of them.
+    // the decoders, not for the AWS SDKs; demo-local-stack's workspace build
+    // below reuses every dependency (`FACECTL_ALONE`).
     // The dev profile: dependencies optimized, tract among them (`cargo
     // xtask bench` measures release). Started first, so the models are
     // fetched (a PyPI download on a fresh checkout) while it compiles.
-    let build_args = [
-        "build",
-        "--package",
-        "facectl",
-        "--package",
-        "workspace-hack",
-        "--bin",
-        "facectl",
-    ];
+    let build_args = [&["build"][..], &crate::FACECTL_ALONE, &["--bin", "facectl"]].concat();
     println!("$ cargo {}", build_args.join(" "));
     let mut build = crate::command_from_a_shell(crate::cargo())
         .current_dir(root)
-        .args(build_args)
+        .args(&build_args)
         .spawn()
         .context("starting `cargo build --package facectl`")?;
     let fetched = blobs::fetch(root, &blobs::FetchArgs::default());

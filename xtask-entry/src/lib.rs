@@ -126,6 +126,13 @@ where
         .context("running `cargo run --package xtask`")
 }
 
+/// The packages of a build of `facectl` alone, before the workspace's: with
+/// `workspace-hack`, every dependency resolves as the workspace build does,
+/// so neither build compiles tract twice (tests/tests/tidy.rs). The demo's
+/// first build and the dlib-model converter's (`--package dlib-model`
+/// added) use it.
+pub const FACECTL_ALONE: [&str; 4] = ["--package", "facectl", "--package", "workspace-hack"];
+
 /// The cargo that runs this process (`$CARGO`, which `cargo run` sets),
 /// else the one on `PATH`.
 pub fn cargo() -> OsString {
