@@ -21,23 +21,32 @@ pub(crate) const POSITIONS: usize = 4;
 /// Output channels per vector.
 const LANES: usize = 8;
 
+/// How many values [`pack`] writes for a `[O, taps]` kernel of `len`
+/// values: the groups of [`LANES`] output channels (the op is only swapped
+/// in when O is a multiple of it).
+pub(crate) fn packed_len(len: usize, taps: usize) -> usize {
+    len.checked_div(taps).unwrap_or(0) / LANES * LANES * taps
+}
+
 /// A `[O, taps]` kernel (`O` a multiple of [`LANES`]) in the order the
 /// product reads it: by group of 8 output channels, then tap, the group's
-/// 8 weights of a tap adjacent. Done once when the op is swapped in.
-pub(crate) fn pack(kernel: &[f32], taps: usize) -> Vec<f32> {
-    let outputs = kernel.len().checked_div(taps).unwrap_or(0);
+/// 8 weights of a tap adjacent, into `packed` ([`packed_len`] values).
+/// Done once when the op is swapped in, straight into the constant's tensor.
+pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) {
     if taps == 0 {
-        return Vec::new();
+        return;
     }
-    let mut packed = Vec::with_capacity(outputs / LANES * taps * LANES);
+    let mut slots = packed.chunks_exact_mut(LANES);
     // Group by group, tap by tap: with the three indices divided out of a
     // flat one per weight, packing was a seventh of the recognizer's plan.
     for rows in kernel.chunks_exact(taps * LANES) {
         for tap in 0..taps {
-            packed.extend(rows.chunks_exact(taps).map(|row| row[tap]));
+            let Some(slot) = slots.next() else { return };
+            for (to, row) in slot.iter_mut().zip(rows.chunks_exact(taps)) {
+                *to = row[tap];
+            }
         }
     }
-    packed
 }
 
 /// Rows and columns out of `[h, w]` for a 3x3 window every `stride` pixels
@@ -186,6 +195,7 @@ mod tests {
         assert_matches_packed(
             &cases,
             [3, 1, 1],
+            packed_len,
             pack,
             |image, shape, kernel, bias, relu, out| {
                 conv_3x3_deep(image, shape, [1, 1], kernel, bias, relu, out)
@@ -204,6 +214,7 @@ mod tests {
             assert_matches_packed(
                 &cases,
                 [3, 2, padding],
+                packed_len,
                 pack,
                 |image, shape, kernel, bias, relu, out| {
                     conv_3x3_deep(image, shape, [2, padding], kernel, bias, relu, out)

@@ -166,7 +166,7 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
             let name = node.name.clone();
             let mut patch = TypedModelPatch::new(format!("project depthwise {name}"));
             let x = patch.tap_model(model, node.inputs[0])?;
-            let kernel = patch.add_const(format!("{name}.kernel_c9"), weights.kernel)?;
+            let kernel = patch.add_const(format!("{name}.kernel_c9"), weights.kernel_matrix()?)?;
             let bias = patch.add_const(format!("{name}.bias_c"), weights.bias)?;
             let out = patch.wire_node(
                 format!("{name}.project"),
@@ -266,12 +266,24 @@ fn swap_direct(
     }
     let mut patch = TypedModelPatch::new(format!("project direct conv {direct:?} {name}"));
     let x = patch.tap_model(model, node.inputs[0])?;
-    let (kernel, taps) = (floats(&weights.kernel)?, weights.kernel.shape()[1]);
-    let packed = match direct {
-        Direct::Deep { .. } => deep3x3::pack(kernel, taps),
-        Direct::Stride1 | Direct::Stride2 { .. } => taps::pack(kernel, taps),
+    let (kernel, taps) = (weights.kernel_values()?, weights.taps);
+    // Packed straight into the constant's tensor (a `Vec` first, then a
+    // tensor copied from it, touched twice the recognizer's 22 MB).
+    let deep = matches!(direct, Direct::Deep { .. });
+    let len = if deep {
+        deep3x3::packed_len(kernel.len(), taps)
+    } else {
+        taps::packed_len(kernel.len(), taps)
     };
-    let kernel = patch.add_const(format!("{name}.kernel_packed"), tensor1(&packed))?;
+    let mut packed = Tensor::zero::<f32>(&[len])?;
+    let mut storage = packed.try_as_plain_ram_mut()?;
+    let out = storage.as_slice_mut::<f32>()?;
+    if deep {
+        deep3x3::pack(kernel, taps, out);
+    } else {
+        taps::pack(kernel, taps, out);
+    }
+    let kernel = patch.add_const(format!("{name}.kernel_packed"), packed)?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
     let out = patch.wire_node(format!("{name}.project"), op, &[x, kernel, bias])?[0];
     patch.shunt_outside(model, OutletId::new(replaced, 0), out)?;
@@ -367,11 +379,26 @@ fn fuse(model: &mut TypedModel) -> TractResult<()> {
 
 /// A convolution's constant weights, as the project's ops take them.
 struct ConvWeights {
-    /// `[O, taps]`: each output channel's taps, row-major (for a depthwise
-    /// convolution O is its channels and taps 9).
-    kernel: Tensor,
+    /// The model's constant itself, read as `[O, taps]`: each output
+    /// channel's taps, row-major (for a depthwise convolution O is its
+    /// channels and taps 9). Shared with the parsed model, so it is read in
+    /// place: an owned copy deep-cloned every kernel, 22 MB of the
+    /// recognizer's, in every cold start's plan.
+    kernel: Arc<Tensor>,
+    taps: usize,
     /// `[O]`.
     bias: Tensor,
+}
+
+impl ConvWeights {
+    fn kernel_values(&self) -> TractResult<&[f32]> {
+        floats(&self.kernel)
+    }
+
+    /// The kernel as its own `[O, taps]` tensor.
+    fn kernel_matrix(&self) -> TractResult<Tensor> {
+        Tensor::from_shape(&[self.bias.len(), self.taps], self.kernel_values()?)
+    }
 }
 
 /// A convolution node's constant f32 kernel as `[outputs, taps]` and its
@@ -398,14 +425,14 @@ fn constant_weights(
     {
         return Ok(None);
     }
-    let kernel = kernel.clone().into_tensor().into_shape(&[outputs, taps])?;
+    let kernel = Arc::clone(kernel);
     let bias = if bias.len() == outputs {
         bias.clone().into_tensor().into_shape(&[outputs])?
     } else {
         let value = floats(bias)?[0];
         Tensor::from(tract_ndarray::Array1::from_elem(outputs, value))
     };
-    Ok(Some(ConvWeights { kernel, bias }))
+    Ok(Some(ConvWeights { kernel, taps, bias }))
 }
 
 /// The weights of a float, 3x3, stride 1, dilation 1, padding 1 depthwise
@@ -590,7 +617,7 @@ fn centre_tap_weights(
     let Some(weights) = constant_weights(model, node, outputs, inputs * taps)? else {
         return Ok(None);
     };
-    let kernel = floats(&weights.kernel)?;
+    let kernel = weights.kernel_values()?;
     let centre: Vec<f32> = kernel
         .chunks_exact(taps)
         .map(|channel_taps| channel_taps[taps / 2])

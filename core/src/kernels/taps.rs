@@ -17,27 +17,36 @@ const BLOCK: usize = 4;
 /// Positions per step.
 pub(super) const STEP: usize = 24;
 
+/// How many values [`pack`] writes for a kernel of `len` values: as many.
+pub(crate) fn packed_len(len: usize, _taps: usize) -> usize {
+    len
+}
+
 /// A `[O, taps]` kernel in the order the product reads it: by block of
 /// four output channels, then tap (the four weights one step broadcasts
-/// are adjacent), then the rows of the channels left over as they are.
+/// are adjacent), then the rows of the channels left over as they are,
+/// into `packed` (as long as `kernel`).
 /// Done once when the op is swapped in: packed on each call, a 64-channel
 /// layer's weights were a 150 KB allocation and copy every time.
-pub(crate) fn pack(kernel: &[f32], taps: usize) -> Vec<f32> {
+pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) {
     let outputs = kernel.len().checked_div(taps).unwrap_or(0);
-    let blocks = outputs / BLOCK;
-    if taps == 0 {
-        return Vec::new();
+    let blocked = outputs / BLOCK * BLOCK * taps;
+    if taps == 0 || packed.len() != kernel.len() {
+        return;
     }
-    let mut packed = Vec::with_capacity(outputs * taps);
+    let (blocks, rest) = packed.split_at_mut(blocked);
+    let mut slots = blocks.chunks_exact_mut(BLOCK);
     // Block by block, tap by tap (as `deep3x3::pack`, no division per
     // weight).
     for rows in kernel.chunks_exact(taps * BLOCK) {
         for tap in 0..taps {
-            packed.extend(rows.chunks_exact(taps).map(|row| row[tap]));
+            let Some(slot) = slots.next() else { return };
+            for (to, row) in slot.iter_mut().zip(rows.chunks_exact(taps)) {
+                *to = row[tap];
+            }
         }
     }
-    packed.extend_from_slice(&kernel[blocks * BLOCK * taps..]);
-    packed
+    rest.copy_from_slice(&kernel[blocked..]);
 }
 
 /// A convolution's kernel, as [`pack`] leaves it, and its `[O]` bias.
@@ -269,7 +278,7 @@ pub(super) mod definition {
         geometry: [usize; 3],
         run: impl Fn(&[f32], [usize; 3], &[f32], &[f32], bool, &mut [f32]),
     ) {
-        assert_matches_packed(cases, geometry, super::pack, run);
+        assert_matches_packed(cases, geometry, super::packed_len, super::pack, run);
     }
 
     /// [`assert_matches`] for a kernel packed by `pack` (`[O, taps]`, the
@@ -277,14 +286,17 @@ pub(super) mod definition {
     pub(in crate::kernels) fn assert_matches_packed(
         cases: &[(usize, usize, usize, usize, usize)],
         [size, stride, padding]: [usize; 3],
-        pack: impl Fn(&[f32], usize) -> Vec<f32>,
+        packed_len: impl Fn(usize, usize) -> usize,
+        pack: impl Fn(&[f32], usize, &mut [f32]),
         run: impl Fn(&[f32], [usize; 3], &[f32], &[f32], bool, &mut [f32]),
     ) {
         for &(images, c, outputs, h, w) in cases {
             let image = values(images * c * h * w, 1);
             let kernel = values(outputs * c * size * size, 2);
             let bias = values(outputs, 3);
-            let packed = pack(&kernel, c * size * size);
+            let taps = c * size * size;
+            let mut packed = vec![f32::NAN; packed_len(kernel.len(), taps)];
+            pack(&kernel, taps, &mut packed);
             for relu in [false, true] {
                 let geometry = [size, stride, padding];
                 let want = reference(&image, [c, h, w], &kernel, &bias, relu, geometry);
