@@ -11,6 +11,7 @@
 //! come from zero-bordered planes, as in `conv3x3`, so there is no `Pad`
 //! node and no im2col.
 
+use tract_onnx::tract_core::internal::{TractResult, ensure};
 use wide::f32x8;
 
 use super::depthwise::load;
@@ -32,21 +33,25 @@ pub(crate) fn packed_len(len: usize, taps: usize) -> usize {
 /// product reads it: by group of 8 output channels, then tap, the group's
 /// 8 weights of a tap adjacent, into `packed` ([`packed_len`] values).
 /// Done once when the op is swapped in, straight into the constant's tensor.
-pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) {
+pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) -> TractResult<()> {
+    ensure!(packed.len() == packed_len(kernel.len(), taps));
     if taps == 0 {
-        return;
+        return Ok(());
     }
     let mut slots = packed.chunks_exact_mut(LANES);
     // Group by group, tap by tap: with the three indices divided out of a
     // flat one per weight, packing was a seventh of the recognizer's plan.
     for rows in kernel.chunks_exact(taps * LANES) {
         for tap in 0..taps {
-            let Some(slot) = slots.next() else { return };
+            let Some(slot) = slots.next() else {
+                break;
+            };
             for (to, row) in slot.iter_mut().zip(rows.chunks_exact(taps)) {
                 *to = row[tap];
             }
         }
     }
+    Ok(())
 }
 
 /// Rows and columns out of `[h, w]` for a 3x3 window every `stride` pixels
@@ -180,6 +185,27 @@ fn blocks<const V: usize>(
 mod tests {
     use super::super::taps::definition::assert_matches_packed;
     use super::*;
+
+    #[test]
+    fn a_buffer_of_another_length_is_refused_not_left_partly_packed() {
+        let kernel: Vec<f32> = (0..16 * 9).map(|i| i as f32).collect();
+        let len = packed_len(kernel.len(), 9);
+        assert_eq!(len, kernel.len());
+        for wrong in [len - 1, len + 8] {
+            let mut packed = vec![0.0; wrong];
+            assert!(pack(&kernel, 9, &mut packed).is_err(), "{wrong} values");
+            let mut packed = vec![0.0; wrong];
+            assert!(
+                super::super::taps::pack(&kernel, 9, &mut packed).is_err(),
+                "{wrong} values"
+            );
+        }
+        let mut packed = vec![0.0; len];
+        pack(&kernel, 9, &mut packed).expect("packed_len values");
+        // The first group's first tap: output channels 0..8, tap 0.
+        let first: Vec<f32> = (0..8).map(|o| (o * 9) as f32).collect();
+        assert_eq!(packed[..8], first[..]);
+    }
 
     #[test]
     fn every_shape_matches_the_definition_at_both_strides() {

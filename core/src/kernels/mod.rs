@@ -279,9 +279,9 @@ fn swap_direct(
     let mut storage = packed.try_as_plain_ram_mut()?;
     let out = storage.as_slice_mut::<f32>()?;
     if deep {
-        deep3x3::pack(kernel, taps, out);
+        deep3x3::pack(kernel, taps, out)?;
     } else {
-        taps::pack(kernel, taps, out);
+        taps::pack(kernel, taps, out)?;
     }
     let kernel = patch.add_const(format!("{name}.kernel_packed"), packed)?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;

@@ -7,6 +7,7 @@
 //! twelve registers; each tap costs three loads, four broadcasts and twelve
 //! FMAs, as the 1x1 convolution's product does.
 
+use tract_onnx::tract_core::internal::{TractResult, ensure};
 use wide::f32x8;
 
 use super::depthwise::load;
@@ -28,11 +29,12 @@ pub(crate) fn packed_len(len: usize, _taps: usize) -> usize {
 /// into `packed` (as long as `kernel`).
 /// Done once when the op is swapped in: packed on each call, a 64-channel
 /// layer's weights were a 150 KB allocation and copy every time.
-pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) {
+pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) -> TractResult<()> {
+    ensure!(packed.len() == packed_len(kernel.len(), taps));
     let outputs = kernel.len().checked_div(taps).unwrap_or(0);
     let blocked = outputs / BLOCK * BLOCK * taps;
-    if taps == 0 || packed.len() != kernel.len() {
-        return;
+    if taps == 0 {
+        return Ok(());
     }
     let (blocks, rest) = packed.split_at_mut(blocked);
     let mut slots = blocks.chunks_exact_mut(BLOCK);
@@ -40,13 +42,16 @@ pub(crate) fn pack(kernel: &[f32], taps: usize, packed: &mut [f32]) {
     // weight).
     for rows in kernel.chunks_exact(taps * BLOCK) {
         for tap in 0..taps {
-            let Some(slot) = slots.next() else { return };
+            let Some(slot) = slots.next() else {
+                break;
+            };
             for (to, row) in slot.iter_mut().zip(rows.chunks_exact(taps)) {
                 *to = row[tap];
             }
         }
     }
     rest.copy_from_slice(&kernel[blocked..]);
+    Ok(())
 }
 
 /// A convolution's kernel, as [`pack`] leaves it, and its `[O]` bias.
@@ -287,7 +292,7 @@ pub(super) mod definition {
         cases: &[(usize, usize, usize, usize, usize)],
         [size, stride, padding]: [usize; 3],
         packed_len: impl Fn(usize, usize) -> usize,
-        pack: impl Fn(&[f32], usize, &mut [f32]),
+        pack: impl Fn(&[f32], usize, &mut [f32]) -> super::TractResult<()>,
         run: impl Fn(&[f32], [usize; 3], &[f32], &[f32], bool, &mut [f32]),
     ) {
         for &(images, c, outputs, h, w) in cases {
@@ -296,7 +301,7 @@ pub(super) mod definition {
             let bias = values(outputs, 3);
             let taps = c * size * size;
             let mut packed = vec![f32::NAN; packed_len(kernel.len(), taps)];
-            pack(&kernel, taps, &mut packed);
+            pack(&kernel, taps, &mut packed).expect("a buffer of packed_len values");
             for relu in [false, true] {
                 let geometry = [size, stride, padding];
                 let want = reference(&image, [c, h, w], &kernel, &bias, relu, geometry);
