@@ -33,6 +33,21 @@ impl Embedder {
         })
     }
 
+    /// [`Embedder::from_onnx_bytes`] of the bytes `source` returns, on a
+    /// thread of its own: returns at once, and every use waits for the
+    /// parse. A failure (`source`'s error, the parser's, or its panic) is
+    /// every use's [`ModelError::Load`]. For an on-demand cold start, where
+    /// reading and parsing the recognizer's 22 MB would otherwise keep a
+    /// waiting request from starting ([`crate::FacePipeline::with_embedder`]).
+    pub fn load_in_background<F>(source: F) -> Self
+    where
+        F: FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+    {
+        Self {
+            plans: PlanCache::load_in_background(MODEL, Kernels::default(), source),
+        }
+    }
+
     /// Builds the optimized plan for batches of `batch` chips ahead of use.
     pub fn prepare(&self, batch: usize) -> Result<(), ModelError> {
         self.plans

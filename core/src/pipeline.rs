@@ -136,6 +136,29 @@ impl FacePipeline {
         })
     }
 
+    /// [`FacePipeline::new`] with a recognizer loaded elsewhere, such as
+    /// one still parsing on a thread of its own
+    /// ([`Embedder::load_in_background`]): only the detector is parsed
+    /// here (2 ms against the recognizer's 11, `ci` build, plus reading its
+    /// 22 MB), so an on-demand cold start can serve its first request
+    /// while the recognizer is still loading, meanwhile decoding the photo
+    /// and finding its faces.
+    pub fn with_embedder(
+        detector_onnx: &[u8],
+        embedder: Embedder,
+        face_model_version: &str,
+        config: PipelineConfig,
+    ) -> Result<Self, FaceError> {
+        config.detector.validate()?;
+        config.quality.validate()?;
+        Ok(Self {
+            detector: Detector::from_onnx_bytes(detector_onnx, config.detector)?,
+            embedder,
+            config,
+            face_model_version: face_model_version.to_string(),
+        })
+    }
+
     /// [`FacePipeline::new`] with the plans a first request needs already
     /// built (the detector's for a `width` x `height` photo, the
     /// recognizer's for one chip), the recognizer's on a thread of its own:

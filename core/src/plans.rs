@@ -3,6 +3,7 @@
 //! thread) and shared between threads.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use once_cell::sync::OnceCell;
@@ -29,10 +30,16 @@ type PlanSlot = Arc<OnceCell<Plan>>;
 
 #[derive(Debug)]
 pub(crate) struct PlanCache {
+    name: &'static str,
     /// Shared with the threads that build plans in the background.
-    builder: Arc<Builder>,
+    builder: ModelSlot,
     plans: Mutex<HashMap<[usize; 4], PlanSlot>>,
 }
+
+/// The parsed model, or why it could not be: set when the cache is made,
+/// or by the thread parsing it ([`PlanCache::load_in_background`]), which
+/// always sets it; whoever needs the model meanwhile waits for it.
+type ModelSlot = Arc<OnceCell<Result<Arc<Builder>, String>>>;
 
 /// What a plan is built from: the parsed model and, once the first plan
 /// has been built, that plan's decluttered model (tract's typing and
@@ -74,28 +81,73 @@ impl PlanCache {
         bytes: &[u8],
         kernels: Kernels,
     ) -> Result<Self, ModelError> {
-        let model = parse_onnx(bytes).map_err(|e| ModelError::Load {
+        let builder = Builder::parse(name, bytes, kernels).map_err(|reason| ModelError::Load {
             model: name,
-            reason: format!("{e:#}"),
+            reason,
         })?;
-        Ok(Self {
-            builder: Arc::new(Builder {
-                name,
-                model,
-                kernels,
-                decluttered: OnceCell::new(),
-            }),
+        Ok(Self::with(
+            name,
+            OnceCell::with_value(Ok(Arc::new(builder))),
+        ))
+    }
+
+    /// Returns at once; the bytes `source` returns are parsed on a thread
+    /// of its own ([`parse_onnx`]). Every use waits for that parse, and a
+    /// failed one (`source`'s error, the parser's, a panic, or no thread to
+    /// run it) is every use's [`ModelError::Load`].
+    pub(crate) fn load_in_background<F>(name: &'static str, kernels: Kernels, source: F) -> Self
+    where
+        F: FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+    {
+        let cache = Self::with(name, OnceCell::new());
+        let slot = Arc::clone(&cache.builder);
+        let parse = move || {
+            // A panic is tract's bug; the slot must still be set, or every
+            // use would wait for it forever.
+            let parsed = catch_unwind(AssertUnwindSafe(|| {
+                let bytes = source()?;
+                Builder::parse(name, &bytes, kernels).map(Arc::new)
+            }))
+            .unwrap_or_else(|_| Err("the parser panicked".into()));
+            let _ = slot.set(parsed);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("parse {name}"))
+            .spawn(parse)
+        {
+            let _ = cache
+                .builder
+                .set(Err(format!("cannot start a thread to parse it: {e}")));
+        }
+        cache
+    }
+
+    fn with(name: &'static str, builder: OnceCell<Result<Arc<Builder>, String>>) -> Self {
+        Self {
+            name,
+            builder: Arc::new(builder),
             plans: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    /// The parsed model, once parsed.
+    fn builder(&self) -> Result<&Arc<Builder>, ModelError> {
+        self.builder
+            .wait()
+            .as_ref()
+            .map_err(|reason| ModelError::Load {
+                model: self.name,
+                reason: reason.clone(),
+            })
     }
 
     pub(crate) fn name(&self) -> &'static str {
-        self.builder.name
+        self.name
     }
 
     /// The declared input shape when every dimension is concrete.
     pub(crate) fn fixed_input_shape(&self) -> Option<[usize; 4]> {
-        let model = &self.builder.model;
+        let model = &self.builder().ok()?.model;
         let input = *model.input_outlets().ok()?.first()?;
         let fact = model.outlet_fact(input).ok()?;
         let dims = fact.shape.as_concrete_finite().ok()??;
@@ -105,8 +157,9 @@ impl PlanCache {
     /// The optimized plan for a `[n, c, h, w]` f32 input, built here unless
     /// it is built or being built already (then this waits for it).
     pub(crate) fn plan(&self, shape: [usize; 4]) -> Result<Plan, ModelError> {
+        let builder = self.builder()?;
         let slot = self.slot(shape).0;
-        slot.get_or_try_init(|| self.builder.build(shape)).cloned()
+        slot.get_or_try_init(|| builder.build(shape)).cloned()
     }
 
     /// Starts building the plan for `shape` on a thread of its own and
@@ -125,7 +178,9 @@ impl PlanCache {
             .spawn(move || {
                 // A failure is reported to the first caller of `plan`,
                 // which tries again.
-                let _ = slot.get_or_try_init(|| builder.build(shape));
+                if let Ok(builder) = builder.wait() {
+                    let _ = slot.get_or_try_init(|| builder.build(shape));
+                }
             })
             .is_ok()
     }
@@ -146,13 +201,13 @@ impl PlanCache {
     /// Runs the plan for `input`'s shape.
     pub(crate) fn run(&self, input: Tensor) -> Result<TVec<TValue>, ModelError> {
         let shape: [usize; 4] = input.shape().try_into().map_err(|_| ModelError::Run {
-            model: self.builder.name,
+            model: self.name,
             reason: format!("input must have rank 4, has shape {:?}", input.shape()),
         })?;
         self.plan(shape)?
             .run(tvec!(input.into_tvalue()))
             .map_err(|e| ModelError::Run {
-                model: self.builder.name,
+                model: self.name,
                 reason: format!("{e:#}"),
             })
     }
@@ -171,6 +226,17 @@ impl PlanCache {
 const MIN_KEPT_SIDE: usize = 64;
 
 impl Builder {
+    /// `bytes` parsed ([`parse_onnx`]), or why not.
+    fn parse(name: &'static str, bytes: &[u8], kernels: Kernels) -> Result<Self, String> {
+        let model = parse_onnx(bytes).map_err(|e| format!("{e:#}"))?;
+        Ok(Self {
+            name,
+            model,
+            kernels,
+            decluttered: OnceCell::new(),
+        })
+    }
+
     /// `shape`'s plan reshaped from the first decluttered model kept
     /// (building it for `shape` when there is none yet, or waiting for the
     /// thread building it). A model whose decluttered graph fixed another

@@ -3,14 +3,18 @@
 //! on-demand Lambda init leaves them) answer exactly as `FacePipeline::new`
 //! (sequential, plans on first use), for a photo of the prepared shape and
 //! one of another, and a broken model fails it with that model's typed
-//! error.
+//! error. So does a pipeline whose recognizer is still being read and
+//! parsed on another thread when it starts (`FacePipeline::with_embedder`,
+//! an on-demand init's), and a recognizer that fails to load there fails
+//! every embedding with the reason, instead of hanging it.
 
 use std::path::{Path, PathBuf};
 
 use face_core::align::Jitter;
 use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
 use face_core::{
-    FaceError, FacePipeline, ModelBytes, ModelError, PipelineConfig, RgbImage, decode_image,
+    Embedder, FaceError, FacePipeline, ModelBytes, ModelError, PipelineConfig, RgbImage,
+    decode_image,
 };
 
 fn root() -> PathBuf {
@@ -147,4 +151,67 @@ fn a_broken_model_fails_the_prepared_pipeline_with_its_name() {
     let half = |bytes: &[u8]| bytes[..bytes.len() / 2].to_vec();
     assert!(failed_model(load(&detector, &half(&recognizer))).contains("recognizer"));
     assert!(failed_model(load(&half(&detector), &recognizer)).contains("detector"));
+}
+
+#[test]
+fn a_recognizer_loaded_in_the_background_answers_as_one_parsed_first() {
+    let models = Models::load();
+    let recognizer = models.recognizer.clone();
+    let embedder = Embedder::load_in_background(move || Ok(recognizer));
+    // Asked before the parse ends: the plan's thread waits for it.
+    assert!(embedder.prepare_in_background(1));
+    let background = FacePipeline::with_embedder(
+        &models.detector,
+        embedder,
+        &models.version,
+        PipelineConfig::default(),
+    )
+    .expect("loads");
+    let lazy = FacePipeline::new(models.bytes(), PipelineConfig::default()).expect("loads");
+    assert_eq!(background.face_model_version(), lazy.face_model_version());
+    for photo in group_photos() {
+        let image = background.decode(&photo).expect("decodes");
+        assert_same_answers(&background, &lazy, &image);
+    }
+}
+
+#[test]
+fn a_recognizer_that_fails_to_load_in_the_background_fails_every_embedding_with_the_reason() {
+    let models = Models::load();
+    let half = models.recognizer[..models.recognizer.len() / 2].to_vec();
+    let photo = &group_photos()[0];
+    type Source = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+    let sources: Vec<(Source, &str)> = vec![
+        (
+            Box::new(|| Err("the file is gone".into())),
+            "the file is gone",
+        ),
+        (Box::new(move || Ok(half)), "proto"),
+        (Box::new(|| panic!("a reader's bug")), "panicked"),
+    ];
+    for (source, reason) in sources {
+        let pipeline = FacePipeline::with_embedder(
+            &models.detector,
+            Embedder::load_in_background(source),
+            &models.version,
+            PipelineConfig::default(),
+        )
+        .expect("the detector loads");
+        assert!(pipeline.embedder().prepare_in_background(1));
+        let image = pipeline.decode(photo).expect("decodes");
+        let faces = pipeline.detect(&image).expect("the detector runs");
+        assert!(!faces.is_empty());
+        let chips = pipeline.chips(&image, &faces, &[Jitter::NONE]);
+        // Twice: a failed load is kept, not waited for again.
+        for _ in 0..2 {
+            match pipeline.embed(&chips) {
+                Err(FaceError::Model(ModelError::Load { model, reason: why })) => {
+                    assert!(model.contains("recognizer"), "{model}");
+                    assert!(why.contains(reason), "{why:?} should say {reason:?}");
+                }
+                other => panic!("expected the recognizer's load error, got {other:?}"),
+            }
+        }
+        assert!(pipeline.embedder().prepare(1).is_err());
+    }
 }

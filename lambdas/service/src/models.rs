@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use face_contracts::env;
 use face_core::model_files::{DEFAULT_DETECTOR, RECOGNIZER, face_model_version};
-use face_core::{FacePipeline, ModelBytes, PipelineConfig};
+use face_core::{Embedder, FacePipeline, ModelBytes, PipelineConfig};
 
 use crate::error::ServiceError;
 
@@ -61,40 +61,60 @@ pub fn load_pipeline(dir: &Path) -> Result<FacePipeline, ServiceError> {
 }
 
 /// [`load_pipeline`] as `init` calls for. On demand, the first request
-/// is already waiting, so this parses both models and returns: the
-/// recognizer's plan and the detector's first one are built on threads of
-/// their own meanwhile, and the detector's for the request's photo starts
-/// as soon as its headers are read, overlapping the decoding (figures: the
-/// README's cold start).
+/// is already waiting, so this parses the detector and returns: the
+/// recognizer is read, parsed and planned on a thread of its own meanwhile
+/// (the first embedding waits for it), the detector's first plan on
+/// another, and the detector's plan for the request's photo starts as soon
+/// as its headers are read, overlapping the decoding (figures: the
+/// README's cold start). A recognizer file that is missing still fails
+/// init; one that cannot be read or parsed fails every embedding with the
+/// reason.
 /// Ahead of requests, an init that returned early would be frozen with its
 /// plans half built, so it builds them all, guessing the detector's photo
 /// shape.
 pub fn load_pipeline_for(dir: &Path, init: InitType) -> Result<FacePipeline, ServiceError> {
     let start = Instant::now();
-    let detector = read(dir, DEFAULT_DETECTOR)?;
-    let recognizer = read(dir, RECOGNIZER)?;
-    let read_ms = start.elapsed().as_secs_f64() * 1e3;
     let version = face_model_version(DEFAULT_DETECTOR);
-    let models = ModelBytes {
-        detector_onnx: &detector,
-        recognizer_onnx: &recognizer,
-        face_model_version: &version,
-    };
-    let pipeline = match init {
+    let detector = read(dir, DEFAULT_DETECTOR)?;
+    let (pipeline, read_ms) = match init {
         InitType::OnDemand => {
-            let pipeline = FacePipeline::new(models, PipelineConfig::default())?;
-            pipeline.embedder().prepare_in_background(1);
+            let recognizer = dir.join(RECOGNIZER);
+            std::fs::metadata(&recognizer).map_err(|e| {
+                ServiceError::Config(format!("model {}: {e}", recognizer.display()))
+            })?;
+            let read_ms = start.elapsed().as_secs_f64() * 1e3;
+            let embedder = Embedder::load_in_background(move || {
+                std::fs::read(&recognizer)
+                    .map_err(|e| format!("reading {}: {e}", recognizer.display()))
+            });
+            embedder.prepare_in_background(1);
+            let pipeline = FacePipeline::with_embedder(
+                &detector,
+                embedder,
+                &version,
+                PipelineConfig::default(),
+            )?;
             pipeline
                 .detector()
                 .prepare_in_background(AHEAD_PHOTO_SIZE.0, AHEAD_PHOTO_SIZE.1);
-            pipeline
+            (pipeline, read_ms)
         }
-        InitType::Ahead => FacePipeline::new_prepared(
-            models,
-            PipelineConfig::default(),
-            AHEAD_PHOTO_SIZE.0,
-            AHEAD_PHOTO_SIZE.1,
-        )?,
+        InitType::Ahead => {
+            let recognizer = read(dir, RECOGNIZER)?;
+            let read_ms = start.elapsed().as_secs_f64() * 1e3;
+            let models = ModelBytes {
+                detector_onnx: &detector,
+                recognizer_onnx: &recognizer,
+                face_model_version: &version,
+            };
+            let pipeline = FacePipeline::new_prepared(
+                models,
+                PipelineConfig::default(),
+                AHEAD_PHOTO_SIZE.0,
+                AHEAD_PHOTO_SIZE.1,
+            )?;
+            (pipeline, read_ms)
+        }
     };
     tracing::info!(
         read_ms,
