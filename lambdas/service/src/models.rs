@@ -128,6 +128,11 @@ pub fn load_pipeline_for(dir: &Path, init: InitType) -> Result<FacePipeline, Ser
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use face_core::embed::CHIP_VALUES;
+    use face_core::{FaceError, ModelError};
+
     use super::*;
 
     #[test]
@@ -141,5 +146,41 @@ mod tests {
         ] {
             assert_eq!(InitType::from_value(ahead), InitType::Ahead, "{ahead:?}");
         }
+    }
+
+    fn blobs() -> PathBuf {
+        std::env::var_os("FACECTL_MODELS").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../blobs"),
+            PathBuf::from,
+        )
+    }
+
+    #[test]
+    fn an_on_demand_init_fails_on_a_missing_recognizer_and_each_embedding_on_a_broken_one() {
+        let dir = std::env::temp_dir().join(format!("face-service-models-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::copy(blobs().join(DEFAULT_DETECTOR), dir.join(DEFAULT_DETECTOR))
+            .expect("the detector (cargo xtask fetch-blobs)");
+
+        match load_pipeline_for(&dir, InitType::OnDemand) {
+            Err(ServiceError::Config(message)) => {
+                assert!(message.contains(RECOGNIZER), "{message}")
+            }
+            other => panic!("a missing recognizer fails init, got {other:?}"),
+        }
+
+        std::fs::write(dir.join(RECOGNIZER), b"not an ONNX file").expect("write");
+        let pipeline = load_pipeline_for(&dir, InitType::OnDemand).expect("init ends");
+        for _ in 0..2 {
+            match pipeline.embed(&vec![0.0; CHIP_VALUES]) {
+                Err(FaceError::Model(ModelError::Load { model, .. })) => {
+                    assert!(model.contains("recognizer"), "{model}")
+                }
+                other => panic!("expected the recognizer's load error, got {other:?}"),
+            }
+        }
+        // Ahead of requests, init parses it, and fails.
+        assert!(load_pipeline_for(&dir, InitType::Ahead).is_err());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
