@@ -106,6 +106,162 @@ pub fn codec_name(fourcc: [u8; 4]) -> String {
 /// Box nesting deeper than a real file's is not followed.
 const MAX_BOXES: usize = 10_000;
 
+/// The largest box of the header outside the sample tables (`stbl`'s):
+/// names, handlers, edit lists, user data and metadata, cover art included,
+/// are far smaller in real files.
+pub const MAX_HEADER_LEAF_BYTES: u64 = 16 << 20;
+
+/// The boxes under `moov` that hold only boxes, as the `mp4` crate reads
+/// them (`meta`, `dref` and `ilst` are handled apart; `stbl`'s tables are
+/// read by their entry counts, and are not checked).
+const CONTAINERS: [&[u8; 4]; 8] = [
+    b"moov", b"trak", b"edts", b"mdia", b"minf", b"dinf", b"udta", b"mvex",
+];
+
+/// Checks the boxes of every `moov` of a file of `size` bytes before the
+/// `mp4` crate parses it: each one outside the sample tables that holds
+/// data must end within the file and be at most [`MAX_HEADER_LEAF_BYTES`].
+/// The crate sizes some buffers by such a box's declared size alone (each
+/// child of a `meta` box it does not model: one declaring 2^48 bytes
+/// aborted the process on the failed allocation, which no `catch_unwind`
+/// stops). Boxes running past their parent's end are left to the crate,
+/// which reads such files. Top-level boxes are only followed to find
+/// `moov`. Leaves the reader where it found it.
+pub fn check_header_boxes<R: Read + Seek>(reader: &mut R, size: u64) -> Result<(), String> {
+    let position = |e: std::io::Error| format!("the file's position: {e}");
+    let start = reader.stream_position().map_err(position)?;
+    let mut budget = MAX_BOXES;
+    let mut at = 0;
+    let mut checked = Ok(());
+    while at < size && checked.is_ok() && budget > 0 {
+        budget -= 1;
+        let Some((payload, end, fourcc)) = header(reader, at, size) else {
+            break;
+        };
+        if &fourcc == b"moov" {
+            checked = check_children(reader, (payload, end), size, false, &mut budget);
+        }
+        at = end;
+    }
+    reader.seek(SeekFrom::Start(start)).map_err(position)?;
+    checked
+}
+
+/// The boxes in `at..end` of a file of `file` bytes, and theirs; `leaves`:
+/// they all hold data (the items of an `ilst`).
+fn check_children<R: Read + Seek>(
+    reader: &mut R,
+    (mut at, end): (u64, u64),
+    file: u64,
+    leaves: bool,
+    budget: &mut usize,
+) -> Result<(), String> {
+    // Fewer than 8 bytes left is no box (QuickTime ends some lists with a
+    // 32-bit zero).
+    while end.saturating_sub(at) >= 8 {
+        *budget = budget
+            .checked_sub(1)
+            .ok_or("too many boxes in the header")?;
+        let (payload, box_end, fourcc) = child_header(reader, at, end)?;
+        // Inside the file: the crate reads no further than the file.
+        let inside = (payload.min(file), box_end.min(file));
+        let is_container = CONTAINERS.contains(&&fourcc) && !leaves;
+        match &fourcc {
+            _ if is_container => check_children(reader, inside, file, false, budget)?,
+            b"stbl" if !leaves => {}
+            b"ilst" if !leaves => {
+                // Items (`©nam`, `covr`, ...), each a box of data boxes.
+                let mut item = inside.0;
+                while inside.1.saturating_sub(item) >= 8 {
+                    *budget = budget
+                        .checked_sub(1)
+                        .ok_or("too many boxes in the header")?;
+                    let (payload, item_end, _) = child_header(reader, item, inside.1)?;
+                    let data = (payload.min(file), item_end.min(file));
+                    check_children(reader, data, file, true, budget)?;
+                    item = item_end;
+                }
+            }
+            b"meta" if !leaves => {
+                if let Some(first) = meta_children(reader, inside.0, inside.1) {
+                    check_children(reader, (first, inside.1), file, false, budget)?;
+                }
+            }
+            // Version and flags, then the entry count, then the entries.
+            b"dref" if !leaves && inside.1.saturating_sub(inside.0) >= 8 => {
+                check_children(reader, (inside.0 + 8, inside.1), file, false, budget)?
+            }
+            _ => {
+                let name = String::from_utf8_lossy(&fourcc);
+                let bytes = box_end - at;
+                if box_end > file {
+                    return Err(format!(
+                        "a '{name}' box at byte {at} declares {bytes} bytes: \
+                         past the end of the file ({file} bytes)"
+                    ));
+                }
+                if bytes > MAX_HEADER_LEAF_BYTES {
+                    return Err(format!(
+                        "a '{name}' box of {bytes} bytes in the header, \
+                         over the limit of {MAX_HEADER_LEAF_BYTES}"
+                    ));
+                }
+            }
+        }
+        at = box_end;
+    }
+    Ok(())
+}
+
+/// Where a `meta` box's children start: after its version and flags (ISO),
+/// or at once where its first child is `hdlr` (QuickTime, as the crate
+/// reads it); `None` for anything else, which the crate refuses.
+fn meta_children<R: Read + Seek>(reader: &mut R, payload: u64, end: u64) -> Option<u64> {
+    if end.checked_sub(payload)? < 8 {
+        return None;
+    }
+    let mut head = [0u8; 8];
+    reader.seek(SeekFrom::Start(payload)).ok()?;
+    reader.read_exact(&mut head).ok()?;
+    if head[..4] == [0; 4] {
+        Some(payload + 4)
+    } else {
+        (&head[4..] == b"hdlr").then_some(payload)
+    }
+}
+
+/// A box header at `at`, with at least 8 bytes left before its parent's
+/// `end`: (payload start, box end, type). A size of 0, 32-bit or 64-bit,
+/// runs to the parent's end, as the crate reads it; the box end is past
+/// its start.
+fn child_header<R: Read + Seek>(
+    reader: &mut R,
+    at: u64,
+    end: u64,
+) -> Result<(u64, u64, [u8; 4]), String> {
+    let unreadable = |e: std::io::Error| format!("the box header at byte {at}: {e}");
+    let mut head = [0u8; 8];
+    reader.seek(SeekFrom::Start(at)).map_err(unreadable)?;
+    reader.read_exact(&mut head).map_err(unreadable)?;
+    let fourcc = [head[4], head[5], head[6], head[7]];
+    let (payload, size) = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+        0 => (at + 8, end - at),
+        1 if end - at >= 16 => {
+            let mut large = [0u8; 8];
+            reader.read_exact(&mut large).map_err(unreadable)?;
+            match u64::from_be_bytes(large) {
+                0 => (at + 16, end - at),
+                large => (at + 16, large),
+            }
+        }
+        n => (at + 8, u64::from(n)),
+    };
+    let box_end = at
+        .checked_add(size.max(1))
+        .ok_or_else(|| format!("a box at byte {at} declares {size} bytes"))?;
+    Ok((payload.min(box_end), box_end, fourcc))
+}
+
 /// The four-character code of the first sample entry of track `track_id`,
 /// found by walking `moov/trak/{tkhd, mdia/minf/stbl/stsd}`. `None` when
 /// the header does not lead there (the caller already parsed it once, so
@@ -179,6 +335,9 @@ fn next_box<R: Read + Seek>(
 /// A box header at `at`: (payload start, box end, type). The box must fit
 /// in `..end`.
 fn header<R: Read + Seek>(reader: &mut R, at: u64, end: u64) -> Option<(u64, u64, [u8; 4])> {
+    if end.checked_sub(at)? < 8 {
+        return None;
+    }
     let mut head = [0u8; 8];
     reader.seek(SeekFrom::Start(at)).ok()?;
     reader.read_exact(&mut head).ok()?;

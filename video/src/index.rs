@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::VideoError;
-use crate::format::{Rotation, check_sps, codec_name, sample_entry_type};
+use crate::format::{Rotation, check_header_boxes, check_sps, codec_name, sample_entry_type};
 
 /// Bounds checked before anything proportional to them is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -101,10 +101,12 @@ impl VideoIndex {
         size: u64,
         limits: &VideoLimits,
     ) -> Result<Self, VideoError> {
-        // The mp4 crate bounds its allocations by box sizes, but a parser of
-        // untrusted input may still panic: that must become an error. It
-        // may also loop (a box of size 0 inside a container): its reads are
-        // bounded too.
+        // The mp4 crate sizes some buffers by a box's declared size alone:
+        // the header's boxes are checked to fit in their parents first. A
+        // parser of untrusted input may still panic: that must become an
+        // error. It may also loop (a box of size 0 inside a container): its
+        // reads are bounded too.
+        check_header_boxes(&mut reader, size).map_err(VideoError::NotMp4)?;
         let bounded = RereadBudget::new(&mut reader);
         let parsed = catch_unwind(AssertUnwindSafe(move || {
             mp4::Mp4Reader::read_header(bounded, size)
@@ -409,7 +411,8 @@ impl SpanIndex {
     }
 }
 
-/// Bytes the MP4 parser may read again beyond the furthest it has read.
+/// Bytes the MP4 parser may read again beyond those it read for the first
+/// time.
 const REREAD_SLACK_BYTES: u64 = 64 * 1024;
 
 /// The MP4 parser's reader, with its work bounded. mp4 0.14 reads each
@@ -418,11 +421,14 @@ const REREAD_SLACK_BYTES: u64 = 64 * 1024;
 /// that box's start, to read the same header forever. Here bytes read
 /// again count against a budget (as many as were read for the first time,
 /// plus a slack), and once it is spent every read fails: the loop ends as
-/// an error, after work proportional to the header.
+/// an error, after work proportional to the header. (Bounded by the
+/// furthest offset read instead, a `moov` after a large `mdat` had a
+/// budget of the file's size: 164 s of seeks and reads on a 1 GB file.)
 struct RereadBudget<R> {
     inner: R,
     pos: u64,
     furthest: u64,
+    fresh: u64,
     reread: u64,
 }
 
@@ -433,6 +439,7 @@ impl<R: Seek> RereadBudget<R> {
             inner,
             pos,
             furthest: pos,
+            fresh: 0,
             reread: 0,
         }
     }
@@ -440,7 +447,7 @@ impl<R: Seek> RereadBudget<R> {
 
 impl<R> RereadBudget<R> {
     fn spent(&self) -> bool {
-        self.reread > self.furthest.saturating_add(REREAD_SLACK_BYTES)
+        self.reread > self.fresh.saturating_add(REREAD_SLACK_BYTES)
     }
 }
 
@@ -457,6 +464,7 @@ impl<R: Read> Read for RereadBudget<R> {
         let n = self.inner.read(buf)?;
         let end = self.pos + n as u64;
         self.reread += end.min(self.furthest).saturating_sub(self.pos);
+        self.fresh += end.saturating_sub(self.pos.max(self.furthest));
         self.furthest = self.furthest.max(end);
         self.pos = end;
         Ok(n)
