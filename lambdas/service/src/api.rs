@@ -52,6 +52,10 @@ pub struct Caller {
     pub quota_per_day: u32,
 }
 
+/// S3's longest key: a longer one is the caller's mistake, not a storage
+/// error.
+const MAX_S3_KEY_BYTES: usize = 1024;
+
 /// One HTTP request, as the api function sees it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiRequest {
@@ -347,11 +351,15 @@ fn encode_token(person: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(person)
 }
 
+/// The person a `next` token names. Anything else is refused here: a
+/// start key that is not a person's name (empty, over DynamoDB's 1 KB) would
+/// come back from the table as an error of ours, not the caller's.
 fn decode_token(token: &str) -> Result<String, ServiceError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
+        .filter(|person| validate_person_name(person).is_ok())
         .ok_or_else(|| {
             ServiceError::BadRequest(format!(
                 "invalid next token {token:?}: pass the previous page's `next` as is"
@@ -585,17 +593,25 @@ where
         self.pipeline.config().decode_limits.max_encoded_bytes
     }
 
-    async fn fetch(&self, image: &t::Image, index: usize) -> Result<Vec<u8>, ServiceError> {
-        // A key reaches uploads only (what POST /v1/uploads hands out), never
-        // the collections' embeddings or anything else in the bucket.
+    /// A key reaches uploads only (what POST /v1/uploads hands out), never
+    /// the collections' embeddings or anything else in the bucket: every
+    /// route that takes an image checks it before reading.
+    fn check_upload_key(&self, image: &t::Image) -> Result<(), ServiceError> {
         if let t::Image::S3Key(key) = image
-            && (!key.starts_with(&self.upload_prefix) || key.contains(".."))
+            && (!key.starts_with(&self.upload_prefix)
+                || key.contains("..")
+                || key.len() > MAX_S3_KEY_BYTES)
         {
             return Err(ServiceError::BadRequest(format!(
                 "s3_key must be an upload (under {}), as POST /v1/uploads returns",
                 self.upload_prefix
             )));
         }
+        Ok(())
+    }
+
+    async fn fetch(&self, image: &t::Image, index: usize) -> Result<Vec<u8>, ServiceError> {
+        self.check_upload_key(image)?;
         Ok(image_input(image)
             .fetch(
                 &self.stores.objects,
@@ -786,6 +802,9 @@ where
         person: &str,
         body: t::EnrollRequest,
     ) -> Result<t::EnrollResponse, ServiceError> {
+        for image in &body.images {
+            self.check_upload_key(image)?;
+        }
         let images = body.images.iter().map(image_input).collect();
         let reply = self
             .enroller
@@ -1269,7 +1288,10 @@ where
         let videos = self.videos()?;
         validate_collection_name(&body.collection)?;
         let key = body.s3_key;
-        if !key.starts_with(&self.upload_prefix) || key.contains("..") {
+        if !key.starts_with(&self.upload_prefix)
+            || key.contains("..")
+            || key.len() > MAX_S3_KEY_BYTES
+        {
             return Err(ServiceError::BadRequest(format!(
                 "s3_key must be an upload (under {}), as POST /v1/uploads returns",
                 self.upload_prefix
@@ -1390,9 +1412,17 @@ mod tests {
     }
 
     #[test]
-    fn next_tokens_round_trip() {
-        let token = encode_token("jon snow/é");
-        assert_eq!(decode_token(&token).unwrap(), "jon snow/é");
-        assert!(decode_token("!!").is_err());
+    fn next_tokens_round_trip_and_name_a_person_or_are_refused() {
+        let token = encode_token("jon_snow-é");
+        assert_eq!(decode_token(&token).unwrap(), "jon_snow-é");
+        for bad in [
+            "!!".to_string(),
+            String::new(),
+            encode_token("jon/snow"),
+            encode_token(&"a".repeat(2000)),
+        ] {
+            let err = decode_token(&bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::BadInput, "{bad:?}: {err}");
+        }
     }
 }

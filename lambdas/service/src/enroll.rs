@@ -282,6 +282,10 @@ impl<O: ObjectStore, P: PeopleTable> Enroller<O, P> {
             },
         };
         stored.attributes.extend(attributes);
+        // Each call's attributes were checked alone; merged with the stored
+        // ones they must fit the limit too (the record goes into every
+        // match of the person, and DynamoDB refuses items past 400 KB).
+        check_attributes(&stored.attributes)?;
         for face in faces {
             // Re-enrolling the same photo replaces its face: idempotent.
             stored.faces.retain(|f| f.face_id != face.face_id);

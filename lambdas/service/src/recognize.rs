@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::response::{FaceResult, PersonDetails, RecognitionResult};
 use crate::storage::{
     JobRecord, ObjectStore, PeopleTable, ResultRecord, ResultStatus, ResultsQueue, ResultsTable,
-    now_rfc3339,
+    StoredObject, now_rfc3339,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -380,17 +380,7 @@ where
             .objects
             .get(&bucket, &key, event_version, max_bytes)
             .await;
-        let is_video = match &fetched {
-            Ok(object) => looks_like_mp4(&object.bytes),
-            // Too large for an image: a video, if its first box says so.
-            Err(StorageError::TooLarge { .. }) => self
-                .objects
-                .get_range(&bucket, &key, event_version, 0, 16)
-                .await
-                .is_ok_and(|r| looks_like_mp4(&r.bytes)),
-            Err(_) => false,
-        };
-        if is_video {
+        if is_video(&self.objects, (&bucket, &key, event_version), &fetched).await? {
             // The job's tag, and the version id its workers read when the
             // tag is one (else the tag is an ETag their reads must match).
             let (tag, version_id) = match (&event_tag, &fetched) {
@@ -653,9 +643,62 @@ impl Default for RecentResultIds {
     }
 }
 
+/// Whether the upload `fetched` read is a video: its bytes start like an
+/// MP4, or, too large for an image, its first 16 bytes do. A failed read of
+/// those is an error (retried when transient) unless the object is gone:
+/// taken for "not a video", a throttled read turned a video into a bad
+/// image, and its job was never started.
+async fn is_video<O: ObjectStore>(
+    objects: &O,
+    (bucket, key, version): (&str, &str, Option<&str>),
+    fetched: &Result<StoredObject, StorageError>,
+) -> Result<bool, StorageError> {
+    match fetched {
+        Ok(object) => Ok(looks_like_mp4(&object.bytes)),
+        Err(StorageError::TooLarge { .. }) => {
+            match objects.get_range(bucket, key, version, 0, 16).await {
+                Ok(range) => Ok(looks_like_mp4(&range.bytes)),
+                Err(StorageError::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        Err(_) => Ok(false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemoryObjects;
+
+    #[tokio::test]
+    async fn a_large_upload_is_a_video_by_its_first_bytes_and_a_failed_read_is_retried() {
+        let objects = MemoryObjects::default();
+        let mut mp4 = b"\0\0\0\x18ftypisom".to_vec();
+        mp4.resize(4096, 0);
+        objects.insert("b", "uploads/v.mp4", mp4);
+        objects.insert("b", "uploads/big.jpg", vec![0xff; 4096]);
+        let too_large = |key: &str| {
+            Err(StorageError::TooLarge {
+                what: key.into(),
+                size_bytes: 4096,
+                limit_bytes: 1024,
+            })
+        };
+        let sniff = |key: &'static str| {
+            let objects = objects.clone();
+            async move { is_video(&objects, ("b", key, None), &too_large(key)).await }
+        };
+        assert!(sniff("uploads/v.mp4").await.unwrap());
+        assert!(!sniff("uploads/big.jpg").await.unwrap());
+        // Deleted since the event: not a video (the image path reports it).
+        assert!(!sniff("uploads/gone.mp4").await.unwrap());
+        // Throttled: an error to retry, not "not a video".
+        objects.fail_next.set(1);
+        let err = sniff("uploads/v.mp4").await.unwrap_err();
+        assert!(matches!(err, StorageError::Transient { .. }), "{err}");
+        assert!(sniff("uploads/v.mp4").await.unwrap());
+    }
 
     #[test]
     fn recent_ids_drop_repeats_and_forget_the_oldest_first() {

@@ -470,19 +470,27 @@ async fn every_error_row() {
         ErrorCode::BadInput,
     )
     .await;
-    // An s3_key reaches uploads only, never the collections' embeddings.
+    // An s3_key reaches uploads only, never the collections' embeddings,
+    // on every route that takes an image; nor a key longer than S3's.
     enroll(&api, "kit_harington", &KIT[..1]).await;
+    let too_long = format!("uploads/{}", "k".repeat(1024));
     for key in [
         "collections/got/people/kit_harington.json",
         "uploads/../collections/got/people/kit_harington.json",
+        &too_long,
     ] {
-        let message = error(
-            &api,
+        for request in [
             req("POST", "/v1/detect").with_json(&json!({"image": {"s3_key": key}})),
-            ErrorCode::BadInput,
-        )
-        .await;
-        assert!(message.contains("under uploads/"), "{key}: {message}");
+            req("POST", "/v1/collections/got/people/arya/faces")
+                .with_json(&json!({"images": [{"s3_key": key}]})),
+        ] {
+            let route = request.path.clone();
+            let message = error(&api, request, ErrorCode::BadInput).await;
+            assert!(
+                message.contains("under uploads/"),
+                "{route} {key}: {message}"
+            );
+        }
     }
     let message = error(
         &api,

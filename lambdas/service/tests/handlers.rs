@@ -200,6 +200,52 @@ async fn enroll_reports_indexed_and_refused_photos_and_stores_both_sides() {
 }
 
 #[tokio::test]
+async fn attributes_merged_past_the_limit_are_refused_and_nothing_is_written() {
+    let w = world();
+    let photo =
+        || json!([{"base64": b64("recognition/kit_harington/face_recognition_john1.jpeg")}]);
+    let attributes = |from: usize| -> serde_json::Map<String, serde_json::Value> {
+        (from..from + 20)
+            .map(|i| (format!("key{i}"), json!("value")))
+            .collect()
+    };
+    let enroll = |attributes| {
+        json!({
+            "action": "enroll", "collection": "got", "person": "kit_harington",
+            "attributes": attributes, "images": photo()
+        })
+    };
+    w.enroller.handle(enroll(attributes(0))).await.unwrap();
+    let key = person_key("got", "kit_harington");
+    let stored = || async {
+        w.objects
+            .get(BUCKET, &key, None, MAX_PERSON_OBJECT_BYTES)
+            .await
+            .expect("the person's object")
+            .bytes
+    };
+    let before = stored().await;
+    // 20 new keys are within the limit alone, 40 with the stored 20 are not.
+    let err = w
+        .enroller
+        .handle(enroll(attributes(20)))
+        .await
+        .expect_err("40 attributes in all");
+    assert_eq!(err.kind(), face_service::ErrorKind::BadInput, "{err}");
+    assert!(err.to_string().contains("40 attributes"), "{err}");
+    assert_eq!(stored().await, before);
+    let listed = w
+        .enroller
+        .handle(json!({"action": "list", "collection": "got"}))
+        .await
+        .unwrap();
+    let EnrollResponse::List { people, .. } = listed else {
+        panic!()
+    };
+    assert_eq!(people[0].attributes.len(), 20);
+}
+
+#[tokio::test]
 async fn bad_requests_are_typed_and_non_retryable() {
     let w = world();
     for request in [
