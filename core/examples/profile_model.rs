@@ -68,7 +68,7 @@ fn main() -> TractResult<()> {
     }
     let mut rows: Vec<_> = per_op.into_iter().collect();
     rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    for (name, (ms, count)) in rows.iter().take(15) {
+    for (name, (ms, count)) in rows.iter().take(if per_node { usize::MAX } else { 15 }) {
         println!(
             "{:>8.3} ms/run  {:>4} nodes  {name}",
             ms / runs as f64,

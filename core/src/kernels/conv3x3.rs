@@ -17,6 +17,7 @@ use tract_onnx::tract_core::internal::*;
 use super::deep3x3::conv_3x3_deep;
 use super::stem::{self, conv_stride_2};
 use super::taps::{STEP, Taps, store};
+use super::winograd;
 
 /// Which direct convolution a [`DirectConv`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,13 +29,15 @@ pub(crate) enum Direct {
     /// 3x3 over a small image with many channels, stride 1 or 2
     /// (`deep3x3`'s).
     Deep { stride: usize, padding: usize },
+    /// 3x3, stride 1, padding 1 by Winograd's F(2x2, 3x3) (`winograd`'s).
+    Winograd,
 }
 
 impl Direct {
     /// The kernel's side, the stride and the padding.
     fn geometry(self) -> [usize; 3] {
         match self {
-            Direct::Stride1 => [3, 1, 1],
+            Direct::Stride1 | Direct::Winograd => [3, 1, 1],
             Direct::Stride2 { size, padding } => [size, 2, padding],
             Direct::Deep { stride, padding } => [3, stride, padding],
         }
@@ -69,6 +72,7 @@ impl Op for DirectConv {
             Direct::Stride1 => "FaceConv3x3".into(),
             Direct::Stride2 { size, .. } => format!("FaceConv{size}x{size}Stride2").into(),
             Direct::Deep { stride, .. } => format!("FaceConv3x3Deep{stride}").into(),
+            Direct::Winograd => "FaceConv3x3Winograd".into(),
         }
     }
 
@@ -96,7 +100,10 @@ impl EvalOp for DirectConv {
         let size = geometry[0];
         ensure!(h > 0 && w > 0 && (1..=stem::MAX_SIZE).contains(&size));
         let outputs = bias.len();
-        ensure!(kernel.len() == outputs * c * size * size);
+        ensure!(match self.direct {
+            Direct::Winograd => kernel.len() == winograd::packed_len(outputs * c * 9, c * 9),
+            _ => kernel.len() == outputs * c * size * size,
+        });
         let output_shape = self.output_shape(shape, outputs)?;
         let (image, kernel, bias) = (
             super::floats(&image)?,
@@ -114,6 +121,9 @@ impl EvalOp for DirectConv {
                 self.relu,
                 out,
             ),
+            Direct::Winograd => {
+                winograd::conv_3x3_winograd(image, [c, h, w], kernel, bias, self.relu, out)
+            }
             Direct::Deep { stride, padding } => conv_3x3_deep(
                 image,
                 [c, h, w],

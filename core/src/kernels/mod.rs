@@ -17,12 +17,18 @@
 //!   convolution reads the image at stride 2, its im2col product packs 147
 //!   rows; here each row is split once into even and odd columns, and the
 //!   product runs as the 1x1 convolution's does.
-//! - The recognizer's 3x3 convolutions of stride 1 (`conv3x3`): tract pads
-//!   the image, then packs an im2col of it; here each channel is copied
-//!   once into a zero-bordered plane, where every tap is a fixed offset.
-//! - The recognizer's 3x3 convolutions over small images with many
-//!   channels (`deep3x3`: 8x8 and 4x4, 128 and 256 channels, and a
-//!   stride-2 one): there `conv3x3`'s rows of 24 positions are mostly
+//! - The recognizer's 3x3 convolutions of stride 1 (`winograd`, all 23 of
+//!   them from 35x35 down to 3x3: their input channels are multiples of 8,
+//!   their outputs of 16): Winograd's F(2x2, 3x3), 16 multiplications per
+//!   2x2 outputs instead of 36. Before it, tract padded the image, then
+//!   packed an im2col of it; the direct ops that replaced that ran near this
+//!   machine's peak, so fewer multiplications was what was left.
+//! - Other 3x3 convolutions of stride 1 (`conv3x3`, at least 16 wide): each
+//!   channel copied once into a zero-bordered plane, where every tap is a
+//!   fixed offset.
+//! - 3x3 convolutions over small images with many channels (`deep3x3`:
+//!   the recognizer's stride-2 one at 8x8, and stride-1 ones Winograd's op
+//!   does not take): there `conv3x3`'s rows of 24 positions are mostly
 //!   padding; the vectors run along the output channels instead.
 //! - A convolution over a 1x1 map whose padding leaves only its kernel's
 //!   centre on the image (the recognizer's last 3x3 one) is the 1x1
@@ -49,6 +55,7 @@ mod maxpool;
 mod pointwise;
 mod stem;
 mod taps;
+mod winograd;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -234,6 +241,9 @@ fn swap_pointwise(model: &mut TypedModel, id: usize, found: PointwiseWeights) ->
     patch.apply(model)
 }
 
+/// A kernel packing: `[O, taps]` kernel, taps, the buffer it fills.
+type PackFn = fn(&[f32], usize, &mut [f32]) -> TractResult<()>;
+
 /// Replaces the convolution `id`, and the ReLU that alone reads it if any,
 /// by the project's `DirectConv` running `direct`, its kernel packed for
 /// `taps`' product. Left as is when the output's shape is not concrete, or
@@ -269,20 +279,14 @@ fn swap_direct(
     let (kernel, taps) = (weights.kernel_values()?, weights.taps);
     // Packed straight into the constant's tensor (a `Vec` first, then a
     // tensor copied from it, touched twice the recognizer's 22 MB).
-    let deep = matches!(direct, Direct::Deep { .. });
-    let len = if deep {
-        deep3x3::packed_len(kernel.len(), taps)
-    } else {
-        taps::packed_len(kernel.len(), taps)
+    let (packed_len, pack): (fn(usize, usize) -> usize, PackFn) = match direct {
+        Direct::Deep { .. } => (deep3x3::packed_len, deep3x3::pack),
+        Direct::Winograd => (winograd::packed_len, winograd::pack),
+        Direct::Stride1 | Direct::Stride2 { .. } => (taps::packed_len, taps::pack),
     };
-    let mut packed = Tensor::zero::<f32>(&[len])?;
+    let mut packed = Tensor::zero::<f32>(&[packed_len(kernel.len(), taps)])?;
     let mut storage = packed.try_as_plain_ram_mut()?;
-    let out = storage.as_slice_mut::<f32>()?;
-    if deep {
-        deep3x3::pack(kernel, taps, out)?;
-    } else {
-        taps::pack(kernel, taps, out)?;
-    }
+    pack(kernel, taps, storage.as_slice_mut::<f32>()?)?;
     let kernel = patch.add_const(format!("{name}.kernel_packed"), packed)?;
     let bias = patch.add_const(format!("{name}.bias_o"), weights.bias)?;
     let out = patch.wire_node(format!("{name}.project"), op, &[x, kernel, bias])?[0];
@@ -513,9 +517,10 @@ fn plain_conv(node: &TypedNode, conv: &Conv) -> bool {
 /// square, dilation 1, ungrouped convolution with constant kernel and
 /// bias, and its weights (kernel as `[O, C * size * size]`): stride 2 over
 /// at most [`STEM_MAX_CHANNELS`] input channels (a side up to
-/// `stem::MAX_SIZE`, any padding smaller than it), or 3x3 stride 1 with
-/// padding 1 over an image at least [`CONV3X3_MIN_WIDTH`] wide; `None` for
-/// any other convolution.
+/// `stem::MAX_SIZE`, any padding smaller than it); 3x3 stride 1 with
+/// padding 1 over an image at least 2 wide by Winograd's F(2x2, 3x3) when
+/// its channels suit it, else over one at least [`CONV3X3_MIN_WIDTH`] wide;
+/// `None` for any other convolution.
 fn direct_weights(
     model: &TypedModel,
     id: usize,
@@ -544,6 +549,15 @@ fn direct_weights(
                 && padding < size =>
         {
             Direct::Stride2 { size, padding }
+        }
+        [1, 1]
+            if size == 3
+                && padding == 1
+                && width >= 2
+                && channels.is_multiple_of(winograd::CHANNEL_LANES)
+                && spec.output_channels.is_multiple_of(winograd::BLOCK) =>
+        {
+            Direct::Winograd
         }
         [1, 1] if size == 3 && padding == 1 && width >= CONV3X3_MIN_WIDTH => Direct::Stride1,
         &[stride, across]
