@@ -595,12 +595,11 @@ where
 
     /// A key reaches uploads only (what POST /v1/uploads hands out), never
     /// the collections' embeddings or anything else in the bucket: every
-    /// route that takes an image checks it before reading.
-    fn check_upload_key(&self, image: &t::Image) -> Result<(), ServiceError> {
-        if let t::Image::S3Key(key) = image
-            && (!key.starts_with(&self.upload_prefix)
-                || key.contains("..")
-                || key.len() > MAX_S3_KEY_BYTES)
+    /// route that takes an image or a video by key checks it before reading.
+    fn check_upload_key(&self, key: &str) -> Result<(), ServiceError> {
+        if !key.starts_with(&self.upload_prefix)
+            || key.contains("..")
+            || key.len() > MAX_S3_KEY_BYTES
         {
             return Err(ServiceError::BadRequest(format!(
                 "s3_key must be an upload (under {}), as POST /v1/uploads returns",
@@ -610,8 +609,16 @@ where
         Ok(())
     }
 
+    /// [`Self::check_upload_key`] of an image given by its key.
+    fn check_image_key(&self, image: &t::Image) -> Result<(), ServiceError> {
+        match image {
+            t::Image::S3Key(key) => self.check_upload_key(key),
+            _ => Ok(()),
+        }
+    }
+
     async fn fetch(&self, image: &t::Image, index: usize) -> Result<Vec<u8>, ServiceError> {
-        self.check_upload_key(image)?;
+        self.check_image_key(image)?;
         Ok(image_input(image)
             .fetch(
                 &self.stores.objects,
@@ -803,7 +810,7 @@ where
         body: t::EnrollRequest,
     ) -> Result<t::EnrollResponse, ServiceError> {
         for image in &body.images {
-            self.check_upload_key(image)?;
+            self.check_image_key(image)?;
         }
         let images = body.images.iter().map(image_input).collect();
         let reply = self
@@ -1288,15 +1295,7 @@ where
         let videos = self.videos()?;
         validate_collection_name(&body.collection)?;
         let key = body.s3_key;
-        if !key.starts_with(&self.upload_prefix)
-            || key.contains("..")
-            || key.len() > MAX_S3_KEY_BYTES
-        {
-            return Err(ServiceError::BadRequest(format!(
-                "s3_key must be an upload (under {}), as POST /v1/uploads returns",
-                self.upload_prefix
-            )));
-        }
+        self.check_upload_key(&key)?;
         let head = match self.stores.objects.head(&self.bucket, &key).await {
             Ok(head) => head,
             Err(StorageError::NotFound { .. }) => {
