@@ -7,7 +7,7 @@ use base64::Engine;
 use face_contracts::layout::person_key;
 use face_service::ServiceError;
 use face_service::collections::{MAX_PERSON_OBJECT_BYTES, StoredPerson};
-use face_service::enroll::{EnrollResponse, Enroller};
+use face_service::enroll::{EnrollResponse, Enroller, PersonSummary};
 use face_service::memory::{MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults};
 use face_service::metrics::Metrics;
 use face_service::recognize::{RecentResultIds, Recognizer, RecognizerStores, ResultMessage};
@@ -61,6 +61,19 @@ fn b64(rel: &str) -> String {
 }
 
 impl World {
+    /// The people of collection "got", as the enroll function lists them.
+    async fn people(&self) -> Vec<PersonSummary> {
+        let listed = self
+            .enroller
+            .handle(json!({"action": "list", "collection": "got"}))
+            .await
+            .unwrap();
+        let EnrollResponse::List { people, .. } = listed else {
+            panic!("not a list reply: {listed:?}")
+        };
+        people
+    }
+
     async fn enroll(&self, person: &str, photos: &[&str]) -> EnrollResponse {
         let images: Vec<Value> = photos.iter().map(|p| json!({"base64": b64(p)})).collect();
         self.enroller
@@ -185,14 +198,7 @@ async fn enroll_reports_indexed_and_refused_photos_and_stores_both_sides() {
     };
     assert_eq!(face_count, 1);
 
-    let listed = w
-        .enroller
-        .handle(json!({"action": "list", "collection": "got"}))
-        .await
-        .unwrap();
-    let EnrollResponse::List { people, .. } = listed else {
-        panic!()
-    };
+    let people = w.people().await;
     assert_eq!(people.len(), 1);
     // Attributes merge: the second call's key is added, the first call's kept.
     assert_eq!(people[0].attributes["major"], "drama");
@@ -234,14 +240,7 @@ async fn attributes_merged_past_the_limit_are_refused_and_nothing_is_written() {
     assert_eq!(err.kind(), face_service::ErrorKind::BadInput, "{err}");
     assert!(err.to_string().contains("40 attributes"), "{err}");
     assert_eq!(stored().await, before);
-    let listed = w
-        .enroller
-        .handle(json!({"action": "list", "collection": "got"}))
-        .await
-        .unwrap();
-    let EnrollResponse::List { people, .. } = listed else {
-        panic!()
-    };
+    let people = w.people().await;
     assert_eq!(people[0].attributes.len(), 20);
 }
 
