@@ -4,6 +4,9 @@
 //!
 //! - `collections/<collection>/people/<person>.json`: one person's enrolled
 //!   faces ([`person_key`]).
+//! - `collections/<collection>/mirrored.json`: in a region the client-side
+//!   scan mirrored the collection into, the people it copied there
+//!   ([`mirror_manifest_key`]).
 //! - `<upload prefix><collection>/<anything>`: uploads recognized against
 //!   `<collection>` (the prefix is the stack's, default
 //!   [`crate::env::defaults::UPLOAD_PREFIX`]).
@@ -27,6 +30,14 @@ pub fn people_prefix(collection: &str) -> String {
 /// `collections/<collection>/people/<person>.json`.
 pub fn person_key(collection: &str, person: &str) -> String {
     format!("{}{person}.json", people_prefix(collection))
+}
+
+/// `collections/<collection>/mirrored.json`: which people of the
+/// collection a video scan copied into this bucket from its source region
+/// (and may remove once the source forgot them); outside `people/`, so no
+/// listing of people sees it.
+pub fn mirror_manifest_key(collection: &str) -> String {
+    format!("{COLLECTIONS_PREFIX}{collection}/mirrored.json")
 }
 
 /// The collection and person of a [`person_key`]; `None` for any other

@@ -14,13 +14,14 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use face_api::pricing;
-use face_contracts::layout::people_prefix;
-use face_service::storage::ObjectStore;
+use face_contracts::layout::{mirror_manifest_key, parse_person_key, people_prefix};
+use face_service::error::StorageError;
+use face_service::storage::{ListedObject, ObjectStore};
 use face_video::{
     ChunkScan, FrameMatches, FrameRange, ScanChunkRequest, ScanConfig, ScanStats, VideoIndex,
     merge_chunk_frames, plan_chunks,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::schedule::{
@@ -43,6 +44,17 @@ pub enum CloudError {
     },
     #[error("collection {collection} has no people in s3://{bucket}: enroll them first")]
     EmptyCollection { bucket: String, collection: String },
+    #[error(
+        "{region}: collection {collection} has people the scan's source region lacks ({}): \
+         a scan reads one region's collection everywhere; enroll them there (or pass that \
+         region as --collection-region), or forget them in {region}",
+        people.join(", ")
+    )]
+    PeopleOnlyInRegion {
+        region: String,
+        collection: String,
+        people: Vec<String>,
+    },
     #[error("planning the chunks: {0}")]
     Plan(#[from] face_video::VideoError),
     #[error(transparent)]
@@ -58,6 +70,7 @@ pub struct ScanRegion {
     pub bucket: String,
     pub function_name: String,
     pub memory_mib: u32,
+    pub timeout_s: u32,
     pub arm64: bool,
     /// Invocations in flight at most (see [`region_capacity`]).
     pub max_in_flight: usize,
@@ -251,6 +264,31 @@ async fn upload_parts(
     Ok(parts)
 }
 
+/// The people objects of `collection` in the scan's source bucket; none is
+/// an error (a mistyped name would otherwise scan for no one).
+pub async fn source_people<S: ObjectStore>(
+    src: &S,
+    bucket: &str,
+    region: &str,
+    collection: &str,
+) -> Result<Vec<ListedObject>, CloudError> {
+    let wanted = src
+        .list(bucket, &people_prefix(collection))
+        .await
+        .map_err(|e| CloudError::CopyCollection {
+            region: region.to_string(),
+            collection: collection.to_string(),
+            message: e.to_string(),
+        })?;
+    if wanted.is_empty() {
+        return Err(CloudError::EmptyCollection {
+            bucket: bucket.to_string(),
+            collection: collection.to_string(),
+        });
+    }
+    Ok(wanted)
+}
+
 /// What [`copy_collection`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct CollectionCopy {
@@ -259,11 +297,28 @@ pub struct CollectionCopy {
     pub removed: usize,
 }
 
+/// The people of a collection a scan copied into one region's bucket
+/// ([`mirror_manifest_key`]): what a later mirror may remove.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorManifest {
+    /// Person keys (`collections/<c>/people/<p>.json`).
+    people: BTreeSet<String>,
+}
+
+/// The manifest's cap: a few dozen bytes a person.
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Makes `collection` in `to` the same as in `from` (one object per
-/// person): copies new or changed people (by ETag), removes the ones
-/// forgotten since. Workers read the collection from their own region.
-/// An empty (or mistyped) source collection is an error that touches
-/// nothing: mirroring it would wipe the others.
+/// person): copies new or changed people (by ETag), removes the ones it
+/// copied before that `from` has forgotten since. Workers read the
+/// collection from their own region. `to` must not be `from`'s bucket.
+///
+/// Nothing is written when the source is empty (or mistyped: mirroring it
+/// would wipe the others), or when `to` holds people the mirror did not
+/// copy there (enrolled in that region alone): removing them would lose
+/// them, keeping them would let that region's chunks name people the
+/// others cannot.
 pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
     from: (&S, &str),
     to: (&D, &str),
@@ -277,16 +332,7 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
     };
     let ((src, src_bucket), (dst, dst_bucket)) = (from, to);
     let prefix = people_prefix(collection);
-    let wanted = src
-        .list(src_bucket, &prefix)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if wanted.is_empty() {
-        return Err(CloudError::EmptyCollection {
-            bucket: src_bucket.to_string(),
-            collection: collection.to_string(),
-        });
-    }
+    let wanted = source_people(src, src_bucket, region, collection).await?;
     let present: BTreeMap<String, String> = dst
         .list(dst_bucket, &prefix)
         .await
@@ -294,10 +340,56 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
         .into_iter()
         .map(|o| (o.key, o.etag))
         .collect();
+    let manifest_key = &mirror_manifest_key(collection);
+    let mut manifest = match dst
+        .get(dst_bucket, manifest_key, None, MAX_MANIFEST_BYTES)
+        .await
+    {
+        Ok(stored) => serde_json::from_slice::<MirrorManifest>(&stored.bytes)
+            .map_err(|e| fail(format!("s3://{dst_bucket}/{manifest_key}: {e}")))?,
+        Err(StorageError::NotFound { .. }) => MirrorManifest::default(),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let keep: BTreeSet<&str> = wanted.iter().map(|o| o.key.as_str()).collect();
+    let stale: Vec<&String> = present
+        .keys()
+        .filter(|k| !keep.contains(k.as_str()))
+        .collect();
+    let own: Vec<String> = stale
+        .iter()
+        .filter(|k| !manifest.people.contains(k.as_str()))
+        .filter_map(|k| parse_person_key(k).map(|(_, person)| person.to_string()))
+        .collect();
+    if !own.is_empty() {
+        return Err(CloudError::PeopleOnlyInRegion {
+            region: region.to_string(),
+            collection: collection.to_string(),
+            people: own,
+        });
+    }
+    let write_manifest = |manifest: &MirrorManifest| {
+        let bytes = serde_json::to_vec(manifest).expect("a set of strings serializes");
+        async move {
+            dst.put(dst_bucket, manifest_key, bytes)
+                .await
+                .map_err(|e| fail(e.to_string()))
+        }
+    };
     let mut copy = CollectionCopy {
         people: wanted.len(),
         ..CollectionCopy::default()
     };
+    // Recorded before they are copied: an interrupted mirror leaves no
+    // person it copied unrecorded, so the next one can still remove it.
+    let new: Vec<&str> = keep
+        .iter()
+        .copied()
+        .filter(|k| !manifest.people.contains(*k))
+        .collect();
+    if !new.is_empty() {
+        manifest.people.extend(new.into_iter().map(str::to_string));
+        write_manifest(&manifest).await?;
+    }
     for object in &wanted {
         if present.get(&object.key) == Some(&object.etag) {
             continue;
@@ -312,12 +404,17 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
             .map_err(|e| fail(e.to_string()))?;
         copy.copied += 1;
     }
-    let keep: BTreeSet<&str> = wanted.iter().map(|o| o.key.as_str()).collect();
-    for key in present.keys().filter(|k| !keep.contains(k.as_str())) {
+    for key in stale {
         dst.delete(dst_bucket, key)
             .await
             .map_err(|e| fail(e.to_string()))?;
         copy.removed += 1;
+    }
+    let mirrored = MirrorManifest {
+        people: keep.iter().map(|k| k.to_string()).collect(),
+    };
+    if mirrored.people != manifest.people {
+        write_manifest(&mirrored).await?;
     }
     Ok(copy)
 }
@@ -471,14 +568,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn collection_copy_mirrors_people_by_etag() {
+    async fn collection_copy_mirrors_people_by_etag_and_removes_only_what_it_copied() {
         let (src, dst) = (MemoryObjects::default(), MemoryObjects::default());
         let key = |p: &str| face_contracts::layout::person_key("c", p);
+        let manifest = face_contracts::layout::mirror_manifest_key("c");
         src.insert("a", &key("ann"), b"ann-v1".to_vec());
         src.insert("a", &key("bob"), b"bob".to_vec());
         src.insert("a", "collections/other/people/zed.json", b"z".to_vec());
         dst.insert("b", &key("bob"), b"bob".to_vec());
-        dst.insert("b", &key("gone"), b"old".to_vec());
+        dst.insert("b", &key("dora"), b"enrolled here".to_vec());
+
+        // Dora was enrolled in the destination alone: refused, nothing
+        // written, nothing removed.
+        let refused = copy_collection((&src, "a"), (&dst, "b"), "r", "c").await;
+        assert!(
+            matches!(&refused, Err(CloudError::PeopleOnlyInRegion { region, people, .. }) if region == "r" && people == &["dora"]),
+            "{refused:?}"
+        );
+        assert_eq!(dst.keys("b"), vec![key("bob"), key("dora")]);
+
+        dst.delete("b", &key("dora")).await.unwrap();
         let copy = copy_collection((&src, "a"), (&dst, "b"), "r", "c")
             .await
             .unwrap();
@@ -487,10 +596,13 @@ mod tests {
             CollectionCopy {
                 people: 2,
                 copied: 1,
-                removed: 1
+                removed: 0
             }
         );
-        assert_eq!(dst.keys("b"), vec![key("ann"), key("bob")]);
+        assert_eq!(
+            dst.keys("b"),
+            vec![manifest.clone(), key("ann"), key("bob")]
+        );
         // Changed since: copied again; unchanged: left alone.
         src.insert("a", &key("ann"), b"ann-v2".to_vec());
         let again = copy_collection((&src, "a"), (&dst, "b"), "r", "c")
@@ -498,13 +610,28 @@ mod tests {
             .unwrap();
         assert_eq!((again.copied, again.removed), (1, 0));
 
+        // Forgotten in the source: the mirror it made goes too.
+        src.delete("a", &key("bob")).await.unwrap();
+        let after_forget = copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        assert_eq!((after_forget.copied, after_forget.removed), (0, 1));
+        assert_eq!(dst.keys("b"), vec![manifest.clone(), key("ann")]);
+        // ... and bob, enrolled in the destination later, is its own.
+        dst.insert("b", &key("bob"), b"bob, here".to_vec());
+        let refused = copy_collection((&src, "a"), (&dst, "b"), "r", "c").await;
+        assert!(
+            matches!(&refused, Err(CloudError::PeopleOnlyInRegion { people, .. }) if people == &["bob"]),
+            "{refused:?}"
+        );
+
         // A collection with no one in the source is refused, not mirrored.
         let empty = copy_collection((&src, "a"), (&dst, "b"), "r", "nobody").await;
         assert!(
             matches!(&empty, Err(CloudError::EmptyCollection { bucket, collection }) if bucket == "a" && collection == "nobody"),
             "{empty:?}"
         );
-        assert_eq!(dst.keys("b"), vec![key("ann"), key("bob")]);
+        assert_eq!(dst.keys("b"), vec![manifest, key("ann"), key("bob")]);
     }
 
     #[test]

@@ -175,6 +175,7 @@ pub async fn deployed_regions(
                 bucket,
                 function_name,
                 memory_mib: function.memory_mib,
+                timeout_s: function.timeout_s,
                 arm64: function.architecture == Architecture::Arm64,
                 max_in_flight: region_capacity(
                     function.reserved_concurrency,
@@ -194,6 +195,26 @@ pub async fn deployed_regions(
         });
     }
     Ok(regions)
+}
+
+/// A deployed region's data bucket, for a region that is not scanned on
+/// (the collection's source): its SDK configuration, bucket and owner.
+pub async fn region_bucket(
+    deployment: &Deployment,
+    select: &RegionSelection,
+    region: &str,
+) -> Result<(SdkConfig, String, String), DeploymentError> {
+    let outputs_dir = select
+        .outputs_dir
+        .clone()
+        .unwrap_or_else(|| default_outputs_dir(deployment));
+    let record = read_record(&outputs_dir, region)?;
+    let bucket = record
+        .output(outputs::DATA_BUCKET_NAME)
+        .map_err(DeploymentError::Output)?
+        .to_string();
+    let sdk = region_config(select.sdk.as_ref(), region).await;
+    Ok((sdk, bucket, record.account.clone()))
 }
 
 #[cfg(test)]
@@ -252,6 +273,7 @@ regions:
                 bucket: "b-eu-west-1".into(),
                 function_name: "function".into(),
                 memory_mib: worker.memory_mib,
+                timeout_s: worker.timeout_s,
                 arm64: true,
                 max_in_flight: 3,
             }

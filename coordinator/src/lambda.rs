@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -22,7 +23,14 @@ pub struct LambdaTarget {
     pub function_name: String,
     /// Set for local runs (moto, the emulator); `None` uses AWS's.
     pub endpoint_url: Option<String>,
+    /// The function's own timeout: an attempt that has no reply a while
+    /// after it (a lost connection) is given up and retried.
+    pub function_timeout: Duration,
 }
+
+/// How long past the function's timeout an invoke's reply may take (the
+/// network, a cold start's init).
+const REPLY_MARGIN: Duration = Duration::from_secs(30);
 
 /// Invokes each region's function synchronously with the job as payload.
 #[derive(Debug)]
@@ -43,7 +51,12 @@ impl<J, R> LambdaWorker<J, R> {
                 let mut config = aws_sdk_lambda::config::Builder::from(
                     &face_sdk_config::with_region(base, &t.region),
                 )
-                .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled());
+                .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+                .timeout_config(
+                    aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
+                        .operation_attempt_timeout(t.function_timeout + REPLY_MARGIN)
+                        .build(),
+                );
                 if let Some(endpoint) = &t.endpoint_url {
                     config = config.endpoint_url(endpoint);
                 }
@@ -63,13 +76,18 @@ impl<J, R> LambdaWorker<J, R> {
     }
 }
 
-/// A function's error reply: a bad job is fatal, anything else (a crash, a
-/// timeout, a transient AWS error inside) is worth another attempt.
+/// A function's error reply: a bad job, or a reply over Lambda's 6 MB,
+/// is fatal (the same job fails the same way again); anything else (a
+/// crash, a timeout, a transient AWS error inside) is worth another attempt.
 pub fn classify_function_error(body: &Value) -> WorkerError {
     let kind = body["errorType"].as_str().unwrap_or("Unhandled");
     let message = format!("{kind}: {}", body["errorMessage"].as_str().unwrap_or(""));
     if kind.ends_with("BadInput") {
         WorkerError::Fatal(message)
+    } else if kind == "Function.ResponseSizeTooLarge" {
+        WorkerError::Fatal(format!(
+            "{message} (a chunk's frames are over Lambda's reply limit: scan with fewer frames per chunk)"
+        ))
     } else {
         WorkerError::Retryable(message)
     }
@@ -85,10 +103,11 @@ where
     let message = format!("{region}: {}", DisplayErrorContext(&err));
     match &err {
         SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
-            "TooManyRequestsException"
-            | "EC2ThrottledException"
-            | "ServiceException"
-            | "ResourceNotReadyException" => WorkerError::Retryable(message),
+            "TooManyRequestsException" | "EC2ThrottledException" => WorkerError::Throttled(message),
+            // A deploy updating the function, a brief service fault.
+            "ServiceException" | "ResourceNotReadyException" | "ResourceConflictException" => {
+                WorkerError::Retryable(message)
+            }
             // The function is missing or we may not call it: this region
             // cannot help, others may.
             _ => WorkerError::RegionDown(message),
@@ -174,6 +193,11 @@ mod tests {
             let err = classify_function_error(&json!({"errorType": kind, "errorMessage": "x"}));
             assert!(matches!(err, WorkerError::Retryable(_)), "{kind}: {err:?}");
         }
+        // The same chunk would be over the reply limit again.
+        let too_large = json!({"errorType": "Function.ResponseSizeTooLarge", "errorMessage": "over 6291556 bytes"});
+        assert!(
+            matches!(classify_function_error(&too_large), WorkerError::Fatal(m) if m.contains("fewer frames per chunk"))
+        );
     }
 
     #[derive(Debug, PartialEq, serde::Deserialize)]

@@ -7,10 +7,13 @@
 //!   share of the work follows its capacity, and a slow region never holds
 //!   jobs a fast one could run.
 //! - Retries: a retryable failure puts the job back with exponential
-//!   backoff, up to `max_attempts`.
+//!   backoff, up to `max_attempts`; a throttled attempt
+//!   ([`WorkerError::Throttled`]) goes back too, with its own budget
+//!   (`max_throttled`), and counts against neither the job nor the region.
 //! - Regions fail: after `region_failure_threshold` consecutive failures (or
 //!   one [`WorkerError::RegionDown`]) a region takes no more jobs, and its
-//!   failed jobs go back to the queue for the others.
+//!   failed jobs go back to the queue for the others; the last region up
+//!   is only taken out by `RegionDown`.
 //! - Exactly once: a job's result is kept once, by job id; a job is only
 //!   re-queued after its attempt failed, so no result is counted twice, and
 //!   the run fails loudly if any job is left without a result.

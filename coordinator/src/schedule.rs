@@ -20,7 +20,12 @@ pub struct Region {
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum WorkerError {
-    /// Throttling, a timeout, a crashed environment: try again.
+    /// The region has no capacity left just now (throttled): try again
+    /// later. Not a failure of the job nor of the region: it neither uses
+    /// up the job's attempts nor takes the region out.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// A timeout, a crashed environment: try again.
     #[error("retryable: {0}")]
     Retryable(String),
     /// The region cannot take work (endpoint unreachable, function
@@ -44,8 +49,12 @@ pub struct RetryPolicy {
     /// Backoff before attempt n (n ≥ 2) is `base * 2^(n-2)`, capped.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Consecutive failures after which a region takes no more jobs.
+    /// Consecutive failures after which a region takes no more jobs
+    /// (never the last one up: its retryable failures use up attempts).
     pub region_failure_threshold: u32,
+    /// Throttled attempts per job before the run gives up (their backoff
+    /// grows as the attempts' does).
+    pub max_throttled: u32,
 }
 
 impl Default for RetryPolicy {
@@ -55,6 +64,7 @@ impl Default for RetryPolicy {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             region_failure_threshold: 3,
+            max_throttled: 30,
         }
     }
 }
@@ -87,6 +97,9 @@ pub struct JobResult<R> {
 pub struct RegionReport {
     pub jobs_done: usize,
     pub failures: usize,
+    /// Attempts the region turned away (throttled), not counted in
+    /// `failures`.
+    pub throttled: usize,
     /// Whether the region was taken out of the run.
     pub lost: bool,
     pub peak_in_flight: usize,
@@ -120,7 +133,9 @@ pub enum FanOutError {
 struct Queued<J> {
     id: u64,
     job: J,
+    /// Attempts that ran (or failed), throttled ones not included.
     attempts: u32,
+    throttled: u32,
 }
 
 struct RegionState {
@@ -169,6 +184,7 @@ where
                     id,
                     job,
                     attempts: 0,
+                    throttled: 0,
                 })
                 .collect(),
         ),
@@ -254,8 +270,9 @@ async fn slot_loop<J, R>(
             continue;
         };
         queued.attempts += 1;
-        if queued.attempts > 1 {
-            tokio::time::sleep(policy.backoff(queued.attempts)).await;
+        let tries = queued.attempts + queued.throttled;
+        if tries > 1 {
+            tokio::time::sleep(policy.backoff(tries)).await;
         }
         let in_flight = region.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         {
@@ -300,11 +317,34 @@ async fn slot_loop<J, R>(
                 });
                 shared.wake.notify_waiters();
             }
+            Err(WorkerError::Throttled(error)) => {
+                lock(&region.report).throttled += 1;
+                // It did not run: the attempt is given back.
+                queued.attempts -= 1;
+                queued.throttled += 1;
+                if queued.throttled >= policy.max_throttled {
+                    *lock(&shared.fatal) = Some(FanOutError::RetriesExhausted {
+                        job: queued.id,
+                        attempts: queued.attempts + queued.throttled,
+                        error: format!("throttled {} times, last: {error}", queued.throttled),
+                    });
+                } else {
+                    shared.retries.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(job = queued.id, region = %region.name, throttled = queued.throttled, %error, "job re-queued");
+                    shared.queue.lock().await.push_back(queued);
+                }
+                shared.wake.notify_waiters();
+            }
             Err(error) => {
                 lock(&region.report).failures += 1;
                 let failures = region.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
+                // A run of retryable failures moves the work elsewhere; with
+                // nowhere else to go, the attempts decide.
+                let others_up = all_regions
+                    .iter()
+                    .any(|r| r.name != region.name && !r.down.load(Ordering::SeqCst));
                 let lost = matches!(error, WorkerError::RegionDown(_))
-                    || failures >= policy.region_failure_threshold as usize;
+                    || (failures >= policy.region_failure_threshold as usize && others_up);
                 if lost && !region.down.swap(true, Ordering::SeqCst) {
                     lock(&region.report).lost = true;
                     tracing::warn!(region = %region.name, %error, "region taken out of the run; its jobs move to the others");

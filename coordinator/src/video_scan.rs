@@ -59,7 +59,7 @@ pub enum VideoScanError {
         #[source]
         source: VideoError,
     },
-    #[error("--collection-region {0} is not being scanned")]
+    #[error("--collection-region {0:?} is not a region of the stack")]
     CollectionRegion(String),
 }
 
@@ -72,7 +72,8 @@ pub struct CloudOptions {
     pub stack: String,
     /// Which of its regions, and how to reach them.
     pub target: RegionSelection,
-    /// The region the collection was enrolled in [default: the first].
+    /// The region the collection was enrolled in, scanned or not
+    /// [default: the stack's first].
     pub collection_region: Option<String>,
     pub frames_per_chunk: u64,
     /// The workers scan in [`ScanMode::Tracked`] whatever `config.mode` says.
@@ -171,31 +172,64 @@ pub async fn scan_video(
     let sha = sha256_file(&options.video)?;
     // By content hash: a re-run uploads nothing, two videos never collide.
     let key = face_contracts::layout::staged_video_key(&sha);
-    let source_name = options
-        .collection_region
-        .clone()
-        .unwrap_or_else(|| regions[0].region.name.clone());
-    let source = regions
-        .iter()
-        .find(|r| r.region.name == source_name)
-        .ok_or(VideoScanError::CollectionRegion(source_name))?;
-    let source_objects = S3Objects::new(s3_client(&source.sdk), Some(source.bucket_owner.clone()));
+    // The video's header first: a file that is not a scannable MP4 stops
+    // the scan before anything is written to any region.
+    let index = read_index(&options.video)?;
+    // The collection is read from one region (by default the stack's
+    // first, where enroll writes by default), scanned or not.
+    let source_name = match &options.collection_region {
+        Some(name) => name.clone(),
+        None => deployment
+            .regions
+            .first()
+            .map(|plan| plan.region.clone())
+            .ok_or_else(|| VideoScanError::CollectionRegion(String::new()))?,
+    };
+    if deployment.region(&source_name).is_none() {
+        return Err(VideoScanError::CollectionRegion(source_name));
+    }
+    let (source_objects, source_bucket) =
+        match regions.iter().find(|r| r.region.name == source_name) {
+            Some(r) => (
+                S3Objects::new(s3_client(&r.sdk), Some(r.bucket_owner.clone())),
+                r.region.bucket.clone(),
+            ),
+            None => {
+                let (sdk, bucket, owner) =
+                    deployment::region_bucket(&deployment, &options.target, &source_name).await?;
+                (S3Objects::new(s3_client(&sdk), Some(owner)), bucket)
+            }
+        };
+    // An empty (or mistyped) collection stops the scan before any upload.
+    let people = cloud::source_people(
+        &source_objects,
+        &source_bucket,
+        &source_name,
+        &options.collection,
+    )
+    .await?
+    .len();
     let mut staged = Vec::new();
     for deployed in &regions {
         let region = &deployed.region;
         let s3 = s3_client(&deployed.sdk);
-        // The collection first: an empty one stops the scan before any
-        // upload.
-        let copy = cloud::copy_collection(
-            (&source_objects, source.region.bucket.as_str()),
-            (
-                &S3Objects::new(s3.clone(), Some(deployed.bucket_owner.clone())),
-                region.bucket.as_str(),
-            ),
-            &region.name,
-            &options.collection,
-        )
-        .await?;
+        let copy = if region.name == source_name {
+            CollectionCopy {
+                people,
+                ..CollectionCopy::default()
+            }
+        } else {
+            cloud::copy_collection(
+                (&source_objects, source_bucket.as_str()),
+                (
+                    &S3Objects::new(s3.clone(), Some(deployed.bucket_owner.clone())),
+                    region.bucket.as_str(),
+                ),
+                &region.name,
+                &options.collection,
+            )
+            .await?
+        };
         let uploaded = cloud::stage_video(
             &s3,
             &region.name,
@@ -211,7 +245,6 @@ pub async fn scan_video(
     }
     let staging_s = staging.elapsed().as_secs_f64();
 
-    let index = read_index(&options.video)?;
     let targets: Vec<LambdaTarget> = regions
         .iter()
         .map(|r| LambdaTarget {
@@ -222,6 +255,7 @@ pub async fn scan_video(
                 .lambda_endpoints
                 .get(&r.region.name)
                 .map(|e| e.url.clone()),
+            function_timeout: std::time::Duration::from_secs(r.region.timeout_s.into()),
         })
         .collect();
     let worker = Arc::new(LambdaWorker::new(&regions[0].sdk, &targets));

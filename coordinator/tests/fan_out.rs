@@ -25,6 +25,10 @@ enum Behaviour {
     DiesAfter(usize),
     /// Every n-th call is throttled.
     ThrottlesEvery(usize),
+    /// Its first n calls are throttled (a burst).
+    ThrottlesFirst(usize),
+    /// Its first n calls fail as a timed-out environment does.
+    TimesOutFirst(usize),
     Dead,
 }
 
@@ -75,7 +79,13 @@ impl Worker<Chunk, Vec<u64>> for FakeRegions {
                 Err(WorkerError::RegionDown("function not found".into()))
             }
             Behaviour::ThrottlesEvery(n) if call % n == 0 => {
-                Err(WorkerError::Retryable("TooManyRequestsException".into()))
+                Err(WorkerError::Throttled("TooManyRequestsException".into()))
+            }
+            Behaviour::ThrottlesFirst(n) if call <= n => {
+                Err(WorkerError::Throttled("TooManyRequestsException".into()))
+            }
+            Behaviour::TimesOutFirst(n) if call <= n => {
+                Err(WorkerError::Retryable("Sandbox.Timedout".into()))
             }
             _ => Ok((chunk.start..chunk.end).collect()),
         }
@@ -200,6 +210,55 @@ async fn a_region_lost_mid_scan_hands_its_work_to_the_others() {
     // Failed attempts ran, but only one result per job was kept.
     assert!(fake.executions.load(Ordering::SeqCst) > 120);
     assert_eq!(report.results.len(), 120);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_throttles_is_waited_out_without_losing_the_region() {
+    // More throttles in a row than the failures that take a region out,
+    // and than a job's attempts.
+    let fake = FakeRegions::new(&[("a", Behaviour::ThrottlesFirst(12))]);
+    let report = fan_out(
+        chunks(),
+        &regions(&[("a", 4)]),
+        fake,
+        fast_policy(),
+        no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_every_frame_once(&report);
+    let a = &report.regions["a"];
+    assert_eq!((a.throttled, a.failures, a.lost), (12, 0, false));
+    assert_eq!(report.retries, 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_region_up_is_not_taken_out_by_retryable_failures() {
+    let policy = fast_policy();
+    let fake = FakeRegions::new(&[("a", Behaviour::TimesOutFirst(3))]);
+    let report = fan_out(chunks(), &regions(&[("a", 1)]), fake, policy, no_progress())
+        .await
+        .unwrap();
+    assert_every_frame_once(&report);
+    let a = &report.regions["a"];
+    assert_eq!(policy.region_failure_threshold, 3);
+    assert_eq!((a.failures, a.lost), (3, false));
+    // With another region up, the same failures move the work there.
+    let fake = FakeRegions::new(&[
+        ("a", Behaviour::TimesOutFirst(3)),
+        ("b", Behaviour::Healthy),
+    ]);
+    let report = fan_out(
+        chunks(),
+        &regions(&[("a", 1), ("b", 1)]),
+        fake,
+        policy,
+        no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_every_frame_once(&report);
+    assert!(report.regions["a"].lost);
 }
 
 #[tokio::test(start_paused = true)]
