@@ -9,14 +9,130 @@ use face_service::collections::{CollectionCache, validate_collection_name};
 use face_service::metrics::Metrics;
 use face_service::storage::{ObjectStore, ReadPin};
 use face_service::{ServiceError, StorageError};
-use face_video::{ChunkScan, ScanChunkRequest, VideoIndex, scan_chunk};
+use face_video::{
+    ChunkScan, DecodeSpan, FrameRange, ScanChunkRequest, ScanError, VideoError, VideoIndex,
+    scan_chunk,
+};
 use serde_json::Value;
 
-use crate::indexes::VideoIndexes;
+use crate::indexes::{ReadIndex, VideoIndexes};
+use crate::jobs::DEFAULT_FRAMES_PER_CHUNK;
 
 /// Compressed bytes one chunk may span (a 300-frame 4K chunk at 50 Mbit/s
 /// is ~60 MB).
 pub const MAX_CHUNK_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A chunk decodes from the keyframe at or before its first frame, so with
+/// long GOPs the k-th chunk of a GOP decodes about k chunks' frames
+/// (quadratic over the GOP, and each chunk past the function's timeout).
+/// Frames a chunk may decode: this many times its own frames, counted as at
+/// least [`DEFAULT_FRAMES_PER_CHUNK`] (so small chunks still get 1,200: 40 s
+/// at 30 fps). With 300-frame chunks that supports keyframes up to 900
+/// frames apart (30 s at 30 fps; encoders default to 2-10 s).
+pub const MAX_DECODE_FACTOR: u64 = 4;
+
+/// The frames a chunk of `chunk_frames` frames may decode
+/// ([`MAX_DECODE_FACTOR`]).
+pub fn max_decoded_frames(chunk_frames: u64) -> u64 {
+    MAX_DECODE_FACTOR.saturating_mul(chunk_frames.max(DEFAULT_FRAMES_PER_CHUNK))
+}
+
+/// Checks, before any of its bytes are read, that the chunk `frames`
+/// (whose decode span is `span`) can be scanned from an object of
+/// `object_size` bytes: its bytes are not empty and lie within the object
+/// (S3 would refuse the ranged GET as an infrastructure error, 416 or
+/// "empty range", retried to the dead-letter queue), and it decodes at most
+/// [`max_decoded_frames`]. Each failure is the video's: bad input.
+pub fn check_chunk_span(
+    key: &str,
+    index: &VideoIndex,
+    frames: FrameRange,
+    span: &DecodeSpan,
+    object_size: u64,
+) -> Result<(), ServiceError> {
+    let (start, end) = (frames.start, frames.end);
+    if span.bytes_end <= span.bytes_start {
+        return Err(ServiceError::BadRequest(format!(
+            "{key}: frames {start}..{end} have no bytes (the sample table gives them an empty byte range)"
+        )));
+    }
+    if span.bytes_end > object_size {
+        return Err(ServiceError::BadRequest(format!(
+            "{key}: frames {start}..{end} lie at bytes {}..{}, past the end of the {object_size}-byte file (a truncated upload?)",
+            span.bytes_start, span.bytes_end
+        )));
+    }
+    let decoded = u64::from(span.samples_end.saturating_sub(span.samples_start));
+    let limit = max_decoded_frames(frames.len());
+    if decoded > limit {
+        return Err(ServiceError::BadRequest(format!(
+            "{key}: keyframes every {} frames; at most {} supported (frames {start}..{end} would decode {decoded} frames from the keyframe before them, over the limit of {limit}): re-encode with more frequent keyframes",
+            max_keyframe_gap(index),
+            limit - frames.len().max(DEFAULT_FRAMES_PER_CHUNK),
+        )));
+    }
+    Ok(())
+}
+
+/// The most samples from one keyframe to the next (or to the end).
+fn max_keyframe_gap(index: &VideoIndex) -> u64 {
+    let mut gap = 0u64;
+    let mut last = 0usize;
+    for (i, sample) in index.samples.iter().enumerate() {
+        if sample.keyframe {
+            gap = gap.max((i - last) as u64);
+            last = i;
+        }
+    }
+    gap.max((index.samples.len() - last) as u64)
+}
+
+/// A video failure sorted by whose it is: the video's (bad input, the job
+/// fails at once) or the worker's own (its encoder, its MP4 writer, its
+/// montage settings and segments: internal, retried, and the job fails
+/// only on the last receive). Every variant is named, so a new one is
+/// sorted on purpose.
+pub fn video_error(key: &str, error: VideoError) -> ServiceError {
+    match error {
+        VideoError::Encoder(_)
+        | VideoError::Mp4Write(_)
+        | VideoError::MontageConfig { .. }
+        | VideoError::NoSegments
+        | VideoError::BadSegment { .. }
+        | VideoError::SegmentMismatch { .. } => ServiceError::Internal(format!("{key}: {error}")),
+        VideoError::NotMp4(_)
+        | VideoError::NoVideoTrack
+        | VideoError::UnsupportedCodec(_)
+        | VideoError::UnsupportedFormat(_)
+        | VideoError::Fragmented
+        | VideoError::TooManyPixels { .. }
+        | VideoError::TooManyFrames { .. }
+        | VideoError::SampleTooLarge { .. }
+        | VideoError::SampleTable(_)
+        | VideoError::FrameRange { .. }
+        | VideoError::SampleOutOfRange { .. }
+        | VideoError::CorruptSample { .. }
+        | VideoError::Decoder(_)
+        | VideoError::MontageTooManyFrames { .. }
+        | VideoError::MontageTooLarge { .. }
+        | VideoError::DimensionMismatch { .. } => {
+            ServiceError::BadRequest(format!("{key}: {error}"))
+        }
+    }
+}
+
+/// A scan failure sorted as [`video_error`] does; a model that failed to
+/// run or gave an unexpected output is the deployment's fault (fatal), not
+/// the video's.
+pub fn scan_error(key: &str, error: ScanError) -> ServiceError {
+    match error {
+        ScanError::Video(e) => video_error(key, e),
+        ScanError::Face(e) if !e.is_bad_input() => ServiceError::Face(e),
+        ScanError::Face(_) | ScanError::Collection(_) | ScanError::Config { .. } => {
+            ServiceError::BadRequest(format!("{key}: {error}"))
+        }
+    }
+}
 
 /// A scanned chunk and what it was decoded from.
 #[derive(Debug, Clone)]
@@ -94,11 +210,18 @@ impl<O: ObjectStore> ScanWorker<O> {
         key: &str,
         pin: &ReadPin,
     ) -> Result<Arc<VideoIndex>, ServiceError> {
-        Ok(self
-            .indexes
-            .get(&self.objects, bucket, key, pin)
-            .await?
-            .index)
+        Ok(self.video_read(bucket, key, pin).await?.index)
+    }
+
+    /// [`Self::video_index`] with the ETag and size of the object it was
+    /// read from.
+    pub async fn video_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: &ReadPin,
+    ) -> Result<ReadIndex, ServiceError> {
+        self.indexes.get(&self.objects, bucket, key, pin).await
     }
 
     /// Scans one chunk of the key's current version (a direct invoke's).
@@ -130,7 +253,8 @@ impl<O: ObjectStore> ScanWorker<O> {
         let index = read.index;
         let span = index
             .decode_span(request.frames)
-            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            .map_err(|e| video_error(&request.key, e))?;
+        check_chunk_span(&request.key, &index, request.frames, &span, read.size)?;
         let span_bytes = span.bytes_end - span.bytes_start;
         if span_bytes > MAX_CHUNK_BYTES {
             return Err(ServiceError::BadRequest(format!(
@@ -195,7 +319,7 @@ impl<O: ObjectStore> ScanWorker<O> {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("scan task: {e}")))?
-        .map_err(|e| ServiceError::BadRequest(format!("{}: {e}", request.key)))?;
+        .map_err(|e| scan_error(&request.key, e))?;
         tracing::info!(
             key = %request.key,
             frames = scan.stats.frames,
@@ -227,5 +351,70 @@ impl<O: ObjectStore> ScanWorker<O> {
             data,
             data_offset: span.bytes_start,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use face_core::{FaceError, ModelError};
+    use face_service::error::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn a_model_or_encoder_failure_is_the_workers_and_a_bad_video_is_bad_input() {
+        let model = ScanError::Face(FaceError::Model(ModelError::Run {
+            model: "detector",
+            reason: "out of memory".into(),
+        }));
+        assert_eq!(scan_error("v.mp4", model).kind(), ErrorKind::Fatal);
+        let output = ScanError::Face(FaceError::Model(ModelError::Output {
+            model: "recognizer",
+            reason: "shape".into(),
+        }));
+        assert_eq!(scan_error("v.mp4", output).kind(), ErrorKind::Fatal);
+        for worker in [
+            VideoError::Encoder("no frames were encoded".into()),
+            VideoError::Mp4Write("no samples".into()),
+        ] {
+            let error = video_error("v.mp4", worker.clone());
+            assert_eq!(error.kind(), ErrorKind::Fatal, "{worker}");
+            assert_eq!(
+                scan_error("v.mp4", ScanError::Video(worker)).kind(),
+                ErrorKind::Fatal
+            );
+        }
+        let corrupt = ScanError::Video(VideoError::SampleOutOfRange {
+            sample: 3,
+            reason: "past the data".into(),
+        });
+        let error = scan_error("v.mp4", corrupt);
+        assert_eq!(error.kind(), ErrorKind::BadInput);
+        assert!(error.to_string().contains("v.mp4: sample 3"), "{error}");
+        let decoder = ScanError::Video(VideoError::Decoder("bad slice".into()));
+        assert_eq!(scan_error("v.mp4", decoder).kind(), ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn a_chunk_with_no_bytes_or_bytes_past_the_file_is_bad_input() {
+        let images = (0..4u8)
+            .map(|i| face_core::RgbImage::from_raw(32, 32, vec![i * 60; 32 * 32 * 3]).unwrap());
+        let video =
+            face_video::encode_images(images, 10, &face_video::EncodeSettings::default()).unwrap();
+        let index = VideoIndex::from_bytes(&video, &Default::default()).unwrap();
+        let frames = FrameRange { start: 0, end: 4 };
+        let span = index.decode_span(frames).unwrap();
+        let size = video.len() as u64;
+        assert!(check_chunk_span("v.mp4", &index, frames, &span, size).is_ok());
+        let empty = DecodeSpan {
+            bytes_end: span.bytes_start,
+            ..span
+        };
+        let err = check_chunk_span("v.mp4", &index, frames, &empty, size).unwrap_err();
+        assert_eq!(err.kind(), face_service::error::ErrorKind::BadInput);
+        assert!(err.to_string().contains("no bytes"), "{err}");
+        let err = check_chunk_span("v.mp4", &index, frames, &span, span.bytes_end - 1).unwrap_err();
+        assert_eq!(err.kind(), face_service::error::ErrorKind::BadInput);
+        assert!(err.to_string().contains("past the end"), "{err}");
     }
 }

@@ -90,6 +90,8 @@ pub struct ReadIndex {
     pub index: Arc<VideoIndex>,
     /// Chunk reads must match it, or they would be another video's bytes.
     pub etag: Option<String>,
+    /// The object's size in bytes: every chunk's bytes must lie within it.
+    pub size: u64,
 }
 
 /// (bucket, key) → the index of the version with this ETag.
@@ -146,6 +148,7 @@ impl VideoIndexes {
     ) -> Result<ReadIndex, ServiceError> {
         let version_id = pin.version_id();
         let first = sparse::first_read(objects, bucket, key, version_id).await?;
+        let object_size = first.object_size;
         if let ReadPin::ETag(expected) = pin
             && !pin.admits(first.etag.as_deref())
         {
@@ -162,6 +165,7 @@ impl VideoIndexes {
                     return Ok(ReadIndex {
                         index,
                         etag: Some(etag.clone()),
+                        size: object_size,
                     });
                 }
                 // Another version: never served again, its memory freed now.
@@ -198,7 +202,11 @@ impl VideoIndexes {
             self.cache()
                 .insert(id, (etag.clone(), Arc::clone(&index)), bytes);
         }
-        Ok(ReadIndex { index, etag })
+        Ok(ReadIndex {
+            index,
+            etag,
+            size: object_size,
+        })
     }
 }
 

@@ -20,10 +20,14 @@
 //! reason (and a `bad_input` result); a chunk that fails on its last
 //! receive (`FACE_SCAN_MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`)
 //! fails the job naming the chunk, then goes to the dead-letter queue.
+//! Work that would outlive the invocation (its deadline, less a margin) is
+//! stopped and counts as such a failure, so a chunk that always times out
+//! still ends its job. A montage that cannot be joined (over its memory
+//! budget, or unusable) leaves the job done without one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use face_api::jobs::{JobStatus, JobUsage, SHORT_CLIP_MAX_S, ScanJobResponse};
 use face_contracts::layout;
@@ -43,7 +47,7 @@ use face_video::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::handler::ScanWorker;
+use crate::handler::{ScanWorker, check_chunk_span, video_error};
 
 /// Frames per chunk of a server-side job, as `facectl scan-video --stack`
 /// sends them (10 s at 30 fps: a few seconds of work, so a six-hour video
@@ -55,8 +59,14 @@ const MAX_CHUNK_RESULT_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest montage segment read back.
 const MAX_SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 /// Queue and topic messages stay under SNS's 256 KiB limit; larger results
-/// leave `timeline` and `frames_matched` to `result_key`.
-const MAX_MESSAGE_BYTES: usize = 240 * 1024;
+/// leave `timeline` and `frames_matched`, then `people`, to `result_key`.
+pub const MAX_MESSAGE_BYTES: usize = 240 * 1024;
+/// Montage segments joined at most, together: they and the joined MP4 are
+/// held in memory at once.
+pub const DEFAULT_MAX_MONTAGE_BYTES: u64 = 256 * 1024 * 1024;
+/// Time kept back from a message's work before the invocation's deadline,
+/// to record its failure.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 /// Chunk messages sent at once while planning.
 const PLAN_SEND_CONCURRENCY: usize = 16;
 
@@ -93,6 +103,12 @@ pub struct JobSettings {
     /// The function's memory, for GB-s.
     pub memory_mib: u32,
     pub arm64: bool,
+    /// Montage segments joined at most, together; a longer montage is left
+    /// out of the result (the job is still done).
+    pub max_montage_bytes: u64,
+    /// Kept back from each message's work before the invocation's
+    /// deadline, to record a failure before the function is killed.
+    pub deadline_margin: Duration,
 }
 
 impl Default for JobSettings {
@@ -105,6 +121,8 @@ impl Default for JobSettings {
             max_receive_count: face_contracts::env::defaults::SCAN_MAX_RECEIVE_COUNT,
             memory_mib: 1024,
             arm64: cfg!(target_arch = "aarch64"),
+            max_montage_bytes: DEFAULT_MAX_MONTAGE_BYTES,
+            deadline_margin: DEFAULT_DEADLINE_MARGIN,
         }
     }
 }
@@ -139,11 +157,24 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     }
 
     /// A batch of the scan queue: each message on its own; only those to
-    /// retry are reported.
+    /// retry are reported. No deadline: see [`Self::sqs_batch_until`].
     pub async fn sqs_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.sqs_batch_until(event, None).await
+    }
+
+    /// [`Self::sqs_batch`] within an invocation that ends at `deadline`:
+    /// each message's work is stopped `deadline_margin` before it, and
+    /// counts as a failure of that message (retried; on its last receive
+    /// the job fails saying so), instead of the function being killed with
+    /// nothing recorded.
+    pub async fn sqs_batch_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> SqsBatchResponse {
         let mut failures = Vec::new();
         for message in &event.records {
-            if !self.message(message).await {
+            if !self.message(message, deadline).await {
                 failures.push(BatchItemFailure {
                     item_identifier: message.message_id.clone(),
                 });
@@ -155,7 +186,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     }
 
     /// Handles one message; returns whether it may be deleted.
-    async fn message(&self, message: &SqsMessage) -> bool {
+    async fn message(&self, message: &SqsMessage, deadline: Option<Instant>) -> bool {
         let parsed: ScanMessage = match serde_json::from_str(&message.body) {
             Ok(m) => m,
             Err(e) => {
@@ -164,29 +195,55 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 return true;
             }
         };
-        let outcome = match &parsed {
-            ScanMessage::Plan { job_id } => self.plan(job_id).await,
-            ScanMessage::Chunk {
-                job_id,
-                chunk,
-                start_frame,
-                end_frame,
-            } => {
-                let frames = FrameRange {
-                    start: *start_frame,
-                    end: *end_frame,
+        let chunk = match parsed {
+            ScanMessage::Chunk { chunk, .. } => Some(chunk),
+            ScanMessage::Plan { .. } => None,
+        };
+        let work = async {
+            match &parsed {
+                ScanMessage::Plan { job_id } => {
+                    self.plan(job_id, message.receive_count() > 1).await
+                }
+                ScanMessage::Chunk {
+                    job_id,
+                    chunk,
+                    start_frame,
+                    end_frame,
+                } => {
+                    let frames = FrameRange {
+                        start: *start_frame,
+                        end: *end_frame,
+                    };
+                    self.chunk(job_id, *chunk, frames).await
+                }
+            }
+        };
+        let outcome = match deadline {
+            None => work.await,
+            Some(deadline) => {
+                let budget = deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(self.settings.deadline_margin);
+                let timed_out = || ServiceError::TimedOut {
+                    what: chunk.map_or_else(|| "the plan".to_string(), |c| format!("chunk {c}")),
+                    budget_ms: budget.as_millis() as u64,
                 };
-                self.chunk(job_id, *chunk, frames).await
+                if budget.is_zero() {
+                    // Not even started: no time left to do it in.
+                    Err(timed_out())
+                } else {
+                    // Dropping the work stops it at its next await; a scan
+                    // already on a blocking thread runs on, unawaited.
+                    tokio::time::timeout(budget, work)
+                        .await
+                        .unwrap_or_else(|_| Err(timed_out()))
+                }
             }
         };
         let Err(error) = outcome else {
             return true;
         };
         let job_id = parsed.job_id();
-        let chunk = match parsed {
-            ScanMessage::Chunk { chunk, .. } => Some(chunk),
-            ScanMessage::Plan { .. } => None,
-        };
         let last_attempt = message.receive_count() >= self.settings.max_receive_count;
         tracing::warn!(%job_id, ?chunk, error = %error, kind = ?error.kind(), receive_count = message.receive_count(), "scan message failed");
         if error.kind() == ErrorKind::BadInput || last_attempt {
@@ -210,7 +267,11 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     }
 
     /// Plans a queued job: one chunk message per keyframe-aligned chunk.
-    pub async fn plan(&self, job_id: &str) -> Result<(), ServiceError> {
+    /// Only the plan that moves the job from `queued` to `running` sends
+    /// them, and a redelivered one (`redelivered`: its own sends may have
+    /// failed part way) sends again those not done; a duplicate plan
+    /// message sends nothing.
+    pub async fn plan(&self, job_id: &str, redelivered: bool) -> Result<(), ServiceError> {
         let Some(job) = self.stores.jobs.get(job_id).await? else {
             tracing::warn!(%job_id, "plan for an unknown job dropped");
             return Ok(());
@@ -218,23 +279,31 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         if matches!(job.status, JobStatus::Done | JobStatus::Failed) {
             return Ok(());
         }
-        let index = self
+        let read = self
             .worker
-            .video_index(&job.bucket, &job.key, &job.read_pin())
+            .video_read(&job.bucket, &job.key, &job.read_pin())
             .await?;
+        let index = read.index;
         let chunks = plan_chunks(&index, self.settings.frames_per_chunk)
-            .map_err(|e| ServiceError::BadRequest(format!("{}: {e}", job.key)))?;
+            .map_err(|e| video_error(&job.key, e))?;
         if chunks.is_empty() {
             return Err(ServiceError::BadRequest(format!(
                 "{}: the video has no frames",
                 job.key
             )));
         }
+        // What each chunk's worker would refuse, refused once here: bytes
+        // outside the object (S3 would answer 416, retried to the DLQ) and
+        // GOPs too long to decode in time.
+        for c in &chunks {
+            check_chunk_span(&job.key, &index, c.frames, &c.span, read.size)?;
+        }
         let info = index.info();
         // Planned before any chunk is sent, so the last chunk always knows
         // `chunks_total`. A redelivered plan (a send failed part way) resends
         // the chunks not yet done; chunk scans are idempotent (the done set).
-        self.stores
+        let won = self
+            .stores
             .jobs
             .set_planned(
                 job_id,
@@ -246,6 +315,10 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 },
             )
             .await?;
+        if !won && !redelivered {
+            tracing::info!(%job_id, status = job.status.as_str(), "job already planned: duplicate plan dropped");
+            return Ok(());
+        }
         let mut sends = tokio::task::JoinSet::new();
         for c in chunks
             .iter()
@@ -317,7 +390,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             })
             .await
             .map_err(|e| ServiceError::Internal(format!("montage task: {e}")))?
-            .map_err(|e| ServiceError::BadRequest(format!("{}: montage: {e}", job.key)))?;
+            .map_err(|e| video_error(&format!("{} (montage)", job.key), e))?;
             let objects = self.worker.objects();
             if let Some(segment) = segment {
                 objects
@@ -376,7 +449,16 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         let interval = frame_interval_s(job.fps.unwrap_or(0.0));
         let timeline = Timeline::build(&frames, interval, &self.settings.timeline);
 
-        let montage_key = self.join_montage(job).await?;
+        // The timeline is the result: a montage that cannot be made leaves
+        // the job done without one. Only a transient failure is retried.
+        let montage_key = match self.join_montage(job).await {
+            Ok(key) => key,
+            Err(e) if e.kind() == ErrorKind::Retryable => return Err(e),
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "job done without its montage");
+                None
+            }
+        };
         let mut people = BTreeMap::new();
         for person in timeline.people() {
             if let Some(record) = self.stores.people.get(&job.collection, person).await? {
@@ -387,7 +469,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             }
         }
         let short_clip = job.duration_s.unwrap_or(f64::MAX) <= SHORT_CLIP_MAX_S;
-        let mut view = ScanJobResponse {
+        let view = ScanJobResponse {
             status: JobStatus::Done,
             chunks_done: total,
             finished_at: Some(now_rfc3339()),
@@ -412,12 +494,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         objects
             .put(&job.bucket, &layout::result_key(&job.job_id), full)
             .await?;
-        let mut message = self.message_for(job, ResultStatus::Ok, None, view.clone());
-        if serde_json::to_string(&message).map_or(0, |m| m.len()) > MAX_MESSAGE_BYTES {
-            view.frames_matched = None;
-            view.timeline = None;
-            message = self.message_for(job, ResultStatus::Ok, None, view);
-        }
+        let message = fit_message(|v| self.message_for(job, ResultStatus::Ok, None, v), view)?;
         self.record_and_deliver(job, &message).await?;
         self.stores
             .jobs
@@ -437,6 +514,16 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         }
         // Six-digit chunk numbers: key order is chunk order.
         listed.sort_by(|a, b| a.key.cmp(&b.key));
+        // The segments and the joined copy are all in memory at once:
+        // budgeted from the listing, before any download.
+        let total: u64 = listed.iter().map(|l| l.size).sum();
+        if total > self.settings.max_montage_bytes {
+            return Err(ServiceError::BadRequest(format!(
+                "the montage's {} segments are {total} bytes, over the budget of {}: no montage",
+                listed.len(),
+                self.settings.max_montage_bytes
+            )));
+        }
         let mut segments = Vec::with_capacity(listed.len());
         for l in &listed {
             segments.push(
@@ -452,7 +539,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("montage task: {e}")))?
-        .map_err(|e| ServiceError::Internal(format!("joining the montage: {e}")))?;
+        .map_err(|e| video_error("joining the montage", e))?;
         let key = layout::montage_key(&job.job_id);
         objects.put(&job.bucket, &key, joined).await?;
         Ok(Some(key))
@@ -553,6 +640,119 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     }
 }
 
+/// The result message of `view` (`message_of`), within
+/// [`MAX_MESSAGE_BYTES`]: without `timeline` and `frames_matched` when it
+/// is over, then without `people` too (all three are in the result object,
+/// `result_key`); an error if it is over even then, since a queue or topic
+/// would refuse it.
+pub fn fit_message(
+    message_of: impl Fn(ScanJobResponse) -> ResultMessage,
+    mut view: ScanJobResponse,
+) -> Result<ResultMessage, ServiceError> {
+    let size = |m: &ResultMessage| {
+        serde_json::to_string(m)
+            .map(|s| s.len())
+            .map_err(|e| ServiceError::Internal(format!("serializing the result: {e}")))
+    };
+    let message = message_of(view.clone());
+    if size(&message)? <= MAX_MESSAGE_BYTES {
+        return Ok(message);
+    }
+    view.frames_matched = None;
+    view.timeline = None;
+    let message = message_of(view.clone());
+    if size(&message)? <= MAX_MESSAGE_BYTES {
+        return Ok(message);
+    }
+    view.people.clear();
+    let message = message_of(view);
+    let bytes = size(&message)?;
+    if bytes > MAX_MESSAGE_BYTES {
+        return Err(ServiceError::Internal(format!(
+            "the result message is {bytes} bytes without its timeline and people, over the limit of {MAX_MESSAGE_BYTES}"
+        )));
+    }
+    Ok(message)
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("serializing: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_of(view: ScanJobResponse) -> ResultMessage {
+        ResultMessage {
+            result_id: view.video_result_id.clone(),
+            bucket: "b".into(),
+            key: view.video_key.clone(),
+            collection: view.collection.clone(),
+            status: ResultStatus::Ok,
+            error: None,
+            result: None,
+            job: Some(view),
+            uploaded_at: None,
+            finished_at: None,
+        }
+    }
+
+    fn done_view(people: usize, attribute_bytes: usize) -> ScanJobResponse {
+        let job = JobRecord::queued("b", "uploads/c/v.mp4", "\"e1\"", "c", None);
+        ScanJobResponse {
+            status: JobStatus::Done,
+            timeline: Some(serde_json::json!([{"person": "p0", "start_s": 0.0}])),
+            frames_matched: Some(serde_json::json!([])),
+            people: (0..people)
+                .map(|i| {
+                    (
+                        format!("p{i}"),
+                        serde_json::json!({"attributes": {"bio": "x".repeat(attribute_bytes)}, "face_count": 1}),
+                    )
+                })
+                .collect(),
+            ..job_view(&job)
+        }
+    }
+
+    fn size(message: &ResultMessage) -> usize {
+        serde_json::to_string(message).unwrap().len()
+    }
+
+    #[test]
+    fn a_result_that_fits_is_sent_whole() {
+        let message = fit_message(message_of, done_view(3, 100)).unwrap();
+        let view = message.job.unwrap();
+        assert!(view.timeline.is_some() && view.frames_matched.is_some());
+        assert_eq!(view.people.len(), 3);
+    }
+
+    #[test]
+    fn a_result_whose_people_alone_are_over_the_limit_leaves_them_out_too() {
+        // Three people of 100 KB of attributes each: over the limit
+        // without the timeline too.
+        let view = done_view(3, 100_000);
+        let message = fit_message(message_of, view).unwrap();
+        assert!(size(&message) <= MAX_MESSAGE_BYTES, "{}", size(&message));
+        let view = message.job.unwrap();
+        assert!(view.people.is_empty());
+        assert_eq!(view.timeline, None);
+        assert_eq!(view.status, JobStatus::Done);
+
+        // Under the limit once the timeline is out: the people stay.
+        let mut view = done_view(1, 1000);
+        view.timeline = Some(serde_json::json!("t".repeat(MAX_MESSAGE_BYTES)));
+        let view = fit_message(message_of, view).unwrap().job.unwrap();
+        assert_eq!(view.timeline, None);
+        assert_eq!(view.people.len(), 1);
+    }
+
+    #[test]
+    fn a_result_over_the_limit_without_its_people_is_never_sent() {
+        let mut view = done_view(0, 0);
+        view.error = Some("e".repeat(MAX_MESSAGE_BYTES));
+        let err = fit_message(message_of, view).unwrap_err();
+        assert!(err.to_string().contains("over the limit"), "{err}");
+    }
 }

@@ -7,6 +7,7 @@
 //! See lambdas/README.md.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use face_service::aws::{
     DynamoJobs, DynamoPeople, DynamoResults, SnsTopic, SqsResults, SqsWork, s3_objects,
@@ -53,12 +54,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                         as Arc<dyn face_service::storage::Notifier>
                 }),
             };
+            let memory_mib: u32 = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .ok()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(1024);
             let settings = JobSettings {
                 max_receive_count: config.scan_max_receive_count,
-                memory_mib: std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-                    .ok()
-                    .and_then(|m| m.parse().ok())
-                    .unwrap_or(1024),
+                memory_mib,
+                // The segments and their joined copy, a quarter each: half
+                // the memory, the rest for the merge and the runtime.
+                max_montage_bytes: (u64::from(memory_mib) << 20) / 4,
                 ..JobSettings::default()
             };
             Some(JobRunner::new(Arc::clone(&worker), stores, settings))
@@ -68,6 +73,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (worker, runner, metrics) = (&worker, &runner, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         metrics.invocation_started();
+        let deadline = invocation_deadline(event.context.deadline);
         match Invocation::classify(event.payload)? {
             Invocation::Sqs(batch) => {
                 let runner = runner.as_ref().ok_or_else(|| {
@@ -80,7 +86,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                         env::RESULTS_QUEUE_URL
                     ))
                 })?;
-                serde_json::to_value(runner.sqs_batch(batch).await)
+                serde_json::to_value(runner.sqs_batch_until(batch, deadline).await)
                     .map_err(|e| ServiceError::Internal(format!("serializing the reply: {e}")))
             }
             Invocation::Direct(payload) => serde_json::to_value(worker.handle(payload).await?)
@@ -91,4 +97,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// The invocation's deadline (`deadline_ms`: milliseconds since the Unix
+/// epoch, as the runtime API gives it) as an `Instant`; `None` when it is
+/// unknown (0).
+fn invocation_deadline(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    let left = Duration::from_millis(deadline_ms).saturating_sub(now);
+    Some(Instant::now() + left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_is_an_instant_or_unknown() {
+        assert_eq!(invocation_deadline(0), None);
+        // One already past: no time left, not an underflow.
+        let deadline = invocation_deadline(1).expect("a deadline");
+        assert!(deadline <= Instant::now());
+    }
 }

@@ -50,6 +50,14 @@ async fn harness(frames_per_chunk: u64) -> Harness {
 }
 
 async fn harness_on(frames_per_chunk: u64, objects: MemoryObjects) -> Harness {
+    let settings = JobSettings {
+        frames_per_chunk,
+        ..JobSettings::default()
+    };
+    harness_with(settings, objects).await
+}
+
+async fn harness_with(settings: JobSettings, objects: MemoryObjects) -> Harness {
     let dir =
         std::env::var_os("FACECTL_MODELS").map_or_else(|| workspace().join("blobs"), PathBuf::from);
     let pipeline = Arc::new(face_service::models::load_pipeline(&dir).unwrap());
@@ -88,10 +96,6 @@ async fn harness_on(frames_per_chunk: u64, objects: MemoryObjects) -> Harness {
         results: Arc::new(MemoryResults::default()),
         results_queue: Arc::new(results_queue.clone()),
         topic: Some(Arc::new(topic.clone())),
-    };
-    let settings = JobSettings {
-        frames_per_chunk,
-        ..JobSettings::default()
     };
     Harness {
         runner: JobRunner::new(worker.clone(), stores, settings),
@@ -410,4 +414,300 @@ async fn an_unversioned_video_overwritten_mid_job_fails_it_once_saying_so() {
     assert_eq!(sent.len(), 1);
     let message: ResultMessage = serde_json::from_str(&sent[0].1).unwrap();
     assert_eq!(message.status, ResultStatus::BadInput);
+}
+
+/// Uploads `bytes` as `uploads/slides/<name>`, starts its job and runs its
+/// plan message (first receive); returns the job as it is after and the
+/// planner's reply.
+async fn planned(h: &Harness, name: &str, bytes: Vec<u8>) -> (JobRecord, usize) {
+    let key = format!("uploads/slides/{name}");
+    let version = h.objects.insert("data", &key, bytes).unwrap();
+    let job = h.intake.start(job_at(&key, &version, None)).await.unwrap();
+    let reply = h.runner.sqs_batch(batch(&h.work.take(), 1)).await;
+    let after = h.jobs.all().into_iter().find(|j| j.job_id == job.job_id);
+    (after.unwrap(), reply.batch_item_failures.len())
+}
+
+/// The one result message sent, and its status.
+fn only_result(h: &Harness) -> ResultMessage {
+    let sent = h.results_queue.messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    serde_json::from_str(&sent[0].1).unwrap()
+}
+
+#[tokio::test]
+async fn a_sample_table_past_the_end_of_the_file_is_bad_input_when_planned() {
+    let h = harness(120).await;
+    // ftyp 0..32, free 32..40, mdat 40..415684, moov 415684..417891: mdat
+    // cut to its first half (its size field says so), moov kept, so the
+    // sample table points past the end of the file for the later samples.
+    let whole = data("video/slideshow_shared.mp4");
+    assert_eq!(&whole[44..48], b"mdat");
+    let kept = (415_684 - 48) / 2;
+    let mut cut = whole[..40].to_vec();
+    cut.extend_from_slice(&(8 + kept as u32).to_be_bytes());
+    cut.extend_from_slice(b"mdat");
+    cut.extend_from_slice(&whole[48..48 + kept]);
+    cut.extend_from_slice(&whole[415_684..]);
+    let size = cut.len();
+    let (job, retried) = planned(&h, "cut.mp4", cut).await;
+    assert_eq!(retried, 0, "bad input is recorded and deleted, not retried");
+    assert!(h.work.take().is_empty(), "no chunk was queued");
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap();
+    assert!(error.contains("past the end"), "{error}");
+    assert!(error.contains(&format!("{size}-byte file")), "{error}");
+    assert_eq!(only_result(&h).status, ResultStatus::BadInput);
+
+    // A direct invoke of a chunk there: refused before the ranged read (S3
+    // would answer 416, an infrastructure error).
+    let index =
+        VideoIndex::from_bytes(&data("video/slideshow_shared.mp4"), &Default::default()).unwrap();
+    let frames = index.frames();
+    let err = h
+        .worker
+        .handle(
+            json!({"key": "uploads/slides/cut.mp4", "collection": "slides",
+            "frames": {"start": frames - 1, "end": frames}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "FaceService.BadInput", "{err}");
+    assert!(err.to_string().contains("past the end"), "{err}");
+}
+
+#[tokio::test]
+async fn a_video_with_keyframes_too_far_apart_is_bad_input_when_planned() {
+    let h = harness(300).await;
+    // 1,500 frames at 30 fps with one IDR (at most one a minute; the
+    // picture changes slowly, so no scene cut adds one): chunk k would
+    // decode 300 * (k + 1) frames.
+    let images = (0..1500u32).map(|i| {
+        let pixels = (0..32 * 32)
+            .flat_map(|p| [(p % 32 * 8) as u8, (p / 32 * 8) as u8, (i / 6) as u8])
+            .collect();
+        face_core::RgbImage::from_raw(32, 32, pixels).unwrap()
+    });
+    let settings = face_video::EncodeSettings {
+        keyframe_interval_s: 60.0,
+        ..Default::default()
+    };
+    let video = face_video::encode_images(images, 30, &settings).unwrap();
+    let index = VideoIndex::from_bytes(&video, &VideoLimits::default()).unwrap();
+    assert_eq!(index.info().keyframes, 1);
+    let (job, retried) = planned(&h, "long-gop.mp4", video).await;
+    assert_eq!(retried, 0);
+    assert!(h.work.take().is_empty(), "no chunk was queued");
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap();
+    assert!(
+        error.contains("keyframes every 1500 frames; at most 900 supported"),
+        "{error}"
+    );
+    assert_eq!(only_result(&h).status, ResultStatus::BadInput);
+
+    // A direct invoke of the last 300 frames: the same refusal.
+    let err = h
+        .worker
+        .handle(
+            json!({"key": "uploads/slides/long-gop.mp4", "collection": "slides",
+            "frames": {"start": 1200, "end": 1500}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "FaceService.BadInput", "{err}");
+    assert!(err.to_string().contains("keyframes every"), "{err}");
+}
+
+#[tokio::test]
+async fn a_montage_failure_of_the_worker_is_retried_and_fails_the_job_as_failed_not_bad_input() {
+    // Settings the encoder refuses: the function's fault, not the video's.
+    let settings = JobSettings {
+        frames_per_chunk: 120,
+        montage: face_video::MontageConfig {
+            pad_s: -1.0,
+            ..Default::default()
+        },
+        ..JobSettings::default()
+    };
+    let h = harness_with(settings, MemoryObjects::versioned()).await;
+    let (job, _) = planned(&h, "show.mp4", data("video/slideshow_shared.mp4")).await;
+    let chunk = h.work.take().remove(0);
+    let first = h
+        .runner
+        .sqs_batch(batch(std::slice::from_ref(&chunk), 1))
+        .await;
+    assert_eq!(first.batch_item_failures.len(), 1, "retried by SQS");
+    assert_eq!(h.jobs.all()[0].status, JobStatus::Running);
+    assert!(h.results_queue.messages().is_empty());
+    let last = h
+        .runner
+        .sqs_batch(batch(std::slice::from_ref(&chunk), 3))
+        .await;
+    assert_eq!(last.batch_item_failures.len(), 1, "then to the DLQ");
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.job_id, job.job_id);
+    assert_eq!(record.status, JobStatus::Failed);
+    let error = record.error.as_deref().unwrap();
+    assert!(
+        error.contains("chunk 0") && error.contains("pad_s"),
+        "{error}"
+    );
+    assert_eq!(only_result(&h).status, ResultStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_chunk_that_outlives_its_invocation_fails_the_job_on_its_last_receive() {
+    let settings = JobSettings {
+        frames_per_chunk: 120,
+        deadline_margin: std::time::Duration::ZERO,
+        ..JobSettings::default()
+    };
+    let h = harness_with(settings, MemoryObjects::versioned()).await;
+    planned(&h, "show.mp4", data("video/slideshow_shared.mp4")).await;
+    let chunk = h.work.take().remove(0);
+    // A millisecond left: the index alone takes longer to parse.
+    let soon = || Some(std::time::Instant::now() + std::time::Duration::from_millis(1));
+    let first = h
+        .runner
+        .sqs_batch_until(batch(std::slice::from_ref(&chunk), 1), soon())
+        .await;
+    assert_eq!(first.batch_item_failures.len(), 1, "retried by SQS");
+    assert_eq!(h.jobs.all()[0].status, JobStatus::Running);
+    assert!(h.jobs.all()[0].chunks_done.is_empty());
+    let last = h
+        .runner
+        .sqs_batch_until(batch(std::slice::from_ref(&chunk), 3), soon())
+        .await;
+    assert_eq!(last.batch_item_failures.len(), 1, "then to the DLQ");
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+    let error = record.error.as_deref().unwrap();
+    assert!(
+        error.contains("chunk 0 did not finish within the function's timeout"),
+        "{error}"
+    );
+    assert_eq!(only_result(&h).status, ResultStatus::Failed);
+
+    // No time left at all: the work is not started, and still counts.
+    let h = harness_with(JobSettings::default(), MemoryObjects::versioned()).await;
+    let (_, retried) = {
+        let version = h
+            .objects
+            .insert(
+                "data",
+                "uploads/slides/show.mp4",
+                data("video/slideshow_shared.mp4"),
+            )
+            .unwrap();
+        h.intake
+            .start(job_at("uploads/slides/show.mp4", &version, None))
+            .await
+            .unwrap();
+        let reply = h
+            .runner
+            .sqs_batch_until(batch(&h.work.take(), 3), Some(std::time::Instant::now()))
+            .await;
+        ((), reply.batch_item_failures.len())
+    };
+    assert_eq!(retried, 1);
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Failed);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("the plan did not finish within the function's timeout"),
+        "{record:?}"
+    );
+}
+
+/// Runs every chunk message of a planned job, in order, first receive.
+async fn run_chunks(h: &Harness, chunks: &[String]) {
+    for body in chunks {
+        let reply = h
+            .runner
+            .sqs_batch(batch(std::slice::from_ref(body), 1))
+            .await;
+        assert!(reply.batch_item_failures.is_empty(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_montage_over_its_memory_budget_leaves_the_job_done_without_one() {
+    let settings = JobSettings {
+        frames_per_chunk: 120,
+        max_montage_bytes: 1,
+        ..JobSettings::default()
+    };
+    let h = harness_with(settings, MemoryObjects::versioned()).await;
+    let (job, _) = planned(&h, "show.mp4", data("video/slideshow_shared.mp4")).await;
+    run_chunks(&h, &h.work.take()).await;
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Done, "{record:?}");
+    let keys = h.objects.keys("data");
+    let segments = face_contracts::layout::montage_segments_prefix(&job.job_id);
+    assert!(keys.iter().any(|k| k.starts_with(&segments)), "{keys:?}");
+    let montage = face_contracts::layout::montage_key(&job.job_id);
+    assert!(!keys.contains(&montage), "no montage joined");
+    let message = only_result(&h);
+    assert_eq!(message.status, ResultStatus::Ok);
+    let view = message.job.unwrap();
+    assert_eq!(view.montage_key, None);
+    assert!(
+        view.timeline
+            .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_montage_segment_leaves_the_job_done_without_a_montage() {
+    let h = harness(30).await;
+    let (job, _) = planned(&h, "show.mp4", data("video/slideshow_shared.mp4")).await;
+    let chunks = h.work.take();
+    assert!(chunks.len() >= 2);
+    run_chunks(&h, &chunks[..chunks.len() - 1]).await;
+    // A segment that is not an MP4 (as a bad write would leave it).
+    let segment = face_contracts::layout::montage_segment_key(&job.job_id, 0);
+    h.objects.insert("data", &segment, b"not an mp4".to_vec());
+    run_chunks(&h, &chunks[chunks.len() - 1..]).await;
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Done, "{record:?}");
+    let view = only_result(&h).job.unwrap();
+    assert_eq!(view.montage_key, None);
+    assert!(view.timeline.is_some());
+}
+
+#[tokio::test]
+async fn a_duplicate_plan_message_queues_no_chunks_but_a_redelivered_one_does() {
+    let h = harness(120).await;
+    let version = h
+        .objects
+        .insert(
+            "data",
+            "uploads/slides/show.mp4",
+            data("video/slideshow_shared.mp4"),
+        )
+        .unwrap();
+    let record = job_at("uploads/slides/show.mp4", &version, None);
+    // Two starts while queued (an S3 event delivered twice): two plans.
+    h.intake.start(record.clone()).await.unwrap();
+    h.intake.start(record).await.unwrap();
+    let plans = h.work.take();
+    assert_eq!(plans.len(), 2);
+    h.runner.sqs_batch(batch(&plans[..1], 1)).await;
+    let chunks = h.work.take();
+    assert!(!chunks.is_empty());
+    let planned = h.jobs.all()[0].clone();
+    assert_eq!(planned.status, JobStatus::Running);
+    // The duplicate, on its first receive: the job is planned, nothing sent.
+    let reply = h.runner.sqs_batch(batch(&plans[1..], 1)).await;
+    assert!(reply.batch_item_failures.is_empty());
+    assert!(h.work.take().is_empty(), "a duplicate plan sent chunks");
+    assert_eq!(h.jobs.all()[0], planned);
+    // A redelivered plan (its sends may have failed part way) sends again
+    // the chunks not done.
+    h.runner.sqs_batch(batch(&plans[..1], 2)).await;
+    assert_eq!(h.work.take().len(), chunks.len());
 }

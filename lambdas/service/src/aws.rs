@@ -365,6 +365,7 @@ impl ObjectStore for S3Objects {
                     listed.push(ListedObject {
                         key: key.to_string(),
                         etag: object.e_tag().unwrap_or_default().trim_matches('"').into(),
+                        size: object.size().map_or(0, |n| n.max(0) as u64),
                     });
                 }
             }
@@ -1007,35 +1008,32 @@ impl JobsTable for DynamoJobs {
         }
     }
 
-    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<(), StorageError> {
-        self.client
+    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<bool, StorageError> {
+        // Only from `queued`: a second planner (a duplicate plan message)
+        // loses here and sends nothing.
+        let planned = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(scan_jobs::PARTITION_KEY, s(job_id))
             .update_expression(
                 "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, #status = :running",
             )
-            .condition_expression(
-                "attribute_exists(job_id) AND #status <> :done AND #status <> :failed",
-            )
+            .condition_expression("attribute_exists(job_id) AND #status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":t", n(plan.chunks_total))
             .expression_attribute_values(":f", n(plan.frames))
             .expression_attribute_values(":r", n(plan.fps))
             .expression_attribute_values(":d", n(plan.duration_s))
             .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
-            .expression_attribute_values(":done", s(JobStatus::Done.as_str()))
-            .expression_attribute_values(":failed", s(JobStatus::Failed.as_str()))
+            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                if is_condition_failure(&e) {
-                    Ok(())
-                } else {
-                    Err(classify("dynamodb:UpdateItem", job_id, e))
-                }
-            })
+            .await;
+        match planned {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(classify("dynamodb:UpdateItem", job_id, e)),
+        }
     }
 
     async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError> {

@@ -63,6 +63,12 @@ pub enum ServiceError {
     Config(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Work that did not finish within the time its invocation had left
+    /// (the function would have been killed): worth another attempt.
+    #[error(
+        "{what} did not finish within the function's timeout ({budget_ms} ms were left for it)"
+    )]
+    TimedOut { what: String, budget_ms: u64 },
 }
 
 impl ServiceError {
@@ -75,7 +81,8 @@ impl ServiceError {
             ServiceError::Face(_) => ErrorKind::Fatal,
             ServiceError::Storage(StorageError::NotFound { .. })
             | ServiceError::Storage(StorageError::TooLarge { .. }) => ErrorKind::BadInput,
-            ServiceError::Storage(StorageError::Transient { .. }) => ErrorKind::Retryable,
+            ServiceError::Storage(StorageError::Transient { .. })
+            | ServiceError::TimedOut { .. } => ErrorKind::Retryable,
             ServiceError::Storage(StorageError::Permanent { .. })
             | ServiceError::CorruptStore { .. }
             | ServiceError::Config(_)
@@ -122,5 +129,14 @@ mod tests {
             message: "AccessDenied".into(),
         });
         assert_eq!(denied.kind(), ErrorKind::Fatal);
+        let timed_out = ServiceError::TimedOut {
+            what: "chunk 3".into(),
+            budget_ms: 55_000,
+        };
+        assert_eq!(timed_out.kind(), ErrorKind::Retryable);
+        assert_eq!(
+            timed_out.to_string(),
+            "chunk 3 did not finish within the function's timeout (55000 ms were left for it)"
+        );
     }
 }

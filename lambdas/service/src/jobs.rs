@@ -34,8 +34,10 @@ pub fn looks_like_mp4(bytes: &[u8]) -> bool {
 impl VideoIntake {
     /// Records the job of this video version (once) and, while it is
     /// still queued, asks the planner to plan it. Repeating this for the
-    /// same version is harmless: the job id is the version's, and the
-    /// planner plans a job only once.
+    /// same version is harmless: the job id is the version's, and only one
+    /// plan message moves the job from `queued` to `running`
+    /// (`JobsTable::set_planned`); the others send no chunk (unless
+    /// redelivered: one whose own sends may have failed part way).
     pub async fn start(&self, job: JobRecord) -> Result<JobRecord, ServiceError> {
         let job = if self.jobs.create_if_absent(&job).await? {
             job
@@ -172,7 +174,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_video_version_is_one_job_planned_while_queued() {
+    async fn a_video_version_is_one_job_asked_to_be_planned_while_queued() {
         let jobs = MemoryJobs::default();
         let queue = MemoryWork::default();
         let intake = VideoIntake {
@@ -188,7 +190,8 @@ mod tests {
         let plan = ScanMessage::Plan {
             job_id: first.job_id.clone(),
         };
-        // Still queued: the plan request is repeated (the planner dedupes).
+        // Still queued: the plan request is repeated; the planner's
+        // conditional `set_planned` lets only one of them queue chunks.
         assert_eq!(queue.take(), vec![plan.to_body(), plan.to_body()]);
 
         jobs.finish(&first.job_id, JobStatus::Failed, Some("x"))

@@ -224,6 +224,7 @@ impl ObjectStore for MemoryObjects {
                 current(v).map(|(_, bytes)| ListedObject {
                     key: k.clone(),
                     etag: etag(bytes),
+                    size: bytes.len() as u64,
                 })
             })
             .collect())
@@ -458,17 +459,18 @@ impl JobsTable for MemoryJobs {
         Ok(true)
     }
 
-    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<(), StorageError> {
+    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<bool, StorageError> {
         let mut jobs = lock(&self.jobs);
         let job = jobs.get_mut(job_id).ok_or_else(|| missing_job(job_id))?;
+        if job.status != face_api::jobs::JobStatus::Queued {
+            return Ok(false);
+        }
         job.chunks_total = Some(plan.chunks_total);
         job.frames = Some(plan.frames);
         job.fps = Some(plan.fps);
         job.duration_s = Some(plan.duration_s);
-        if job.status == face_api::jobs::JobStatus::Queued {
-            job.status = face_api::jobs::JobStatus::Running;
-        }
-        Ok(())
+        job.status = face_api::jobs::JobStatus::Running;
+        Ok(true)
     }
 
     async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError> {

@@ -45,6 +45,8 @@ impl ObjectHead {
 pub struct ListedObject {
     pub key: String,
     pub etag: String,
+    /// Bytes, as listed: lets a reader budget its downloads first.
+    pub size: u64,
 }
 
 #[async_trait]
@@ -384,9 +386,10 @@ pub trait JobsTable: Send + Sync {
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StorageError>;
     /// Writes the record unless the job exists; returns whether it wrote.
     async fn create_if_absent(&self, record: &JobRecord) -> Result<bool, StorageError>;
-    /// Records the plan and sets `running` (a job already past `queued`
-    /// keeps its status).
-    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<(), StorageError>;
+    /// Records the plan and sets `running`, only while the job is
+    /// `queued`; returns whether it did (exactly one planner wins; a job
+    /// already planned, or ended, is left as it is).
+    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<bool, StorageError>;
     /// Adds `chunk` to the done set; returns the job as it is after.
     async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError>;
     /// Adds `chunk` to the failed set and fails the job (unless done).

@@ -45,6 +45,7 @@ async fn a_pinned_read_gets_its_version_after_an_overwrite_and_a_delete() {
     assert_eq!(current.bytes, b"second");
     let listed = objects.list("data", "uploads/").await.unwrap();
     assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].size, b"second".len() as u64, "sizes come listed");
 
     // Deleted: the key is gone, its versions are not.
     objects.delete("data", key).await.unwrap();
@@ -60,4 +61,72 @@ async fn a_pinned_read_gets_its_version_after_an_overwrite_and_a_delete() {
         .await
         .unwrap_err();
     assert!(matches!(never, StorageError::NotFound { .. }), "{never:?}");
+}
+
+/// `DynamoJobs::set_planned` against moto's DynamoDB: only the first plan
+/// of a `queued` job wins; a duplicate (or a plan of an ended job) changes
+/// nothing and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_is_planned_once_and_only_while_queued() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use face_api::jobs::JobStatus;
+    use face_contracts::tables::scan_jobs;
+    use face_service::aws::DynamoJobs;
+    use face_service::storage::{JobPlan, JobRecord, JobsTable};
+
+    let moto = MotoServer::start().expect("moto starts (target/tools)");
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    client
+        .create_table()
+        .table_name("jobs")
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(scan_jobs::PARTITION_KEY)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(scan_jobs::PARTITION_KEY)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let jobs = DynamoJobs::new(client, "jobs");
+    let job = JobRecord::queued("b", "uploads/c/v.mp4", "\"e1\"", "c", None);
+    assert!(jobs.create_if_absent(&job).await.unwrap());
+    let plan = JobPlan {
+        chunks_total: 3,
+        frames: 900,
+        fps: 30.0,
+        duration_s: 30.0,
+    };
+    assert!(jobs.set_planned(&job.job_id, &plan).await.unwrap());
+    let running = jobs.get(&job.job_id).await.unwrap().unwrap();
+    assert_eq!(running.status, JobStatus::Running);
+    assert_eq!(running.chunks_total, Some(3));
+
+    let again = JobPlan {
+        chunks_total: 4,
+        ..plan
+    };
+    assert!(!jobs.set_planned(&job.job_id, &again).await.unwrap());
+    assert_eq!(jobs.get(&job.job_id).await.unwrap().unwrap(), running);
+
+    assert!(
+        jobs.finish(&job.job_id, JobStatus::Failed, Some("x"))
+            .await
+            .unwrap()
+    );
+    assert!(!jobs.set_planned(&job.job_id, &plan).await.unwrap());
+    let failed = jobs.get(&job.job_id).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(!jobs.set_planned("no-such-job", &plan).await.unwrap());
 }
