@@ -119,9 +119,10 @@ struct Photo {
     enrolled: std::result::Result<Embedding, String>,
 }
 
-fn read(data: &Path, rel: &str) -> Result<Vec<u8>> {
+fn read(pipeline: &FacePipeline, data: &Path, rel: &str) -> Result<Vec<u8>> {
     let path: PathBuf = data.join(rel);
-    std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))
+    crate::files::read_image_file(&path, pipeline.config().decode_limits.max_encoded_bytes)
+        .with_context(|| path.display().to_string())
 }
 
 /// Runs the whole evaluation on `threads` worker threads.
@@ -138,7 +139,7 @@ pub fn evaluate(pipeline: &FacePipeline, data: &Path, threads: usize) -> Result<
         detection
             .par_iter()
             .map(|label| {
-                let bytes = read(data, &label.path)?;
+                let bytes = read(pipeline, data, &label.path)?;
                 let image = pipeline
                     .decode(&bytes)
                     .with_context(|| label.path.clone())?;
@@ -150,25 +151,28 @@ pub fn evaluate(pipeline: &FacePipeline, data: &Path, threads: usize) -> Result<
             .collect()
     });
     let mut rows = Vec::new();
+    // Summed beside the rows: a failed image has no row, so the labels and
+    // the rows no longer pair up by position. A failed image's labelled
+    // faces count as missed.
+    let mut found: u64 = 0;
     for (label, count) in detection.iter().zip(counts) {
         match count {
-            Ok(detected) => rows.push(DetectionRow {
-                path: label.path.clone(),
-                detected,
-                min_faces: label.min_faces,
-                max_faces: label.max_faces,
-                in_range: (label.min_faces as usize..=label.max_faces as usize).contains(&detected),
-            }),
+            Ok(detected) => {
+                found += (detected as u64).min(u64::from(label.face_count));
+                rows.push(DetectionRow {
+                    path: label.path.clone(),
+                    detected,
+                    min_faces: label.min_faces,
+                    max_faces: label.max_faces,
+                    in_range: (label.min_faces as usize..=label.max_faces as usize)
+                        .contains(&detected),
+                });
+            }
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
     let labelled: u64 = detection.iter().map(|l| u64::from(l.face_count)).sum();
     let detected: u64 = rows.iter().map(|r| r.detected as u64).sum();
-    let found: u64 = detection
-        .iter()
-        .zip(&rows)
-        .map(|(l, r)| (r.detected as u64).min(u64::from(l.face_count)))
-        .sum();
     let plausible: u64 = rows
         .iter()
         .map(|r| (r.detected as u64).min(u64::from(r.max_faces)))
@@ -264,7 +268,7 @@ fn open_set_row(
     label: &devset::DetectionLabel,
     everyone: &Collection,
 ) -> Result<(OpenSetRow, usize, Vec<String>)> {
-    let bytes = read(data, &label.path)?;
+    let bytes = read(pipeline, data, &label.path)?;
     let image = pipeline
         .decode(&bytes)
         .with_context(|| label.path.clone())?;
@@ -308,7 +312,7 @@ fn analyze_photo(
     path: &str,
     identity: &str,
 ) -> Result<Photo> {
-    let bytes = read(data, path)?;
+    let bytes = read(pipeline, data, path)?;
     let image = pipeline.decode(&bytes).with_context(|| path.to_string())?;
     let mut timings = StageTimings::default();
     let faces = pipeline

@@ -12,7 +12,9 @@ pub mod bench;
 #[cfg(feature = "cloud")]
 pub mod cloud;
 pub mod eval;
+pub mod files;
 pub mod models;
+pub mod output;
 #[cfg(feature = "cloud")]
 pub mod remote;
 #[cfg(feature = "cloud")]

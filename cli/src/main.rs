@@ -17,7 +17,7 @@ use commands::{results, scan_status};
 use face_core::{FacePipeline, PipelineConfig};
 #[cfg(feature = "cloud")]
 use facectl::remote;
-use facectl::{models, store};
+use facectl::{models, output, store};
 
 mod commands;
 
@@ -89,13 +89,20 @@ struct GlobalArgs {
     /// Long side of the detector input, in pixels
     #[arg(long, global = true, default_value_t = 640)]
     input_size: u32,
-    /// Worker threads for batches of images
-    #[arg(long, global = true, default_value_t = default_threads())]
+    /// Worker threads for batches of images (1 to 1024)
+    #[arg(long, global = true, default_value_t = default_threads(), value_parser = threads())]
     threads: usize,
 }
 
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+}
+
+/// The most `--threads`: each is an OS thread, and chunk counts derive from it.
+const MAX_THREADS: usize = 1024;
+
+fn threads() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64)
 }
 
 /// Where a command runs: here (the default), or on a deployed stack's API.
@@ -192,6 +199,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli, process_start) {
         Ok(code) => code,
+        // The reader of stdout went away (`| head`): nothing to report.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(output::BROKEN_PIPE_EXIT),
         Err(e) => {
             eprintln!("facectl: {e:#}");
             ExitCode::FAILURE
@@ -258,6 +267,22 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `results --idle-timeout-s` takes only what a `Duration` holds (it
+    /// once panicked on NaN, negative, infinite or huge seconds).
+    #[cfg(feature = "cloud")]
+    #[test]
+    fn results_idle_timeout_is_a_duration() {
+        use clap::Parser;
+        let parse = |s: &str| {
+            let flag = format!("--idle-timeout-s={s}");
+            Cli::try_parse_from(["facectl", "results", "--stack", "local", &flag])
+        };
+        for bad in ["NaN", "-1", "inf", "1e300"] {
+            assert!(parse(bad).is_err(), "{bad} accepted");
+        }
+        assert!(parse("2.5").is_ok());
     }
 
     /// Every command says what it does, and every flag and argument of

@@ -16,6 +16,8 @@ use anyhow::{Context, Result};
 use face_service::recognize::{RecentResultIds, ResultMessage};
 use serde::Serialize;
 
+use crate::outln;
+
 /// Longest wait of one receive (SQS's maximum is 20 s).
 const LONG_POLL_S: i32 = 5;
 
@@ -192,9 +194,9 @@ pub async fn follow(
                 if !first {
                     eprintln!("dropped a repeated delivery of {}", r.result_id);
                 } else if options.json {
-                    println!("{}", serde_json::to_string(&r)?);
+                    outln!("{}", serde_json::to_string(&r)?)?;
                 } else {
-                    println!("{}", render(&r));
+                    outln!("{}", render(&r))?;
                 }
                 if let Some(handle) = message.receipt_handle() {
                     sqs.delete_message()

@@ -297,7 +297,11 @@ pub fn scan_video(
 fn chunk_frames(info: &VideoInfo, frames_per_chunk: Option<u64>, threads: usize) -> u64 {
     frames_per_chunk.unwrap_or_else(|| match threads {
         0 | 1 => LambdaAssumptions::default().frames_per_chunk,
-        n => info.frames.div_ceil(4 * n as u64).max(30),
+        // Saturating: any thread count beyond the frames means 30 frames.
+        n => info
+            .frames
+            .div_ceil(4u64.saturating_mul(u64::try_from(n).unwrap_or(u64::MAX)))
+            .max(30),
     })
 }
 
@@ -370,7 +374,7 @@ pub fn write_montage(
     }
     let parts: Vec<&[u8]> = segments.iter().map(|(_, s)| s.as_slice()).collect();
     let montage = concat_montage(&parts)?;
-    std::fs::write(out, &montage).with_context(|| format!("writing {}", out.display()))?;
+    crate::files::write_atomically(out, &montage)?;
     Ok(Some(MontageSummary {
         segments: segments.len(),
         moments: segments.iter().map(|(m, _)| m.len()).sum(),
@@ -980,6 +984,9 @@ mod tests {
         assert_eq!(chunk_frames(&long, None, 1), 300);
         assert_eq!(chunk_frames(&long, None, 4), 563);
         assert_eq!(chunk_frames(&info, Some(10), 1), 10);
+        // Thread counts whose 4 chunks each overflow a u64.
+        assert_eq!(chunk_frames(&long, None, usize::MAX), 30);
+        assert_eq!(chunk_frames(&long, None, usize::MAX / 4 + 1), 30);
     }
 
     #[test]

@@ -373,3 +373,220 @@ fn without_cloud_the_stack_commands_are_not_offered_and_their_flags_refused() {
         );
     }
 }
+
+/// A `facectl` process, not yet waited for, with the test models and store.
+fn spawn_facectl(store: &std::path::Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_facectl"))
+        .arg("--models")
+        .arg(common::models_dir())
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("facectl starts")
+}
+
+/// `enroll` arguments: `person`'s photos into collection `team`.
+fn enroll_args(person: &str, folder: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["enroll", "--collection", "team", "--person", person]
+        .map(String::from)
+        .into();
+    let mut photos: Vec<String> = std::fs::read_dir(photo(&format!("recognition/{folder}")))
+        .expect("photos")
+        .map(|e| e.expect("entry").path().display().to_string())
+        .collect();
+    photos.sort();
+    args.extend(photos);
+    args
+}
+
+fn people_of(store: &std::path::Path) -> Vec<String> {
+    let out = facectl(store, &["people", "--collection", "team", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    json(&out)
+        .as_array()
+        .expect("people")
+        .iter()
+        .map(|p| p["person"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// Two enrolls into one collection at once: each loads the collection
+/// before its photos and saves after them, so without the collection's lock
+/// and the reload under it the later save dropped the other's person.
+#[test]
+fn concurrent_enrolls_into_one_collection_keep_both_people() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let george = enroll_args("george", "george_clooney");
+    let jen = enroll_args("jen", "jennifer_aniston");
+    let a = spawn_facectl(
+        store.path(),
+        &george.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let b = spawn_facectl(
+        store.path(),
+        &jen.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("enroll ends");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(people_of(store.path()), ["george", "jen"]);
+}
+
+/// `forget` while an enroll processes its photos: the enroll's save must
+/// not bring the forgotten person back. The enroll's debug line says when
+/// it has read the collection and started on the photos; forget runs then,
+/// and must not wait for the enroll (the lock is not held meanwhile).
+#[test]
+fn forget_during_an_enroll_is_not_undone_by_its_save() {
+    use std::io::BufRead;
+
+    let store = tempfile::tempdir().expect("tempdir");
+    let elon = enroll_args("elon", "elon_musk");
+    let out = facectl(
+        store.path(),
+        &elon.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let jen = enroll_args("jen", "jennifer_aniston");
+    let mut enroll = std::process::Command::new(env!("CARGO_BIN_EXE_facectl"))
+        .env("RUST_LOG", "facectl=debug")
+        .arg("--models")
+        .arg(common::models_dir())
+        .arg("--store")
+        .arg(store.path())
+        .args(&jen)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("enroll starts");
+    let mut lines = std::io::BufReader::new(enroll.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("enroll ended before its photos: {seen:#?}"))
+            .expect("stderr line");
+        let started = line.contains("indexing photos");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    let out = facectl(
+        store.path(),
+        &["forget", "--collection", "team", "--person", "elon"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("forgot elon"), "{}", stdout(&out));
+    // The rest of stderr, so the enroll never blocks on a full pipe.
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = enroll.wait().expect("enroll ends");
+    assert!(status.success(), "{seen:#?}\n{rest:#?}");
+    assert_eq!(people_of(store.path()), ["jen"]);
+}
+
+/// `facectl detect ... | head -1`: the reader goes away; facectl stops
+/// quietly with 141 (128 + SIGPIPE), no panic and no message. The pipe's
+/// read end is closed before facectl starts, so every write fails.
+#[test]
+fn a_closed_stdout_ends_quietly_with_141() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facectl"))
+        .arg("--models")
+        .arg(common::models_dir())
+        .arg("--store")
+        .arg(store.path())
+        .arg("detect")
+        .arg(photo("recognition/matt_damon/deepface_img30.jpg"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("facectl runs");
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+/// Files that are not photos of a sane size are refused before they are
+/// read: a 1 GiB sparse file (once read whole into memory), a FIFO (once
+/// blocked on forever); the batch goes on.
+#[test]
+fn huge_files_and_fifos_are_refused_unread() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let dir = store.path();
+    let sparse = dir.join("sparse.jpg");
+    std::fs::File::create(&sparse)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse file");
+    let fifo = dir.join("fifo.jpg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let good = photo("recognition/matt_damon/deepface_img30.jpg");
+    let out = facectl(dir, &["detect", s(&sparse), s(&fifo), s(&good)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].contains("sparse.jpg") && lines[0].contains("over the limit"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("fifo.jpg") && lines[1].contains("not a regular file"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("deepface_img30.jpg: 1 face(s)"));
+
+    // compare names the photo it could not read or decode.
+    let text = dir.join("notes.jpg");
+    std::fs::write(&text, "just some text").expect("write");
+    for (a, b, bad) in [(&sparse, &good, "sparse.jpg"), (&good, &text, "notes.jpg")] {
+        let out = facectl(dir, &["compare", s(a), s(b)]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(bad), "{}", stderr(&out));
+    }
+}
+
+/// Flags that would overflow or make no sense are refused by the command
+/// line, before any work.
+#[test]
+fn out_of_range_flags_are_refused() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let video = photo("video/slideshow_shared.mp4");
+    for (flag, value) in [
+        ("--max-gap-s", "NaN"),
+        ("--max-gap-s", "-1"),
+        ("--max-gap-s", "inf"),
+        ("--frames-per-chunk", "0"),
+        ("--frames-per-chunk", "18446744073709551615"),
+        ("--lambda-frames-per-chunk", "0"),
+        ("--threads", "0"),
+        ("--threads", "4611686018427387904"),
+    ] {
+        let flag_value = format!("{flag}={value}");
+        let out = facectl(
+            store.path(),
+            &["scan-video", s(&video), "--collection", "team", &flag_value],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(flag),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -70,3 +70,64 @@ fn eval_on_the_development_set_meets_the_bar() {
         "{open_set:#}"
     );
 }
+
+/// A labelled image that cannot be read is an error, and its faces count
+/// as missed; the other images' counts stay paired with their own labels
+/// (they were paired with the next label once a failed image had no row).
+#[test]
+fn a_broken_image_does_not_shift_the_detection_recall() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path();
+    std::fs::create_dir(dir.join("detection")).expect("mkdir");
+    for name in ["blazeface_1face.png", "blazeface_3faces.png"] {
+        std::fs::copy(
+            data_dir().join("detection").join(name),
+            dir.join("detection").join(name),
+        )
+        .expect("copy");
+    }
+    std::fs::write(dir.join("detection/broken.jpg"), "not a photo").expect("write");
+    std::fs::write(
+        dir.join("labels_detection.csv"),
+        "path,face_count,min_faces,max_faces,known_identities,notes\n\
+         detection/broken.jpg,1,1,1,,\n\
+         detection/blazeface_3faces.png,3,3,3,,\n\
+         detection/blazeface_1face.png,1,1,1,,\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("labels_recognition.csv"), "path,identity\n").expect("write");
+
+    let out = facectl(
+        store.path(),
+        &[
+            "eval",
+            "--data",
+            dir.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+    );
+    assert!(!out.status.success(), "an image failed");
+    let report = json(&out);
+    let detection = &report["detection"];
+    let rows = detection["images"].as_array().expect("rows");
+    let detected: Vec<u64> = rows
+        .iter()
+        .map(|r| r["detected"].as_u64().expect("count"))
+        .collect();
+    assert_eq!(detected, [3, 1], "{detection:#}");
+    // 3 of 3 and 1 of 1 found, the broken image's 1 missed: 4 of 5 (the
+    // shifted pairing gave min(3, 1) + min(1, 3) = 2 of 5).
+    let recall = detection["recall"].as_f64().expect("recall");
+    assert!((recall - 0.8).abs() < 1e-9, "{detection:#}");
+    // Reported by detection and again by the open-set pass, which reads it
+    // as a group photo (it is labelled with a face).
+    let errors = report["errors"].as_array().expect("errors");
+    assert!(!errors.is_empty());
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.as_str().is_some_and(|e| e.contains("broken.jpg"))),
+        "{errors:?}"
+    );
+}

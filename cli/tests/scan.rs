@@ -458,3 +458,66 @@ fn a_portrait_phone_video_scans_upright() {
         "{person} named on {named} of 20 upright frames"
     );
 }
+
+/// A `--report` or `--montage` path that cannot be written is refused
+/// before the scan when its folder is missing, and when writing still
+/// fails after the scan, the results are printed first, not lost.
+#[test]
+fn outputs_that_cannot_be_written_never_cost_the_results() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let video = data_dir().join("video/slideshow_shared.mp4");
+    let video = video.to_str().expect("utf-8 path");
+    let nowhere = store.path().join("missing/report.html");
+    for flag in ["--report", "--montage"] {
+        let out = facectl(
+            store.path(),
+            &[
+                "scan-video",
+                video,
+                "--collection",
+                "video",
+                flag,
+                nowhere.to_str().expect("utf-8 path"),
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        let err = stderr(&out);
+        assert!(
+            err.contains(flag) && err.contains("does not exist"),
+            "{err}"
+        );
+    }
+
+    let photo = data_dir().join("recognition/matt_damon/deepface_img30.jpg");
+    let out = facectl(
+        store.path(),
+        &[
+            "enroll",
+            "--collection",
+            "video",
+            "--person",
+            "matt",
+            photo.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // /proc is a folder, but no file can be created in it.
+    let out = facectl(
+        store.path(),
+        &[
+            "scan-video",
+            video,
+            "--collection",
+            "video",
+            "--json",
+            "--report",
+            "/proc/facectl-report.html",
+        ],
+    );
+    assert!(!out.status.success(), "the failed write fails the command");
+    let err = stderr(&out);
+    assert!(err.contains("/proc/facectl-report.html"), "{err}");
+    let report = json(&out);
+    assert!(report["tracked"]["stats"].is_object(), "{report:#}");
+}

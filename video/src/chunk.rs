@@ -29,8 +29,10 @@ pub fn plan_chunks(index: &VideoIndex, target_frames: u64) -> Result<Vec<Chunk>,
     let mut chunks = Vec::new();
     let mut start = 0u64;
     while start < total {
-        let min_end = (start + target).min(total);
-        let max_end = (start + 2 * target).min(total);
+        // Saturating: a target near u64::MAX (from a flag) means "one
+        // chunk", not an overflow.
+        let min_end = start.saturating_add(target).min(total);
+        let max_end = start.saturating_add(target.saturating_mul(2)).min(total);
         let end = (min_end..max_end)
             .find(|&f| index.is_keyframe_start(f))
             .unwrap_or(min_end);
@@ -81,4 +83,34 @@ pub fn merge_chunk_frames(
     frames.sort_by_key(|f| f.frame);
     check_every_frame_once(&frames, total)?;
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EncodeSettings, VideoLimits, encode_images};
+
+    /// A target too large to double (a `--frames-per-chunk` flag) is one
+    /// chunk of the whole video, not an overflow.
+    #[test]
+    fn a_huge_target_is_one_chunk() {
+        let frames =
+            (0..12u8).map(|i| image::RgbImage::from_pixel(32, 32, image::Rgb([i * 20; 3])));
+        let settings = EncodeSettings {
+            keyframe_interval_s: 0.5,
+            ..EncodeSettings::default()
+        };
+        let video = encode_images(frames, 10, &settings).expect("encode");
+        let index = VideoIndex::from_bytes(&video, &VideoLimits::default()).expect("index");
+        assert_eq!(index.frames(), 12);
+        for target in [u64::MAX, u64::MAX / 2 + 1, 1 << 63] {
+            let chunks = plan_chunks(&index, target).expect("plan");
+            assert_eq!(chunks.len(), 1, "target {target}: {chunks:?}");
+            assert_eq!(chunks[0].frames, FrameRange { start: 0, end: 12 });
+        }
+        // An ordinary target still cuts at the keyframes (every 5 frames).
+        let chunks = plan_chunks(&index, 4).expect("plan");
+        let ends: Vec<u64> = chunks.iter().map(|c| c.frames.end).collect();
+        assert_eq!(ends, [5, 10, 12]);
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
+use facectl::outln;
 use facectl::{bench, models};
 
 use crate::{GlobalArgs, pipeline_config};
@@ -35,9 +36,9 @@ pub fn run(g: &GlobalArgs, process_start: Instant, args: BenchArgs) -> Result<Ex
     };
     let report = bench::run(process_start, &options)?;
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

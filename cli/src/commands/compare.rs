@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use facectl::files::read_image_file;
+use facectl::outln;
 
-use crate::{GlobalArgs, RemoteArgs, Target, load};
+use crate::{GlobalArgs, RemoteArgs, Target, load, pipeline_config};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -39,7 +41,14 @@ fn compare(
     target: &Path,
     json: bool,
 ) -> Result<ExitCode> {
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    // Here the pipeline's decode limit, remotely the API's upload limit
+    // (the same 15 MiB by default).
+    let max_bytes = match on {
+        #[cfg(feature = "cloud")]
+        Target::Api(_) => face_api::limits::MAX_UPLOAD_BYTES,
+        Target::Here => pipeline_config(g).decode_limits.max_encoded_bytes,
+    };
+    let read = |p: &Path| read_image_file(p, max_bytes).with_context(|| p.display().to_string());
     let (a, b) = (read(source)?, read(target)?);
     let comparison = match on {
         #[cfg(feature = "cloud")]
@@ -56,7 +65,9 @@ fn compare(
         Target::Here => {
             let pipeline = load(g)?;
             let face_of = |bytes: &[u8], path: &Path| -> Result<face_core::AnalyzedFace> {
-                let image = pipeline.decode(bytes)?;
+                let image = pipeline
+                    .decode(bytes)
+                    .with_context(|| path.display().to_string())?;
                 pipeline
                     .largest_face(&image)?
                     .with_context(|| format!("{}: no face found", path.display()))
@@ -66,9 +77,9 @@ fn compare(
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&comparison)?);
+        outln!("{}", serde_json::to_string_pretty(&comparison)?)?;
     } else {
-        println!(
+        outln!(
             "{}: distance {:.3}, similarity {:.1}",
             if comparison.same_person {
                 "same person"
@@ -77,7 +88,7 @@ fn compare(
             },
             comparison.distance,
             comparison.similarity
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

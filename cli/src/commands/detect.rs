@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use face_core::DetectedFace;
+use facectl::outln;
 #[cfg(feature = "cloud")]
 use facectl::remote;
 
@@ -51,6 +52,7 @@ fn detect(
     let pipeline = load(g)?;
     per_image(
         images,
+        pipeline.config().decode_limits.max_encoded_bytes,
         json,
         annotate_to,
         |bytes| {
@@ -73,6 +75,7 @@ fn remote_detect(
     one_image_to_annotate(images, annotate_to)?;
     per_image(
         images,
+        face_api::limits::MAX_UPLOAD_BYTES,
         json,
         annotate_to,
         |bytes| {
@@ -83,12 +86,17 @@ fn remote_detect(
     )
 }
 
-fn print_detections(path: &Path, faces: &[DetectedFace]) {
-    println!("{}: {} face(s)", path.display(), faces.len());
+fn print_detections(path: &Path, faces: &[DetectedFace]) -> std::io::Result<()> {
+    outln!("{}: {} face(s)", path.display(), faces.len())?;
     for (i, f) in faces.iter().enumerate() {
-        println!(
+        outln!(
             "  #{i} box x={:.0} y={:.0} w={:.0} h={:.0} confidence {:.3}",
-            f.bbox.x, f.bbox.y, f.bbox.width, f.bbox.height, f.confidence
-        );
+            f.bbox.x,
+            f.bbox.y,
+            f.bbox.width,
+            f.bbox.height,
+            f.confidence
+        )?;
     }
+    Ok(())
 }

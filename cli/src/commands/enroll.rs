@@ -8,6 +8,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 use face_core::{Collection, EnrollOutcome, FacePipeline};
 #[cfg(feature = "cloud")]
+use facectl::files::read_image_file;
+use facectl::outln;
+#[cfg(feature = "cloud")]
 use facectl::remote;
 use facectl::store;
 use serde::Serialize;
@@ -70,10 +73,9 @@ fn remote_enroll(
     let mut readable: Vec<(String, Vec<u8>)> = Vec::new();
     for path in images {
         let name = path.display().to_string();
-        match std::fs::read(path) {
+        match read_image_file(path, face_api::limits::MAX_UPLOAD_BYTES) {
             Ok(bytes) => readable.push((name, bytes)),
             Err(e) => {
-                let e = anyhow::anyhow!("cannot read: {e}");
                 report_failure(path, &e);
                 results.push(EnrollResult::Error {
                     path: name,
@@ -176,10 +178,17 @@ fn enroll(
     Collection::validate_name(person)?;
     let attributes = parse_attributes(attributes)?;
     let pipeline = load(g)?;
-    let mut collection = store
-        .load(collection_name)?
-        .unwrap_or_else(|| Collection::new(pipeline.face_model_version()));
-    collection.check_compatible(pipeline.face_model_version())?;
+    let model_version = pipeline.face_model_version();
+    // Refuse an incompatible collection before the slow part; the faces are
+    // merged into the collection as stored at the end, under its lock.
+    if let Some(existing) = store.load(collection_name)? {
+        existing.check_compatible(model_version)?;
+    }
+    tracing::debug!(
+        collection = collection_name,
+        images = images.len(),
+        "indexing photos"
+    );
 
     let bar = progress(images.len());
     let mut results = Vec::new();
@@ -231,15 +240,28 @@ fn enroll(
         results.push(result);
     }
     bar.finish_and_clear();
-    let any_indexed = !indexed.is_empty();
-    if any_indexed {
-        collection.add_faces(person, indexed)?;
-        if let Some(p) = collection.people.get_mut(person) {
-            p.attributes.extend(attributes);
-        }
-        store.save(collection_name, &collection)?;
-    }
-    let total = collection.people.get(person).map_or(0, |p| p.faces.len());
+    let total = if indexed.is_empty() {
+        store
+            .load(collection_name)?
+            .and_then(|c| c.people.get(person).map(|p| p.faces.len()))
+            .unwrap_or(0)
+    } else {
+        // Reloaded under the lock: what others enrolled or forgot while
+        // the photos were processed stays as they left it.
+        store.update(collection_name, |stored| {
+            let mut collection = stored.unwrap_or_else(|| Collection::new(model_version));
+            collection.check_compatible(model_version)?;
+            collection.add_faces(person, indexed)?;
+            let faces = match collection.people.get_mut(person) {
+                Some(p) => {
+                    p.attributes.extend(attributes);
+                    p.faces.len()
+                }
+                None => 0,
+            };
+            Ok((collection, faces))
+        })?
+    };
     print_enrollment(&results, json, person, collection_name, total)
 }
 
@@ -253,7 +275,7 @@ fn print_enrollment(
     total_faces: usize,
 ) -> Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(results)?);
+        outln!("{}", serde_json::to_string_pretty(results)?)?;
     } else {
         for r in results {
             match r {
@@ -261,16 +283,14 @@ fn print_enrollment(
                     path,
                     face_id,
                     confidence,
-                } => {
-                    println!("indexed {path} as face {face_id} (confidence {confidence:.3})")
-                }
+                } => outln!("indexed {path} as face {face_id} (confidence {confidence:.3})")?,
                 EnrollResult::Unindexed { path, message, .. } => {
-                    println!("not indexed {path}: {message}")
+                    outln!("not indexed {path}: {message}")?
                 }
                 EnrollResult::Error { .. } => {}
             }
         }
-        println!("{person}: {total_faces} face(s) in collection {collection_name}");
+        outln!("{person}: {total_faces} face(s) in collection {collection_name}")?;
     }
     let errors = results
         .iter()

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use facectl::eval;
+use facectl::{out, outln};
 
 use crate::{GlobalArgs, load};
 
@@ -25,9 +26,9 @@ pub fn run(g: &GlobalArgs, args: EvalArgs) -> Result<ExitCode> {
     let pipeline = load(g)?;
     let report = eval::evaluate(&pipeline, &data, g.threads)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", eval::render(&report));
+        out!("{}", eval::render(&report))?;
     }
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use face_api::types::ForgetResponse;
+use facectl::outln;
 use facectl::store;
 
 use crate::{RemoteArgs, Target};
@@ -35,9 +36,15 @@ pub fn run(store: &store::Store, args: ForgetArgs) -> Result<ExitCode> {
         #[cfg(feature = "cloud")]
         Target::Api(client) => client.forget(&collection, &person)?,
         Target::Here => {
-            let mut c = store.load_existing(&collection)?;
-            let removed = c.forget(&person)?;
-            store.save(&collection, &c)?;
+            // Checked first, so a mistyped name leaves no lock file behind.
+            store.load_existing(&collection)?;
+            // Under the collection's lock, so a concurrent enroll's save
+            // cannot bring the person back.
+            let removed = store.update(&collection, |stored| {
+                let mut c = stored.ok_or_else(|| store.missing(&collection))?;
+                let removed = c.forget(&person)?;
+                Ok((c, removed))
+            })?;
             ForgetResponse {
                 collection,
                 person: person.clone(),
@@ -46,12 +53,12 @@ pub fn run(store: &store::Store, args: ForgetArgs) -> Result<ExitCode> {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&forgotten)?);
+        outln!("{}", serde_json::to_string_pretty(&forgotten)?)?;
     } else {
-        println!(
+        outln!(
             "forgot {person}: {} embeddings removed",
             forgotten.removed_faces
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

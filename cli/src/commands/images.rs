@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use face_core::{DetectedFace, FacePipeline, RecognizedFace};
 use facectl::annotate;
+use facectl::files::read_image_file;
+use facectl::outln;
 use serde::Serialize;
 
 use super::{progress, report_failure};
@@ -23,7 +25,7 @@ pub fn read_and_decode(
     pipeline: &FacePipeline,
     path: &Path,
 ) -> Result<(Vec<u8>, face_core::RgbImage)> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
+    let bytes = read_image_file(path, pipeline.config().decode_limits.max_encoded_bytes)?;
     let image = pipeline.decode(&bytes)?;
     Ok((bytes, image))
 }
@@ -76,21 +78,21 @@ impl AnnotatedFace for RecognizedFace {
 /// What `detect` and `recognize` share: each image read, decoded and
 /// analyzed in turn, printed as text or gathered into one JSON array; an
 /// unreadable image is reported on its own line and the others go on (the
-/// exit code says some failed).
+/// exit code says some failed). A file over `max_bytes` is refused unread.
 pub fn per_image<F: AnnotatedFace + Serialize>(
     images: &[PathBuf],
+    max_bytes: u64,
     json: bool,
     annotate_to: Option<&Path>,
     analyze: impl Fn(&[u8]) -> Result<(Pixels, Vec<F>)>,
-    print: fn(&Path, &[F]),
+    print: fn(&Path, &[F]) -> std::io::Result<()>,
 ) -> Result<ExitCode> {
     let bar = progress(images.len());
     let mut failed = false;
     let mut results = Vec::new();
     for path in images {
         bar.set_message(path.display().to_string());
-        let outcome = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read: {e}"))
+        let outcome = read_image_file(path, max_bytes)
             .and_then(|bytes| analyze(&bytes).map(|(pixels, faces)| (bytes, pixels, faces)));
         bar.inc(1);
         match outcome {
@@ -103,7 +105,7 @@ pub fn per_image<F: AnnotatedFace + Serialize>(
                     write_annotated(out, pixels.into_image(&bytes)?, &detected, &known)?;
                 }
                 if !json {
-                    bar.suspend(|| print(path, &faces));
+                    bar.suspend(|| print(path, &faces))?;
                 }
                 results.push(ImageFaces {
                     path: path.display().to_string(),
@@ -120,7 +122,7 @@ pub fn per_image<F: AnnotatedFace + Serialize>(
     }
     bar.finish_and_clear();
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        outln!("{}", serde_json::to_string_pretty(&results)?)?;
     }
     Ok(if failed {
         ExitCode::FAILURE

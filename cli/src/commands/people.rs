@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use facectl::outln;
 use facectl::store;
 use serde::Serialize;
 
@@ -69,7 +70,7 @@ fn people(store: &store::Store, collection_name: &str, json: bool) -> Result<Exi
 
 fn print_people(summary: &[PersonSummary<'_>], json: bool) -> Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
         for p in summary {
             let attrs: Vec<String> = p
@@ -77,7 +78,7 @@ fn print_people(summary: &[PersonSummary<'_>], json: bool) -> Result<ExitCode> {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            println!("{}\t{} face(s)\t{}", p.person, p.faces, attrs.join(" "));
+            outln!("{}\t{} face(s)\t{}", p.person, p.faces, attrs.join(" "))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use face_core::{RecognizedFace, StageTimings};
+use facectl::outln;
 #[cfg(feature = "cloud")]
 use facectl::remote;
 use facectl::store;
@@ -62,6 +63,7 @@ fn recognize(
     collection.check_compatible(pipeline.face_model_version())?;
     per_image(
         images,
+        pipeline.config().decode_limits.max_encoded_bytes,
         json,
         annotate_to,
         |bytes| {
@@ -85,6 +87,7 @@ fn remote_recognize(
     one_image_to_annotate(images, annotate_to)?;
     per_image(
         images,
+        face_api::limits::MAX_UPLOAD_BYTES,
         json,
         annotate_to,
         |bytes| {
@@ -98,16 +101,22 @@ fn remote_recognize(
     )
 }
 
-fn print_recognitions(path: &Path, faces: &[RecognizedFace]) {
-    println!("{}: {} face(s)", path.display(), faces.len());
+fn print_recognitions(path: &Path, faces: &[RecognizedFace]) -> std::io::Result<()> {
+    outln!("{}: {} face(s)", path.display(), faces.len())?;
     for (i, f) in faces.iter().enumerate() {
         let b = f.face.bbox;
         match &f.face_match.identity {
-            Some(c) => println!(
+            Some(c) => outln!(
                 "  #{i} {} (similarity {:.1}, distance {:.3}) at x={:.0} y={:.0} w={:.0} h={:.0}",
-                c.person, c.similarity, c.distance, b.x, b.y, b.width, b.height
-            ),
-            None => println!(
+                c.person,
+                c.similarity,
+                c.distance,
+                b.x,
+                b.y,
+                b.width,
+                b.height
+            )?,
+            None => outln!(
                 "  #{i} unknown ({}; nearest {}) at x={:.0} y={:.0} w={:.0} h={:.0}",
                 f.face_match
                     .unknown_reason
@@ -123,7 +132,8 @@ fn print_recognitions(path: &Path, faces: &[RecognizedFace]) {
                 b.y,
                 b.width,
                 b.height
-            ),
+            )?,
         }
     }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use facectl::outln;
 use facectl::remote;
 
 #[derive(Debug, Args)]
@@ -23,14 +24,14 @@ pub struct ResultsArgs {
     #[arg(long)]
     follow: bool,
     /// Consumers reading in parallel (results are grouped per upload)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::threads())]
     threads: usize,
     /// Stop after this many results
     #[arg(long, value_name = "N")]
     count: Option<usize>,
     /// With --follow: stop after this many seconds without a result [default: never]
-    #[arg(long, value_name = "S")]
-    idle_timeout_s: Option<f64>,
+    #[arg(long, value_name = "S", value_parser = super::duration_s)]
+    idle_timeout_s: Option<std::time::Duration>,
     /// One JSON object per result, then the summary as JSON
     #[arg(long)]
     json: bool,
@@ -50,7 +51,7 @@ pub fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
         threads: args.threads.max(1),
         count: args.count,
         idle_timeout: if args.follow {
-            args.idle_timeout_s.map(std::time::Duration::from_secs_f64)
+            args.idle_timeout_s
         } else {
             Some(std::time::Duration::ZERO)
         },
@@ -75,9 +76,9 @@ pub fn follow_results(args: &ResultsArgs) -> Result<ExitCode> {
     })?;
     let summary = facectl::results::summarize(&followed);
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        outln!("{}", serde_json::to_string(&summary)?)?;
     } else {
-        println!("{}", facectl::results::render_summary(&summary));
+        outln!("{}", facectl::results::render_summary(&summary))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use facectl::{out, outln};
 
 use crate::RemoteArgs;
 
@@ -30,9 +31,9 @@ pub fn run(args: ScanStatusArgs) -> Result<ExitCode> {
         .context("scan-status needs --stack or --endpoint (jobs run on a deployed stack)")?;
     let job = client.scan_status(&job_id)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&job)?);
+        outln!("{}", serde_json::to_string_pretty(&job)?)?;
     } else {
-        print!("{}", render_job(&job));
+        out!("{}", render_job(&job))?;
     }
     Ok(ExitCode::SUCCESS)
 }

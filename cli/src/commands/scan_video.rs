@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 #[cfg(feature = "cloud")]
 use facectl::cloud;
-use facectl::{scan, store};
+use facectl::{files, scan, store};
+use facectl::{out, outln};
 #[cfg(feature = "cloud")]
 use scan_coordinator::deployment::{LambdaEndpoint, RegionSelection};
 #[cfg(feature = "cloud")]
@@ -40,10 +41,10 @@ pub struct ScanVideoArgs {
     #[arg(long, default_value_t = 10)]
     recheck_every: u32,
     /// Sightings closer than this merge into one appearance, in seconds
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::seconds)]
     max_gap_s: f64,
     /// Frames per local chunk [default: 300 on one thread, else 4 chunks per thread, at least 30 frames]
-    #[arg(long)]
+    #[arg(long, value_parser = super::frames_per_chunk())]
     frames_per_chunk: Option<u64>,
     /// Also run the naive every-frame baseline and compare throughput and recall
     #[arg(long)]
@@ -52,7 +53,7 @@ pub struct ScanVideoArgs {
     #[arg(long, default_value_t = 2048)]
     lambda_memory_mib: u32,
     /// Frames per worker invocation (cloud mode), and for the Lambda estimate
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = super::frames_per_chunk())]
     lambda_frames_per_chunk: u64,
     #[command(flatten)]
     cloud: CloudArgs,
@@ -120,23 +121,34 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result
     let timeline = face_video::TimelineConfig {
         max_gap_s: args.max_gap_s,
     };
+    // Checked before the scan, whose results a bad path would otherwise
+    // cost; they are written after the results are printed.
+    if let Some(out) = &args.report {
+        files::check_output_path("--report", out)?;
+    }
+    if let Some(out) = &args.montage {
+        files::check_output_path("--montage", out)?;
+    }
     let (report, thumbs) = if let Some(stack) = &args.cloud.stack {
         scan_on_stack(args, stack, config, timeline)?
     } else {
         scan_locally(g, store, args, config, timeline)?
     };
-    if let Some(out) = &args.report {
-        std::fs::write(out, scan::render_html(&report, &thumbs))
-            .with_context(|| format!("writing {}", out.display()))?;
-    }
-    if let Some(out) = &args.montage {
-        write_montage(g, args, &report.frames, out)?;
-    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", scan::render_text(&report));
+        out!("{}", scan::render_text(&report))?;
     }
+    // Both are tried; either failing fails the command.
+    let wrote_report = args.report.as_ref().map_or(Ok(()), |out| {
+        files::write_atomically(out, scan::render_html(&report, &thumbs).as_bytes())
+            .context("--report")
+    });
+    let wrote_montage = args.montage.as_ref().map_or(Ok(()), |out| {
+        write_montage(g, args, &report.frames, out).context("--montage")
+    });
+    wrote_report?;
+    wrote_montage?;
     Ok(ExitCode::SUCCESS)
 }
 
