@@ -4,7 +4,7 @@
 //! `scan-worker` through [`fan_out`], every frame's matches come back
 //! exactly once, and the invocations are metered for the bill.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -45,9 +45,9 @@ pub enum CloudError {
     #[error("collection {collection} has no people in s3://{bucket}: enroll them first")]
     EmptyCollection { bucket: String, collection: String },
     #[error(
-        "{region}: collection {collection} has people the scan's source region lacks ({}): \
-         a scan reads one region's collection everywhere; enroll them there (or pass that \
-         region as --collection-region), or forget them in {region}",
+        "{region}: collection {collection} has people enrolled or changed in {region} itself \
+         ({}): a scan reads the source region's collection everywhere; enroll them in the \
+         source region (or pass {region} as --collection-region), or forget them in {region}",
         people.join(", ")
     )]
     PeopleOnlyInRegion {
@@ -298,51 +298,75 @@ pub struct CollectionCopy {
 }
 
 /// The people of a collection a scan copied into one region's bucket
-/// ([`mirror_manifest_key`]): what a later mirror may remove.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// ([`mirror_manifest_key`]): each person key with the ETag of the copy as
+/// written. A person whose object still has that ETag is the mirror's to
+/// replace or remove; any other is the region's own.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MirrorManifest {
-    /// Person keys (`collections/<c>/people/<p>.json`).
-    people: BTreeSet<String>,
+    people: BTreeMap<String, String>,
 }
 
 /// The manifest's cap: a few dozen bytes a person.
 const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Makes `collection` in `to` the same as in `from` (one object per
-/// person): copies new or changed people (by ETag), removes the ones it
-/// copied before that `from` has forgotten since. Workers read the
-/// collection from their own region. `to` must not be `from`'s bucket.
-///
-/// Nothing is written when the source is empty (or mistyped: mirroring it
-/// would wipe the others), or when `to` holds people the mirror did not
-/// copy there (enrolled in that region alone): removing them would lose
-/// them, keeping them would let that region's chunks name people the
-/// others cannot.
-pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
+/// What mirroring a collection into one region will do, decided from
+/// listings alone ([`plan_mirror`]) so that every region can be checked
+/// before any is written to ([`apply_mirror`]).
+#[derive(Debug, Clone)]
+pub struct MirrorPlan {
+    region: String,
+    collection: String,
+    people: usize,
+    /// Person keys to copy from the source (new, or changed there).
+    copy: Vec<String>,
+    /// Person keys the mirror copied that the source has forgotten since.
+    remove: Vec<String>,
+    /// The manifest as read, with identical copies adopted and entries of
+    /// objects gone dropped.
+    manifest: MirrorManifest,
+    manifest_changed: bool,
+}
+
+/// Person keys and ETags of a listing (other keys under `people/` are
+/// neither copied nor touched).
+fn person_etags(listed: Vec<ListedObject>) -> BTreeMap<String, String> {
+    listed
+        .into_iter()
+        .filter(|o| parse_person_key(&o.key).is_some())
+        .map(|o| (o.key, o.etag))
+        .collect()
+}
+
+/// Decides how `to` becomes the same as `from` for `collection`: copies
+/// of people new or changed in the source, removal of the copies the
+/// source has forgotten since. Refused, before anything is written, when
+/// the source is empty (or mistyped: mirroring it would wipe the others),
+/// or when `to` holds people the mirror did not write there (enrolled in
+/// that region, or changed there since): replacing or removing them would
+/// lose them, keeping them would let that region's chunks name people the
+/// others cannot. `to` must not be `from`'s bucket.
+pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
     from: (&S, &str),
     to: (&D, &str),
     region: &str,
     collection: &str,
-) -> Result<CollectionCopy, CloudError> {
+) -> Result<MirrorPlan, CloudError> {
     let fail = |message: String| CloudError::CopyCollection {
         region: region.to_string(),
         collection: collection.to_string(),
         message,
     };
     let ((src, src_bucket), (dst, dst_bucket)) = (from, to);
-    let prefix = people_prefix(collection);
-    let wanted = source_people(src, src_bucket, region, collection).await?;
-    let present: BTreeMap<String, String> = dst
-        .list(dst_bucket, &prefix)
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .into_iter()
-        .map(|o| (o.key, o.etag))
-        .collect();
-    let manifest_key = &mirror_manifest_key(collection);
-    let mut manifest = match dst
-        .get(dst_bucket, manifest_key, None, MAX_MANIFEST_BYTES)
+    let wanted = person_etags(source_people(src, src_bucket, region, collection).await?);
+    let present = person_etags(
+        dst.list(dst_bucket, &people_prefix(collection))
+            .await
+            .map_err(|e| fail(e.to_string()))?,
+    );
+    let manifest_key = mirror_manifest_key(collection);
+    let read = match dst
+        .get(dst_bucket, &manifest_key, None, MAX_MANIFEST_BYTES)
         .await
     {
         Ok(stored) => serde_json::from_slice::<MirrorManifest>(&stored.bytes)
@@ -350,16 +374,32 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
         Err(StorageError::NotFound { .. }) => MirrorManifest::default(),
         Err(e) => return Err(fail(e.to_string())),
     };
-    let keep: BTreeSet<&str> = wanted.iter().map(|o| o.key.as_str()).collect();
-    let stale: Vec<&String> = present
-        .keys()
-        .filter(|k| !keep.contains(k.as_str()))
-        .collect();
-    let own: Vec<String> = stale
-        .iter()
-        .filter(|k| !manifest.people.contains(k.as_str()))
-        .filter_map(|k| parse_person_key(k).map(|(_, person)| person.to_string()))
-        .collect();
+    // Entries whose object is gone (removed, or a removal recorded late).
+    let mut manifest = MirrorManifest {
+        people: read
+            .people
+            .iter()
+            .filter(|(key, _)| present.contains_key(*key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let (mut copy, mut remove, mut own) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, etag) in &present {
+        let source = wanted.get(key);
+        if manifest.people.get(key) == Some(etag) {
+            match source {
+                None => remove.push(key.clone()),
+                Some(s) if s != etag => copy.push(key.clone()),
+                Some(_) => {}
+            }
+        } else if source == Some(etag) {
+            // The same bytes as the source's (a copy whose record was
+            // lost, or made before manifests): the mirror's from now on.
+            manifest.people.insert(key.clone(), etag.clone());
+        } else if let Some((_, person)) = parse_person_key(key) {
+            own.push(person.to_string());
+        }
+    }
     if !own.is_empty() {
         return Err(CloudError::PeopleOnlyInRegion {
             region: region.to_string(),
@@ -367,56 +407,92 @@ pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
             people: own,
         });
     }
-    let write_manifest = |manifest: &MirrorManifest| {
-        let bytes = serde_json::to_vec(manifest).expect("a set of strings serializes");
-        async move {
-            dst.put(dst_bucket, manifest_key, bytes)
-                .await
-                .map_err(|e| fail(e.to_string()))
-        }
-    };
-    let mut copy = CollectionCopy {
+    copy.extend(wanted.keys().filter(|k| !present.contains_key(*k)).cloned());
+    let manifest_changed = manifest != read;
+    Ok(MirrorPlan {
+        region: region.to_string(),
+        collection: collection.to_string(),
         people: wanted.len(),
-        ..CollectionCopy::default()
+        copy,
+        remove,
+        manifest,
+        manifest_changed,
+    })
+}
+
+/// Carries out a [`plan_mirror`]: copies, removals, then the manifest with
+/// the ETag of every copy written. An interruption loses nothing: a copy
+/// left unrecorded has the source's bytes and is adopted by the next plan
+/// (or refused, if the source changed meanwhile), a removal left recorded
+/// is dropped from the manifest.
+pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
+    plan: MirrorPlan,
+    from: (&S, &str),
+    to: (&D, &str),
+) -> Result<CollectionCopy, CloudError> {
+    let MirrorPlan {
+        region,
+        collection,
+        people,
+        copy,
+        remove,
+        mut manifest,
+        manifest_changed,
+    } = plan;
+    let fail = |message: String| CloudError::CopyCollection {
+        region: region.clone(),
+        collection: collection.clone(),
+        message,
     };
-    // Recorded before they are copied: an interrupted mirror leaves no
-    // person it copied unrecorded, so the next one can still remove it.
-    let new: Vec<&str> = keep
-        .iter()
-        .copied()
-        .filter(|k| !manifest.people.contains(*k))
-        .collect();
-    if !new.is_empty() {
-        manifest.people.extend(new.into_iter().map(str::to_string));
-        write_manifest(&manifest).await?;
-    }
-    for object in &wanted {
-        if present.get(&object.key) == Some(&object.etag) {
-            continue;
-        }
+    let ((src, src_bucket), (dst, dst_bucket)) = (from, to);
+    for key in &copy {
         // People are a few KB (128 floats per face).
         let stored = src
-            .get(src_bucket, &object.key, None, 64 * 1024 * 1024)
+            .get(src_bucket, key, None, 64 * 1024 * 1024)
             .await
             .map_err(|e| fail(e.to_string()))?;
-        dst.put(dst_bucket, &object.key, stored.bytes)
+        dst.put(dst_bucket, key, stored.bytes)
             .await
             .map_err(|e| fail(e.to_string()))?;
-        copy.copied += 1;
+        let written = dst
+            .head(dst_bucket, key)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let etag = written
+            .etag
+            .ok_or_else(|| fail(format!("s3://{dst_bucket}/{key} has no ETag")))?;
+        manifest.people.insert(key.clone(), etag);
     }
-    for key in stale {
+    for key in &remove {
         dst.delete(dst_bucket, key)
             .await
             .map_err(|e| fail(e.to_string()))?;
-        copy.removed += 1;
+        manifest.people.remove(key);
     }
-    let mirrored = MirrorManifest {
-        people: keep.iter().map(|k| k.to_string()).collect(),
-    };
-    if mirrored.people != manifest.people {
-        write_manifest(&mirrored).await?;
+    if manifest_changed || !copy.is_empty() || !remove.is_empty() {
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| fail(format!("serializing the manifest: {e}")))?;
+        dst.put(dst_bucket, &mirror_manifest_key(&collection), bytes)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
     }
-    Ok(copy)
+    Ok(CollectionCopy {
+        people,
+        copied: copy.len(),
+        removed: remove.len(),
+    })
+}
+
+/// [`plan_mirror`] then [`apply_mirror`]: makes `collection` in `to` the
+/// same as in `from`.
+pub async fn copy_collection<S: ObjectStore, D: ObjectStore>(
+    from: (&S, &str),
+    to: (&D, &str),
+    region: &str,
+    collection: &str,
+) -> Result<CollectionCopy, CloudError> {
+    let plan = plan_mirror(from, to, region, collection).await?;
+    apply_mirror(plan, from, to).await
 }
 
 /// What the invocations used: Lambda bills each invocation's duration at
@@ -631,7 +707,33 @@ mod tests {
             matches!(&empty, Err(CloudError::EmptyCollection { bucket, collection }) if bucket == "a" && collection == "nobody"),
             "{empty:?}"
         );
-        assert_eq!(dst.keys("b"), vec![manifest, key("ann"), key("bob")]);
+        assert_eq!(
+            dst.keys("b"),
+            vec![manifest.clone(), key("ann"), key("bob")]
+        );
+
+        // A copy changed in the destination (faces added there) is its own
+        // now: neither replaced by the source's nor removed.
+        dst.delete("b", &key("bob")).await.unwrap();
+        dst.insert("b", &key("ann"), b"ann-v2 and a face added here".to_vec());
+        let refused = copy_collection((&src, "a"), (&dst, "b"), "r", "c").await;
+        assert!(
+            matches!(&refused, Err(CloudError::PeopleOnlyInRegion { people, .. }) if people == &["ann"]),
+            "{refused:?}"
+        );
+        let ann = dst.get("b", &key("ann"), None, 1024).await.unwrap();
+        assert_eq!(ann.bytes, b"ann-v2 and a face added here");
+
+        // Keys under people/ that are no person's are neither copied,
+        // refused nor removed.
+        dst.insert("b", &key("ann"), b"ann-v2".to_vec());
+        let odd = "collections/c/people/notes/readme.txt";
+        dst.insert("b", odd, b"x".to_vec());
+        let copy = copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        assert_eq!((copy.copied, copy.removed), (0, 0));
+        assert_eq!(dst.keys("b"), vec![manifest, key("ann"), odd.to_string()]);
     }
 
     #[test]

@@ -52,8 +52,9 @@ pub struct RetryPolicy {
     /// Consecutive failures after which a region takes no more jobs
     /// (never the last one up: its retryable failures use up attempts).
     pub region_failure_threshold: u32,
-    /// Throttled attempts per job before the run gives up (their backoff
-    /// grows as the attempts' does).
+    /// Throttled attempts per job before the run gives up. A throttled
+    /// job goes back to the front of the queue, and the slot that got it
+    /// cools down (backoff by the region's throttles in a row) without it.
     pub max_throttled: u32,
 }
 
@@ -142,6 +143,8 @@ struct RegionState {
     name: String,
     down: AtomicBool,
     consecutive_failures: AtomicUsize,
+    /// Throttled attempts in a row: how long its slots cool down.
+    consecutive_throttles: AtomicUsize,
     in_flight: AtomicUsize,
     report: std::sync::Mutex<RegionReport>,
 }
@@ -201,6 +204,7 @@ where
                 name: r.name.clone(),
                 down: AtomicBool::new(false),
                 consecutive_failures: AtomicUsize::new(0),
+                consecutive_throttles: AtomicUsize::new(0),
                 in_flight: AtomicUsize::new(0),
                 report: std::sync::Mutex::new(RegionReport::default()),
             })
@@ -270,9 +274,8 @@ async fn slot_loop<J, R>(
             continue;
         };
         queued.attempts += 1;
-        let tries = queued.attempts + queued.throttled;
-        if tries > 1 {
-            tokio::time::sleep(policy.backoff(tries)).await;
+        if queued.attempts > 1 {
+            tokio::time::sleep(policy.backoff(queued.attempts)).await;
         }
         let in_flight = region.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         {
@@ -284,6 +287,7 @@ async fn slot_loop<J, R>(
         match outcome {
             Ok(result) => {
                 region.consecutive_failures.store(0, Ordering::SeqCst);
+                region.consecutive_throttles.store(0, Ordering::SeqCst);
                 lock(&region.report).jobs_done += 1;
                 let mut results = shared.results.lock().await;
                 match results.entry(queued.id) {
@@ -331,9 +335,15 @@ async fn slot_loop<J, R>(
                 } else {
                     shared.retries.fetch_add(1, Ordering::SeqCst);
                     tracing::info!(job = queued.id, region = %region.name, throttled = queued.throttled, %error, "job re-queued");
-                    shared.queue.lock().await.push_back(queued);
+                    // First in line, for any region's free slot ...
+                    shared.queue.lock().await.push_front(queued);
                 }
                 shared.wake.notify_waiters();
+                // ... while this slot cools down without it, longer while
+                // the region keeps refusing.
+                let streak = region.consecutive_throttles.fetch_add(1, Ordering::SeqCst) + 1;
+                let streak = u32::try_from(streak).unwrap_or(u32::MAX);
+                tokio::time::sleep(policy.backoff(streak.saturating_add(1))).await;
             }
             Err(error) => {
                 lock(&region.report).failures += 1;

@@ -61,6 +61,14 @@ pub enum VideoScanError {
     },
     #[error("--collection-region {0:?} is not a region of the stack")]
     CollectionRegion(String),
+    #[error(
+        "reading the collection from {region} (--collection-region, by default the stack's first region)"
+    )]
+    SourceRegion {
+        region: String,
+        #[source]
+        source: Box<DeploymentError>,
+    },
 }
 
 /// What to scan, where.
@@ -196,7 +204,12 @@ pub async fn scan_video(
             ),
             None => {
                 let (sdk, bucket, owner) =
-                    deployment::region_bucket(&deployment, &options.target, &source_name).await?;
+                    deployment::region_bucket(&deployment, &options.target, &source_name)
+                        .await
+                        .map_err(|source| VideoScanError::SourceRegion {
+                            region: source_name.clone(),
+                            source: Box::new(source),
+                        })?;
                 (S3Objects::new(s3_client(&sdk), Some(owner)), bucket)
             }
         };
@@ -209,26 +222,51 @@ pub async fn scan_video(
     )
     .await?
     .len();
-    let mut staged = Vec::new();
+    // Every region's mirror is decided before any is written to: a region
+    // that refuses (people enrolled there alone) stops the scan with no
+    // region changed.
+    let mut mirrors = Vec::new();
     for deployed in &regions {
         let region = &deployed.region;
+        let plan = if region.name == source_name {
+            None
+        } else {
+            let objects = S3Objects::new(
+                s3_client(&deployed.sdk),
+                Some(deployed.bucket_owner.clone()),
+            );
+            Some(
+                cloud::plan_mirror(
+                    (&source_objects, source_bucket.as_str()),
+                    (&objects, region.bucket.as_str()),
+                    &region.name,
+                    &options.collection,
+                )
+                .await?,
+            )
+        };
+        mirrors.push(plan);
+    }
+    let mut staged = Vec::new();
+    for (deployed, mirror) in regions.iter().zip(mirrors) {
+        let region = &deployed.region;
         let s3 = s3_client(&deployed.sdk);
-        let copy = if region.name == source_name {
-            CollectionCopy {
+        let copy = match mirror {
+            None => CollectionCopy {
                 people,
                 ..CollectionCopy::default()
+            },
+            Some(plan) => {
+                cloud::apply_mirror(
+                    plan,
+                    (&source_objects, source_bucket.as_str()),
+                    (
+                        &S3Objects::new(s3.clone(), Some(deployed.bucket_owner.clone())),
+                        region.bucket.as_str(),
+                    ),
+                )
+                .await?
             }
-        } else {
-            cloud::copy_collection(
-                (&source_objects, source_bucket.as_str()),
-                (
-                    &S3Objects::new(s3.clone(), Some(deployed.bucket_owner.clone())),
-                    region.bucket.as_str(),
-                ),
-                &region.name,
-                &options.collection,
-            )
-            .await?
         };
         let uploaded = cloud::stage_video(
             &s3,

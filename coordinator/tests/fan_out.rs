@@ -29,6 +29,8 @@ enum Behaviour {
     ThrottlesFirst(usize),
     /// Its first n calls fail as a timed-out environment does.
     TimesOutFirst(usize),
+    /// Throttles every call (no capacity left for the function).
+    AlwaysThrottles,
     Dead,
 }
 
@@ -82,6 +84,9 @@ impl Worker<Chunk, Vec<u64>> for FakeRegions {
                 Err(WorkerError::Throttled("TooManyRequestsException".into()))
             }
             Behaviour::ThrottlesFirst(n) if call <= n => {
+                Err(WorkerError::Throttled("TooManyRequestsException".into()))
+            }
+            Behaviour::AlwaysThrottles => {
                 Err(WorkerError::Throttled("TooManyRequestsException".into()))
             }
             Behaviour::TimesOutFirst(n) if call <= n => {
@@ -230,6 +235,27 @@ async fn a_burst_of_throttles_is_waited_out_without_losing_the_region() {
     let a = &report.regions["a"];
     assert_eq!((a.throttled, a.failures, a.lost), (12, 0, false));
     assert_eq!(report.retries, 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_region_that_keeps_throttling_hands_its_jobs_to_the_others() {
+    // Many slots that always throttle beside one healthy slot: the
+    // throttled jobs must reach the healthy region, not wait on the
+    // throttled one until their budget is spent.
+    let fake = FakeRegions::new(&[("a", Behaviour::AlwaysThrottles), ("b", Behaviour::Healthy)]);
+    let report = fan_out(
+        chunks(),
+        &regions(&[("a", 8), ("b", 1)]),
+        fake,
+        fast_policy(),
+        no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_every_frame_once(&report);
+    assert_eq!(report.regions["b"].jobs_done, 120);
+    assert!(report.regions["a"].throttled > 0);
+    assert!(!report.regions["a"].lost);
 }
 
 #[tokio::test(start_paused = true)]
