@@ -61,8 +61,13 @@ pub fn check_output_path(flag: &str, path: &Path) -> Result<()> {
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over
 /// `path`: a failure never leaves a half-written file there (nor the
-/// temporary one).
+/// temporary one). A `path` that is there but not a regular file (a
+/// symlink, `/dev/stdout`, a FIFO) is written through instead, as
+/// `fs::write` does: a rename would replace it with a regular file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()));
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -165,7 +170,7 @@ mod tests {
         write_atomically(&out, b"one").expect("write");
         write_atomically(&out, b"two").expect("overwrite");
         assert_eq!(std::fs::read(&out).expect("read"), b"two");
-        // A failed rename (onto a folder) leaves no temporary file.
+        // A folder in the way fails the write and leaves no temporary file.
         let folder = dir.path().join("taken");
         std::fs::create_dir(&folder).expect("mkdir");
         std::fs::write(folder.join("x"), b"x").expect("write");
@@ -175,6 +180,37 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    /// A symlinked output stays a symlink: its destination gets the bytes
+    /// (as `/dev/stdout` would), where a rename would replace the link.
+    #[test]
+    fn a_symlinked_output_is_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target.html");
+        std::fs::write(&target, b"old").expect("write");
+        let link = dir.path().join("report.html");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        write_atomically(&link, b"new").expect("write through the link");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("the link")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).expect("read"), b"new");
+        // A dangling link creates its destination, as `fs::write` does.
+        let gone = dir.path().join("gone.html");
+        let dangling = dir.path().join("montage.mp4");
+        std::os::unix::fs::symlink(&gone, &dangling).expect("symlink");
+        write_atomically(&dangling, b"mp4").expect("write through the link");
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .expect("the link")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&gone).expect("read"), b"mp4");
     }
 
     #[test]

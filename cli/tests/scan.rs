@@ -521,3 +521,45 @@ fn outputs_that_cannot_be_written_never_cost_the_results() {
     let report = json(&out);
     assert!(report["tracked"]["stats"].is_object(), "{report:#}");
 }
+
+/// A reader of stdout gone (`scan-video --json ... --report r.html | head`)
+/// still gets the report written: the scan's results are not lost to the
+/// closed pipe, and facectl then ends quietly with 141.
+#[test]
+fn a_closed_stdout_still_gets_the_report_written() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let photo = data_dir().join("recognition/matt_damon/deepface_img30.jpg");
+    let out = facectl(
+        store.path(),
+        &[
+            "enroll",
+            "--collection",
+            "video",
+            "--person",
+            "matt",
+            photo.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let video = data_dir().join("video/slideshow_shared.mp4");
+    let html = store.path().join("report.html");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facectl"))
+        .arg("--models")
+        .arg(common::models_dir())
+        .arg("--store")
+        .arg(store.path())
+        .args(["scan-video", "--collection", "video", "--json"])
+        .arg(&video)
+        .arg("--report")
+        .arg(&html)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("facectl runs");
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let page = std::fs::read_to_string(&html).expect("the report was written");
+    assert!(page.contains("<html"), "{page}");
+}

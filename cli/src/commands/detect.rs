@@ -86,7 +86,7 @@ fn remote_detect(
     )
 }
 
-fn print_detections(path: &Path, faces: &[DetectedFace]) -> std::io::Result<()> {
+fn print_detections(path: &Path, faces: &[DetectedFace]) -> Result<()> {
     outln!("{}: {} face(s)", path.display(), faces.len())?;
     for (i, f) in faces.iter().enumerate() {
         outln!(

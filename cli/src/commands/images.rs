@@ -85,7 +85,7 @@ pub fn per_image<F: AnnotatedFace + Serialize>(
     json: bool,
     annotate_to: Option<&Path>,
     analyze: impl Fn(&[u8]) -> Result<(Pixels, Vec<F>)>,
-    print: fn(&Path, &[F]) -> std::io::Result<()>,
+    print: fn(&Path, &[F]) -> Result<()>,
 ) -> Result<ExitCode> {
     let bar = progress(images.len());
     let mut failed = false;

@@ -101,7 +101,7 @@ fn remote_recognize(
     )
 }
 
-fn print_recognitions(path: &Path, faces: &[RecognizedFace]) -> std::io::Result<()> {
+fn print_recognitions(path: &Path, faces: &[RecognizedFace]) -> Result<()> {
     outln!("{}: {} face(s)", path.display(), faces.len())?;
     for (i, f) in faces.iter().enumerate() {
         let b = f.face.bbox;

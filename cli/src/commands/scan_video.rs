@@ -134,12 +134,17 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result
     } else {
         scan_locally(g, store, args, config, timeline)?
     };
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    // Kept, not returned: a stdout closed (`| head`) or failing never costs
+    // the files of a long (maybe paid) scan.
+    let printed = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| outln!("{json}"))
     } else {
-        out!("{}", scan::render_text(&report))?;
-    }
-    // Both are tried; either failing fails the command.
+        out!("{}", scan::render_text(&report))
+    };
+    // Both are tried; either failing fails the command, and is reported
+    // before a failure to print (a closed stdout would end it quietly).
     let wrote_report = args.report.as_ref().map_or(Ok(()), |out| {
         files::write_atomically(out, scan::render_html(&report, &thumbs).as_bytes())
             .context("--report")
@@ -149,6 +154,7 @@ pub fn run(g: &GlobalArgs, store: &store::Store, args: &ScanVideoArgs) -> Result
     });
     wrote_report?;
     wrote_montage?;
+    printed?;
     Ok(ExitCode::SUCCESS)
 }
 
