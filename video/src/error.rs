@@ -59,6 +59,10 @@ pub enum VideoError {
         "montage segment {segment} differs from the first in its {what} (segments must be of one video, encoded with the same settings)"
     )]
     SegmentMismatch { segment: usize, what: &'static str },
+    /// The caller's `stop` asked for it (its deadline passed): not the
+    /// video's fault.
+    #[error("stopped by the caller before the end")]
+    Cancelled,
     #[error("decoded frame is {found_width}x{found_height}, the header says {width}x{height}")]
     DimensionMismatch {
         width: u32,

@@ -29,11 +29,11 @@ pub use format::{Rotation, set_display_rotation};
 pub use index::{Sample, VideoIndex, VideoInfo, VideoLimits};
 pub use montage::{
     EncodeSettings, MontageConfig, concat_montage, encode_clip, encode_images, montage_chunk,
-    montage_moments,
+    montage_chunk_until, montage_moments,
 };
 pub use scan::{
     ChunkScan, FaceInFrame, FrameMatches, ScanChunkRequest, ScanConfig, ScanError, ScanMode,
-    ScanStats, scan_chunk,
+    ScanStats, scan_chunk, scan_chunk_until,
 };
 pub use timeline::{Appearance, Timeline, TimelineConfig, frame_interval_s};
 pub use track::{Association, Track, TrackPolicy, TrackVotes, Tracker, iou};

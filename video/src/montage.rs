@@ -214,6 +214,21 @@ pub fn montage_chunk(
     matches: &[FrameMatches],
     config: &MontageConfig,
 ) -> Result<Option<Vec<u8>>, VideoError> {
+    montage_chunk_until(index, data, data_offset, frames, matches, config, &|| false)
+}
+
+/// [`montage_chunk`], asking `stop` before each frame it decodes: once it
+/// says so, it ends with [`VideoError::Cancelled`] (see
+/// [`scan_chunk_until`](crate::scan_chunk_until)).
+pub fn montage_chunk_until(
+    index: &VideoIndex,
+    data: &[u8],
+    data_offset: u64,
+    frames: FrameRange,
+    matches: &[FrameMatches],
+    config: &MontageConfig,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Vec<u8>>, VideoError> {
     let moments = montage_moments(index, frames, matches, config)?;
     if moments.is_empty() {
         return Ok(None);
@@ -250,6 +265,7 @@ pub fn montage_chunk(
                 index.display_size().0,
             )
         },
+        stop,
     )
     .map(Some)
 }
@@ -278,6 +294,7 @@ pub fn encode_clip(
         settings,
         caps,
         &mut |_, _, _, _| {},
+        &|| false,
     )
 }
 
@@ -417,6 +434,7 @@ type Overlay<'a> = dyn FnMut(&mut RgbImage, u64, f64, u32) + 'a;
 
 /// Decodes, draws on and encodes the frames of `moments` (sorted, disjoint)
 /// into one MP4.
+#[allow(clippy::too_many_arguments)] // the encoder's inputs, each needed
 fn encode_moments(
     index: &VideoIndex,
     data: &[u8],
@@ -425,6 +443,7 @@ fn encode_moments(
     settings: &EncodeSettings,
     caps: Caps,
     overlay: &mut Overlay<'_>,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Vec<u8>, VideoError> {
     settings.validate()?;
     let total: u64 = moments.iter().map(FrameRange::len).sum();
@@ -442,7 +461,13 @@ fn encode_moments(
         };
         let mut reader = FrameReader::new(index, data, data_offset, hull, Sampling::default())?;
         let mut next = run.iter().peekable();
-        while let Some(frame) = reader.next_frame()? {
+        loop {
+            if stop() {
+                return Err(VideoError::Cancelled);
+            }
+            let Some(frame) = reader.next_frame()? else {
+                break;
+            };
             // Skip the frames between the run's moments.
             while next.peek().is_some_and(|m| m.end <= frame.index) {
                 next.next();

@@ -241,6 +241,34 @@ pub fn scan_chunk(
     config: &ScanConfig,
     on_analyzed: &mut dyn FnMut(&RgbImage, &FrameMatches),
 ) -> Result<ChunkScan, ScanError> {
+    scan_chunk_until(
+        pipeline,
+        collection,
+        index,
+        data,
+        data_offset,
+        frames,
+        config,
+        on_analyzed,
+        &|| false,
+    )
+}
+
+/// [`scan_chunk`], asking `stop` before each frame: once it says so, the
+/// scan ends with [`VideoError::Cancelled`]. For a caller that gives up
+/// on the scan (its deadline passed) and wants its thread back.
+#[allow(clippy::too_many_arguments)] // the worker's inputs, each needed
+pub fn scan_chunk_until(
+    pipeline: &FacePipeline,
+    collection: &Collection,
+    index: &VideoIndex,
+    data: &[u8],
+    data_offset: u64,
+    frames: FrameRange,
+    config: &ScanConfig,
+    on_analyzed: &mut dyn FnMut(&RgbImage, &FrameMatches),
+    stop: &dyn Fn() -> bool,
+) -> Result<ChunkScan, ScanError> {
     config.validate()?;
     collection.check_compatible(pipeline.face_model_version())?;
     let start = Instant::now();
@@ -255,6 +283,9 @@ pub fn scan_chunk(
     let mut decisions = TrackDecisions::new();
     let mut matches = Vec::with_capacity(frames.len() as usize);
     loop {
+        if stop() {
+            return Err(VideoError::Cancelled.into());
+        }
         let t = Instant::now();
         let frame = reader.next_frame()?;
         stats.decode_ms += ms_since(t);

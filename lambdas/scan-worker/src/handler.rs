@@ -2,6 +2,7 @@
 //! per-frame matches out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use face_contracts::metrics::Metric;
 use face_core::FacePipeline;
@@ -11,7 +12,7 @@ use face_service::storage::{ObjectStore, ReadPin};
 use face_service::{ServiceError, StorageError};
 use face_video::{
     ChunkScan, DecodeSpan, FrameRange, ScanChunkRequest, ScanError, VideoError, VideoIndex,
-    scan_chunk,
+    scan_chunk_until,
 };
 use serde_json::Value;
 
@@ -41,8 +42,10 @@ pub fn max_decoded_frames(chunk_frames: u64) -> u64 {
 /// (whose decode span is `span`) can be scanned from an object of
 /// `object_size` bytes: its bytes are not empty and lie within the object
 /// (S3 would refuse the ranged GET as an infrastructure error, 416 or
-/// "empty range", retried to the dead-letter queue), and it decodes at most
-/// [`max_decoded_frames`]. Each failure is the video's: bad input.
+/// "empty range", retried to the dead-letter queue), they are at most
+/// [`MAX_CHUNK_BYTES`], and it decodes at most [`max_decoded_frames`]. Each
+/// failure is the video's: bad input. The planner and the worker both
+/// check with it, so a job's plan refuses exactly what its workers would.
 pub fn check_chunk_span(
     key: &str,
     index: &VideoIndex,
@@ -60,6 +63,14 @@ pub fn check_chunk_span(
         return Err(ServiceError::BadRequest(format!(
             "{key}: frames {start}..{end} lie at bytes {}..{}, past the end of the {object_size}-byte file (a truncated upload?)",
             span.bytes_start, span.bytes_end
+        )));
+    }
+    // Here, not only in the worker: the planner must refuse what every
+    // worker would (a long GOP at a high bitrate), not queue it to fail.
+    let span_bytes = span.bytes_end - span.bytes_start;
+    if span_bytes > MAX_CHUNK_BYTES {
+        return Err(ServiceError::BadRequest(format!(
+            "{key}: frames {start}..{end} span {span_bytes} bytes from the keyframe before them, over the limit of {MAX_CHUNK_BYTES}: send smaller chunks, or re-encode with more frequent keyframes"
         )));
     }
     let decoded = u64::from(span.samples_end.saturating_sub(span.samples_start));
@@ -99,7 +110,8 @@ pub fn video_error(key: &str, error: VideoError) -> ServiceError {
         | VideoError::MontageConfig { .. }
         | VideoError::NoSegments
         | VideoError::BadSegment { .. }
-        | VideoError::SegmentMismatch { .. } => ServiceError::Internal(format!("{key}: {error}")),
+        | VideoError::SegmentMismatch { .. }
+        | VideoError::Cancelled => ServiceError::Internal(format!("{key}: {error}")),
         VideoError::NotMp4(_)
         | VideoError::NoVideoTrack
         | VideoError::UnsupportedCodec(_)
@@ -131,6 +143,28 @@ pub fn scan_error(key: &str, error: ScanError) -> ServiceError {
         ScanError::Face(_) | ScanError::Collection(_) | ScanError::Config { .. } => {
             ServiceError::BadRequest(format!("{key}: {error}"))
         }
+    }
+}
+
+/// Tells a blocking task (a scan, a montage) to stop once the future that
+/// awaits it is dropped: `tokio::time::timeout` drops only the async part,
+/// and the task would run on unawaited into the environment's next
+/// invocation (often the retry of the same chunk), holding its memory and
+/// a core. The task asks [`Self::stop`]'s check before each frame.
+#[derive(Debug, Default)]
+pub struct StopOnDrop(Arc<AtomicBool>);
+
+impl StopOnDrop {
+    /// The check to hand the blocking task: true once this is dropped.
+    pub fn stop(&self) -> impl Fn() -> bool + Send + 'static {
+        let flag = Arc::clone(&self.0);
+        move || flag.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -255,13 +289,6 @@ impl<O: ObjectStore> ScanWorker<O> {
             .decode_span(request.frames)
             .map_err(|e| video_error(&request.key, e))?;
         check_chunk_span(&request.key, &index, request.frames, &span, read.size)?;
-        let span_bytes = span.bytes_end - span.bytes_start;
-        if span_bytes > MAX_CHUNK_BYTES {
-            return Err(ServiceError::BadRequest(format!(
-                "frames {}..{} span {span_bytes} bytes, over {MAX_CHUNK_BYTES}: send smaller chunks",
-                request.frames.start, request.frames.end
-            )));
-        }
         let chunk = self
             .objects
             .get_range(
@@ -305,8 +332,10 @@ impl<O: ObjectStore> ScanWorker<O> {
             .await?;
         let pipeline = Arc::clone(&self.pipeline);
         let (task_index, task_data) = (Arc::clone(&index), Arc::clone(&data));
+        let cancel = StopOnDrop::default();
+        let stop = cancel.stop();
         let scan = tokio::task::spawn_blocking(move || {
-            scan_chunk(
+            scan_chunk_until(
                 &pipeline,
                 &collection,
                 &task_index,
@@ -315,6 +344,7 @@ impl<O: ObjectStore> ScanWorker<O> {
                 request.frames,
                 &request.config,
                 &mut |_, _| {},
+                &stop,
             )
         })
         .await
@@ -416,5 +446,51 @@ mod tests {
         let err = check_chunk_span("v.mp4", &index, frames, &span, span.bytes_end - 1).unwrap_err();
         assert_eq!(err.kind(), face_service::error::ErrorKind::BadInput);
         assert!(err.to_string().contains("past the end"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_blocking_task_is_told_to_stop_when_its_awaiting_future_is_dropped() {
+        let cancel = StopOnDrop::default();
+        let stop = cancel.stop();
+        assert!(!stop());
+        // What `sqs_batch_until`'s timeout does to the message's work.
+        let work = async move {
+            let _cancel = cancel;
+            std::future::pending::<()>().await;
+        };
+        let timed_out = tokio::time::timeout(std::time::Duration::ZERO, work).await;
+        assert!(timed_out.is_err());
+        assert!(stop(), "the scan's check now says stop");
+        // Not the video's fault: never bad input.
+        let error = video_error("v.mp4", VideoError::Cancelled);
+        assert_ne!(error.kind(), ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn a_chunk_over_the_byte_limit_is_bad_input_for_the_planner_too() {
+        // What `plan` checks each chunk with: the bytes a worker would
+        // refuse, within the file and the decode limit otherwise.
+        let images = (0..4u8)
+            .map(|i| face_core::RgbImage::from_raw(32, 32, vec![i * 60; 32 * 32 * 3]).unwrap());
+        let video =
+            face_video::encode_images(images, 10, &face_video::EncodeSettings::default()).unwrap();
+        let index = VideoIndex::from_bytes(&video, &Default::default()).unwrap();
+        let frames = FrameRange { start: 0, end: 4 };
+        let span = index.decode_span(frames).unwrap();
+        let at_limit = DecodeSpan {
+            bytes_end: span.bytes_start + MAX_CHUNK_BYTES,
+            ..span
+        };
+        assert!(check_chunk_span("v.mp4", &index, frames, &at_limit, u64::MAX).is_ok());
+        let over = DecodeSpan {
+            bytes_end: span.bytes_start + MAX_CHUNK_BYTES + 1,
+            ..span
+        };
+        let err = check_chunk_span("v.mp4", &index, frames, &over, u64::MAX).unwrap_err();
+        assert_eq!(err.kind(), face_service::error::ErrorKind::BadInput);
+        assert!(
+            err.to_string().contains("over the limit of 268435456"),
+            "{err}"
+        );
     }
 }

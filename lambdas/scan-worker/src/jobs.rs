@@ -21,9 +21,11 @@
 //! receive (`FACE_SCAN_MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`)
 //! fails the job naming the chunk, then goes to the dead-letter queue.
 //! Work that would outlive the invocation (its deadline, less a margin) is
-//! stopped and counts as such a failure, so a chunk that always times out
-//! still ends its job. A montage that cannot be joined (over its memory
-//! budget, or unusable) leaves the job done without one.
+//! stopped (a scan or montage on its blocking thread at its next frame:
+//! `StopOnDrop`) and counts as such a failure, so a chunk that always
+//! times out still ends its job. A failure after the job's `ok` result was
+//! written ends it done, not failed. A montage that cannot be joined (over
+//! its memory budget, or unusable) leaves the job done without one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,12 +44,12 @@ use face_service::storage::{
 };
 use face_video::{
     ChunkScan, FrameMatches, FrameRange, MontageConfig, ScanChunkRequest, ScanConfig, Timeline,
-    TimelineConfig, concat_montage, frame_interval_s, merge_chunk_frames, montage_chunk,
+    TimelineConfig, concat_montage, frame_interval_s, merge_chunk_frames, montage_chunk_until,
     plan_chunks,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::handler::{ScanWorker, check_chunk_span, video_error};
+use crate::handler::{ScanWorker, StopOnDrop, check_chunk_span, video_error};
 
 /// Frames per chunk of a server-side job, as `facectl scan-video --stack`
 /// sends them (10 s at 30 fps: a few seconds of work, so a six-hour video
@@ -202,7 +204,8 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         let work = async {
             match &parsed {
                 ScanMessage::Plan { job_id } => {
-                    self.plan(job_id, message.receive_count() > 1).await
+                    self.plan(job_id, &message.message_id, message.receive_count() > 1)
+                        .await
                 }
                 ScanMessage::Chunk {
                     job_id,
@@ -232,8 +235,9 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                     // Not even started: no time left to do it in.
                     Err(timed_out())
                 } else {
-                    // Dropping the work stops it at its next await; a scan
-                    // already on a blocking thread runs on, unawaited.
+                    // Dropping the work stops it at its next await, and a
+                    // scan or montage on a blocking thread at its next
+                    // frame (`StopOnDrop`).
                     tokio::time::timeout(budget, work)
                         .await
                         .unwrap_or_else(|_| Err(timed_out()))
@@ -255,9 +259,15 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 Some(c) => format!("chunk {c}: {error}"),
                 None => error.to_string(),
             };
-            if let Err(e) = self.fail(job_id, chunk, &reason, error.kind()).await {
-                tracing::error!(%job_id, error = %e, "could not record the job's failure");
-                return false;
+            match self.fail(job_id, chunk, &reason, error.kind()).await {
+                // Done after all (its result was delivered before the
+                // failure): nothing left to retry.
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(%job_id, error = %e, "could not record the job's failure");
+                    return false;
+                }
             }
             // Bad input is recorded once and deleted; anything else goes on
             // to the dead-letter queue next to other real failures.
@@ -267,11 +277,17 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     }
 
     /// Plans a queued job: one chunk message per keyframe-aligned chunk.
-    /// Only the plan that moves the job from `queued` to `running` sends
-    /// them, and a redelivered one (`redelivered`: its own sends may have
-    /// failed part way) sends again those not done; a duplicate plan
-    /// message sends nothing.
-    pub async fn plan(&self, job_id: &str, redelivered: bool) -> Result<(), ServiceError> {
+    /// Only the plan message (`message_id`, its SQS id) that moves the job
+    /// from `queued` to `running` sends them, and that same message again
+    /// (a retried update, or redelivered: its own sends may have failed
+    /// part way) sends again those not done, as does any redelivered one
+    /// (`redelivered`); a duplicate plan message sends nothing.
+    pub async fn plan(
+        &self,
+        job_id: &str,
+        message_id: &str,
+        redelivered: bool,
+    ) -> Result<(), ServiceError> {
         let Some(job) = self.stores.jobs.get(job_id).await? else {
             tracing::warn!(%job_id, "plan for an unknown job dropped");
             return Ok(());
@@ -293,8 +309,8 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             )));
         }
         // What each chunk's worker would refuse, refused once here: bytes
-        // outside the object (S3 would answer 416, retried to the DLQ) and
-        // GOPs too long to decode in time.
+        // outside the object (S3 would answer 416, retried to the DLQ) or
+        // too many of them, and GOPs too long to decode in time.
         for c in &chunks {
             check_chunk_span(&job.key, &index, c.frames, &c.span, read.size)?;
         }
@@ -313,6 +329,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                     fps: info.fps,
                     duration_s: info.duration_s,
                 },
+                message_id,
             )
             .await?;
         if !won && !redelivered {
@@ -378,14 +395,17 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 .await?;
             let montage = self.settings.montage.clone();
             let task = scanned.clone();
+            let cancel = StopOnDrop::default();
+            let stop = cancel.stop();
             let segment = tokio::task::spawn_blocking(move || {
-                montage_chunk(
+                montage_chunk_until(
                     &task.index,
                     &task.data,
                     task.data_offset,
                     task.scan.frames,
                     &task.scan.matches,
                     &montage,
+                    &stop,
                 )
             })
             .await
@@ -594,6 +614,12 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 None => record,
             }
         };
+        self.deliver(job, &record).await
+    }
+
+    /// Delivers a written result: topic, then queue (which marks it
+    /// delivered).
+    async fn deliver(&self, job: &JobRecord, record: &ResultRecord) -> Result<(), ServiceError> {
         if let Some(topic) = &self.stores.topic {
             let subject = job_ended_subject(&job.job_id, record.status.as_str());
             topic.publish(&subject, &record.message).await?;
@@ -601,20 +627,40 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         face_service::recognize::deliver_result(
             self.stores.results.as_ref(),
             self.stores.results_queue.as_ref(),
-            &record,
+            record,
         )
         .await
     }
 
     /// Fails the job (naming the chunk, if one failed) and delivers the
-    /// failure.
+    /// failure; returns `true`, failing nothing, when the job is done
+    /// instead (see below).
     async fn fail(
         &self,
         job_id: &str,
         chunk: Option<u32>,
         reason: &str,
         kind: ErrorKind,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
+        // `finish` writes and delivers the OK result before it marks the
+        // job done: a failure between the two (a timeout, the jobs table's
+        // update) must not fail a job whose result consumers already have.
+        // It is done; its delivery is completed if it was cut short.
+        if let Some(job) = self.stores.jobs.get(job_id).await?
+            && job.status != JobStatus::Failed
+            && let Some(result) = self.stores.results.get(&job.video_result_id).await?
+            && result.status == ResultStatus::Ok
+        {
+            self.stores
+                .jobs
+                .finish(job_id, JobStatus::Done, None)
+                .await?;
+            if !result.delivered {
+                self.deliver(&job, &result).await?;
+            }
+            tracing::warn!(%job_id, ?chunk, error = reason, "failed after its result was delivered: the job is done");
+            return Ok(true);
+        }
         match chunk {
             Some(c) => self.stores.jobs.chunk_failed(job_id, c, reason).await?,
             None => {
@@ -625,10 +671,10 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             }
         }
         let Some(job) = self.stores.jobs.get(job_id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if job.status != JobStatus::Failed {
-            return Ok(());
+            return Ok(false);
         }
         let status = if kind == ErrorKind::BadInput {
             ResultStatus::BadInput
@@ -636,7 +682,8 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
             ResultStatus::Failed
         };
         let message = self.message_for(&job, status, job.error.clone(), job_view(&job));
-        self.record_and_deliver(&job, &message).await
+        self.record_and_deliver(&job, &message).await?;
+        Ok(false)
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use base64::Engine;
 use face_api::jobs::JobStatus;
 use face_contracts::messages::ScanMessage;
+use face_service::StorageError;
 use face_service::enroll::Enroller;
 use face_service::events::SqsEvent;
 use face_service::jobs::VideoIntake;
@@ -17,7 +18,7 @@ use face_service::memory::{
     MemoryJobs, MemoryObjects, MemoryPeople, MemoryQueue, MemoryResults, MemoryTopic, MemoryWork,
 };
 use face_service::recognize::ResultMessage;
-use face_service::storage::{JobRecord, ResultStatus};
+use face_service::storage::{JobPlan, JobRecord, JobsTable, ResultStatus};
 use face_video::{FrameMatches, ScanConfig, Timeline, TimelineConfig, VideoIndex, VideoLimits};
 use scan_worker::ScanWorker;
 use scan_worker::jobs::{JobRunner, JobSettings, JobStores};
@@ -58,6 +59,18 @@ async fn harness_on(frames_per_chunk: u64, objects: MemoryObjects) -> Harness {
 }
 
 async fn harness_with(settings: JobSettings, objects: MemoryObjects) -> Harness {
+    let jobs = MemoryJobs::default();
+    harness_with_jobs(settings, objects, jobs.clone(), Arc::new(jobs)).await
+}
+
+/// With `table` as the runner's jobs table, over `jobs` (what the harness
+/// inspects and the intake writes).
+async fn harness_with_jobs(
+    settings: JobSettings,
+    objects: MemoryObjects,
+    jobs: MemoryJobs,
+    table: Arc<dyn JobsTable>,
+) -> Harness {
     let dir =
         std::env::var_os("FACECTL_MODELS").map_or_else(|| workspace().join("blobs"), PathBuf::from);
     let pipeline = Arc::new(face_service::models::load_pipeline(&dir).unwrap());
@@ -83,14 +96,13 @@ async fn harness_with(settings: JobSettings, objects: MemoryObjects) -> Harness 
             .unwrap();
     }
     let worker = Arc::new(ScanWorker::new(pipeline, objects.clone(), "data".into()));
-    let (jobs, work, results_queue, topic) = (
-        MemoryJobs::default(),
+    let (work, results_queue, topic) = (
         MemoryWork::default(),
         MemoryQueue::default(),
         MemoryTopic::default(),
     );
     let stores = JobStores {
-        jobs: Arc::new(jobs.clone()),
+        jobs: table,
         scan_queue: Arc::new(work.clone()),
         people: Arc::new(people),
         results: Arc::new(MemoryResults::default()),
@@ -119,14 +131,85 @@ fn job_at(key: &str, version: &str, uploaded_at: Option<String>) -> JobRecord {
         .with_version_id(Some(version.into()))
 }
 
+/// A batch of `bodies`, message ids `m0`, `m1`, ... (a message keeps its
+/// id when redelivered).
 fn batch(bodies: &[String], receive_count: u32) -> SqsEvent {
+    let ids: Vec<String> = (0..bodies.len()).map(|i| format!("m{i}")).collect();
+    batch_of(bodies, &ids, receive_count)
+}
+
+fn batch_of(bodies: &[String], ids: &[String], receive_count: u32) -> SqsEvent {
     serde_json::from_value(
-        json!({"Records": bodies.iter().enumerate().map(|(i, b)| json!({
-        "messageId": format!("m{i}"), "body": b, "eventSource": "aws:sqs",
+        json!({"Records": bodies.iter().zip(ids).map(|(b, id)| json!({
+        "messageId": id, "body": b, "eventSource": "aws:sqs",
         "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
     })).collect::<Vec<_>>()}),
     )
     .unwrap()
+}
+
+/// The jobs table in memory with a real one's faults over the network.
+#[derive(Clone, Default)]
+struct FlakyJobs {
+    inner: MemoryJobs,
+    /// Every `set_planned` is applied, its answer lost and the same update
+    /// sent again (the SDK's retry); the caller sees the second answer.
+    retry_set_planned: bool,
+    /// `finish(Done)` fails (transient) this many more times.
+    fail_done: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl JobsTable for FlakyJobs {
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StorageError> {
+        self.inner.get(job_id).await
+    }
+    async fn create_if_absent(&self, record: &JobRecord) -> Result<bool, StorageError> {
+        self.inner.create_if_absent(record).await
+    }
+    async fn set_planned(
+        &self,
+        job_id: &str,
+        plan: &JobPlan,
+        planned_by: &str,
+    ) -> Result<bool, StorageError> {
+        let first = self.inner.set_planned(job_id, plan, planned_by).await?;
+        if self.retry_set_planned {
+            return self.inner.set_planned(job_id, plan, planned_by).await;
+        }
+        Ok(first)
+    }
+    async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError> {
+        self.inner.chunk_done(job_id, chunk).await
+    }
+    async fn chunk_failed(
+        &self,
+        job_id: &str,
+        chunk: u32,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        self.inner.chunk_failed(job_id, chunk, error).await
+    }
+    async fn finish(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        use std::sync::atomic::Ordering;
+        if status == JobStatus::Done
+            && self
+                .fail_done
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(StorageError::Transient {
+                operation: "dynamodb:UpdateItem".into(),
+                message: "connection reset".into(),
+            });
+        }
+        self.inner.finish(job_id, status, error).await
+    }
 }
 
 #[tokio::test]
@@ -691,23 +774,175 @@ async fn a_duplicate_plan_message_queues_no_chunks_but_a_redelivered_one_does() 
         )
         .unwrap();
     let record = job_at("uploads/slides/show.mp4", &version, None);
-    // Two starts while queued (an S3 event delivered twice): two plans.
+    // Two starts while queued (an S3 event delivered twice): two plans,
+    // two messages.
     h.intake.start(record.clone()).await.unwrap();
     h.intake.start(record).await.unwrap();
     let plans = h.work.take();
     assert_eq!(plans.len(), 2);
-    h.runner.sqs_batch(batch(&plans[..1], 1)).await;
+    let ids = ["plan-1".to_string(), "plan-2".to_string()];
+    h.runner
+        .sqs_batch(batch_of(&plans[..1], &ids[..1], 1))
+        .await;
     let chunks = h.work.take();
     assert!(!chunks.is_empty());
     let planned = h.jobs.all()[0].clone();
     assert_eq!(planned.status, JobStatus::Running);
     // The duplicate, on its first receive: the job is planned, nothing sent.
-    let reply = h.runner.sqs_batch(batch(&plans[1..], 1)).await;
+    let reply = h
+        .runner
+        .sqs_batch(batch_of(&plans[1..], &ids[1..], 1))
+        .await;
     assert!(reply.batch_item_failures.is_empty());
     assert!(h.work.take().is_empty(), "a duplicate plan sent chunks");
     assert_eq!(h.jobs.all()[0], planned);
     // A redelivered plan (its sends may have failed part way) sends again
     // the chunks not done.
-    h.runner.sqs_batch(batch(&plans[..1], 2)).await;
+    h.runner
+        .sqs_batch(batch_of(&plans[..1], &ids[..1], 2))
+        .await;
     assert_eq!(h.work.take().len(), chunks.len());
+}
+
+#[tokio::test]
+async fn a_plan_whose_applied_update_is_retried_still_queues_its_chunks() {
+    // DynamoDB applies the plan's update, its answer is lost, and the SDK
+    // sends the update again: the plan message must not take itself for a
+    // duplicate (first receive, so no redelivery to fall back on).
+    let jobs = MemoryJobs::default();
+    let table = FlakyJobs {
+        inner: jobs.clone(),
+        retry_set_planned: true,
+        ..FlakyJobs::default()
+    };
+    let settings = JobSettings {
+        frames_per_chunk: 120,
+        ..JobSettings::default()
+    };
+    let h = harness_with_jobs(settings, MemoryObjects::versioned(), jobs, Arc::new(table)).await;
+    let (job, retried) = planned(&h, "show.mp4", data("video/slideshow_shared.mp4")).await;
+    assert_eq!(retried, 0);
+    assert_eq!(job.status, JobStatus::Running);
+    let chunks = h.work.take();
+    assert!(!chunks.is_empty(), "the job's chunks were queued");
+    run_chunks(&h, &chunks).await;
+    assert_eq!(h.jobs.all()[0].status, JobStatus::Done);
+    assert_eq!(only_result(&h).status, ResultStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_job_whose_result_was_delivered_is_done_though_marking_it_failed_on_the_last_receive() {
+    // The last chunk, on its last receive: the result is written and
+    // delivered, then marking the job done fails (as a timeout there would
+    // stop it). The job is done, not failed, and the message deleted.
+    let jobs = MemoryJobs::default();
+    let table = FlakyJobs {
+        inner: jobs.clone(),
+        ..FlakyJobs::default()
+    };
+    let settings = JobSettings {
+        frames_per_chunk: 120,
+        ..JobSettings::default()
+    };
+    let h = harness_with_jobs(
+        settings,
+        MemoryObjects::versioned(),
+        jobs,
+        Arc::new(table.clone()),
+    )
+    .await;
+    planned(&h, "show.mp4", data("video/slideshow_shared.mp4")).await;
+    let chunks = h.work.take();
+    let (last, rest) = chunks.split_last().unwrap();
+    run_chunks(&h, rest).await;
+    table
+        .fail_done
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let reply = h
+        .runner
+        .sqs_batch(batch(std::slice::from_ref(last), 3))
+        .await;
+    assert!(
+        reply.batch_item_failures.is_empty(),
+        "done: not sent to the DLQ"
+    );
+    let record = &h.jobs.all()[0];
+    assert_eq!(record.status, JobStatus::Done, "{record:?}");
+    assert!(record.chunks_failed.is_empty(), "{record:?}");
+    assert_eq!(record.error, None);
+    assert_eq!(only_result(&h).status, ResultStatus::Ok);
+    assert_eq!(h.topic.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_scan_or_montage_told_to_stop_ends_at_its_next_frame() {
+    // What a timed-out worker's blocking thread runs: `StopOnDrop`'s check
+    // asked before each frame, so it ends instead of running on into the
+    // next invocation.
+    use face_video::{ScanError, VideoError};
+    let h = harness(300).await;
+    let video = data("video/slideshow_shared.mp4");
+    let index = VideoIndex::from_bytes(&video, &VideoLimits::default()).unwrap();
+    let dir =
+        std::env::var_os("FACECTL_MODELS").map_or_else(|| workspace().join("blobs"), PathBuf::from);
+    let pipeline = face_service::models::load_pipeline(&dir).unwrap();
+    let collection = face_core::Collection::new(pipeline.face_model_version());
+    let frames = face_video::FrameRange {
+        start: 0,
+        end: index.frames(),
+    };
+    let config = ScanConfig {
+        mode: face_video::ScanMode::EveryFrame,
+        ..ScanConfig::default()
+    };
+    let asked = std::cell::Cell::new(0u64);
+    let mut analyzed = 0u64;
+    let scanned = face_video::scan_chunk_until(
+        &pipeline,
+        &collection,
+        &index,
+        &video,
+        0,
+        frames,
+        &config,
+        &mut |_, _| analyzed += 1,
+        &|| {
+            asked.set(asked.get() + 1);
+            asked.get() > 3
+        },
+    );
+    assert!(
+        matches!(scanned, Err(ScanError::Video(VideoError::Cancelled))),
+        "{scanned:?}"
+    );
+    assert!(analyzed <= 3, "{analyzed} frames analyzed after the stop");
+    assert!(index.frames() > 3);
+
+    // Who is where, for the montage: the whole video, the people enrolled.
+    h.objects
+        .insert("data", "uploads/slides/show.mp4", video.clone())
+        .unwrap();
+    let full = h
+        .worker
+        .handle(
+            json!({"key": "uploads/slides/show.mp4", "collection": "slides",
+            "frames": frames}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        full.matches
+            .iter()
+            .any(|m| m.faces.iter().any(|f| f.person.is_some()))
+    );
+    let montage = face_video::montage_chunk_until(
+        &index,
+        &video,
+        0,
+        frames,
+        &full.matches,
+        &face_video::MontageConfig::default(),
+        &|| true,
+    );
+    assert_eq!(montage, Err(VideoError::Cancelled));
 }

@@ -956,6 +956,7 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> JobRecord {
         fps: get_opt_n(item, "fps"),
         duration_s: get_opt_n(item, "duration_s"),
         error: get_opt_s(item, "error"),
+        planned_by: get_opt_s(item, "planned_by"),
     }
 }
 
@@ -1008,23 +1009,34 @@ impl JobsTable for DynamoJobs {
         }
     }
 
-    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<bool, StorageError> {
+    async fn set_planned(
+        &self,
+        job_id: &str,
+        plan: &JobPlan,
+        planned_by: &str,
+    ) -> Result<bool, StorageError> {
         // Only from `queued`: a second planner (a duplicate plan message)
-        // loses here and sends nothing.
+        // loses here and sends nothing. Or again by the same plan message:
+        // the SDK retries an update whose answer was lost (a timeout or a
+        // 500 after DynamoDB applied it), and that retry must win too.
         let planned = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(scan_jobs::PARTITION_KEY, s(job_id))
             .update_expression(
-                "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, #status = :running",
+                "SET chunks_total = :t, frames = :f, fps = :r, duration_s = :d, planned_by = :by, #status = :running",
             )
-            .condition_expression("attribute_exists(job_id) AND #status = :queued")
+            .condition_expression(format!(
+                "attribute_exists({}) AND (#status = :queued OR (#status = :running AND planned_by = :by))",
+                scan_jobs::PARTITION_KEY
+            ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":t", n(plan.chunks_total))
             .expression_attribute_values(":f", n(plan.frames))
             .expression_attribute_values(":r", n(plan.fps))
             .expression_attribute_values(":d", n(plan.duration_s))
+            .expression_attribute_values(":by", s(planned_by))
             .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
             .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
             .send()

@@ -459,17 +459,28 @@ impl JobsTable for MemoryJobs {
         Ok(true)
     }
 
-    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<bool, StorageError> {
+    async fn set_planned(
+        &self,
+        job_id: &str,
+        plan: &JobPlan,
+        planned_by: &str,
+    ) -> Result<bool, StorageError> {
+        use face_api::jobs::JobStatus;
         let mut jobs = lock(&self.jobs);
         let job = jobs.get_mut(job_id).ok_or_else(|| missing_job(job_id))?;
-        if job.status != face_api::jobs::JobStatus::Queued {
+        // DynamoJobs' condition: queued, or running and planned by this
+        // same message (its own earlier, applied attempt).
+        let again =
+            job.status == JobStatus::Running && job.planned_by.as_deref() == Some(planned_by);
+        if job.status != JobStatus::Queued && !again {
             return Ok(false);
         }
         job.chunks_total = Some(plan.chunks_total);
         job.frames = Some(plan.frames);
         job.fps = Some(plan.fps);
         job.duration_s = Some(plan.duration_s);
-        job.status = face_api::jobs::JobStatus::Running;
+        job.planned_by = Some(planned_by.to_string());
+        job.status = JobStatus::Running;
         Ok(true)
     }
 
@@ -554,5 +565,47 @@ impl Notifier for MemoryTopic {
     async fn publish(&self, subject: &str, body: &str) -> Result<(), StorageError> {
         lock(&self.published).push((subject.into(), body.into()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use face_api::jobs::JobStatus;
+
+    #[tokio::test]
+    async fn a_plan_message_planning_again_wins_again_and_another_loses() {
+        let jobs = MemoryJobs::default();
+        let job = JobRecord::queued("b", "uploads/c/v.mp4", "\"e1\"", "c", None);
+        jobs.create_if_absent(&job).await.unwrap();
+        let plan = JobPlan {
+            chunks_total: 3,
+            frames: 900,
+            fps: 30.0,
+            duration_s: 30.0,
+        };
+        assert!(jobs.set_planned(&job.job_id, &plan, "m1").await.unwrap());
+        // The same message again (the SDK's retry of an update whose answer
+        // was lost): it still wins, so it queues its chunks.
+        assert!(jobs.set_planned(&job.job_id, &plan, "m1").await.unwrap());
+        let running = jobs.get(&job.job_id).await.unwrap().unwrap();
+        assert_eq!(running.status, JobStatus::Running);
+        assert_eq!(running.planned_by.as_deref(), Some("m1"));
+        // Another plan message (a duplicate): it loses, and changes nothing.
+        let other = JobPlan {
+            chunks_total: 4,
+            ..plan
+        };
+        assert!(!jobs.set_planned(&job.job_id, &other, "m2").await.unwrap());
+        assert_eq!(jobs.get(&job.job_id).await.unwrap().unwrap(), running);
+        // An ended job is never planned again, not even by its planner.
+        jobs.finish(&job.job_id, JobStatus::Done, None)
+            .await
+            .unwrap();
+        assert!(!jobs.set_planned(&job.job_id, &plan, "m1").await.unwrap());
+        assert_eq!(
+            jobs.get(&job.job_id).await.unwrap().unwrap().status,
+            JobStatus::Done
+        );
     }
 }

@@ -287,6 +287,9 @@ pub struct JobRecord {
     pub fps: Option<f64>,
     pub duration_s: Option<f64>,
     pub error: Option<String>,
+    /// The SQS message id of the plan message that planned the job: the
+    /// same message planning again wins again (`JobsTable::set_planned`).
+    pub planned_by: Option<String>,
 }
 
 impl JobRecord {
@@ -318,6 +321,7 @@ impl JobRecord {
             fps: None,
             duration_s: None,
             error: None,
+            planned_by: None,
         }
     }
 
@@ -386,10 +390,19 @@ pub trait JobsTable: Send + Sync {
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StorageError>;
     /// Writes the record unless the job exists; returns whether it wrote.
     async fn create_if_absent(&self, record: &JobRecord) -> Result<bool, StorageError>;
-    /// Records the plan and sets `running`, only while the job is
-    /// `queued`; returns whether it did (exactly one planner wins; a job
-    /// already planned, or ended, is left as it is).
-    async fn set_planned(&self, job_id: &str, plan: &JobPlan) -> Result<bool, StorageError>;
+    /// Records the plan and sets `running`, while the job is `queued`, or
+    /// `running` and planned by the same plan message (`planned_by`, its
+    /// SQS message id): a retry of an update that was applied but whose
+    /// answer was lost must win again, or the one plan message would take
+    /// itself for a duplicate and queue no chunk. Returns whether it did
+    /// (one plan message wins; a job planned by another, or ended, is left
+    /// as it is).
+    async fn set_planned(
+        &self,
+        job_id: &str,
+        plan: &JobPlan,
+        planned_by: &str,
+    ) -> Result<bool, StorageError>;
     /// Adds `chunk` to the done set; returns the job as it is after.
     async fn chunk_done(&self, job_id: &str, chunk: u32) -> Result<JobRecord, StorageError>;
     /// Adds `chunk` to the failed set and fails the job (unless done).

@@ -64,8 +64,9 @@ async fn a_pinned_read_gets_its_version_after_an_overwrite_and_a_delete() {
 }
 
 /// `DynamoJobs::set_planned` against moto's DynamoDB: only the first plan
-/// of a `queued` job wins; a duplicate (or a plan of an ended job) changes
-/// nothing and says so.
+/// message of a `queued` job wins (and that same message again, a retried
+/// update); a duplicate (or a plan of an ended job) changes nothing and
+/// says so.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_is_planned_once_and_only_while_queued() {
     use aws_sdk_dynamodb::types::{
@@ -108,16 +109,22 @@ async fn a_job_is_planned_once_and_only_while_queued() {
         fps: 30.0,
         duration_s: 30.0,
     };
-    assert!(jobs.set_planned(&job.job_id, &plan).await.unwrap());
+    assert!(jobs.set_planned(&job.job_id, &plan, "m1").await.unwrap());
     let running = jobs.get(&job.job_id).await.unwrap().unwrap();
     assert_eq!(running.status, JobStatus::Running);
     assert_eq!(running.chunks_total, Some(3));
+    assert_eq!(running.planned_by.as_deref(), Some("m1"));
+    // The same plan message again (the SDK's retry of an update DynamoDB
+    // applied but whose answer was lost): it wins again.
+    assert!(jobs.set_planned(&job.job_id, &plan, "m1").await.unwrap());
+    assert_eq!(jobs.get(&job.job_id).await.unwrap().unwrap(), running);
 
+    // Another plan message (a duplicate): it loses and changes nothing.
     let again = JobPlan {
         chunks_total: 4,
         ..plan
     };
-    assert!(!jobs.set_planned(&job.job_id, &again).await.unwrap());
+    assert!(!jobs.set_planned(&job.job_id, &again, "m2").await.unwrap());
     assert_eq!(jobs.get(&job.job_id).await.unwrap().unwrap(), running);
 
     assert!(
@@ -125,8 +132,11 @@ async fn a_job_is_planned_once_and_only_while_queued() {
             .await
             .unwrap()
     );
-    assert!(!jobs.set_planned(&job.job_id, &plan).await.unwrap());
+    // Ended: not planned again, by its own planner either.
+    for by in ["m1", "m2"] {
+        assert!(!jobs.set_planned(&job.job_id, &plan, by).await.unwrap());
+    }
     let failed = jobs.get(&job.job_id).await.unwrap().unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
-    assert!(!jobs.set_planned("no-such-job", &plan).await.unwrap());
+    assert!(!jobs.set_planned("no-such-job", &plan, "m1").await.unwrap());
 }
