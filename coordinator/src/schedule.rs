@@ -53,8 +53,9 @@ pub struct RetryPolicy {
     /// (never the last one up: its retryable failures use up attempts).
     pub region_failure_threshold: u32,
     /// Throttled attempts per job before the run gives up. A throttled
-    /// job goes back to the front of the queue, and the slot that got it
-    /// cools down (backoff by the region's throttles in a row) without it.
+    /// job goes back to the queue, due after its own backoff (by its
+    /// throttles), and the slot that got it cools down (by the region's
+    /// throttles in a row) without it.
     pub max_throttled: u32,
 }
 
@@ -137,6 +138,9 @@ struct Queued<J> {
     /// Attempts that ran (or failed), throttled ones not included.
     attempts: u32,
     throttled: u32,
+    /// A throttled job waits its own backoff before any slot takes it
+    /// again, so throttles spread over the jobs instead of piling onto one.
+    not_before: Option<tokio::time::Instant>,
 }
 
 struct RegionState {
@@ -188,6 +192,7 @@ where
                     job,
                     attempts: 0,
                     throttled: 0,
+                    not_before: None,
                 })
                 .collect(),
         ),
@@ -267,9 +272,17 @@ async fn slot_loop<J, R>(
             shared.wake.notify_waiters();
             return;
         }
-        let next = shared.queue.lock().await.pop_front();
+        let next = {
+            let mut queue = shared.queue.lock().await;
+            let now = tokio::time::Instant::now();
+            queue
+                .iter()
+                .position(|q| q.not_before.is_none_or(|t| t <= now))
+                .and_then(|due| queue.remove(due))
+        };
         let Some(mut queued) = next else {
-            // Jobs are in flight elsewhere and may come back: wait for news.
+            // Jobs are in flight elsewhere and may come back, or wait out
+            // their throttling backoff: wait for news.
             let _ = tokio::time::timeout(Duration::from_millis(50), shared.wake.notified()).await;
             continue;
         };
@@ -335,8 +348,11 @@ async fn slot_loop<J, R>(
                 } else {
                     shared.retries.fetch_add(1, Ordering::SeqCst);
                     tracing::info!(job = queued.id, region = %region.name, throttled = queued.throttled, %error, "job re-queued");
-                    // First in line, for any region's free slot ...
-                    shared.queue.lock().await.push_front(queued);
+                    // For any region's free slot once its own backoff is
+                    // over ...
+                    queued.not_before =
+                        Some(tokio::time::Instant::now() + policy.backoff(queued.throttled + 1));
+                    shared.queue.lock().await.push_back(queued);
                 }
                 shared.wake.notify_waiters();
                 // ... while this slot cools down without it, longer while

@@ -31,6 +31,9 @@ enum Behaviour {
     TimesOutFirst(usize),
     /// Throttles every call (no capacity left for the function).
     AlwaysThrottles,
+    /// Runs this many calls at once and throttles any more at once (more
+    /// slots than the capacity actually free).
+    Capacity(usize),
     Dead,
 }
 
@@ -66,6 +69,11 @@ impl Worker<Chunk, Vec<u64>> for FakeRegions {
         {
             let mut in_flight = self.in_flight.lock().unwrap();
             let n = in_flight.entry(region.into()).or_default();
+            if let Behaviour::Capacity(capacity) = self.behaviour[region]
+                && *n >= capacity
+            {
+                return Err(WorkerError::Throttled("TooManyRequestsException".into()));
+            }
             *n += 1;
             let mut max = self.max_seen.lock().unwrap();
             let m = max.entry(region.into()).or_default();
@@ -256,6 +264,25 @@ async fn a_region_that_keeps_throttling_hands_its_jobs_to_the_others() {
     assert_eq!(report.regions["b"].jobs_done, 120);
     assert!(report.regions["a"].throttled > 0);
     assert!(!report.regions["a"].lost);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttles_spread_over_the_jobs_of_a_region_short_of_capacity() {
+    // 64 slots where 8 calls fit: most calls are throttled all run long,
+    // yet no job may collect every throttle and end the run.
+    let fake = FakeRegions::new(&[("a", Behaviour::Capacity(8))]);
+    let report = fan_out(
+        chunks(),
+        &regions(&[("a", 64)]),
+        fake.clone(),
+        fast_policy(),
+        no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_every_frame_once(&report);
+    assert!(report.regions["a"].throttled > 30);
+    assert!(fake.max_seen.lock().unwrap()["a"] <= 8);
 }
 
 #[tokio::test(start_paused = true)]
