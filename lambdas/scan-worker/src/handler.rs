@@ -391,6 +391,18 @@ mod tests {
 
     use super::*;
 
+    /// A four-frame 32x32 MP4, its index, its frames and their span.
+    fn four_frames() -> (Vec<u8>, VideoIndex, FrameRange, DecodeSpan) {
+        let images = (0..4u8)
+            .map(|i| face_core::RgbImage::from_raw(32, 32, vec![i * 60; 32 * 32 * 3]).unwrap());
+        let video =
+            face_video::encode_images(images, 10, &face_video::EncodeSettings::default()).unwrap();
+        let index = VideoIndex::from_bytes(&video, &Default::default()).unwrap();
+        let frames = FrameRange { start: 0, end: 4 };
+        let span = index.decode_span(frames).unwrap();
+        (video, index, frames, span)
+    }
+
     #[test]
     fn a_model_or_encoder_failure_is_the_workers_and_a_bad_video_is_bad_input() {
         let model = ScanError::Face(FaceError::Model(ModelError::Run {
@@ -427,13 +439,7 @@ mod tests {
 
     #[test]
     fn a_chunk_with_no_bytes_or_bytes_past_the_file_is_bad_input() {
-        let images = (0..4u8)
-            .map(|i| face_core::RgbImage::from_raw(32, 32, vec![i * 60; 32 * 32 * 3]).unwrap());
-        let video =
-            face_video::encode_images(images, 10, &face_video::EncodeSettings::default()).unwrap();
-        let index = VideoIndex::from_bytes(&video, &Default::default()).unwrap();
-        let frames = FrameRange { start: 0, end: 4 };
-        let span = index.decode_span(frames).unwrap();
+        let (video, index, frames, span) = four_frames();
         let size = video.len() as u64;
         assert!(check_chunk_span("v.mp4", &index, frames, &span, size).is_ok());
         let empty = DecodeSpan {
@@ -470,13 +476,7 @@ mod tests {
     fn a_chunk_over_the_byte_limit_is_bad_input_for_the_planner_too() {
         // What `plan` checks each chunk with: the bytes a worker would
         // refuse, within the file and the decode limit otherwise.
-        let images = (0..4u8)
-            .map(|i| face_core::RgbImage::from_raw(32, 32, vec![i * 60; 32 * 32 * 3]).unwrap());
-        let video =
-            face_video::encode_images(images, 10, &face_video::EncodeSettings::default()).unwrap();
-        let index = VideoIndex::from_bytes(&video, &Default::default()).unwrap();
-        let frames = FrameRange { start: 0, end: 4 };
-        let span = index.decode_span(frames).unwrap();
+        let (_, index, frames, span) = four_frames();
         let at_limit = DecodeSpan {
             bytes_end: span.bytes_start + MAX_CHUNK_BYTES,
             ..span
