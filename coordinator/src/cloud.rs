@@ -264,8 +264,9 @@ async fn upload_parts(
     Ok(parts)
 }
 
-/// The people objects of `collection` in the scan's source bucket; none is
-/// an error (a mistyped name would otherwise scan for no one).
+/// The people objects of `collection` in the scan's source bucket (other
+/// keys under `people/` are no one's); none is an error (a mistyped name
+/// would otherwise scan for no one, and its mirror wipe the others).
 pub async fn source_people<S: ObjectStore>(
     src: &S,
     bucket: &str,
@@ -279,7 +280,10 @@ pub async fn source_people<S: ObjectStore>(
             region: region.to_string(),
             collection: collection.to_string(),
             message: e.to_string(),
-        })?;
+        })?
+        .into_iter()
+        .filter(|o| parse_person_key(&o.key).is_some())
+        .collect::<Vec<_>>();
     if wanted.is_empty() {
         return Err(CloudError::EmptyCollection {
             bucket: bucket.to_string(),
@@ -318,10 +322,12 @@ pub struct MirrorPlan {
     region: String,
     collection: String,
     people: usize,
-    /// Person keys to copy from the source (new, or changed there).
-    copy: Vec<String>,
-    /// Person keys the mirror copied that the source has forgotten since.
-    remove: Vec<String>,
+    /// Person keys to copy from the source (new, or changed there), each
+    /// with the ETag it has in `to` as planned (`None`: not there).
+    copy: Vec<(String, Option<String>)>,
+    /// Person keys the mirror copied that the source has forgotten since,
+    /// with their ETag as planned.
+    remove: Vec<(String, String)>,
     /// The manifest as read, with identical copies adopted and entries of
     /// objects gone dropped.
     manifest: MirrorManifest,
@@ -388,8 +394,8 @@ pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
         let source = wanted.get(key);
         if manifest.people.get(key) == Some(etag) {
             match source {
-                None => remove.push(key.clone()),
-                Some(s) if s != etag => copy.push(key.clone()),
+                None => remove.push((key.clone(), etag.clone())),
+                Some(s) if s != etag => copy.push((key.clone(), Some(etag.clone()))),
                 Some(_) => {}
             }
         } else if source == Some(etag) {
@@ -407,7 +413,12 @@ pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
             people: own,
         });
     }
-    copy.extend(wanted.keys().filter(|k| !present.contains_key(*k)).cloned());
+    copy.extend(
+        wanted
+            .keys()
+            .filter(|k| !present.contains_key(*k))
+            .map(|k| (k.clone(), None)),
+    );
     let manifest_changed = manifest != read;
     Ok(MirrorPlan {
         region: region.to_string(),
@@ -421,10 +432,12 @@ pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
 }
 
 /// Carries out a [`plan_mirror`]: copies, removals, then the manifest with
-/// the ETag of every copy written. An interruption loses nothing: a copy
-/// left unrecorded has the source's bytes and is adopted by the next plan
-/// (or refused, if the source changed meanwhile), a removal left recorded
-/// is dropped from the manifest.
+/// the ETag of every copy written. Each key is checked just before it is
+/// written or removed: one enrolled or changed in `to` since the plan is
+/// refused as [`CloudError::PeopleOnlyInRegion`], not overwritten. An
+/// interruption loses nothing: a copy left unrecorded has the source's
+/// bytes and is adopted by the next plan (or refused, if the source changed
+/// meanwhile), a removal left recorded is dropped from the manifest.
 pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
     plan: MirrorPlan,
     from: (&S, &str),
@@ -445,7 +458,10 @@ pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
         message,
     };
     let ((src, src_bucket), (dst, dst_bucket)) = (from, to);
-    for key in &copy {
+    let unchanged =
+        |key, planned| still_as_planned(dst, dst_bucket, key, planned, &region, &collection);
+    for (key, planned) in &copy {
+        unchanged(key, planned.as_deref()).await?;
         // People are a few KB (128 floats per face).
         let stored = src
             .get(src_bucket, key, None, 64 * 1024 * 1024)
@@ -463,7 +479,8 @@ pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
             .ok_or_else(|| fail(format!("s3://{dst_bucket}/{key} has no ETag")))?;
         manifest.people.insert(key.clone(), etag);
     }
-    for key in &remove {
+    for (key, planned) in &remove {
+        unchanged(key, Some(planned)).await?;
         dst.delete(dst_bucket, key)
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -480,6 +497,40 @@ pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
         people,
         copied: copy.len(),
         removed: remove.len(),
+    })
+}
+
+/// Whether `key` in the mirror's destination still has the ETag its plan
+/// saw (`None`: absent), refused as the region's own person otherwise.
+/// S3's conditional writes would close the gap between this check and the
+/// write; checking a moment before narrows it from the whole plan.
+async fn still_as_planned<D: ObjectStore>(
+    dst: &D,
+    bucket: &str,
+    key: &str,
+    planned: Option<&str>,
+    region: &str,
+    collection: &str,
+) -> Result<(), CloudError> {
+    let now = match dst.head(bucket, key).await {
+        Ok(head) => head.etag,
+        Err(StorageError::NotFound { .. }) => None,
+        Err(e) => {
+            return Err(CloudError::CopyCollection {
+                region: region.to_string(),
+                collection: collection.to_string(),
+                message: e.to_string(),
+            });
+        }
+    };
+    if now.as_deref() == planned {
+        return Ok(());
+    }
+    let person = parse_person_key(key).map_or(key, |(_, person)| person);
+    Err(CloudError::PeopleOnlyInRegion {
+        region: region.to_string(),
+        collection: collection.to_string(),
+        people: vec![person.to_string()],
     })
 }
 
@@ -734,6 +785,67 @@ mod tests {
             .unwrap();
         assert_eq!((copy.copied, copy.removed), (0, 0));
         assert_eq!(dst.keys("b"), vec![manifest, key("ann"), odd.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_mirror_leaves_alone_what_its_region_changed_after_the_plan() {
+        let (src, dst) = (MemoryObjects::default(), MemoryObjects::default());
+        let key = |p: &str| face_contracts::layout::person_key("c", p);
+        src.insert("a", &key("ann"), b"ann".to_vec());
+        src.insert("a", &key("bob"), b"bob".to_vec());
+        // Ann enrolled in the destination between the plan and its copy.
+        let plan = plan_mirror((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        dst.insert("b", &key("ann"), b"ann, enrolled here".to_vec());
+        let refused = apply_mirror(plan, (&src, "a"), (&dst, "b")).await;
+        assert!(
+            matches!(&refused, Err(CloudError::PeopleOnlyInRegion { people, .. }) if people == &["ann"]),
+            "{refused:?}"
+        );
+        let ann = dst.get("b", &key("ann"), None, 1024).await.unwrap();
+        assert_eq!(ann.bytes, b"ann, enrolled here");
+
+        // Bob, mirrored, then forgotten in the source, then given a face in
+        // the destination between the plan and its removal: kept.
+        dst.delete("b", &key("ann")).await.unwrap();
+        copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        src.delete("a", &key("bob")).await.unwrap();
+        let plan = plan_mirror((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        dst.insert("b", &key("bob"), b"bob and a face added here".to_vec());
+        let refused = apply_mirror(plan, (&src, "a"), (&dst, "b")).await;
+        assert!(
+            matches!(&refused, Err(CloudError::PeopleOnlyInRegion { people, .. }) if people == &["bob"]),
+            "{refused:?}"
+        );
+        let bob = dst.get("b", &key("bob"), None, 1024).await.unwrap();
+        assert_eq!(bob.bytes, b"bob and a face added here");
+    }
+
+    #[tokio::test]
+    async fn a_source_with_no_person_under_people_is_empty() {
+        let (src, dst) = (MemoryObjects::default(), MemoryObjects::default());
+        let key = |p: &str| face_contracts::layout::person_key("c", p);
+        src.insert("a", &key("ann"), b"ann".to_vec());
+        copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        // The source forgets everyone; only a key that is no person's is
+        // left under people/: mirroring that would wipe the destination.
+        src.delete("a", &key("ann")).await.unwrap();
+        src.insert("a", "collections/c/people/notes/readme.txt", b"x".to_vec());
+        let empty = copy_collection((&src, "a"), (&dst, "b"), "r", "c").await;
+        assert!(
+            matches!(&empty, Err(CloudError::EmptyCollection { .. })),
+            "{empty:?}"
+        );
+        assert!(source_people(&src, "a", "r", "c").await.is_err());
+        let manifest = face_contracts::layout::mirror_manifest_key("c");
+        assert_eq!(dst.keys("b"), vec![manifest, key("ann")]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -182,7 +182,8 @@ where
     if regions.is_empty() || regions.iter().all(|r| r.max_in_flight == 0) {
         return Err(FanOutError::NoRegions);
     }
-    let start = Instant::now();
+    // tokio's clock: the same as std's, but paused in tests.
+    let start = tokio::time::Instant::now();
     let total = jobs.len();
     let shared = Arc::new(Shared {
         queue: Mutex::new(
@@ -230,7 +231,15 @@ where
             ));
         }
     }
-    while slots.join_next().await.is_some() {}
+    while slots.join_next().await.is_some() {
+        // A slot returns once the run is over; the others may be cooling
+        // down after a throttle (up to `backoff_max`) or waiting for news,
+        // and nothing they would do can change the outcome.
+        let all_down = states.iter().all(|r| r.down.load(Ordering::SeqCst));
+        if shared.open.load(Ordering::SeqCst) == 0 || lock(&shared.fatal).is_some() || all_down {
+            slots.abort_all();
+        }
+    }
 
     if let Some(error) = lock(&shared.fatal).take() {
         return Err(error);
@@ -359,7 +368,9 @@ async fn slot_loop<J, R>(
                 // the region keeps refusing.
                 let streak = region.consecutive_throttles.fetch_add(1, Ordering::SeqCst) + 1;
                 let streak = u32::try_from(streak).unwrap_or(u32::MAX);
-                tokio::time::sleep(policy.backoff(streak.saturating_add(1))).await;
+                if lock(&shared.fatal).is_none() {
+                    tokio::time::sleep(policy.backoff(streak.saturating_add(1))).await;
+                }
             }
             Err(error) => {
                 lock(&region.report).failures += 1;

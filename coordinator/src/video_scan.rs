@@ -247,10 +247,11 @@ pub async fn scan_video(
         };
         mirrors.push(plan);
     }
-    let mut staged = Vec::new();
+    // Then every mirror is written, before any video upload (minutes), so
+    // that little time passes between a region's plan and its writes.
+    let mut copies = Vec::new();
     for (deployed, mirror) in regions.iter().zip(mirrors) {
         let region = &deployed.region;
-        let s3 = s3_client(&deployed.sdk);
         let copy = match mirror {
             None => CollectionCopy {
                 people,
@@ -261,13 +262,22 @@ pub async fn scan_video(
                     plan,
                     (&source_objects, source_bucket.as_str()),
                     (
-                        &S3Objects::new(s3.clone(), Some(deployed.bucket_owner.clone())),
+                        &S3Objects::new(
+                            s3_client(&deployed.sdk),
+                            Some(deployed.bucket_owner.clone()),
+                        ),
                         region.bucket.as_str(),
                     ),
                 )
                 .await?
             }
         };
+        copies.push(copy);
+    }
+    let mut staged = Vec::new();
+    for (deployed, copy) in regions.iter().zip(copies) {
+        let region = &deployed.region;
+        let s3 = s3_client(&deployed.sdk);
         let uploaded = cloud::stage_video(
             &s3,
             &region.name,

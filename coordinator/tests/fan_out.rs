@@ -282,7 +282,37 @@ async fn throttles_spread_over_the_jobs_of_a_region_short_of_capacity() {
     .unwrap();
     assert_every_frame_once(&report);
     assert!(report.regions["a"].throttled > 30);
-    assert!(fake.max_seen.lock().unwrap()["a"] <= 8);
+    // The capacity that fits was used (the fake throttles any more).
+    assert_eq!(fake.max_seen.lock().unwrap()["a"], 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_run_ends_with_its_last_job_not_after_a_throttled_slots_cooldown() {
+    // `a` throttles every call, so its slots soon cool down for
+    // `backoff_max` (10 s) at a time; `b` does the 120 jobs of 100 ms one
+    // after another. The run is over when b's last job is: 12 s of
+    // (paused, so exact) tokio time, not up to 10 s more.
+    let fake = FakeRegions::new(&[("a", Behaviour::AlwaysThrottles), ("b", Behaviour::Healthy)]);
+    let policy = RetryPolicy {
+        max_throttled: u32::MAX,
+        ..fast_policy()
+    };
+    let report = fan_out(
+        chunks(),
+        &regions(&[("a", 8), ("b", 1)]),
+        fake,
+        policy,
+        no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_every_frame_once(&report);
+    assert_eq!(report.regions["b"].jobs_done, 120);
+    assert!(
+        report.wall_time < Duration::from_millis(12_500),
+        "the run took {:?}",
+        report.wall_time
+    );
 }
 
 #[tokio::test(start_paused = true)]
