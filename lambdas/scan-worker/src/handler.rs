@@ -473,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_over_the_byte_limit_is_bad_input_for_the_planner_too() {
+    fn the_span_check_the_planner_shares_refuses_a_chunk_over_the_byte_limit() {
         // What `plan` checks each chunk with: the bytes a worker would
         // refuse, within the file and the decode limit otherwise.
         let (_, index, frames, span) = four_frames();

@@ -67,7 +67,8 @@ pub const MAX_MESSAGE_BYTES: usize = 240 * 1024;
 /// held in memory at once.
 pub const DEFAULT_MAX_MONTAGE_BYTES: u64 = 256 * 1024 * 1024;
 /// Time kept back from a message's work before the invocation's deadline,
-/// to record its failure.
+/// to record its failure: at most a quarter of the time the invocation has
+/// left, so that a short timeout still leaves the work most of it.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 /// Chunk messages sent at once while planning.
 const PLAN_SEND_CONCURRENCY: usize = 16;
@@ -165,7 +166,8 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     }
 
     /// [`Self::sqs_batch`] within an invocation that ends at `deadline`:
-    /// each message's work is stopped `deadline_margin` before it, and
+    /// each message's work is stopped `deadline_margin` before it (at most
+    /// a quarter of the time left), and
     /// counts as a failure of that message (retried; on its last receive
     /// the job fails saying so), instead of the function being killed with
     /// nothing recorded.
@@ -174,9 +176,13 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         event: SqsEvent,
         deadline: Option<Instant>,
     ) -> SqsBatchResponse {
+        let stop_at = deadline.map(|deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            deadline - self.settings.deadline_margin.min(left / 4)
+        });
         let mut failures = Vec::new();
         for message in &event.records {
-            if !self.message(message, deadline).await {
+            if !self.message(message, stop_at).await {
                 failures.push(BatchItemFailure {
                     item_identifier: message.message_id.clone(),
                 });
@@ -187,8 +193,9 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         }
     }
 
-    /// Handles one message; returns whether it may be deleted.
-    async fn message(&self, message: &SqsMessage, deadline: Option<Instant>) -> bool {
+    /// Handles one message, its work stopped at `stop_at`; returns whether
+    /// it may be deleted.
+    async fn message(&self, message: &SqsMessage, stop_at: Option<Instant>) -> bool {
         let parsed: ScanMessage = match serde_json::from_str(&message.body) {
             Ok(m) => m,
             Err(e) => {
@@ -203,10 +210,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
         };
         let work = async {
             match &parsed {
-                ScanMessage::Plan { job_id } => {
-                    self.plan(job_id, &message.message_id, message.receive_count() > 1)
-                        .await
-                }
+                ScanMessage::Plan { job_id } => self.plan(job_id, &message.message_id).await,
                 ScanMessage::Chunk {
                     job_id,
                     chunk,
@@ -221,12 +225,10 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 }
             }
         };
-        let outcome = match deadline {
+        let outcome = match stop_at {
             None => work.await,
-            Some(deadline) => {
-                let budget = deadline
-                    .saturating_duration_since(Instant::now())
-                    .saturating_sub(self.settings.deadline_margin);
+            Some(stop_at) => {
+                let budget = stop_at.saturating_duration_since(Instant::now());
                 let timed_out = || ServiceError::TimedOut {
                     what: chunk.map_or_else(|| "the plan".to_string(), |c| format!("chunk {c}")),
                     budget_ms: budget.as_millis() as u64,
@@ -279,15 +281,10 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
     /// Plans a queued job: one chunk message per keyframe-aligned chunk.
     /// Only the plan message (`message_id`, its SQS id) that moves the job
     /// from `queued` to `running` sends them, and that same message again
-    /// (a retried update, or redelivered: its own sends may have failed
-    /// part way) sends again those not done, as does any redelivered one
-    /// (`redelivered`); a duplicate plan message sends nothing.
-    pub async fn plan(
-        &self,
-        job_id: &str,
-        message_id: &str,
-        redelivered: bool,
-    ) -> Result<(), ServiceError> {
+    /// (a retried update, or redelivered: SQS keeps its id, and its sends
+    /// may have failed part way) sends again those not done; any other plan
+    /// message for the job (a duplicate) sends nothing.
+    pub async fn plan(&self, job_id: &str, message_id: &str) -> Result<(), ServiceError> {
         let Some(job) = self.stores.jobs.get(job_id).await? else {
             tracing::warn!(%job_id, "plan for an unknown job dropped");
             return Ok(());
@@ -332,7 +329,7 @@ impl<O: ObjectStore + 'static> JobRunner<O> {
                 message_id,
             )
             .await?;
-        if !won && !redelivered {
+        if !won {
             tracing::info!(%job_id, status = job.status.as_str(), "job already planned: duplicate plan dropped");
             return Ok(());
         }

@@ -640,6 +640,33 @@ async fn a_montage_failure_of_the_worker_is_retried_and_fails_the_job_as_failed_
 }
 
 #[tokio::test]
+async fn a_timeout_shorter_than_the_margin_still_leaves_the_work_time() {
+    // Two seconds left, the default 5 s margin: a quarter of them is kept
+    // back, and the plan (milliseconds) is made, not failed untried.
+    let h = harness(120).await;
+    let version = h
+        .objects
+        .insert(
+            "data",
+            "uploads/slides/show.mp4",
+            data("video/slideshow_shared.mp4"),
+        )
+        .unwrap();
+    h.intake
+        .start(job_at("uploads/slides/show.mp4", &version, None))
+        .await
+        .unwrap();
+    let two_seconds = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let reply = h
+        .runner
+        .sqs_batch_until(batch(&h.work.take(), 1), Some(two_seconds))
+        .await;
+    assert!(reply.batch_item_failures.is_empty(), "{reply:?}");
+    assert_eq!(h.jobs.all()[0].status, JobStatus::Running);
+    assert!(!h.work.take().is_empty(), "the chunks were queued");
+}
+
+#[tokio::test]
 async fn a_chunk_that_outlives_its_invocation_fails_the_job_on_its_last_receive() {
     let settings = JobSettings {
         frames_per_chunk: 120,
@@ -763,7 +790,7 @@ async fn an_unusable_montage_segment_leaves_the_job_done_without_a_montage() {
 }
 
 #[tokio::test]
-async fn a_duplicate_plan_message_queues_no_chunks_but_a_redelivered_one_does() {
+async fn a_duplicate_plan_message_queues_no_chunks_but_the_plan_redelivered_does() {
     let h = harness(120).await;
     let version = h
         .objects
@@ -796,6 +823,14 @@ async fn a_duplicate_plan_message_queues_no_chunks_but_a_redelivered_one_does() 
     assert!(reply.batch_item_failures.is_empty());
     assert!(h.work.take().is_empty(), "a duplicate plan sent chunks");
     assert_eq!(h.jobs.all()[0], planned);
+    // ... nor on a later receive: it is still not the job's plan.
+    h.runner
+        .sqs_batch(batch_of(&plans[1..], &ids[1..], 2))
+        .await;
+    assert!(
+        h.work.take().is_empty(),
+        "a redelivered duplicate plan sent chunks"
+    );
     // A redelivered plan (its sends may have failed part way) sends again
     // the chunks not done.
     h.runner
