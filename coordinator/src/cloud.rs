@@ -323,8 +323,9 @@ pub struct MirrorPlan {
     collection: String,
     people: usize,
     /// Person keys to copy from the source (new, or changed there), each
-    /// with the ETag it has in `to` as planned (`None`: not there).
-    copy: Vec<(String, Option<String>)>,
+    /// with the ETag it has in `to` as planned (`None`: not there) and its
+    /// ETag in the source.
+    copy: Vec<(String, Option<String>, String)>,
     /// Person keys the mirror copied that the source has forgotten since,
     /// with their ETag as planned.
     remove: Vec<(String, String)>,
@@ -395,7 +396,7 @@ pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
         if manifest.people.get(key) == Some(etag) {
             match source {
                 None => remove.push((key.clone(), etag.clone())),
-                Some(s) if s != etag => copy.push((key.clone(), Some(etag.clone()))),
+                Some(s) if s != etag => copy.push((key.clone(), Some(etag.clone()), s.clone())),
                 Some(_) => {}
             }
         } else if source == Some(etag) {
@@ -415,9 +416,9 @@ pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
     }
     copy.extend(
         wanted
-            .keys()
-            .filter(|k| !present.contains_key(*k))
-            .map(|k| (k.clone(), None)),
+            .iter()
+            .filter(|(k, _)| !present.contains_key(*k))
+            .map(|(k, source)| (k.clone(), None, source.clone())),
     );
     let manifest_changed = manifest != read;
     Ok(MirrorPlan {
@@ -434,7 +435,9 @@ pub async fn plan_mirror<S: ObjectStore, D: ObjectStore>(
 /// Carries out a [`plan_mirror`]: copies, removals, then the manifest with
 /// the ETag of every copy written. Each key is checked just before it is
 /// written or removed: one enrolled or changed in `to` since the plan is
-/// refused as [`CloudError::PeopleOnlyInRegion`], not overwritten. An
+/// refused as [`CloudError::PeopleOnlyInRegion`], not overwritten; one
+/// another mirror (a concurrent scan) already made as planned, a copy with
+/// the source's bytes or a removal, is recorded as done. An
 /// interruption loses nothing: a copy left unrecorded has the source's
 /// bytes and is adopted by the next plan (or refused, if the source changed
 /// meanwhile), a removal left recorded is dropped from the manifest.
@@ -458,10 +461,28 @@ pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
         message,
     };
     let ((src, src_bucket), (dst, dst_bucket)) = (from, to);
-    let unchanged =
-        |key, planned| still_as_planned(dst, dst_bucket, key, planned, &region, &collection);
-    for (key, planned) in &copy {
-        unchanged(key, planned.as_deref()).await?;
+    let now = |key| destination_etag(dst, dst_bucket, key, &region, &collection);
+    let refused = |key: &str| CloudError::PeopleOnlyInRegion {
+        region: region.clone(),
+        collection: collection.clone(),
+        people: vec![
+            parse_person_key(key)
+                .map_or(key, |(_, person)| person)
+                .to_string(),
+        ],
+    };
+    let (mut copied, mut removed) = (0, 0);
+    for (key, planned, source) in &copy {
+        // S3's conditional writes would close the gap between this check
+        // and the write; a check a moment before narrows it from the plan.
+        match now(key).await? {
+            now if now == *planned => {}
+            Some(now) if now == *source => {
+                manifest.people.insert(key.clone(), now);
+                continue;
+            }
+            _ => return Err(refused(key)),
+        }
         // People are a few KB (128 floats per face).
         let stored = src
             .get(src_bucket, key, None, 64 * 1024 * 1024)
@@ -478,12 +499,19 @@ pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
             .etag
             .ok_or_else(|| fail(format!("s3://{dst_bucket}/{key} has no ETag")))?;
         manifest.people.insert(key.clone(), etag);
+        copied += 1;
     }
     for (key, planned) in &remove {
-        unchanged(key, Some(planned)).await?;
-        dst.delete(dst_bucket, key)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        match now(key).await? {
+            Some(now) if now == *planned => {
+                dst.delete(dst_bucket, key)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                removed += 1;
+            }
+            None => {}
+            Some(_) => return Err(refused(key)),
+        }
         manifest.people.remove(key);
     }
     if manifest_changed || !copy.is_empty() || !remove.is_empty() {
@@ -495,43 +523,28 @@ pub async fn apply_mirror<S: ObjectStore, D: ObjectStore>(
     }
     Ok(CollectionCopy {
         people,
-        copied: copy.len(),
-        removed: remove.len(),
+        copied,
+        removed,
     })
 }
 
-/// Whether `key` in the mirror's destination still has the ETag its plan
-/// saw (`None`: absent), refused as the region's own person otherwise.
-/// S3's conditional writes would close the gap between this check and the
-/// write; checking a moment before narrows it from the whole plan.
-async fn still_as_planned<D: ObjectStore>(
+/// The ETag `key` has in the mirror's destination now (`None`: absent).
+async fn destination_etag<D: ObjectStore>(
     dst: &D,
     bucket: &str,
     key: &str,
-    planned: Option<&str>,
     region: &str,
     collection: &str,
-) -> Result<(), CloudError> {
-    let now = match dst.head(bucket, key).await {
-        Ok(head) => head.etag,
-        Err(StorageError::NotFound { .. }) => None,
-        Err(e) => {
-            return Err(CloudError::CopyCollection {
-                region: region.to_string(),
-                collection: collection.to_string(),
-                message: e.to_string(),
-            });
-        }
-    };
-    if now.as_deref() == planned {
-        return Ok(());
+) -> Result<Option<String>, CloudError> {
+    match dst.head(bucket, key).await {
+        Ok(head) => Ok(head.etag),
+        Err(StorageError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(CloudError::CopyCollection {
+            region: region.to_string(),
+            collection: collection.to_string(),
+            message: e.to_string(),
+        }),
     }
-    let person = parse_person_key(key).map_or(key, |(_, person)| person);
-    Err(CloudError::PeopleOnlyInRegion {
-        region: region.to_string(),
-        collection: collection.to_string(),
-        people: vec![person.to_string()],
-    })
 }
 
 /// [`plan_mirror`] then [`apply_mirror`]: makes `collection` in `to` the
@@ -824,6 +837,44 @@ mod tests {
         );
         let bob = dst.get("b", &key("bob"), None, 1024).await.unwrap();
         assert_eq!(bob.bytes, b"bob and a face added here");
+    }
+
+    #[tokio::test]
+    async fn two_scans_mirroring_at_once_both_go_on() {
+        // Two scans plan against the same destination before either
+        // writes: the second finds its copies and removals made, with the
+        // source's bytes, and records them instead of refusing them.
+        let (src, dst) = (MemoryObjects::default(), MemoryObjects::default());
+        let key = |p: &str| face_contracts::layout::person_key("c", p);
+        src.insert("a", &key("ann"), b"ann".to_vec());
+        src.insert("a", &key("bob"), b"bob".to_vec());
+        copy_collection((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        src.delete("a", &key("bob")).await.unwrap();
+        src.insert("a", &key("cat"), b"cat".to_vec());
+        let first = plan_mirror((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        let second = plan_mirror((&src, "a"), (&dst, "b"), "r", "c")
+            .await
+            .unwrap();
+        let done = apply_mirror(first, (&src, "a"), (&dst, "b")).await.unwrap();
+        assert_eq!((done.copied, done.removed), (1, 1));
+        let again = apply_mirror(second, (&src, "a"), (&dst, "b"))
+            .await
+            .unwrap();
+        assert_eq!((again.copied, again.removed), (0, 0));
+        let manifest = mirror_manifest_key("c");
+        assert_eq!(dst.keys("b"), vec![manifest, key("ann"), key("cat")]);
+        // The manifest as the second wrote it holds both people.
+        let stored = dst
+            .get("b", &mirror_manifest_key("c"), None, 1024)
+            .await
+            .unwrap();
+        let recorded: MirrorManifest = serde_json::from_slice(&stored.bytes).unwrap();
+        let people: Vec<_> = recorded.people.keys().cloned().collect();
+        assert_eq!(people, vec![key("ann"), key("cat")]);
     }
 
     #[tokio::test]

@@ -337,7 +337,7 @@ async fn slot_loop<J, R>(
             }
             Err(WorkerError::Fatal(error)) => {
                 lock(&region.report).failures += 1;
-                *lock(&shared.fatal) = Some(FanOutError::JobFailed {
+                lock(&shared.fatal).get_or_insert(FanOutError::JobFailed {
                     job: queued.id,
                     error,
                 });
@@ -349,7 +349,7 @@ async fn slot_loop<J, R>(
                 queued.attempts -= 1;
                 queued.throttled += 1;
                 if queued.throttled >= policy.max_throttled {
-                    *lock(&shared.fatal) = Some(FanOutError::RetriesExhausted {
+                    lock(&shared.fatal).get_or_insert(FanOutError::RetriesExhausted {
                         job: queued.id,
                         attempts: queued.attempts + queued.throttled,
                         error: format!("throttled {} times, last: {error}", queued.throttled),
@@ -387,7 +387,7 @@ async fn slot_loop<J, R>(
                     tracing::warn!(region = %region.name, %error, "region taken out of the run; its jobs move to the others");
                 }
                 if queued.attempts >= policy.max_attempts {
-                    *lock(&shared.fatal) = Some(FanOutError::RetriesExhausted {
+                    lock(&shared.fatal).get_or_insert(FanOutError::RetriesExhausted {
                         job: queued.id,
                         attempts: queued.attempts,
                         error: error.to_string(),
