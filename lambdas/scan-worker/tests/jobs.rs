@@ -374,19 +374,7 @@ async fn an_unreadable_video_fails_its_job_once_with_the_reason() {
 #[tokio::test]
 async fn a_chunk_failing_its_last_receive_fails_the_job_naming_it() {
     let h = harness(120).await;
-    let version = h
-        .objects
-        .insert(
-            "data",
-            "uploads/slides/show.mp4",
-            data("video/slideshow_shared.mp4"),
-        )
-        .unwrap();
-    let job = h
-        .intake
-        .start(job_at("uploads/slides/show.mp4", &version, None))
-        .await
-        .unwrap();
+    let job = started(&h).await;
     h.runner.sqs_batch(batch(&h.work.take(), 1)).await;
     let _ = h.work.take();
     // The video vanishes (a transient-looking failure every time).
@@ -509,6 +497,23 @@ async fn planned(h: &Harness, name: &str, bytes: Vec<u8>) -> (JobRecord, usize) 
     let reply = h.runner.sqs_batch(batch(&h.work.take(), 1)).await;
     let after = h.jobs.all().into_iter().find(|j| j.job_id == job.job_id);
     (after.unwrap(), reply.batch_item_failures.len())
+}
+
+/// The slideshow uploaded as `uploads/slides/show.mp4` and its job
+/// started: its plan message is in `h.work`, not yet run.
+async fn started(h: &Harness) -> JobRecord {
+    let version = h
+        .objects
+        .insert(
+            "data",
+            "uploads/slides/show.mp4",
+            data("video/slideshow_shared.mp4"),
+        )
+        .unwrap();
+    h.intake
+        .start(job_at("uploads/slides/show.mp4", &version, None))
+        .await
+        .unwrap()
 }
 
 /// The one result message sent, and its status.
@@ -644,18 +649,7 @@ async fn a_timeout_shorter_than_the_margin_still_leaves_the_work_time() {
     // Two seconds left, the default 5 s margin: a quarter of them is kept
     // back, and the plan (milliseconds) is made, not failed untried.
     let h = harness(120).await;
-    let version = h
-        .objects
-        .insert(
-            "data",
-            "uploads/slides/show.mp4",
-            data("video/slideshow_shared.mp4"),
-        )
-        .unwrap();
-    h.intake
-        .start(job_at("uploads/slides/show.mp4", &version, None))
-        .await
-        .unwrap();
+    started(&h).await;
     let two_seconds = std::time::Instant::now() + std::time::Duration::from_secs(2);
     let reply = h
         .runner
@@ -701,26 +695,12 @@ async fn a_chunk_that_outlives_its_invocation_fails_the_job_on_its_last_receive(
 
     // No time left at all: the work is not started, and still counts.
     let h = harness_with(JobSettings::default(), MemoryObjects::versioned()).await;
-    let (_, retried) = {
-        let version = h
-            .objects
-            .insert(
-                "data",
-                "uploads/slides/show.mp4",
-                data("video/slideshow_shared.mp4"),
-            )
-            .unwrap();
-        h.intake
-            .start(job_at("uploads/slides/show.mp4", &version, None))
-            .await
-            .unwrap();
-        let reply = h
-            .runner
-            .sqs_batch_until(batch(&h.work.take(), 3), Some(std::time::Instant::now()))
-            .await;
-        ((), reply.batch_item_failures.len())
-    };
-    assert_eq!(retried, 1);
+    started(&h).await;
+    let reply = h
+        .runner
+        .sqs_batch_until(batch(&h.work.take(), 3), Some(std::time::Instant::now()))
+        .await;
+    assert_eq!(reply.batch_item_failures.len(), 1);
     let record = &h.jobs.all()[0];
     assert_eq!(record.status, JobStatus::Failed);
     assert!(
