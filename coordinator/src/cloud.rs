@@ -866,12 +866,12 @@ mod tests {
             .unwrap();
         assert_eq!((again.copied, again.removed), (0, 0));
         let manifest = mirror_manifest_key("c");
-        assert_eq!(dst.keys("b"), vec![manifest, key("ann"), key("cat")]);
+        assert_eq!(
+            dst.keys("b"),
+            vec![manifest.clone(), key("ann"), key("cat")]
+        );
         // The manifest as the second wrote it holds both people.
-        let stored = dst
-            .get("b", &mirror_manifest_key("c"), None, 1024)
-            .await
-            .unwrap();
+        let stored = dst.get("b", &manifest, None, 1024).await.unwrap();
         let recorded: MirrorManifest = serde_json::from_slice(&stored.bytes).unwrap();
         let people: Vec<_> = recorded.people.keys().cloned().collect();
         assert_eq!(people, vec![key("ann"), key("cat")]);
