@@ -499,9 +499,9 @@ async fn planned(h: &Harness, name: &str, bytes: Vec<u8>) -> (JobRecord, usize) 
     (after.unwrap(), reply.batch_item_failures.len())
 }
 
-/// The slideshow uploaded as `uploads/slides/show.mp4` and its job
-/// started: its plan message is in `h.work`, not yet run.
-async fn started(h: &Harness) -> JobRecord {
+/// The slideshow uploaded as `uploads/slides/show.mp4`, and the job its
+/// upload asks for.
+fn uploaded(h: &Harness) -> JobRecord {
     let version = h
         .objects
         .insert(
@@ -510,10 +510,13 @@ async fn started(h: &Harness) -> JobRecord {
             data("video/slideshow_shared.mp4"),
         )
         .unwrap();
-    h.intake
-        .start(job_at("uploads/slides/show.mp4", &version, None))
-        .await
-        .unwrap()
+    job_at("uploads/slides/show.mp4", &version, None)
+}
+
+/// [`uploaded`], its job started: its plan message is in `h.work`, not
+/// yet run.
+async fn started(h: &Harness) -> JobRecord {
+    h.intake.start(uploaded(h)).await.unwrap()
 }
 
 /// The one result message sent, and its status.
@@ -772,15 +775,7 @@ async fn an_unusable_montage_segment_leaves_the_job_done_without_a_montage() {
 #[tokio::test]
 async fn a_duplicate_plan_message_queues_no_chunks_but_the_plan_redelivered_does() {
     let h = harness(120).await;
-    let version = h
-        .objects
-        .insert(
-            "data",
-            "uploads/slides/show.mp4",
-            data("video/slideshow_shared.mp4"),
-        )
-        .unwrap();
-    let record = job_at("uploads/slides/show.mp4", &version, None);
+    let record = uploaded(&h);
     // Two starts while queued (an S3 event delivered twice): two plans,
     // two messages.
     h.intake.start(record.clone()).await.unwrap();
